@@ -1,0 +1,62 @@
+"""``renkou infra up|down|status``: the local Kafka and PostgreSQL, without Docker."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.infra.ports import StackLayout
+from services.infra.process import InfraError
+from services.infra.stack import LocalStack
+from services.settings import get_settings
+
+app = typer.Typer(help="Start, stop and inspect the local Kafka and PostgreSQL.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _stack() -> LocalStack:
+    settings = get_settings()
+    return LocalStack(StackLayout.from_settings(settings), namespace=settings.topic_namespace)
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka and PostgreSQL if they are not running, create topics, migrate the schema."""
+    try:
+        done = _stack().up()
+    except InfraError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for line in done or ["already up: nothing to do"]:
+        console.print(f"[green]✓[/green] {line}")
+
+
+@app.command()
+def down() -> None:
+    """Stop the Kafka and PostgreSQL this stack started (nothing else)."""
+    try:
+        done = _stack().down()
+    except InfraError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for line in done or ["nothing of ours was running"]:
+        console.print(f"[green]✓[/green] {line}")
+
+
+@app.command()
+def status() -> None:
+    """Show whether each service of the local stack runs and answers."""
+    try:
+        rows = _stack().status()
+    except InfraError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table("service", "endpoint", "state", "pid", "detail")
+    for row in rows:
+        state = "[green]up[/green]" if row.running else "[red]down[/red]"
+        table.add_row(row.name, row.endpoint, state, str(row.pid or "-"), row.detail)
+    console.print(table)
+    if not all(r.running for r in rows):
+        raise typer.Exit(3)

@@ -1,0 +1,3 @@
+"""placeholder until the events package lands"""
+import typer
+app = typer.Typer()

@@ -1,0 +1,83 @@
+"""The local stack as a whole: Kafka and PostgreSQL up, topics and schema in place; and down again."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from services.db.migrate import current_revision, head_revision, upgrade
+from services.infra.kafka import KafkaServer, broker_answers, kafka_version
+from services.infra.ports import StackLayout
+from services.infra.postgres import PostgresServer, server_version
+from services.infra.topics import ensure_topics, load_topics
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    endpoint: str
+    running: bool
+    pid: int | None
+    detail: str
+
+
+class LocalStack:
+    """One stack of servers described by a :class:`StackLayout`."""
+
+    def __init__(self, layout: StackLayout, *, namespace: str = "", partitions: int | None = None) -> None:
+        self.layout = layout
+        self.kafka = KafkaServer(layout)
+        self.postgres = PostgresServer(layout)
+        self.namespace = namespace
+        self.partitions = partitions
+
+    def up(self) -> list[str]:
+        """Start what is not running, create missing topics, migrate; return what was done, in words."""
+        done: list[str] = []
+        if self.postgres.start():
+            done.append(f"started PostgreSQL {server_version()} on 127.0.0.1:{self.layout.pg_port}")
+        if self.kafka.start():
+            done.append(f"started Kafka {kafka_version()} (KRaft) on {self.layout.kafka_bootstrap}")
+        created = asyncio.run(
+            ensure_topics(
+                self.layout.kafka_bootstrap, load_topics(namespace=self.namespace, partitions=self.partitions)
+            )
+        )
+        if created:
+            done.append(f"created topics: {', '.join(created)}")
+        before = asyncio.run(current_revision(self.layout.database_url))
+        asyncio.run(upgrade(self.layout.database_url))
+        after = asyncio.run(current_revision(self.layout.database_url))
+        if before != after:
+            done.append(f"migrated the database from {before or 'empty'} to {after}")
+        return done
+
+    def down(self) -> list[str]:
+        """Stop what this stack started (by PID file); return what was stopped."""
+        done = []
+        if self.kafka.stop():
+            done.append("stopped Kafka")
+        if self.postgres.stop():
+            done.append("stopped PostgreSQL")
+        return done
+
+    def status(self) -> list[ServiceStatus]:
+        kafka_pid = self.kafka.pid()
+        kafka_ok = kafka_pid is not None and asyncio.run(broker_answers(self.layout.kafka_bootstrap))
+        pg_pid = self.postgres.pid()
+        detail = "not running"
+        if pg_pid is not None:
+            rev = asyncio.run(current_revision(self.layout.database_url))
+            detail = f"schema {rev or 'empty'} (code head {head_revision()})"
+        return [
+            ServiceStatus(
+                "kafka",
+                self.layout.kafka_bootstrap,
+                kafka_ok,
+                kafka_pid,
+                f"Kafka {kafka_version()}" if kafka_ok else "not running",
+            ),
+            ServiceStatus(
+                "postgresql", f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail
+            ),
+        ]

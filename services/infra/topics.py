@@ -1,0 +1,89 @@
+"""Create renkou's topics from ``infra/topics.toml``, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.settings import project_root
+
+if TYPE_CHECKING:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+TOPICS_FILE = project_root() / "infra" / "topics.toml"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def load_topics(
+    path: Path = TOPICS_FILE, *, namespace: str = "", partitions: int | None = None
+) -> list[TopicSpec]:
+    """The declared topics, names prefixed by ``namespace``; ``partitions`` overrides the declared count."""
+    doc = tomllib.loads(path.read_text())
+    defaults = doc.get("defaults", {})
+    specs = []
+    for entry in doc["topic"]:
+        specs.append(
+            TopicSpec(
+                name=namespace + entry["name"],
+                partitions=partitions or int(entry.get("partitions", defaults.get("partitions", 12))),
+                replication_factor=int(
+                    entry.get("replication_factor", defaults.get("replication_factor", 1))
+                ),
+                config={k: str(v) for k, v in entry.get("config", {}).items()},
+            )
+        )
+    return specs
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+    """Create every topic in ``specs`` that does not exist yet; return the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            # Another process may create one between our listing and our request: that is the goal anyway.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
+                        for s in missing
+                    ]
+                )
+            await _wait_until_led(admin, missing)
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def _wait_until_led(admin: AIOKafkaAdminClient, specs: list[TopicSpec], wait_s: float = 30.0) -> None:
+    """Return once every partition of ``specs`` has a leader: a topic is usable only then."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    wanted = {s.name: s.partitions for s in specs}
+    while True:
+        described = await admin.describe_topics(list(wanted))
+        ready = {
+            t["topic"]
+            for t in described
+            if len(t["partitions"]) == wanted[t["topic"]] and all(p["leader"] >= 0 for p in t["partitions"])
+        }
+        if ready == set(wanted):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics without leaders after {wait_s:.0f}s: {sorted(set(wanted) - ready)}")
+        await asyncio.sleep(0.1)

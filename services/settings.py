@@ -1,0 +1,42 @@
+"""Runtime settings shared by every renkou service and the CLI, read from the environment first.
+
+Names follow CONTRACT.md §1: ``RENKOU_KAFKA_BOOTSTRAP``, ``RENKOU_DATABASE_URL``; everything else is ours.
+Secrets are ``SecretStr`` so that they never end up in a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://renkou:renkou@127.0.0.1:5433/renkou"
+
+
+def project_root() -> Path:
+    """The checkout renkou runs from (where ``infra/`` and ``.local/`` live)."""
+    return Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Endpoints and knobs; override any of them with ``RENKOU_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RENKOU_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    # Prefixed to every topic name; empty in production (the contract's names), unique per test run so that
+    # tests sharing one broker never see each other's records.
+    topic_namespace: str = ""
+    state_dir: Path = Field(default_factory=lambda: project_root() / ".local" / "stack")
+    query_api_port: int = 8000
+    gateway_port: int = 8001
+    projector_metrics_port: int = 8002
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,18 @@
+"""Test-suite wide configuration: hypothesis profiles and the infrastructure banner."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=200)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from tests.support.infra import choose_mode
+
+    return [f"renkou infrastructure mode: {choose_mode()} (see tests/support/infra.py)"]

@@ -1,0 +1,184 @@
+"""The event envelope (CONTRACT §2) and the base class of every payload.
+
+An event on the wire is one JSON object: envelope fields plus a ``payload`` whose shape depends on
+``event_type`` and ``schema_version``. In Python it is an ``Event[P]``: a frozen model whose ``payload`` is
+the typed payload class ``P``. The registry (``events.registry``) derives one concrete ``Event`` subclass
+per (event type, version) in which ``event_type``, ``schema_version`` and ``source.department`` are pinned,
+so a single Pydantic validation checks the whole record, including the rule that a department writes only
+its own event types.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from events.citizen_id import CitizenId, RegionCode
+from events.fields import TEXT_PATTERN, Department, Timestamp
+
+__all__ = [
+    "DEAD_LETTER_TOPIC",
+    "RESIDENT_VIEW_TOPIC",
+    "EducationSource",
+    "Event",
+    "EventEnvelope",
+    "HealthSource",
+    "Payload",
+    "PayloadT",
+    "PublicSecuritySource",
+    "SocialSecuritySource",
+    "Source",
+    "topic_for",
+]
+
+DEAD_LETTER_TOPIC: Final = "population.dead_letter.v1"
+RESIDENT_VIEW_TOPIC: Final = "population.resident_view.v1"
+
+# strict: JSON ``true`` is not 1, ``"1"`` is not 1; frozen: an event is a fact, it never changes.
+_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def topic_for(department: Department) -> str:
+    """The Kafka topic a department writes to: ``population.<department>.v1``."""
+    return f"population.{department}.v1"
+
+
+class Payload(BaseModel):
+    """Base class of every event payload.
+
+    Each subclass names its ``event_type``, owning ``department`` and ``schema_version`` as class variables;
+    the registry reads them. Unknown fields are rejected, instances are immutable.
+    """
+
+    model_config = _CONFIG
+
+    event_type: ClassVar[str]
+    department: ClassVar[Department]
+    schema_version: ClassVar[int] = 1
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload, covariant=True)
+
+SystemName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+
+
+class Source(BaseModel):
+    """Who recorded the event: the department, its system, and the division the record belongs to."""
+
+    model_config = _CONFIG
+
+    department: Department
+    system: SystemName
+    region_code: RegionCode
+
+
+# One subclass per department: the concrete event classes use the one of the owning department, which turns
+# "a department writes only its own event types" into a plain literal check inside the single validation.
+class PublicSecuritySource(Source):
+    """``source`` of a public-security event."""
+
+    department: Literal["public_security"]
+
+
+class EducationSource(Source):
+    """``source`` of an education event."""
+
+    department: Literal["education"]
+
+
+class SocialSecuritySource(Source):
+    """``source`` of an HR and social-security event."""
+
+    department: Literal["social_security"]
+
+
+class HealthSource(Source):
+    """``source`` of a health event."""
+
+    department: Literal["health"]
+
+
+SOURCE_CLASSES: Final[dict[Department, type[Source]]] = {
+    "public_security": PublicSecuritySource,
+    "education": EducationSource,
+    "social_security": SocialSecuritySource,
+    "health": HealthSource,
+}
+
+
+class EventEnvelope(BaseModel):
+    """The envelope fields every event carries, without the payload."""
+
+    model_config = _CONFIG
+
+    event_id: UUID = Field(description="Assigned by the producer; the idempotency key.")
+    event_type: str = Field(description="One of the event catalogue (CONTRACT §4).")
+    schema_version: int = Field(ge=1, description="Version of the payload schema of this event type.")
+    citizen_id: CitizenId = Field(description="The subject: a valid 18-character citizen ID.")
+    occurred_at: Timestamp = Field(description="When it happened (business / valid time).")
+    recorded_at: Timestamp = Field(description="When the source system recorded it (transaction time).")
+    source: Source
+    correlation_id: UUID | None = Field(default=None, description="Tracing across departments.")
+    causation_id: UUID | None = Field(default=None, description="The event that caused this one.")
+
+
+class Event(EventEnvelope, Generic[PayloadT]):
+    """A validated event: envelope plus the typed payload of its (event type, latest schema version).
+
+    Obtain one from ``events.parse_event`` (or ``events.new_event``); ``isinstance(event.payload, X)`` tells
+    the type apart.
+    """
+
+    payload: PayloadT
+
+    @property
+    def department(self) -> Department:
+        """The department that owns this event type (and recorded the event)."""
+        return self.source.department
+
+    @property
+    def topic(self) -> str:
+        """The Kafka topic this event belongs on."""
+        return topic_for(self.source.department)
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka record key: the citizen ID in UTF-8."""
+        return self.citizen_id.encode()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The concrete classes are made at run time by the registry and cannot be found by name, so pickle
+        # (multiprocessing, caches) carries the canonical bytes and parses them again on the other side.
+        return (_rebuild, (self.canonical_bytes(),))
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: ISO dates and timestamps, money and UUIDs as strings, no null fields."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def canonical_bytes(self) -> bytes:
+        """Deterministic JSON for hashing and publishing.
+
+        Sorted keys, no whitespace, UTF-8 without escaping, absent optional fields omitted, timestamps with
+        the offset they were received with (UTC as ``Z``), dates ``YYYY-MM-DD``, money as a decimal string.
+        Stable across processes and round trips: ``parse_event(e.canonical_bytes()).canonical_bytes()`` is
+        the same bytes. (There are no floats anywhere in the schema, so no float formatting can drift.)
+        """
+        return json.dumps(self.canonical_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _rebuild(data: bytes) -> Event[Any]:
+    from events.parsing import parse_event  # parsing imports this module
+
+    return parse_event(data)
+
+
+class OutdatedEvent(EventEnvelope):
+    """Internal: a valid envelope of an *older* schema version whose payload still has to be upcast.
+
+    ``parse_event`` never returns one; it runs the upcasters and validates the result as the latest version.
+    """
+
+    payload: dict[str, Any]

@@ -1,0 +1,229 @@
+"""Public-security (公安) events: births, hukou, identity, residence registration and residence permits.
+
+Public security is the lead department and the one source of identity, hukou and residence data.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final, Literal, Self
+
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
+from events.citizen_id import CitizenId, RegionCode
+from events.envelope import Payload
+from events.fields import Day, Department, Identifier, Name, Sex, ShortText, Text
+
+__all__ = [
+    "PAYLOADS",
+    "BirthRegistered",
+    "HouseholdType",
+    "HukouCancelled",
+    "HukouMovedOut",
+    "HukouRegistered",
+    "IdentityCorrected",
+    "Relationship",
+    "ResidenceBasis",
+    "ResidenceEnded",
+    "ResidencePermitIssued",
+    "ResidencePermitRenewed",
+    "ResidencePermitRevoked",
+    "ResidenceRegistered",
+]
+
+HouseholdType = Literal["family", "collective"]
+"""居民家庭户 / 居民集体户: the only two kinds of household after the reform."""
+
+Relationship = Literal["head", "spouse", "child", "parent", "grandchild", "sibling", "other"]
+"""Relationship to the head of the household."""
+
+SettlementReason = Literal[
+    "birth",
+    "stable_residence",
+    "stable_employment",
+    "talent",
+    "graduate",
+    "veteran",
+    "family_reunion",
+    "points",
+    "collective",
+    "return",
+    "other",
+]
+"""Why a hukou was registered (settled) here."""
+
+LegacyNature = Literal["agricultural", "non_agricultural", "blue_seal"]
+"""The hukou nature before unification, kept as provable history."""
+
+CancellationReason = Literal["death", "emigration", "military_service", "duplicate", "other"]
+
+ResidenceBasis = Literal["employment", "residence", "study"]
+"""The condition a residence registration or permit rests on (居住证暂行条例 Art. 2)."""
+
+Tenure = Literal["owned", "rented", "employer", "other"]
+
+_DEPARTMENT: Final[Department] = "public_security"
+
+
+class BirthRegistered(Payload):
+    """A birth is registered: the child gets a citizen ID and a hukou in a household."""
+
+    event_type: ClassVar[str] = "birth.registered"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    name: Name
+    sex: Sex
+    birth_date: Day
+    ethnicity: ShortText
+    household_id: Identifier
+    household_type: HouseholdType
+    relationship: Relationship
+    address: Text
+    region_code: RegionCode
+    urban: bool
+    mother_citizen_id: CitizenId | None = None
+    father_citizen_id: CitizenId | None = None
+    birth_certificate_no: Identifier | None = None
+
+
+class HukouRegistered(Payload):
+    """A person settles (落户): their permanent hukou is registered in a household here."""
+
+    event_type: ClassVar[str] = "hukou.registered"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    household_id: Identifier
+    household_type: HouseholdType
+    relationship: Relationship
+    address: Text
+    region_code: RegionCode
+    urban: bool
+    reason: SettlementReason
+    from_region_code: RegionCode | None = None
+    legacy_nature: LegacyNature | None = None
+
+
+class HukouMovedOut(Payload):
+    """The hukou moves to another division (迁出)."""
+
+    event_type: ClassVar[str] = "hukou.moved_out"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    to_region_code: RegionCode
+    reason: Text
+
+
+class HukouCancelled(Payload):
+    """The hukou is cancelled (注销): death, emigration, military service, a duplicate…"""
+
+    event_type: ClassVar[str] = "hukou.cancelled"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    reason: CancellationReason
+
+
+class IdentityCorrected(Payload):
+    """A registered name or ethnicity is corrected; fields left out stay as they were."""
+
+    event_type: ClassVar[str] = "identity.corrected"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    name: Name | None = None
+    ethnicity: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _something_corrected(self) -> Self:
+        if self.name is None and self.ethnicity is None:
+            raise PydanticCustomError("nothing_corrected", "identity.corrected needs at least one of name, ethnicity")
+        return self
+
+
+class ResidenceRegistered(Payload):
+    """A person registers residence away from their hukou place (居住登记)."""
+
+    event_type: ClassVar[str] = "residence.registered"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    address: Text
+    region_code: RegionCode
+    urban: bool
+    since: Day
+    basis: ResidenceBasis
+    tenure: Tenure | None = None
+
+
+class ResidenceEnded(Payload):
+    """The residence registration ends (the person left the address)."""
+
+    event_type: ClassVar[str] = "residence.ended"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    ended_on: Day
+
+
+class ResidencePermitIssued(Payload):
+    """A residence permit (居住证) is issued."""
+
+    event_type: ClassVar[str] = "residence_permit.issued"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    permit_no: Identifier
+    region_code: RegionCode
+    issued_on: Day
+    valid_until: Day
+    basis: ResidenceBasis
+
+    @model_validator(mode="after")
+    def _valid_after_issue(self) -> Self:
+        if self.valid_until < self.issued_on:
+            raise PydanticCustomError(
+                "date_order",
+                "valid_until ({valid_until}) must not be before issued_on ({issued_on})",
+                {"valid_until": self.valid_until.isoformat(), "issued_on": self.issued_on.isoformat()},
+            )
+        return self
+
+
+class ResidencePermitRenewed(Payload):
+    """A residence permit is renewed (签注) until a new date."""
+
+    event_type: ClassVar[str] = "residence_permit.renewed"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    permit_no: Identifier
+    valid_until: Day
+
+
+class ResidencePermitRevoked(Payload):
+    """A residence permit is revoked."""
+
+    event_type: ClassVar[str] = "residence_permit.revoked"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+
+    permit_no: Identifier
+    reason: Text
+
+
+PAYLOADS: Final[tuple[type[Payload], ...]] = (
+    BirthRegistered,
+    HukouRegistered,
+    HukouMovedOut,
+    HukouCancelled,
+    IdentityCorrected,
+    ResidenceRegistered,
+    ResidenceEnded,
+    ResidencePermitIssued,
+    ResidencePermitRenewed,
+    ResidencePermitRevoked,
+)
+"""Every public-security payload class, in catalogue order."""

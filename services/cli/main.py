@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from services.cli import infra_cmd, schemas_cmd, stack_cmd
+    from services.cli import infra_cmd, resident_cmd, schemas_cmd, stack_cmd
 
     app.command("up")(stack_cmd.up)
     app.command("down")(stack_cmd.down)
@@ -26,6 +26,7 @@ def _register() -> None:
 
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(schemas_cmd.app, name="schemas")
+    app.add_typer(resident_cmd.app, name="resident")
 
 
 _register()

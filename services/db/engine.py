@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -14,3 +18,17 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "renko
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": application_name, "timezone": "UTC"}},
     )
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection's underlying asyncpg connection, for COPY and array-bound bulk statements.
+
+    SQLAlchemy keeps owning the pool (sizes, pre-ping, reset on return); the caller runs its own
+    ``conn.transaction()`` and must not mix in SQLAlchemy statements on the same connection meanwhile.
+    """
+    async with engine.connect() as sa_conn:
+        raw = await sa_conn.get_raw_connection()
+        conn = raw.driver_connection
+        assert conn is not None
+        yield conn

@@ -28,15 +28,11 @@ HEAP = "-Xmx1g"
 def _java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise InfraError(
-            "java not found: install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
-        )
+        raise InfraError("java not found: install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)")
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     match = re.search(r'version "(\d+)', out)
     if match is None or int(match.group(1)) < 17:
-        raise InfraError(
-            f"Kafka 4 needs Java 17 or newer; `java -version` says: {out.strip().splitlines()[0]}"
-        )
+        raise InfraError(f"Kafka 4 needs Java 17 or newer; `java -version` says: {out.strip().splitlines()[0]}")
     return java
 
 
@@ -51,9 +47,7 @@ def ensure_jars() -> None:
         return
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise InfraError(
-            "mvn not found: install Maven (Debian: apt-get install maven) to fetch the Kafka jars"
-        )
+        raise InfraError("mvn not found: install Maven (Debian: apt-get install maven) to fetch the Kafka jars")
     result = subprocess.run(
         [mvn, "-q", "-B", "-f", str(KAFKA_DIR / "pom.xml"), "dependency:copy-dependencies"],
         capture_output=True,
@@ -61,9 +55,7 @@ def ensure_jars() -> None:
         check=False,
     )
     if result.returncode != 0 or not any(LIB_DIR.glob("kafka_2.13-*.jar")):
-        raise InfraError(
-            f"Maven could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
+        raise InfraError(f"Maven could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
 
 class KafkaServer:
@@ -146,9 +138,7 @@ class KafkaServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not alive(pid):
-                raise InfraError(
-                    f"Kafka exited during start-up; last log lines:\n{tail(self.log_dir / 'stdout.log')}"
-                )
+                raise InfraError(f"Kafka exited during start-up; last log lines:\n{tail(self.log_dir / 'stdout.log')}")
             if port_open(self.layout.kafka_port) and asyncio.run(broker_answers(self.layout.kafka_bootstrap)):
                 return
             time.sleep(0.5)

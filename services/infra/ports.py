@@ -31,10 +31,7 @@ class StackLayout:
 
     @property
     def database_url(self) -> str:
-        return (
-            f"postgresql+asyncpg://{self.pg_user}:{self.pg_password}@127.0.0.1:{self.pg_port}/"
-            f"{self.pg_database}"
-        )
+        return f"postgresql+asyncpg://{self.pg_user}:{self.pg_password}@127.0.0.1:{self.pg_port}/{self.pg_database}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackLayout:

@@ -56,9 +56,7 @@ def bin_dir() -> Path:
 
 
 def server_version() -> str:
-    out = subprocess.run(
-        [str(bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=False
-    )
+    out = subprocess.run([str(bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=False)
     match = re.search(r"\(PostgreSQL\) (\S+)", out.stdout)
     return match.group(1) if match else out.stdout.strip()
 
@@ -90,9 +88,7 @@ class PostgresServer:
         cmd = ["runuser", "-u", owner, "--", *args] if owner else list(args)
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")
         if check and result.returncode != 0:
-            raise InfraError(
-                f"{Path(args[0]).name} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-            )
+            raise InfraError(f"{Path(args[0]).name} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
         return result
 
     def _chown(self, path: Path) -> None:
@@ -103,10 +99,7 @@ class PostgresServer:
     def running(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():
             return False
-        return (
-            self._run(str(bin_dir() / "pg_ctl"), "status", "-D", str(self.data_dir), check=False).returncode
-            == 0
-        )
+        return self._run(str(bin_dir() / "pg_ctl"), "status", "-D", str(self.data_dir), check=False).returncode == 0
 
     def pid(self) -> int | None:
         try:
@@ -173,9 +166,7 @@ class PostgresServer:
         deadline = time.monotonic() + timeout
         while not asyncio.run(self._create_database()):
             if time.monotonic() > deadline:
-                raise InfraError(
-                    f"PostgreSQL did not accept connections within {timeout:.0f}s; see {self.log_dir}"
-                )
+                raise InfraError(f"PostgreSQL did not accept connections within {timeout:.0f}s; see {self.log_dir}")
             time.sleep(0.5)
         return True
 
@@ -194,9 +185,7 @@ class PostgresServer:
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         try:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", self.layout.pg_database
-            )
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.layout.pg_database)
             if not exists:
                 await conn.execute(f'CREATE DATABASE "{self.layout.pg_database}"')
         finally:

@@ -77,7 +77,5 @@ class LocalStack:
                 kafka_pid,
                 f"Kafka {kafka_version()}" if kafka_ok else "not running",
             ),
-            ServiceStatus(
-                "postgresql", f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail
-            ),
+            ServiceStatus("postgresql", f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail),
         ]

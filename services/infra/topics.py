@@ -25,9 +25,7 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def load_topics(
-    path: Path = TOPICS_FILE, *, namespace: str = "", partitions: int | None = None
-) -> list[TopicSpec]:
+def load_topics(path: Path = TOPICS_FILE, *, namespace: str = "", partitions: int | None = None) -> list[TopicSpec]:
     """The declared topics, names prefixed by ``namespace``; ``partitions`` overrides the declared count."""
     doc = tomllib.loads(path.read_text())
     defaults = doc.get("defaults", {})
@@ -37,9 +35,7 @@ def load_topics(
             TopicSpec(
                 name=namespace + entry["name"],
                 partitions=partitions or int(entry.get("partitions", defaults.get("partitions", 12))),
-                replication_factor=int(
-                    entry.get("replication_factor", defaults.get("replication_factor", 1))
-                ),
+                replication_factor=int(entry.get("replication_factor", defaults.get("replication_factor", 1))),
                 config={k: str(v) for k, v in entry.get("config", {}).items()},
             )
         )
@@ -60,10 +56,7 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
             # Another process may create one between our listing and our request: that is the goal anyway.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [
-                        NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
-                        for s in missing
-                    ]
+                    [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config) for s in missing]
                 )
             await _wait_until_led(admin, missing)
         return [s.name for s in missing]

@@ -36,11 +36,7 @@ def _renkou(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _processes_under(state: Path) -> list[int]:
-    return [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and str(state) in cmdline(int(p.name))
-    ]
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and str(state) in cmdline(int(p.name))]
 
 
 @pytest.mark.e2e

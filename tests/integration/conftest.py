@@ -29,12 +29,16 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
         yield endpoints
 
 
-@pytest.fixture
-async def namespace(infra: Endpoints) -> str:
+async def create_namespace(infra: Endpoints) -> str:
     """A fresh set of the contract's topics, prefixed by a unique namespace."""
     ns = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=ns, partitions=TEST_PARTITIONS))
     return ns
+
+
+@pytest.fixture
+async def namespace(infra: Endpoints) -> str:
+    return await create_namespace(infra)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -43,25 +47,45 @@ def _with_database(url: str, name: str) -> str:
 
 
 def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://").replace(
-        "postgresql+psycopg2://", "postgresql://"
-    )
+    return url.replace("postgresql+asyncpg://", "postgresql://").replace("postgresql+psycopg2://", "postgresql://")
+
+
+class Databases:
+    """Creates freshly migrated databases for one test and drops them afterwards."""
+
+    def __init__(self, infra: Endpoints) -> None:
+        self.infra = infra
+        self.names: list[str] = []
+
+    async def create(self) -> str:
+        name = f"renkou_test_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(_asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        self.names.append(name)
+        url = _with_database(self.infra.database_url, name).replace("postgresql+psycopg2://", "postgresql+asyncpg://")
+        await upgrade(url)
+        return url
+
+    async def drop_all(self) -> None:
+        admin = await asyncpg.connect(_asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
+        try:
+            for name in self.names:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture
-async def database_url(infra: Endpoints) -> AsyncIterator[str]:
+async def databases(infra: Endpoints) -> AsyncIterator[Databases]:
+    dbs = Databases(infra)
+    yield dbs
+    await dbs.drop_all()
+
+
+@pytest.fixture
+async def database_url(databases: Databases) -> str:
     """A new, fully migrated database for one test; dropped afterwards."""
-    name = f"renkou_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(_with_database(infra.database_url, "postgres")))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(infra.database_url, name).replace("postgresql+psycopg2://", "postgresql+asyncpg://")
-    await upgrade(url)
-    yield url
-    admin = await asyncpg.connect(_asyncpg_dsn(_with_database(infra.database_url, "postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    return await databases.create()

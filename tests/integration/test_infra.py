@@ -21,9 +21,7 @@ async def test_declared_topics_exist_with_their_configs(infra: Endpoints, namesp
         described = await admin.describe_topics([s.name for s in specs])
         partitions = {t["topic"]: len(t["partitions"]) for t in described}
         assert partitions == {s.name: TEST_PARTITIONS for s in specs}
-        configs = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
-        )
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs])
         by_topic = {}
         for response in configs:
             for resource in response.resources:
@@ -51,9 +49,7 @@ async def test_acknowledged_records_are_read_back_in_key_order(infra: Endpoints,
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        sent = [
-            await producer.send_and_wait(topic, f"{i}".encode(), key=b"11010519491231002X") for i in range(20)
-        ]
+        sent = [await producer.send_and_wait(topic, f"{i}".encode(), key=b"11010519491231002X") for i in range(20)]
     finally:
         await producer.stop()
     assert len({m.partition for m in sent}) == 1, "one key must map to one partition"

@@ -54,9 +54,7 @@ def choose_mode() -> str:
 
 
 def test_layout() -> StackLayout:
-    settings = Settings(
-        kafka_bootstrap=TEST_KAFKA, database_url=SecretStr(TEST_DATABASE), state_dir=TEST_STATE_DIR
-    )
+    settings = Settings(kafka_bootstrap=TEST_KAFKA, database_url=SecretStr(TEST_DATABASE), state_dir=TEST_STATE_DIR)
     return StackLayout.from_settings(settings)
 
 

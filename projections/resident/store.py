@@ -1,0 +1,458 @@
+"""PostgreSQL I/O of the resident-view projection: the only module of the projection that touches a database.
+
+Every function takes an open asyncpg connection inside the caller's transaction, so that the archive rows, the
+sections, the family and household tables and the checkpoints of one batch commit together or not at all.
+Bulk paths only: one statement per table per batch (``COPY`` for the archive, ``unnest`` upserts for the rest).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+DEFAULT_SCHEMA = "projection"
+PROJECTION = "resident_view"
+GENESIS = bytes(32)  # prev_hash of the first link of every chain
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRow:
+    """One accepted event, as appended to the archive."""
+
+    citizen_id: str
+    department: str
+    chain_seq: int
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    topic: str
+    partition: int
+    offset: int
+    body: bytes
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRow:
+    """The stored state of one department's section of one resident, with its chain head."""
+
+    citizen_id: str
+    department: str
+    state: Mapping[str, Any]
+    event_count: int
+    last_event_at: datetime
+    chain_seq: int
+    chain_head: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    key: bytes | None
+    value: bytes | None
+    event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSide:
+    """What one department says about a birth certificate; ``None`` columns are left as they are."""
+
+    certificate_no: str
+    mother_citizen_id: str | None = None
+    father_citizen_id: str | None = None
+    child_name: str | None = None
+    child_sex: str | None = None
+    birth_date: date | None = None
+    certified_event_id: UUID | None = None
+    child_citizen_id: str | None = None
+    registered_event_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    citizen_id: str
+    household_id: str
+    household_type: str
+    relationship: str
+    region_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParentLinkRow:
+    child_citizen_id: str
+    role: str
+    department: str
+    parent_citizen_id: str
+    event_id: UUID
+
+
+@dataclass
+class BatchWrite:
+    """Everything one batch writes, gathered in memory and then written in one statement per table."""
+
+    archive: list[ArchiveRow]
+    sections: list[SectionRow]
+    parent_links: list[ParentLinkRow]
+    certificates: list[CertificateSide]
+    households: dict[str, Household | None]  # citizen -> membership now (None: no longer in a household)
+    checkpoints: dict[tuple[str, int], int]  # (topic, partition) -> next offset
+    dead_letters: list[DeadLetterRow]
+    changed_citizens: set[str]
+
+
+class ProjectionStore:
+    """Reads and writes the projection's tables in one schema (``projection`` live, another for a rebuild)."""
+
+    def __init__(self, schema: str = DEFAULT_SCHEMA, projection: str = PROJECTION) -> None:
+        if not schema.replace("_", "").isalnum():
+            raise ValueError(f"invalid schema name {schema!r}")
+        self.schema = schema
+        self.projection = projection
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+    async def read_checkpoints(self, conn: asyncpg.Connection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+        rows = await conn.fetch(
+            f"SELECT topic, kafka_partition, next_offset FROM {self.schema}.checkpoints "
+            "WHERE projection = $1 AND topic = ANY($2::text[])",
+            self.projection,
+            list(topics),
+        )
+        return {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+
+    async def lock_checkpoints(
+        self, conn: asyncpg.Connection, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Lock the checkpoint rows of ``partitions`` for this transaction and return their next offsets.
+
+        The row lock is the fence: a projector that lost a partition in a rebalance but still holds a batch
+        waits here, then sees the new owner's offset and applies nothing below it.
+        """
+        topics = [t for t, _ in partitions]
+        parts = [p for _, p in partitions]
+        await conn.execute(
+            f"INSERT INTO {self.schema}.checkpoints (projection, topic, kafka_partition, next_offset) "
+            "SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS k(t, p) ON CONFLICT DO NOTHING",
+            self.projection,
+            topics,
+            parts,
+        )
+        rows = await conn.fetch(
+            f"SELECT c.topic, c.kafka_partition, c.next_offset FROM {self.schema}.checkpoints c "
+            "JOIN unnest($2::text[], $3::int[]) AS k(t, p) ON c.topic = k.t AND c.kafka_partition = k.p "
+            "WHERE c.projection = $1 ORDER BY c.topic, c.kafka_partition FOR UPDATE OF c",
+            self.projection,
+            topics,
+            parts,
+        )
+        return {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+
+    # --- reads for a batch -------------------------------------------------------------------------------------
+    async def archived_bodies(self, conn: asyncpg.Connection, event_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """The canonical bodies of those ``event_ids`` already archived (for duplicate detection)."""
+        if not event_ids:
+            return {}
+        rows = await conn.fetch(
+            f"SELECT event_id, body FROM {self.schema}.event_archive WHERE event_id = ANY($1::uuid[])",
+            list(event_ids),
+        )
+        return {r["event_id"]: bytes(r["body"]) for r in rows}
+
+    async def load_sections(
+        self, conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], SectionRow]:
+        """The stored sections for ``(citizen_id, department)`` keys, in one query."""
+        if not keys:
+            return {}
+        rows = await conn.fetch(
+            f"SELECT s.citizen_id, s.department, s.state::text AS state, s.event_count, s.last_event_at, "
+            f"s.chain_seq, s.chain_head FROM {self.schema}.sections s "
+            "JOIN unnest($1::text[], $2::text[]) AS k(c, d) ON s.citizen_id = k.c AND s.department = k.d",
+            [c for c, _ in keys],
+            [d for _, d in keys],
+        )
+        return {
+            (r["citizen_id"], r["department"]): SectionRow(
+                r["citizen_id"],
+                r["department"],
+                json.loads(r["state"]),
+                r["event_count"],
+                r["last_event_at"],
+                r["chain_seq"],
+                bytes(r["chain_head"]),
+            )
+            for r in rows
+        }
+
+    # --- the batch write ---------------------------------------------------------------------------------------
+    async def write(self, conn: asyncpg.Connection, batch: BatchWrite) -> None:
+        """Write one batch; the caller's transaction makes it all-or-nothing."""
+        s = self.schema
+        if batch.archive:
+            await conn.copy_records_to_table(
+                "event_archive",
+                schema_name=s,
+                columns=[
+                    "citizen_id",
+                    "department",
+                    "chain_seq",
+                    "event_id",
+                    "event_type",
+                    "schema_version",
+                    "occurred_at",
+                    "recorded_at",
+                    "topic",
+                    "kafka_partition",
+                    "kafka_offset",
+                    "body",
+                    "prev_hash",
+                    "hash",
+                ],
+                records=[
+                    (
+                        a.citizen_id,
+                        a.department,
+                        a.chain_seq,
+                        a.event_id,
+                        a.event_type,
+                        a.schema_version,
+                        a.occurred_at,
+                        a.recorded_at,
+                        a.topic,
+                        a.partition,
+                        a.offset,
+                        a.body,
+                        a.prev_hash,
+                        a.hash,
+                    )
+                    for a in batch.archive
+                ],
+            )
+        if batch.sections:
+            rows = batch.sections
+            await conn.execute(
+                f"INSERT INTO {s}.sections AS t (citizen_id, department, state, event_count, last_event_at, "
+                "chain_seq, chain_head) "
+                "SELECT c, d, st::jsonb, n, l, q, h FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], "
+                "$5::timestamptz[], $6::int[], $7::bytea[]) AS u(c, d, st, n, l, q, h) "
+                "ON CONFLICT (citizen_id, department) DO UPDATE SET state = EXCLUDED.state, "
+                "event_count = EXCLUDED.event_count, last_event_at = EXCLUDED.last_event_at, "
+                "chain_seq = EXCLUDED.chain_seq, chain_head = EXCLUDED.chain_head",
+                [r.citizen_id for r in rows],
+                [r.department for r in rows],
+                [json.dumps(r.state, ensure_ascii=False, separators=(",", ":"), sort_keys=True) for r in rows],
+                [r.event_count for r in rows],
+                [r.last_event_at for r in rows],
+                [r.chain_seq for r in rows],
+                [r.chain_head for r in rows],
+            )
+        if batch.parent_links:
+            links = batch.parent_links
+            await conn.execute(
+                f"INSERT INTO {s}.parent_links AS t (child_citizen_id, role, department, parent_citizen_id, "
+                "event_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[]) "
+                "ON CONFLICT (child_citizen_id, role, department) DO UPDATE SET "
+                "parent_citizen_id = EXCLUDED.parent_citizen_id, event_id = EXCLUDED.event_id",
+                [x.child_citizen_id for x in links],
+                [x.role for x in links],
+                [x.department for x in links],
+                [x.parent_citizen_id for x in links],
+                [x.event_id for x in links],
+            )
+        if batch.certificates:
+            await self._write_certificates(conn, batch.certificates)
+        if batch.households:
+            present = [h for h in batch.households.values() if h is not None]
+            gone = [c for c, h in batch.households.items() if h is None]
+            if gone:
+                await conn.execute(f"DELETE FROM {s}.household_members WHERE citizen_id = ANY($1::text[])", gone)
+            if present:
+                await conn.execute(
+                    f"INSERT INTO {s}.household_members AS t (citizen_id, household_id, household_type, "
+                    "relationship, region_code) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                    "$4::text[], $5::text[]) ON CONFLICT (citizen_id) DO UPDATE SET "
+                    "household_id = EXCLUDED.household_id, household_type = EXCLUDED.household_type, "
+                    "relationship = EXCLUDED.relationship, region_code = EXCLUDED.region_code",
+                    [h.citizen_id for h in present],
+                    [h.household_id for h in present],
+                    [h.household_type for h in present],
+                    [h.relationship for h in present],
+                    [h.region_code for h in present],
+                )
+        if batch.dead_letters:
+            dl = batch.dead_letters
+            await conn.execute(
+                f"INSERT INTO {s}.dead_letters (topic, kafka_partition, kafka_offset, reason, record_key, "
+                "record_value, event_id) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], "
+                "$5::bytea[], $6::bytea[], $7::text[]) ON CONFLICT DO NOTHING",
+                [d.topic for d in dl],
+                [d.partition for d in dl],
+                [d.offset for d in dl],
+                [d.reason for d in dl],
+                [d.key for d in dl],
+                [d.value for d in dl],
+                [d.event_id for d in dl],
+            )
+        if batch.changed_citizens:
+            await conn.execute(
+                f"INSERT INTO {s}.view_outbox (citizen_id, enqueued_at) SELECT unnest($1::text[]), clock_timestamp() "
+                "ON CONFLICT (citizen_id) DO UPDATE SET enqueued_at = EXCLUDED.enqueued_at",
+                sorted(batch.changed_citizens),
+            )
+        if batch.checkpoints:
+            items = sorted(batch.checkpoints.items())
+            await conn.execute(
+                f"UPDATE {s}.checkpoints c SET next_offset = k.o, updated_at = now() "
+                "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(t, p, o) "
+                "WHERE c.projection = $1 AND c.topic = k.t AND c.kafka_partition = k.p",
+                self.projection,
+                [t for (t, _), _ in items],
+                [p for (_, p), _ in items],
+                [o for _, o in items],
+            )
+
+    async def _write_certificates(self, conn: asyncpg.Connection, sides: Sequence[CertificateSide]) -> None:
+        # COALESCE(EXCLUDED.x, t.x): each department's side fills only the columns it knows, so the row ends
+        # the same whichever of birth.certified and birth.registered arrives first.
+        cols = [
+            "certificate_no",
+            "mother_citizen_id",
+            "father_citizen_id",
+            "child_name",
+            "child_sex",
+            "birth_date",
+            "certified_event_id",
+            "child_citizen_id",
+            "registered_event_id",
+        ]
+        types = ["text", "text", "text", "text", "text", "date", "uuid", "text", "uuid"]
+        updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, t.{c})" for c in cols[1:])
+        params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        await conn.execute(
+            f"INSERT INTO {self.schema}.birth_certificates AS t ({', '.join(cols)}) "
+            f"SELECT * FROM unnest({params}) ON CONFLICT (certificate_no) DO UPDATE SET {updates}",
+            *[[getattr(side, c) for side in sides] for c in cols],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResident:
+    """Everything stored about one resident, as read for rendering: sections, family rows, chain counters."""
+
+    citizen_id: str
+    sections: dict[str, SectionRow]
+    mother: str | None
+    father: str | None
+    children: list[dict[str, Any]]
+    household_id: str | None
+    household_members: list[dict[str, str]]
+
+
+async def load_residents(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
+) -> dict[str, StoredResident]:
+    """Sections, parents, children and household of ``citizen_ids``, in five queries whatever their number.
+
+    Citizens with no stored section at all are absent from the result.
+    """
+    ids = sorted(set(citizen_ids))
+    rows = await conn.fetch(
+        f"SELECT citizen_id, department, state::text AS state, event_count, last_event_at, chain_seq, chain_head "
+        f"FROM {schema}.sections WHERE citizen_id = ANY($1::text[])",
+        ids,
+    )
+    sections: dict[str, dict[str, SectionRow]] = {}
+    for r in rows:
+        sections.setdefault(r["citizen_id"], {})[r["department"]] = SectionRow(
+            r["citizen_id"],
+            r["department"],
+            json.loads(r["state"]),
+            r["event_count"],
+            r["last_event_at"],
+            r["chain_seq"],
+            bytes(r["chain_head"]),
+        )
+    found = sorted(sections)
+    # Parents: public security's registration is authoritative; health's certificate fills in where it is silent.
+    parents: dict[str, dict[str, str]] = {}
+    for r in await conn.fetch(
+        f"SELECT child_citizen_id, role, parent_citizen_id FROM {schema}.parent_links "
+        "WHERE child_citizen_id = ANY($1::text[]) ORDER BY department <> 'public_security'",
+        found,
+    ):
+        parents.setdefault(r["child_citizen_id"], {}).setdefault(r["role"], r["parent_citizen_id"])
+    children: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in await conn.fetch(
+        f"SELECT child_citizen_id, parent_citizen_id FROM {schema}.parent_links "
+        "WHERE parent_citizen_id = ANY($1::text[])",
+        found,
+    ):
+        children.setdefault(r["parent_citizen_id"], {})[r["child_citizen_id"]] = {"citizen_id": r["child_citizen_id"]}
+    for r in await conn.fetch(
+        f"SELECT * FROM {schema}.birth_certificates WHERE mother_citizen_id = ANY($1::text[]) "
+        "OR father_citizen_id = ANY($1::text[]) OR child_citizen_id = ANY($1::text[])",
+        found,
+    ):
+        child = r["child_citizen_id"]
+        if child in sections:
+            mine = parents.setdefault(child, {})
+            if r["mother_citizen_id"]:
+                mine.setdefault("mother", r["mother_citizen_id"])
+            if r["father_citizen_id"]:
+                mine.setdefault("father", r["father_citizen_id"])
+        for parent in (r["mother_citizen_id"], r["father_citizen_id"]):
+            if parent in sections:
+                key = child or f"certificate:{r['certificate_no']}"
+                entry = children.setdefault(parent, {}).setdefault(key, {"citizen_id": child})
+                entry.update(
+                    {
+                        k: v
+                        for k, v in {
+                            "name": r["child_name"],
+                            "sex": r["child_sex"],
+                            "birth_date": r["birth_date"].isoformat() if r["birth_date"] else None,
+                            "certificate_no": r["certificate_no"],
+                        }.items()
+                        if v is not None
+                    }
+                )
+    households: dict[str, str] = {}
+    members: dict[str, list[dict[str, str]]] = {}
+    for r in await conn.fetch(
+        f"SELECT m.household_id, m.citizen_id, m.relationship, x.citizen_id AS asked FROM {schema}.household_members x "
+        f"JOIN {schema}.household_members m ON m.household_id = x.household_id WHERE x.citizen_id = ANY($1::text[]) "
+        "ORDER BY m.household_id, m.citizen_id",
+        found,
+    ):
+        households[r["asked"]] = r["household_id"]
+        members.setdefault(r["asked"], []).append({"citizen_id": r["citizen_id"], "relationship": r["relationship"]})
+    return {
+        cid: StoredResident(
+            citizen_id=cid,
+            sections=sections[cid],
+            mother=parents.get(cid, {}).get("mother"),
+            father=parents.get(cid, {}).get("father"),
+            children=sorted(
+                children.get(cid, {}).values(),
+                key=lambda c: (
+                    c.get("birth_date") or "",
+                    c.get("citizen_id") or "",
+                    c.get("certificate_no") or "",
+                ),
+            ),
+            household_id=households.get(cid),
+            household_members=members.get(cid, []),
+        )
+        for cid in found
+    }

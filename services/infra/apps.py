@@ -1,0 +1,94 @@
+"""renkou's own long-running services (the projector; later the gateway and query API) as background processes.
+
+Same discipline as the servers: started detached with a PID file under the stack's state folder, reported up
+only once their ``/healthz`` answers, stopped by that PID and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.infra.ports import port_open
+from services.infra.process import InfraError, alive, is_ours, spawn, tail, terminate
+from services.settings import Settings, project_root
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    module: str
+    port: int
+
+
+def app_specs(settings: Settings) -> list[AppSpec]:
+    return [AppSpec("projector", "services.projector", settings.projector_metrics_port)]
+
+
+class AppProcess:
+    def __init__(self, spec: AppSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.home = settings.state_dir / "apps"
+        self.pid_file = self.home / f"{spec.name}.pid"
+        self.log_file = self.home / f"{spec.name}.log"
+
+    @property
+    def marker(self) -> str:
+        # Our command line carries the state folder, so a reused PID is never mistaken for ours.
+        return f"--renkou-state={self.settings.state_dir}"
+
+    def pid(self) -> int | None:
+        return is_ours(self.pid_file, self.marker)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.spec.port}/healthz", timeout=2) as response:  # noqa: S310
+                return bool(200 <= response.status < 300)
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 60.0) -> bool:
+        if self.pid() is not None:
+            return False
+        if port_open(self.spec.port):
+            raise InfraError(f"port {self.spec.port} for the {self.spec.name} is taken by a process we did not start")
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {
+            "RENKOU_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
+            "RENKOU_DATABASE_URL": self.settings.database_url.get_secret_value(),
+            "RENKOU_TOPIC_NAMESPACE": self.settings.topic_namespace,
+            "PYTHONUNBUFFERED": "1",
+        }
+        pid = spawn(
+            [sys.executable, "-m", self.spec.module, self.marker],
+            log_file=self.log_file,
+            pid_file=self.pid_file,
+            env={**os.environ, **env},
+            cwd=project_root(),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                raise InfraError(f"the {self.spec.name} exited during start-up:\n{tail(self.log_file)}")
+            if self.healthy():
+                return True
+            time.sleep(0.3)
+        raise InfraError(f"the {self.spec.name} did not answer /healthz within {timeout:.0f}s; see {self.log_file}")
+
+    def stop(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        terminate(pid, timeout=30.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def log_path(settings: Settings, name: str) -> Path:
+    return settings.state_dir / "apps" / f"{name}.log"

@@ -1,0 +1,136 @@
+"""Composition root of the projector: settings → broker, engine, producer, subscriber, HTTP routes.
+
+``create_app()`` builds everything and connects to nothing; connections open in the app's startup hooks.
+Serve it with ``python -m services.projector`` (uvicorn on 127.0.0.1, ``/healthz``, ``/metrics``, ``/asyncapi``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, make_ping_asgi
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from prometheus_client import make_asgi_app
+
+from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
+from services.db.engine import make_engine
+from services.projector.metrics import ProjectorMetrics
+from services.projector.pipeline import DEPARTMENT_TOPICS
+from services.projector.service import Projector, SeekToCheckpoints
+from services.settings import Settings, get_settings
+
+GROUP_ID = "renkou-projector.resident_view"
+
+
+def department_topics(namespace: str) -> list[str]:
+    return [f"{namespace}population.{d}.v1" for d in DEPARTMENT_TOPICS]
+
+
+async def _tolerant_parser(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser, made safe for headers that are not UTF-8: the batch must reach the dead-letter path."""
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        cleaned = tuple(dataclasses.replace(r, headers=[(k, v) for k, v in r.headers if _is_utf8(v)]) for r in records)
+        message = await original(cleaned)
+        message.raw_message = records
+        return message
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _raw_decoder(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    # The pipeline parses every record itself with events.parse_event; never let FastStream json-decode a
+    # poison record by its content-type header and fail the batch.
+    return [r.value for r in message.raw_message]
+
+
+def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> AsgiFastStream:
+    """The projector application for ``settings`` (the process's settings by default)."""
+    settings = settings or get_settings()
+    metrics = ProjectorMetrics.create()
+    broker = KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id="renkou-projector",
+        log_level=logging.DEBUG,  # per-batch "Received/Processed" lines: debug only, metrics tell the rest
+        middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")],
+    )
+    holder: dict[str, Projector] = {}
+    listener = SeekToCheckpoints()
+    subscriber = broker.subscriber(
+        *department_topics(settings.topic_namespace),
+        batch=True,
+        group_id=settings.topic_namespace + GROUP_ID,
+        auto_offset_reset="earliest",
+        max_records=max_records,
+        batch_timeout_ms=200,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        ack_policy=AckPolicy.MANUAL,
+        parser=_tolerant_parser,
+        decoder=_raw_decoder,
+        listener=listener,
+        description="Department events folded into the unified resident view (exactly once, in PostgreSQL).",
+    )
+
+    @subscriber
+    async def project_batch(message: KafkaMessage) -> None:
+        await holder["projector"].handle(message)
+
+    listener.subscriber = subscriber
+
+    async def startup() -> None:
+        engine = make_engine(settings.database_url.get_secret_value(), pool_size=4, application_name="renkou-projector")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            client_id="renkou-projector",
+        )
+        await producer.start()
+        projector = Projector(
+            engine=engine,
+            producer=producer,
+            store=ProjectionStore(DEFAULT_SCHEMA),
+            namespace=settings.topic_namespace,
+            metrics=metrics,
+        )
+        holder["projector"] = projector
+        listener.projector = projector
+        if projector.views is not None:
+            projector.views.start()
+
+    async def shutdown() -> None:
+        projector = holder.pop("projector", None)
+        if projector is None:
+            return
+        if projector.views is not None:
+            await projector.views.stop()
+        await projector.producer.stop()
+        await projector.engine.dispose()
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[
+            ("/metrics", make_asgi_app(metrics.registry)),
+            ("/healthz", make_ping_asgi(broker, timeout=5.0)),
+        ],
+        on_startup=[startup],
+        after_shutdown=[shutdown],
+        specification=AsyncAPI(title="renkou projector", version="1.0.0"),
+        asyncapi_path="/asyncapi",
+    )

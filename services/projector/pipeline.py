@@ -1,0 +1,346 @@
+"""One batch of Kafka records → one PostgreSQL transaction, exactly once.
+
+The steps, all inside the caller's transaction:
+
+1. lock the checkpoints of the batch's partitions and drop records below them (the fence against a stale owner);
+2. parse every record with ``events.parse_event``; what fails, or sits on the wrong topic, becomes a dead letter;
+3. drop events whose ``event_id`` is already archived with the same content (redelivery); the same id with other
+   content is a dead letter;
+4. load the touched sections in one query, fold the events in memory with the pure ``apply``, extend each
+   stream's hash chain;
+5. write archive, sections, family and household rows, dead letters, the view outbox and the new checkpoints.
+
+Dead letters are published to Kafka before the transaction commits (at least once; the table row is exact).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+
+from events import InvalidEvent, parse_event
+from events.envelope import Event, Payload
+from projections.resident.apply import apply
+from projections.resident.family import BirthCertificate, ParentLink, family_facts, household_membership
+from projections.resident.state import initial_state, state_from_json, state_to_json
+from projections.resident.store import (
+    GENESIS,
+    ArchiveRow,
+    BatchWrite,
+    CertificateSide,
+    DeadLetterRow,
+    Household,
+    ParentLinkRow,
+    ProjectionStore,
+    SectionRow,
+)
+
+DEPARTMENT_TOPICS = ("public_security", "education", "social_security", "health")
+
+
+class Record(Protocol):
+    """What the pipeline needs of a Kafka record (aiokafka's ``ConsumerRecord`` fits)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected record, untouched, and why."""
+
+    record: Record
+    reason: str
+    event_id: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """What a batch did, for metrics, logs and the caller's seeks."""
+
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    applied_by_department: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Partitions whose records did not follow on from the stored checkpoint: seek them back to it.
+    resync: dict[tuple[str, int], int] = field(default_factory=dict)
+    changed_citizens: set[str] = field(default_factory=set)
+
+
+def topic_department(topic: str, namespace: str) -> str | None:
+    """The department whose topic this is (``<namespace>population.<department>.v1``), else ``None``."""
+    name = topic.removeprefix(namespace)
+    for department in DEPARTMENT_TOPICS:
+        if name == f"population.{department}.v1":
+            return department
+    return None
+
+
+def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
+    """The link of a hash chain: SHA-256 over the previous link and the event's canonical bytes."""
+    return hashlib.sha256(prev_hash + body).digest()
+
+
+class BatchProjector:
+    """Applies batches of department records to one projection schema."""
+
+    def __init__(
+        self,
+        store: ProjectionStore,
+        *,
+        namespace: str = "",
+        publish_dead_letters: Callable[[Sequence[DeadLetter]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.namespace = namespace
+        self.publish_dead_letters = publish_dead_letters
+
+    async def process(self, conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
+        """Apply ``records`` inside the caller's open transaction on ``conn``."""
+        result = BatchResult()
+        fresh = await self._fence(conn, records, result)
+        checkpoints = {tp: max(r.offset for r in recs) + 1 for tp, recs in _by_partition(fresh).items()}
+        accepted = self._parse(fresh, result)
+        accepted = await self._dedupe(conn, accepted, result)
+        write = await self._fold(conn, accepted, result)
+        write.checkpoints = checkpoints
+        write.dead_letters = [
+            DeadLetterRow(
+                d.record.topic,
+                d.record.partition,
+                d.record.offset,
+                d.reason,
+                d.record.key,
+                d.record.value,
+                d.event_id,
+            )
+            for d in result.dead_letters
+        ]
+        if result.dead_letters and self.publish_dead_letters is not None:
+            await self.publish_dead_letters(result.dead_letters)
+        await self.store.write(conn, write)
+        return result
+
+    async def _fence(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> list[Record]:
+        groups = _by_partition(records)
+        stored = await self.store.lock_checkpoints(conn, sorted(groups))
+        fresh: list[Record] = []
+        for tp, recs in sorted(groups.items()):
+            next_offset = stored.get(tp, 0)
+            kept = [r for r in recs if r.offset >= next_offset]
+            result.stale += len(recs) - len(kept)
+            if kept and kept[0].offset > next_offset and next_offset > 0:
+                # Records between the checkpoint and this batch were never applied: do not skip over them.
+                result.resync[tp] = next_offset
+                result.stale += len(kept)
+                continue
+            fresh.extend(kept)
+        return fresh
+
+    def _parse(self, records: Sequence[Record], result: BatchResult) -> list[tuple[Record, Event[Payload]]]:
+        accepted: list[tuple[Record, Event[Payload]]] = []
+        for record in records:
+            reason, event = self._check(record)
+            if event is None:
+                result.dead_letters.append(DeadLetter(record, reason or "rejected", _event_id_of(record.value)))
+            else:
+                accepted.append((record, event))
+        return accepted
+
+    def _check(self, record: Record) -> tuple[str | None, Event[Payload] | None]:
+        topic_dept = topic_department(record.topic, self.namespace)
+        if record.value is None:
+            return "record has no value (a tombstone is not an event)", None
+        try:
+            event = parse_event(record.value)
+        except InvalidEvent as exc:
+            return f"invalid event: {exc}", None
+        if topic_dept != event.department:
+            return (
+                f"event type {event.event_type} belongs to {event.department}, not on topic {record.topic}"
+                f" (a department writes only its own types on its own topic)"
+            ), None
+        key = (record.key or b"").decode("utf-8", errors="replace").upper()
+        if key != event.citizen_id:
+            return (
+                f"record key {key!r} is not the event's citizen_id {event.citizen_id!r}: records are keyed "
+                "by citizen ID so that one resident's events stay in order"
+            ), None
+        return None, event
+
+    async def _dedupe(
+        self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload]]], result: BatchResult
+    ) -> list[tuple[Record, Event[Payload]]]:
+        archived = await self.store.archived_bodies(conn, [e.event_id for _, e in accepted])
+        seen: dict[UUID, bytes] = dict(archived)
+        unique: list[tuple[Record, Event[Payload]]] = []
+        for record, event in accepted:
+            body = event.canonical_bytes()
+            earlier = seen.get(event.event_id)
+            if earlier is None:
+                seen[event.event_id] = body
+                unique.append((record, event))
+            elif earlier == body:
+                result.duplicates += 1  # redelivered: applied once already, however often it arrives
+            else:
+                result.dead_letters.append(
+                    DeadLetter(
+                        record,
+                        f"event_id {event.event_id} was already used for an event with different content",
+                        str(event.event_id),
+                    )
+                )
+        return unique
+
+    async def _fold(
+        self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload]]], result: BatchResult
+    ) -> BatchWrite:
+        keys = sorted({(e.citizen_id, e.department) for _, e in accepted})
+        loaded = await self.store.load_sections(conn, keys)
+        states: dict[tuple[str, str], Any] = {}
+        rows: dict[tuple[str, str], SectionRow] = {}
+        archive: list[ArchiveRow] = []
+        links: dict[tuple[str, str, str], ParentLinkRow] = {}
+        certificates: dict[str, CertificateSide] = {}
+        for record, event in accepted:
+            key = (event.citizen_id, event.department)
+            if key not in states:
+                row = loaded.get(key)
+                states[key] = state_from_json(event.department, row.state) if row else initial_state(event.department)
+                rows[key] = row or SectionRow(event.citizen_id, event.department, {}, 0, event.occurred_at, 0, GENESIS)
+            states[key] = apply(states[key], event)
+            prev = rows[key]
+            body = event.canonical_bytes()
+            link = chain_hash(prev.chain_head, body)
+            seq = prev.chain_seq + 1
+            archive.append(
+                ArchiveRow(
+                    event.citizen_id,
+                    event.department,
+                    seq,
+                    event.event_id,
+                    event.event_type,
+                    event.schema_version,
+                    event.occurred_at,
+                    event.recorded_at,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    body,
+                    prev.chain_head,
+                    link,
+                )
+            )
+            # last_event_at: the latest business time applied (events may arrive out of business-time order).
+            latest = max(prev.last_event_at, event.occurred_at) if prev.event_count else event.occurred_at
+            rows[key] = SectionRow(event.citizen_id, event.department, {}, prev.event_count + 1, latest, seq, link)
+            for fact in family_facts(event):
+                if isinstance(fact, ParentLink):
+                    links[(fact.child_citizen_id, fact.role, fact.department)] = ParentLinkRow(
+                        fact.child_citizen_id,
+                        fact.role,
+                        fact.department,
+                        fact.parent_citizen_id,
+                        event.event_id,
+                    )
+                elif isinstance(fact, BirthCertificate):
+                    certificates[fact.certificate_no] = _merge_certificate(
+                        certificates.get(fact.certificate_no), fact, event
+                    )
+            result.applied += 1
+            result.applied_by_department[event.department] += 1
+            result.changed_citizens.add(event.citizen_id)
+        sections = []
+        households: dict[str, Household | None] = {}
+        for section_key, row in rows.items():
+            state = states[section_key]
+            sections.append(
+                SectionRow(
+                    row.citizen_id,
+                    row.department,
+                    state_to_json(state),
+                    row.event_count,
+                    row.last_event_at,
+                    row.chain_seq,
+                    row.chain_head,
+                )
+            )
+            if row.department == "public_security":
+                member = household_membership(state)
+                households[row.citizen_id] = None if member is None else Household(row.citizen_id, *member)
+        return BatchWrite(
+            archive=archive,
+            sections=sections,
+            parent_links=list(links.values()),
+            certificates=list(certificates.values()),
+            households=households,
+            checkpoints={},
+            dead_letters=[],
+            changed_citizens=result.changed_citizens,
+        )
+
+
+def _merge_certificate(
+    previous: CertificateSide | None, fact: BirthCertificate, event: Event[Payload]
+) -> CertificateSide:
+    certified = event.department == "health"
+    side = CertificateSide(
+        certificate_no=fact.certificate_no,
+        mother_citizen_id=fact.mother_citizen_id,
+        father_citizen_id=fact.father_citizen_id,
+        child_name=fact.child_name,
+        child_sex=fact.child_sex,
+        birth_date=fact.birth_date,
+        certified_event_id=event.event_id if certified else None,
+        child_citizen_id=fact.child_citizen_id,
+        registered_event_id=None if certified else event.event_id,
+    )
+    if previous is None:
+        return side
+    # Two sides of one certificate in one batch: later facts win, unknown (None) ones keep the earlier value.
+    return CertificateSide(
+        **{
+            name: getattr(side, name) if getattr(side, name) is not None else getattr(previous, name)
+            for name in CertificateSide.__dataclass_fields__
+        }
+    )
+
+
+def _by_partition(records: Sequence[Record]) -> dict[tuple[str, int], list[Record]]:
+    groups: dict[tuple[str, int], list[Record]] = defaultdict(list)
+    for record in records:
+        groups[(record.topic, record.partition)].append(record)
+    for recs in groups.values():
+        recs.sort(key=lambda r: r.offset)
+    return groups
+
+
+def _event_id_of(value: bytes | None) -> str | None:
+    """Best effort: the event_id of a rejected record, for finding it again (never trusted for anything else)."""
+    if not value:
+        return None
+    import json
+
+    try:
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    event_id = data.get("event_id") if isinstance(data, dict) else None
+    return str(event_id)[:64] if event_id is not None else None

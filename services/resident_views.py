@@ -1,0 +1,41 @@
+"""Stored rows → the resident view of CONTRACT §6, for the projector's view topic, the query API and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from projections.resident.family import FamilyView
+from projections.resident.render import Meta, render_view
+from projections.resident.state import state_from_json
+from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_residents
+
+
+def render_stored(stored: StoredResident, as_of: date) -> dict[str, Any]:
+    """The view of one stored resident, with time-relative facts computed for ``as_of``."""
+    states = {dept: state_from_json(dept, row.state) for dept, row in stored.sections.items()}
+    counts = {dept: row.event_count for dept, row in stored.sections.items()}
+    meta = Meta(
+        version=sum(counts.values()),
+        event_count=sum(counts.values()),
+        event_counts=counts,
+        last_event_at={dept: row.last_event_at for dept, row in stored.sections.items()},
+    )
+    family = FamilyView(
+        mother=stored.mother,
+        father=stored.father,
+        children=stored.children,
+        household_members=stored.household_members,
+    )
+    return render_view(stored.citizen_id, states, as_of=as_of, family=family, meta=meta)
+
+
+async def load_views(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], as_of: date, schema: str = DEFAULT_SCHEMA
+) -> dict[str, dict[str, Any]]:
+    """Rendered views of every citizen in ``citizen_ids`` that has any stored section."""
+    stored = await load_residents(conn, citizen_ids, schema)
+    return {cid: render_stored(s, as_of) for cid, s in stored.items()}

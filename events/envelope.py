@@ -10,10 +10,10 @@ its own event types.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 from uuid import UUID
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from events.citizen_id import CitizenId, RegionCode
@@ -166,7 +166,11 @@ class Event(EventEnvelope, Generic[PayloadT]):
         Stable across processes and round trips: ``parse_event(e.canonical_bytes()).canonical_bytes()`` is
         the same bytes. (There are no floats anywhere in the schema, so no float formatting can drift.)
         """
-        return json.dumps(self.canonical_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        # pydantic writes the JSON (in Rust, through the same field serializers as canonical_dict) and orjson sorts
+        # the keys: the same bytes as json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) of
+        # canonical_dict() (a unit test holds them equal), several times faster — it runs once per event on the
+        # projector's hot path.
+        return orjson.dumps(orjson.loads(self.model_dump_json(exclude_none=True)), option=orjson.OPT_SORT_KEYS)
 
 
 def _rebuild(data: bytes) -> Event[Any]:

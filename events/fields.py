@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, GetCoreSchemaHandler, StringConstraints, WithJsonSchema
@@ -164,6 +165,7 @@ Identifier = Annotated[
 """A department's own number or code (household, permit, school, clinic…): 1–64 printable ASCII characters."""
 
 
+@lru_cache(maxsize=65536)  # employer codes repeat on every contribution; stdnum's check is slow
 def _validate_uscc(value: str) -> str:
     code = value.upper()
     # stdnum would also drop spaces and dashes; a key used to join records must arrive in one exact form.

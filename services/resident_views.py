@@ -10,13 +10,13 @@ import asyncpg
 
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
-from projections.resident.state import state_from_json
+from projections.resident.state import state_from_json_text
 from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_residents
 
 
 def render_stored(stored: StoredResident, as_of: date) -> dict[str, Any]:
     """The view of one stored resident, with time-relative facts computed for ``as_of``."""
-    states = {dept: state_from_json(dept, row.state) for dept, row in stored.sections.items()}
+    states = {dept: state_from_json_text(dept, row.state) for dept, row in stored.sections.items()}
     counts = {dept: row.event_count for dept, row in stored.sections.items()}
     meta = Meta(
         version=sum(counts.values()),

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     query_api_port: int = 8000
     gateway_port: int = 8001
     projector_metrics_port: int = 8002
+    view_relay_port: int = 8003
 
 
 @lru_cache(maxsize=1)

@@ -398,3 +398,13 @@ def state_from_json(department: str, data: Any) -> DepartmentState:
     Raises ``ValueError`` for an unknown department and ``pydantic.ValidationError`` for malformed data.
     """
     return _state_class(department).model_validate(data)
+
+
+def state_to_json_text(state: DepartmentState) -> str:
+    """``state_to_json`` as JSON text in one step (pydantic's serializer; the store's hot path)."""
+    return state.model_dump_json()
+
+
+def state_from_json_text(department: str, text: str | bytes) -> DepartmentState:
+    """Read back JSON text of a department state (from ``state_to_json_text`` or the database's jsonb)."""
+    return _state_class(department).model_validate_json(text)

@@ -7,8 +7,7 @@ Bulk paths only: one statement per table per batch (``COPY`` for the archive, ``
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,6 +18,7 @@ import asyncpg
 DEFAULT_SCHEMA = "projection"
 PROJECTION = "resident_view"
 GENESIS = bytes(32)  # prev_hash of the first link of every chain
+VIEW_OUTBOX_CHANNEL = "renkou_view_outbox"  # NOTIFY channel: views are waiting to be published
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class SectionRow:
 
     citizen_id: str
     department: str
-    state: Mapping[str, Any]
+    state: str  # the department state as JSON text (jsonb in the table)
     event_count: int
     last_event_at: datetime
     chain_seq: int
@@ -186,7 +186,7 @@ class ProjectionStore:
             (r["citizen_id"], r["department"]): SectionRow(
                 r["citizen_id"],
                 r["department"],
-                json.loads(r["state"]),
+                r["state"],
                 r["event_count"],
                 r["last_event_at"],
                 r["chain_seq"],
@@ -251,7 +251,7 @@ class ProjectionStore:
                 "chain_seq = EXCLUDED.chain_seq, chain_head = EXCLUDED.chain_head",
                 [r.citizen_id for r in rows],
                 [r.department for r in rows],
-                [json.dumps(r.state, ensure_ascii=False, separators=(",", ":"), sort_keys=True) for r in rows],
+                [r.state for r in rows],
                 [r.event_count for r in rows],
                 [r.last_event_at for r in rows],
                 [r.chain_seq for r in rows],
@@ -310,6 +310,8 @@ class ProjectionStore:
                 "ON CONFLICT (citizen_id) DO UPDATE SET enqueued_at = EXCLUDED.enqueued_at",
                 sorted(batch.changed_citizens),
             )
+            # Delivered at commit (never for a rolled-back batch): wakes the view relay without polling.
+            await conn.execute("SELECT pg_notify($1, '')", VIEW_OUTBOX_CHANNEL)
         if batch.checkpoints:
             items = sorted(batch.checkpoints.items())
             await conn.execute(
@@ -377,7 +379,7 @@ async def load_residents(
         sections.setdefault(r["citizen_id"], {})[r["department"]] = SectionRow(
             r["citizen_id"],
             r["department"],
-            json.loads(r["state"]),
+            r["state"],
             r["event_count"],
             r["last_event_at"],
             r["chain_seq"],

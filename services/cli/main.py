@@ -18,7 +18,17 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from services.cli import infra_cmd, resident_cmd, schemas_cmd, stack_cmd
+    from services.cli import (
+        audit_cmd,
+        dlq_cmd,
+        grants_cmd,
+        infra_cmd,
+        ingest_cmd,
+        ops_cmd,
+        resident_cmd,
+        schemas_cmd,
+        stack_cmd,
+    )
 
     app.command("up")(stack_cmd.up)
     app.command("down")(stack_cmd.down)
@@ -27,6 +37,9 @@ def _register() -> None:
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(schemas_cmd.app, name="schemas")
     app.add_typer(resident_cmd.app, name="resident")
+    # Each of these modules adds its own commands (sub-apps or top-level commands) to ``app``.
+    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd):
+        module.register(app)
 
 
 _register()

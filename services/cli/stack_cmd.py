@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import threading
 
-import typer
 from rich.console import Console
 
 from services.cli import infra_cmd

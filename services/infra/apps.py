@@ -26,7 +26,10 @@ class AppSpec:
 
 
 def app_specs(settings: Settings) -> list[AppSpec]:
-    return [AppSpec("projector", "services.projector", settings.projector_metrics_port)]
+    return [
+        AppSpec("projector", "services.projector", settings.projector_metrics_port),
+        AppSpec("view-relay", "services.view_relay", settings.view_relay_port),
+    ]
 
 
 class AppProcess:
@@ -47,7 +50,7 @@ class AppProcess:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.spec.port}/healthz", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.spec.port}/healthz", timeout=2) as response:
                 return bool(200 <= response.status < 300)
         except OSError:
             return False

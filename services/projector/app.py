@@ -111,15 +111,11 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
         )
         holder["projector"] = projector
         listener.projector = projector
-        if projector.views is not None:
-            projector.views.start()
 
     async def shutdown() -> None:
         projector = holder.pop("projector", None)
         if projector is None:
             return
-        if projector.views is not None:
-            await projector.views.stop()
         await projector.producer.stop()
         await projector.engine.dispose()
 

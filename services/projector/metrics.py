@@ -18,7 +18,6 @@ class ProjectorMetrics:
     batch_seconds: Histogram
     lag: Gauge
     last_batch: Gauge
-    views_published: Counter
     batch_failures: Counter
 
     @classmethod
@@ -51,11 +50,6 @@ class ProjectorMetrics:
             ),
             last_batch=Gauge(
                 "renkou_projector_last_batch_timestamp", "Unix time of the last committed batch", registry=reg
-            ),
-            views_published=Counter(
-                "renkou_projector_views_published",
-                "Views published to the compacted view topic",
-                registry=reg,
             ),
             batch_failures=Counter("renkou_projector_batch_failures", "Batches rolled back and retried", registry=reg),
         )

@@ -28,7 +28,7 @@ from events import InvalidEvent, parse_event
 from events.envelope import Event, Payload
 from projections.resident.apply import apply
 from projections.resident.family import BirthCertificate, ParentLink, family_facts, household_membership
-from projections.resident.state import initial_state, state_from_json, state_to_json
+from projections.resident.state import initial_state, state_from_json_text, state_to_json_text
 from projections.resident.store import (
     GENESIS,
     ArchiveRow,
@@ -118,8 +118,8 @@ class BatchProjector:
         fresh = await self._fence(conn, records, result)
         checkpoints = {tp: max(r.offset for r in recs) + 1 for tp, recs in _by_partition(fresh).items()}
         accepted = self._parse(fresh, result)
-        accepted = await self._dedupe(conn, accepted, result)
-        write = await self._fold(conn, accepted, result)
+        unique = await self._dedupe(conn, accepted, result)
+        write = await self._fold(conn, unique, result)
         write.checkpoints = checkpoints
         write.dead_letters = [
             DeadLetterRow(
@@ -187,17 +187,20 @@ class BatchProjector:
 
     async def _dedupe(
         self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload]]], result: BatchResult
-    ) -> list[tuple[Record, Event[Payload]]]:
+    ) -> list[tuple[Record, Event[Payload], bytes]]:
         archived = await self.store.archived_bodies(conn, [e.event_id for _, e in accepted])
         seen: dict[UUID, bytes] = dict(archived)
-        unique: list[tuple[Record, Event[Payload]]] = []
+        unique: list[tuple[Record, Event[Payload], bytes]] = []
         for record, event in accepted:
-            body = event.canonical_bytes()
+            # The archive keeps the record's value verbatim: what the log holds is what auditors compare, and
+            # the hash chain covers exactly those bytes. A redelivery is byte-identical; a re-send that only
+            # formats the same event differently is recognised by its canonical form (the rare, slow path).
+            body = record.value or b""
             earlier = seen.get(event.event_id)
             if earlier is None:
                 seen[event.event_id] = body
-                unique.append((record, event))
-            elif earlier == body:
+                unique.append((record, event, body))
+            elif earlier == body or _same_event(earlier, event):
                 result.duplicates += 1  # redelivered: applied once already, however often it arrives
             else:
                 result.dead_letters.append(
@@ -210,24 +213,25 @@ class BatchProjector:
         return unique
 
     async def _fold(
-        self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload]]], result: BatchResult
+        self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload], bytes]], result: BatchResult
     ) -> BatchWrite:
-        keys = sorted({(e.citizen_id, e.department) for _, e in accepted})
+        keys = sorted({(e.citizen_id, e.department) for _, e, _ in accepted})
         loaded = await self.store.load_sections(conn, keys)
         states: dict[tuple[str, str], Any] = {}
         rows: dict[tuple[str, str], SectionRow] = {}
         archive: list[ArchiveRow] = []
         links: dict[tuple[str, str, str], ParentLinkRow] = {}
         certificates: dict[str, CertificateSide] = {}
-        for record, event in accepted:
+        for record, event, body in accepted:
             key = (event.citizen_id, event.department)
             if key not in states:
                 row = loaded.get(key)
-                states[key] = state_from_json(event.department, row.state) if row else initial_state(event.department)
-                rows[key] = row or SectionRow(event.citizen_id, event.department, {}, 0, event.occurred_at, 0, GENESIS)
+                states[key] = (
+                    state_from_json_text(event.department, row.state) if row else initial_state(event.department)
+                )
+                rows[key] = row or SectionRow(event.citizen_id, event.department, "", 0, event.occurred_at, 0, GENESIS)
             states[key] = apply(states[key], event)
             prev = rows[key]
-            body = event.canonical_bytes()
             link = chain_hash(prev.chain_head, body)
             seq = prev.chain_seq + 1
             archive.append(
@@ -250,7 +254,7 @@ class BatchProjector:
             )
             # last_event_at: the latest business time applied (events may arrive out of business-time order).
             latest = max(prev.last_event_at, event.occurred_at) if prev.event_count else event.occurred_at
-            rows[key] = SectionRow(event.citizen_id, event.department, {}, prev.event_count + 1, latest, seq, link)
+            rows[key] = SectionRow(event.citizen_id, event.department, "", prev.event_count + 1, latest, seq, link)
             for fact in family_facts(event):
                 if isinstance(fact, ParentLink):
                     links[(fact.child_citizen_id, fact.role, fact.department)] = ParentLinkRow(
@@ -275,7 +279,7 @@ class BatchProjector:
                 SectionRow(
                     row.citizen_id,
                     row.department,
-                    state_to_json(state),
+                    state_to_json_text(state),
                     row.event_count,
                     row.last_event_at,
                     row.chain_seq,
@@ -321,6 +325,13 @@ def _merge_certificate(
             for name in CertificateSide.__dataclass_fields__
         }
     )
+
+
+def _same_event(archived_body: bytes, event: Event[Payload]) -> bool:
+    try:
+        return parse_event(archived_body).canonical_bytes() == event.canonical_bytes()
+    except InvalidEvent:
+        return False
 
 
 def _by_partition(records: Sequence[Record]) -> dict[tuple[str, int], list[Record]]:

@@ -21,7 +21,6 @@ from services.db.engine import driver_connection
 from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, publish_dead_letters
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import BatchProjector, DeadLetter
-from services.projector.views import ViewPublisher
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
@@ -44,7 +43,6 @@ class Projector:
         store: ProjectionStore,
         namespace: str,
         metrics: ProjectorMetrics,
-        publish_views: bool = True,
     ) -> None:
         self.engine = engine
         self.producer = producer
@@ -52,11 +50,6 @@ class Projector:
         self.namespace = namespace
         self.metrics = metrics
         self.pipeline = BatchProjector(store, namespace=namespace, publish_dead_letters=self._dead_letter)
-        self.views = (
-            ViewPublisher(engine=engine, producer=producer, store=store, namespace=namespace, metrics=metrics)
-            if publish_views
-            else None
-        )
         self.consumer: AIOKafkaConsumer | None = None
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
@@ -115,8 +108,6 @@ class Projector:
                 consumer.seek(TopicPartition(topic, partition), offset)
         await message.ack()  # Kafka's committed offsets: lag monitoring only
         self._observe(records, result.applied_by_department, result, time.perf_counter() - started)
-        if self.views is not None and result.changed_citizens:
-            self.views.wake()
 
     def _observe(self, records: Sequence[Any], by_department: dict[str, int], result: Any, seconds: float) -> None:
         m = self.metrics

@@ -828,3 +828,14 @@ def test_fuzz_mutated_examples(event_type: str, where: str, key: str, pick_exist
     target[key] = copy.deepcopy(value)
     accepted_or_invalid(json.dumps(record).encode())
     accepted_or_invalid(record)
+
+
+@pytest.mark.parametrize("event_type", sorted(example_events()))
+def test_canonical_bytes_are_sorted_compact_json_of_the_canonical_dict(event_type: str) -> None:
+    # canonical_bytes takes a fast path (pydantic JSON + orjson); it must stay byte-identical to the plain
+    # definition, or hash chains computed before and after would differ.
+    import json
+
+    event = parse_event(example_event(event_type))
+    plain = json.dumps(event.canonical_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert event.canonical_bytes() == plain

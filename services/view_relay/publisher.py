@@ -1,96 +1,102 @@
 """Publishing changed views to the compacted ``population.resident_view.v1`` topic.
 
-The batch transaction records changed citizens in ``view_outbox``; this loop publishes their current views
-and removes the outbox rows it published — so a crash between commit and publish loses nothing, and a burst
-of changes to one citizen is published once. One publisher at a time (a PostgreSQL advisory lock), so an
-older view can never overtake a newer one on the topic.
+The projector's batch transaction records changed citizens in ``view_outbox`` and NOTIFYs at commit; this loop
+wakes, publishes their current views and removes the outbox rows it published — so a crash between commit and
+publish loses nothing, and a burst of changes to one citizen is published once. One publisher at a time (a
+PostgreSQL advisory lock), so an older view can never overtake a newer one on the topic. It runs as a process
+of its own, so that rendering views never takes CPU from projecting events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import date
 
+import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from projections.resident.store import VIEW_OUTBOX_CHANNEL
 from services.db.engine import driver_connection
 from services.resident_views import load_views
 
-if TYPE_CHECKING:
-    from projections.resident.store import ProjectionStore
-    from services.projector.metrics import ProjectorMetrics
-
 VIEW_TOPIC = "population.resident_view.v1"
-_LOCK_KEY = 0x7669657770756273  # "viewpubs"
-_BATCH = 500
-log = logging.getLogger("renkou.projector.views")
+_LOCK_KEY = 0x7669657770756273  # "viewpubs": at most one relay publishes at a time
+BATCH = 500
+log = logging.getLogger("renkou.view_relay")
 
 
 class ViewPublisher:
+    """Drains ``<schema>.view_outbox`` into the view topic, woken by NOTIFY and every ``poll_s`` seconds."""
+
     def __init__(
         self,
         *,
         engine: AsyncEngine,
         producer: AIOKafkaProducer,
-        store: ProjectionStore,
+        schema: str,
         namespace: str,
-        metrics: ProjectorMetrics,
+        published: Counter,
+        today: Callable[[], date],
+        poll_s: float = 2.0,
     ) -> None:
         self.engine = engine
         self.producer = producer
-        self.schema = store.schema
+        self.schema = schema
         self.topic = namespace + VIEW_TOPIC
-        self.metrics = metrics
+        self.published = published
+        self.today = today
+        self.poll_s = poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="view-publisher")
+    async def start(self, listen_dsn: str) -> None:
+        self._listener = await asyncpg.connect(listen_dsn)
+        await self._listener.add_listener(VIEW_OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        self._task = asyncio.create_task(self._run(), name="view-relay")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._listener is not None:
+            await self._listener.close()
 
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             self._wake.clear()
             try:
-                while await self.publish_pending() == _BATCH:
+                while await self.publish_pending() == BATCH:
                     pass
             except Exception:
                 log.exception("publishing views failed; will retry")
                 await asyncio.sleep(1.0)
 
     async def publish_pending(self) -> int:
-        """Publish up to one batch of pending views; return how many were published."""
+        """Publish up to one batch of pending views; return how many outbox rows it took."""
         async with driver_connection(self.engine) as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
                 return 0
             try:
                 pending = await conn.fetch(
-                    f"SELECT citizen_id, enqueued_at FROM {self.schema}.view_outbox ORDER BY enqueued_at LIMIT {_BATCH}"
+                    f"SELECT citizen_id, enqueued_at FROM {self.schema}.view_outbox ORDER BY enqueued_at LIMIT {BATCH}"
                 )
                 if not pending:
                     return 0
                 ids = [r["citizen_id"] for r in pending]
-                views = await load_views(conn, ids, datetime.now(UTC).date(), self.schema)
+                views = await load_views(conn, ids, self.today(), self.schema)
                 futures = [
                     await self.producer.send(
-                        self.topic,
-                        key=cid.encode(),
-                        value=json.dumps(view, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(),
+                        self.topic, key=cid.encode(), value=orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
                     )
                     for cid, view in views.items()
                 ]
@@ -102,7 +108,7 @@ class ViewPublisher:
                     ids,
                     [r["enqueued_at"] for r in pending],
                 )
-                self.metrics.views_published.inc(len(views))
+                self.published.inc(len(views))
                 return len(pending)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

@@ -1,0 +1,1 @@
+"""The view relay: changed resident views from PostgreSQL's outbox to the compacted view topic."""

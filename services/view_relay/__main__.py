@@ -1,0 +1,21 @@
+"""``python -m services.view_relay``: publish changed views to the compacted view topic."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.settings import get_settings
+from services.view_relay.app import create_app
+
+
+def main() -> None:
+    # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.view_relay_port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

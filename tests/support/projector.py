@@ -1,0 +1,150 @@
+"""Driving the projector in tests: publish records, run projectors in-process or as processes, wait, compare."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
+
+from services.projector.app import create_app, department_topics
+from services.resident_views import load_views
+from services.settings import Settings, project_root
+
+AS_OF = date(2026, 6, 30)
+
+
+def settings_for(bootstrap: str, database_url: str, namespace: str) -> Settings:
+    return Settings(kafka_bootstrap=bootstrap, database_url=SecretStr(database_url), topic_namespace=namespace)
+
+
+def dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def publish(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | None, bytes | None]],
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> int:
+    """Send ``(topic, key, value)`` records in order, acks=all; return how many."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(t, value=v, key=k, headers=list(headers)) for t, k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(futures)
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in consumer.partitions_for_topic(t) or await _partitions(consumer, t)
+        ]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): off for tp, off in ends.items()}
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def wait_caught_up(settings: Settings, wait_s: float = 120.0) -> None:
+    """Until every department partition's checkpoint has reached the log end (or fail after ``timeout``)."""
+    topics = department_topics(settings.topic_namespace)
+    ends = await end_offsets(settings.kafka_bootstrap, topics)
+    deadline = time.monotonic() + wait_s
+    conn = await asyncpg.connect(dsn(settings.database_url.get_secret_value()))
+    try:
+        while True:
+            rows = await conn.fetch("SELECT topic, kafka_partition, next_offset FROM projection.checkpoints")
+            done = {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+            behind = {tp: end for tp, end in ends.items() if end > 0 and done.get(tp, 0) < end}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"projector did not catch up in {wait_s:.0f}s; behind: {behind}")
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def running_projector(settings: Settings, **kwargs: Any) -> AsyncIterator[Any]:
+    """The projector application started in this process (stopped on exit)."""
+    app = create_app(settings, **kwargs)
+    async with app:
+        yield app
+
+
+def spawn_projector(settings: Settings, port: int, log_path: str) -> subprocess.Popen[bytes]:
+    """The projector as a separate OS process, as an operator runs it (for crash and rebalance tests)."""
+    env = {
+        **os.environ,
+        "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
+        "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
+        "RENKOU_PROJECTOR_METRICS_PORT": str(port),
+    }
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.projector"],
+        env=env,
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def snapshot(database_url: str, namespace: str = "") -> dict[str, Any]:
+    """Everything the projection stored that must be identical between two runs over the same log."""
+    conn = await asyncpg.connect(dsn(database_url))
+    try:
+        ids = [
+            r["citizen_id"] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections ORDER BY 1")
+        ]
+        views = await load_views(conn, ids, AS_OF)
+        archive = [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT citizen_id, department, chain_seq, event_id, substr(topic, $1::int + 1), kafka_partition, "
+                "kafka_offset, body, prev_hash, hash FROM projection.event_archive "
+                "ORDER BY citizen_id, department, chain_seq",
+                len(namespace),
+            )
+        ]
+        tables = {
+            t: [tuple(r) for r in await conn.fetch(f"SELECT * FROM projection.{t} ORDER BY 1, 2")]
+            for t in ("household_members", "parent_links", "birth_certificates")
+        }
+    finally:
+        await conn.close()
+    return {"views": views, "archive": archive, **tables}
+
+
+@asynccontextmanager
+async def running_view_relay(settings: Settings) -> AsyncIterator[Any]:
+    """The view relay started in this process (its lifespan runs; stopped on exit)."""
+    from services.view_relay.app import create_app as create_relay
+
+    app = create_relay(settings)
+    async with app.router.lifespan_context(app):
+        yield app

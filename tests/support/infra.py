@@ -23,9 +23,7 @@ from services.settings import Settings, project_root
 TEST_STATE_DIR = project_root() / ".local" / "test-stack"
 # Overridable so that two checkouts on one machine (a fresh clone beside a working tree) never share a stack.
 TEST_KAFKA = f"127.0.0.1:{os.environ.get('RENKOU_TEST_KAFKA_PORT', '19092')}"
-TEST_DATABASE = (
-    f"postgresql+asyncpg://renkou:renkou@127.0.0.1:{os.environ.get('RENKOU_TEST_PG_PORT', '15433')}/renkou"
-)
+TEST_DATABASE = f"postgresql+asyncpg://renkou:renkou@127.0.0.1:{os.environ.get('RENKOU_TEST_PG_PORT', '15433')}/renkou"
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,8 @@ bench: setup
 	@$(BIN)/python -m benchmarks $(if $(QUICK),--quick,)
 
 lint: setup
-	@$(BIN)/ruff check .
-	@$(BIN)/ruff format --check .
+	@$(BIN)/ruff check --no-cache .
+	@$(BIN)/ruff format --no-cache --check .
 	@$(BIN)/mypy --strict events projections services benchmarks
 
 format: setup

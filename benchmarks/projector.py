@@ -22,10 +22,10 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from services.simulator import simulate_bytes
 
 from events import parse_event
 from services.settings import Settings, project_root
+from services.simulator import simulate_bytes
 
 EVENTS_PER_RESIDENT = 45  # a first guess, corrected from the generator's own count
 

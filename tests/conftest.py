@@ -12,6 +12,15 @@ settings.register_profile("ci", parent=settings.get_profile("default"), max_exam
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    from tests.support.infra import USED_INFRASTRUCTURE
+
+    used = config.stash.get(USED_INFRASTRUCTURE, None)
+    terminalreporter.write_line(
+        f"renkou infrastructure used: {used}" if used else "renkou infrastructure used: none (no integration test ran)"
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from tests.support.infra import choose_mode
 

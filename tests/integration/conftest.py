@@ -15,7 +15,7 @@ import pytest
 
 from services.db.migrate import upgrade
 from services.infra.topics import ensure_topics, load_topics
-from tests.support.infra import Endpoints, provide
+from tests.support.infra import USED_INFRASTRUCTURE, Endpoints, provide
 
 TEST_PARTITIONS = 4
 
@@ -23,9 +23,7 @@ TEST_PARTITIONS = 4
 @pytest.fixture(scope="session")
 def infra(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
     with provide() as endpoints:
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"\nintegration infrastructure: {endpoints.description}")
+        request.config.stash[USED_INFRASTRUCTURE] = endpoints.description
         yield endpoints
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 
 from services.infra.ports import StackLayout
@@ -24,6 +25,9 @@ TEST_STATE_DIR = project_root() / ".local" / "test-stack"
 # Overridable so that two checkouts on one machine (a fresh clone beside a working tree) never share a stack.
 TEST_KAFKA = f"127.0.0.1:{os.environ.get('RENKOU_TEST_KAFKA_PORT', '19092')}"
 TEST_DATABASE = f"postgresql+asyncpg://renkou:renkou@127.0.0.1:{os.environ.get('RENKOU_TEST_PG_PORT', '15433')}/renkou"
+
+
+USED_INFRASTRUCTURE = pytest.StashKey[str]()  # what the session really ran against, for the closing summary
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,16 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, float]:
         kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database), topic_namespace=namespace
     )
     del records
-    rate, seconds, rss = await run_projector(settings, events, _free_port())
+    rate, seconds, rss = await run_projector(settings, events, [_free_port()])
     print(f"projector: {rate:,.0f} events/s sustained ({seconds:.1f}s), peak RSS {rss:.0f} MB", flush=True)
+    # Scale-out on the same machine: two instances in one consumer group, from offset 0 into a fresh database.
+    settings2 = Settings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=SecretStr(await _fresh_database(infra.database_url)),
+        topic_namespace=namespace,
+    )
+    rate2, seconds2, rss2 = await run_projector(settings2, events, [_free_port(), _free_port()])
+    print(f"2 projectors: {rate2:,.0f} events/s together ({seconds2:.1f}s), peak RSS {rss2:.0f} MB each", flush=True)
     return {
         "events": events,
         "publish": publish_rate,
@@ -75,6 +83,8 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, float]:
         "projector": rate,
         "seconds": seconds,
         "rss": rss,
+        "projector2": rate2,
+        "seconds2": seconds2,
     }
 
 
@@ -105,6 +115,8 @@ def write_results(p: dict[str, float], quick: bool, mode: str) -> None:
         f"({p['seconds']:.1f} s) |",
         f"| projector / slower raw limit | {ratio:.2f} |",
         f"| projector peak RSS (VmHWM) | {p['rss']:.0f} MB |",
+        f"| two projector instances in one group (same machine) | {p['projector2']:,.0f} events/s together "
+        f"({p['seconds2']:.1f} s) |",
         "",
         "| target | met |",
         "| --- | --- |",

@@ -173,38 +173,52 @@ async def _checkpoint_total(database_url: str) -> int:
         await conn.close()
 
 
-async def run_projector(settings: Settings, total: int, port: int) -> tuple[float, float, float]:
-    env = {
-        **os.environ,
-        "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
-        "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
-        "RENKOU_PROJECTOR_METRICS_PORT": str(port),
-    }
-    log = tempfile.NamedTemporaryFile(prefix="bench-projector-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
-        [sys.executable, "-m", "services.projector"],
-        env=env,
-        cwd=project_root(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+async def run_projector(settings: Settings, total: int, ports: list[int]) -> tuple[float, float, float]:
+    """Run ``len(ports)`` projector processes in one consumer group until all ``total`` events are committed.
+
+    Returns events/s from the first committed batch to the last, those seconds, and the largest peak RSS (MB)
+    of any one process.
+    """
+    logs = []
+    procs = []
+    for port in ports:
+        env = {
+            **os.environ,
+            "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
+            "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
+            "RENKOU_PROJECTOR_METRICS_PORT": str(port),
+        }
+        log = tempfile.NamedTemporaryFile(prefix="bench-projector-", suffix=".log", delete=False)  # noqa: SIM115
+        logs.append(log.name)
+        procs.append(
+            subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
+                [sys.executable, "-m", "services.projector"],
+                env=env,
+                cwd=project_root(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     peak = 0
     started = None
+    first = 0
     try:
         while True:
             done = await _checkpoint_total(settings.database_url.get_secret_value())
             if started is None and done > 0:
                 started, first = time.perf_counter(), done
-            peak = max(peak, _vm_hwm_kb(proc.pid))
+            peak = max(peak, *(_vm_hwm_kb(p.pid) for p in procs))
             if done >= total:
                 break
-            if proc.poll() is not None:
-                raise RuntimeError(f"projector exited; see {log.name}")
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"a projector exited; see {logs}")
             await asyncio.sleep(0.1)
         assert started is not None
         elapsed = time.perf_counter() - started
         return (done - first) / elapsed, elapsed, peak / 1024
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)

@@ -9,6 +9,9 @@ Division codes change over time: 南通县 became 通州市 and then 通州区, 
 青羊区 and 成华区 in 1990. A ``District`` therefore carries its code *history*, and the simulator uses the code in
 force in the year that matters (the year a citizen ID was assigned, the year of an event), which is exactly what
 makes old citizen IDs with abolished division codes valid (CONTRACT §5).
+
+Employers are invented; their codes are derived from their names (valid, stable, but no real organisation's).
+Universities carry real names, with school codes of the simulator's own making.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ class City:
     """Institutions of higher education: ``(name, district index)``; may be empty."""
     vocational_schools: tuple[tuple[str, int], ...]
     surnames: tuple[str, ...]
-    """Family names, repeated to weight the common ones."""
+    """Common family names of the region."""
     ethnicities: tuple[tuple[str, int], ...]
     """``(ethnicity, weight)``: the ethnic make-up of the native population."""
     origins: tuple[str, ...]
@@ -167,6 +170,11 @@ def unified_social_credit_code(name: str, district_code: str, *, kind: str = "91
     return first17 + uscc.calc_check_digit(first17 + "0")
 
 
+def _split(words: str) -> tuple[str, ...]:
+    """A word list written as one space-separated string, to keep the tables short."""
+    return tuple(words.split())
+
+
 def _district(history: str, places: str, weight: int) -> District:
     """A district from compact text: its code history (``"632124湟中县 1999:630122湟中县 2019:630106湟中区"``,
     later entries prefixed with their first year) and its streets and towns separated by spaces."""
@@ -174,7 +182,7 @@ def _district(history: str, places: str, weight: int) -> District:
     for entry in history.split():
         year, _, rest = entry.rpartition(":")
         codes.append((int(year) if year else 0, rest[:6], rest[6:]))
-    return District(tuple(codes), tuple(places.split()), weight)
+    return District(tuple(codes), _split(places), weight)
 
 
 def _employers(
@@ -207,27 +215,8 @@ GIVEN_FEMALE: Final[dict[str, tuple[str, ...]]] = {
     "mid": tuple("芳娜敏静丽艳娟霞燕萍红玲琳雪慧婷颖倩丹洁莉晶蕾薇"),
     "new": tuple("梓涵欣怡诗雨可馨思语若晴一诺子萱悦彤佳琪雅晗沐瑶依"),
 }
-TIBETAN_NAMES: Final[tuple[str, ...]] = (
-    "扎西",
-    "卓玛",
-    "才让",
-    "多杰",
-    "拉毛",
-    "索南",
-    "央金",
-    "尼玛",
-    "措姆",
-    "旦增",
-    "德吉",
-    "仁青",
-    "桑杰",
-    "卓嘎",
-    "更登",
-    "吉毛",
-    "东智",
-    "拉姆",
-    "闹吾",
-    "完玛",
+TIBETAN_NAMES: Final[tuple[str, ...]] = _split(
+    "扎西 卓玛 才让 多杰 拉毛 索南 央金 尼玛 措姆 旦增 德吉 仁青 桑杰 卓嘎 更登 吉毛 东智 拉姆 闹吾 完玛"
 )
 """Tibetan names have no family name; a person's name is usually two of these."""
 

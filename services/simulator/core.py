@@ -307,6 +307,8 @@ class Core:
         self.rng = SeededRandom(f"renkou-simulator/{seed}")
         # A separate source for event IDs, so that the life stories depend only on the story generator.
         self.ids = random.Random(f"renkou-simulator/event-ids/{seed}")
+        self.random = self.rng.random
+        self.id_bits = self.ids.getrandbits
         self.end_date = end
         self.end = end.toordinal()
         self.start_date = years_after(end, -years) + timedelta(days=1)
@@ -336,7 +338,7 @@ class Core:
 
     def uuid(self) -> str:
         """A version-4 UUID drawn from the seeded ID generator."""
-        h = f"{self.ids.getrandbits(128):032x}"
+        h = f"{self.id_bits(128):032x}"  # the same drawing as in ``emit``
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
     def day_text(self, day: int) -> str:
@@ -389,15 +391,17 @@ class Core:
                 for lo, hi in p.away:
                     if lo <= day <= hi:
                         return None
-        rng = self.rng
+        # The hot path of the whole simulation: plain arithmetic on ``random()`` and pre-built clock faces.
+        random = self.random
         if sec < 0:
-            sec = DAY_OPEN + rng.randrange(DAY_SPAN)
+            sec = DAY_OPEN + int(random() * DAY_SPAN)
         text = self.iso.get(day)
         if text is None:
             text = self.iso[day] = iso_date(day)
         clock = self.clock
         occurred = f"{text}T{clock[sec]}+08:00"
-        event_id = self.uuid()
+        h = f"{self.id_bits(128):032x}"
+        event_id = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
         department = EVENT_TYPES[event_type]
         city = p.city
         event: Event = {
@@ -406,9 +410,9 @@ class Core:
             "schema_version": 1,
             "citizen_id": p.cid,
             "occurred_at": occurred,
-            "recorded_at": f"{text}T{clock[sec + 60 + rng.randrange(_RECORD_DELAY)]}+08:00"
+            "recorded_at": f"{text}T{clock[sec + 60 + int(random() * _RECORD_DELAY)]}+08:00"
             if recorded is None
-            else f"{self.day_text(recorded)}T{clock[DAY_OPEN + rng.randrange(DAY_SPAN)]}+08:00",
+            else f"{self.day_text(recorded)}T{clock[DAY_OPEN + int(random() * DAY_SPAN)]}+08:00",
             "source": {
                 "department": department,
                 "system": system or city.systems[department],

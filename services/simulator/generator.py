@@ -5,11 +5,15 @@ native families (with births, schooling, careers, retirement and deaths), young 
 household, elderly couples, migrant workers (residence registration, permits, settlement or departure, insurance
 transfers), migrant families with children at school, and students who come for university.
 
-How the window is handled: what was true on its first day (a hukou, a job, a school place, a scheme) is loaded
-into the backbone as events dated on the window's first days, with the real dates (``started_on``,
-``enrolled_on``) in the payload — the way a department's existing register is migrated into a new system. Older
-people's earlier lives are summarised that way (a ``hukou.registered`` with ``legacy_nature``). Everything else
-is an event on the day it happens.
+How the window is handled: what was true on its first day (a hukou, a job, a school place, a scheme, a permit)
+is loaded into the backbone as events of that day, written in its first hours before anything else happens,
+with the real dates (``started_on``, ``enrolled_on``, ``since``) in the payload — the way a department's
+existing register is migrated into a new system. Older people's earlier lives are summarised that way (a
+``hukou.registered`` with ``legacy_nature``). Everything else is an event on the day it happens; only public
+security's deregistration of the dead is recorded weeks after the death it dates.
+
+The code is split by department: ``core`` (people, homes, ``emit``), ``public_security``, ``education``,
+``social_security``, ``health``, and ``households`` which tells the life stories; ``cities`` holds the data.
 
 Invariants the tests check, and why the code is shaped the way it is:
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages renkou's local stack needs, when they are missing: Python 3.11+ with venv,
-# a Java 17+ runtime and Maven (to fetch and run Kafka's jars), PostgreSQL's server binaries.
+# a Java 17+ runtime and Maven (to fetch and run Kafka's jars), PostgreSQL's server binaries, and headless
+# Chromium for the report's rendering test.
 # Idempotent and quiet when everything is there. Installs only as root (Debian/apt); otherwise says what to install.
 set -euo pipefail
 
@@ -29,6 +30,8 @@ have_java || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 have_pg || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+# Headless Chromium renders the yearly report's HTML in a test (a screenshot); optional outside CI.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

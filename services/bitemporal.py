@@ -8,7 +8,7 @@ could have known then. Both together: what we knew at ``known_at`` about the wor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -36,7 +36,11 @@ def _included(occurred_at: datetime, recorded_at: datetime, when: TimeSlice) -> 
 async def reconstruct(
     conn: asyncpg.Connection, citizen_id: str, when: TimeSlice, schema: str = DEFAULT_SCHEMA
 ) -> dict[str, Any] | None:
-    """The view of ``citizen_id`` folded from the archive for ``when``; ``None`` if nothing was archived.
+    """The view of ``citizen_id`` folded from the archive for ``when``; ``None`` if no archived event falls in it.
+
+    ``None`` both when nothing about the citizen was ever archived and when nothing had happened by ``as_of``
+    or been recorded by ``known_at``: the resident did not exist for the system then, which is not the same as
+    an empty view.
 
     Family links come from the current family tables (they are not versioned); every section and every flag
     comes from the archived events alone.
@@ -49,6 +53,8 @@ async def reconstruct(
     if not rows:
         return None
     chosen = [r for r in rows if _included(r["occurred_at"], r["recorded_at"], when)]
+    if not chosen:
+        return None
     events = [parse_event(bytes(r["body"])) for r in chosen]
     states = fold(events)
     counts: dict[str, int] = {}
@@ -56,7 +62,9 @@ async def reconstruct(
     for event in events:
         counts[event.department] = counts.get(event.department, 0) + 1
         seen = latest.get(event.department)
-        latest[event.department] = event.occurred_at if seen is None else max(seen, event.occurred_at)
+        # In UTC, as PostgreSQL hands the stored sections' last_event_at back: one view, one rendering.
+        occurred = event.occurred_at.astimezone(UTC)
+        latest[event.department] = occurred if seen is None else max(seen, occurred)
     stored = (await load_residents(conn, [citizen_id], schema)).get(citizen_id)
     family = None
     if stored is not None:

@@ -65,6 +65,10 @@ class DeadLetterRow:
     event_id: str | None
 
 
+CERTIFICATE_SHARED = ("mother_citizen_id", "father_citizen_id", "child_name", "child_sex", "birth_date")
+"""Certificate columns both departments state; public security's registration decides where they disagree."""
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateSide:
     """What one department says about a birth certificate; ``None`` columns are left as they are."""
@@ -325,8 +329,11 @@ class ProjectionStore:
             )
 
     async def _write_certificates(self, conn: asyncpg.Connection, sides: Sequence[CertificateSide]) -> None:
-        # COALESCE(EXCLUDED.x, t.x): each department's side fills only the columns it knows, so the row ends
-        # the same whichever of birth.certified and birth.registered arrives first.
+        # COALESCE(EXCLUDED.x, t.x): each department's side fills only the columns it knows. Where both speak
+        # (parents, the child's name, sex, birth date) and disagree, public security's registration wins and a
+        # health certificate arriving after it only fills what the registration left empty: the row ends the
+        # same whichever of birth.certified and birth.registered arrives first — as a rebuild, which meets the
+        # two topics in another interleaving than the live projector did, must find it.
         cols = [
             "certificate_no",
             "mother_citizen_id",
@@ -339,7 +346,13 @@ class ProjectionStore:
             "registered_event_id",
         ]
         types = ["text", "text", "text", "text", "text", "date", "uuid", "text", "uuid"]
-        updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, t.{c})" for c in cols[1:])
+        updates = ", ".join(
+            f"{c} = CASE WHEN EXCLUDED.registered_event_id IS NULL AND t.registered_event_id IS NOT NULL "
+            f"THEN COALESCE(t.{c}, EXCLUDED.{c}) ELSE COALESCE(EXCLUDED.{c}, t.{c}) END"
+            if c in CERTIFICATE_SHARED
+            else f"{c} = COALESCE(EXCLUDED.{c}, t.{c})"
+            for c in cols[1:]
+        )
         params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
         await conn.execute(
             f"INSERT INTO {self.schema}.birth_certificates AS t ({', '.join(cols)}) "

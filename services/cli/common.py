@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from events.citizen_id import CitizenIdError, normalize_citizen_id
+from projections.resident.dates import business_date
 from services.settings import get_settings
 
 T = TypeVar("T")
@@ -59,7 +60,8 @@ def timestamp_arg(raw: str | None, name: str) -> datetime | None:
 
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    """Today in China (UTC+08:00), the calendar every business date of the view is in."""
+    return business_date(datetime.now(UTC))
 
 
 @asynccontextmanager

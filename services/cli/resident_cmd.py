@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from projections.resident.dates import business_date
 from projections.resident.store import DEFAULT_SCHEMA
 from services.bitemporal import TimeSlice, reconstruct
 from services.cli.common import (
@@ -42,10 +43,19 @@ def show(
         async with database() as conn:
             if day is None and moment is None:
                 return (await load_views(conn, [cid], today(), DEFAULT_SCHEMA)).get(cid)
-            when = TimeSlice(as_of=day or (moment.date() if moment else today()), known_at=moment)
+            # Without --as-of, "as known at T" looks at the world on T's own business day (China's calendar, as
+            # every as_of is), not at the calendar date of whatever offset T was written with.
+            when = TimeSlice(as_of=day or (business_date(moment) if moment else today()), known_at=moment)
             return await reconstruct(conn, cid, when, DEFAULT_SCHEMA)
 
     view = run(fetch())
-    if view is None:
+    if view is None and day is None and moment is None:
         fail(f"no resident {cid} in the view (no event about this citizen ID has been projected)", 4)
+    if view is None:
+        window = " and ".join(
+            part
+            for part in (f"happened by {day}" if day else "", f"was recorded by {known_at}" if moment else "")
+            if part
+        )
+        fail(f"nothing about {cid} {window}: no archived event of this citizen ID falls in that time slice", 4)
     print_json(view)

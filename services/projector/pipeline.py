@@ -30,6 +30,7 @@ from projections.resident.apply import apply
 from projections.resident.family import BirthCertificate, ParentLink, family_facts, household_membership
 from projections.resident.state import initial_state, state_from_json_text, state_to_json_text
 from projections.resident.store import (
+    CERTIFICATE_SHARED,
     GENESIS,
     ArchiveRow,
     BatchWrite,
@@ -171,7 +172,7 @@ class BatchProjector:
         try:
             event = parse_event(record.value)
         except InvalidEvent as exc:
-            return f"invalid event: {exc}", None
+            return str(exc), None  # InvalidEvent's message already reads "invalid event: …"
         if topic_dept != event.department:
             return (
                 f"event type {event.event_type} belongs to {event.department}, not on topic {record.topic}"
@@ -318,13 +319,16 @@ def _merge_certificate(
     )
     if previous is None:
         return side
-    # Two sides of one certificate in one batch: later facts win, unknown (None) ones keep the earlier value.
-    return CertificateSide(
-        **{
-            name: getattr(side, name) if getattr(side, name) is not None else getattr(previous, name)
-            for name in CertificateSide.__dataclass_fields__
-        }
-    )
+    # Two sides of one certificate in one batch: later facts win, unknown (None) ones keep the earlier value —
+    # except that a health certificate after the registration only fills what the registration left empty
+    # (the rule the store applies across batches, so the result never depends on the arrival order).
+    registration_first = certified and previous.registered_event_id is not None
+    merged = {}
+    for name in CertificateSide.__dataclass_fields__:
+        new, old = getattr(side, name), getattr(previous, name)
+        first, second = (old, new) if registration_first and name in CERTIFICATE_SHARED else (new, old)
+        merged[name] = first if first is not None else second
+    return CertificateSide(**merged)
 
 
 def _same_event(archived_body: bytes, event: Event[Payload]) -> bool:

@@ -1,0 +1,250 @@
+"""Audit: one resident's archived events in order, and every hash chain recomputed.
+
+Two append-only, hash-chained logs: the event archive (a chain per citizen and department) and the access log
+(a chain per citizen). A link is ``hash = sha256(prev_hash || body)``; the first link's ``prev_hash`` is 32 zero
+bytes; ``chain_seq`` counts 1, 2, 3, … without gaps; and the stored head (``sections.chain_head`` /
+``access_log_heads.head``) is the last link. A superuser can disable the append-only trigger and change a row;
+they cannot do it without breaking one of these equalities, unless they rewrite every later link *and* the head.
+
+The recomputation runs in PostgreSQL (``sha256(bytea)``, a window over each chain in primary-key order, so no
+sort), and only the broken links travel back, through a cursor: the archive can be as large as it likes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.operations.base import NotFoundError, short_hex
+from services.operations.schemas import LIVE
+
+GENESIS_SQL = "'\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea"
+ACCESS_LOG = "public.access_log"
+ACCESS_LOG_HEADS = "public.access_log_heads"
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """One equality of a chain that does not hold."""
+
+    log: str  # archive | access_log
+    citizen_id: str
+    department: str | None  # archive chains only
+    position: int  # chain_seq of the row (or of the stored head)
+    problem: str  # hash | link | sequence | head
+    expected: str
+    found: str
+
+    def describe(self) -> str:
+        chain = f"{self.citizen_id}/{self.department}" if self.department else self.citizen_id
+        what = {
+            "hash": "hash is not sha256(prev_hash || body)",
+            "link": "prev_hash is not the previous link",
+            "sequence": "chain_seq does not follow the previous one",
+            "head": "stored head is not the last link",
+            "missing": "stored head names a chain with no rows",
+        }[self.problem]
+        return f"{self.log} {chain} #{self.position}: {what}: expected {self.expected}, found {self.found}"
+
+
+@dataclass
+class ChainReport:
+    """The outcome of ``verify_chains``: what was checked and what is broken (the first ``limit`` in detail)."""
+
+    archive_links: int = 0
+    archive_chains: int = 0
+    access_links: int = 0
+    access_chains: int = 0
+    broken: list[BrokenLink] = field(default_factory=list)
+    broken_total: int = 0
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_total == 0
+
+
+def _hex(value: bytes | None) -> str:
+    return short_hex(None if value is None else bytes(value), 16)
+
+
+def _link_problems(log: str, r: asyncpg.Record, department: str | None) -> list[BrokenLink]:
+    out = []
+    expected_seq = (r["prev_seq"] or 0) + 1
+    if r["chain_seq"] != expected_seq:
+        out.append(
+            BrokenLink(
+                log, r["citizen_id"], department, r["chain_seq"], "sequence", str(expected_seq), str(r["chain_seq"])
+            )
+        )
+    expected_prev = bytes(r["prev_link"]) if r["prev_link"] is not None else bytes(32)
+    if bytes(r["prev_hash"]) != expected_prev:
+        out.append(
+            BrokenLink(
+                log, r["citizen_id"], department, r["chain_seq"], "link", _hex(expected_prev), _hex(r["prev_hash"])
+            )
+        )
+    if bytes(r["hash"]) != bytes(r["computed"]):
+        out.append(
+            BrokenLink(log, r["citizen_id"], department, r["chain_seq"], "hash", _hex(r["computed"]), _hex(r["hash"]))
+        )
+    return out
+
+
+def _links_query(table: str, chain: str, where: str) -> str:
+    # The window runs in primary-key order (citizen_id[, department], chain_seq): an index scan, no sort.
+    return (
+        f"SELECT * FROM (SELECT {chain}, chain_seq, prev_hash, hash, sha256(prev_hash || body) AS computed, "
+        f"lag(chain_seq) OVER w AS prev_seq, lag(hash) OVER w AS prev_link FROM {table} {where} "
+        f"WINDOW w AS (PARTITION BY {chain} ORDER BY chain_seq)) x "
+        f"WHERE chain_seq <> coalesce(prev_seq, 0) + 1 OR prev_hash <> coalesce(prev_link, {GENESIS_SQL}) "
+        f"OR hash <> computed ORDER BY {chain}, chain_seq"
+    )
+
+
+def _heads_query(table: str, heads: str, head_column: str, chain: str, where: str, heads_where: str) -> str:
+    join = " AND ".join(f"h.{c} = l.{c}" for c in chain.split(", "))
+    coalesced = ", ".join(f"coalesce(h.{c}, l.{c}) AS {c}" for c in chain.split(", "))
+    desc = ", ".join(f"{c} DESC" for c in [*chain.split(", "), "chain_seq"])
+    return (
+        f"WITH l AS (SELECT DISTINCT ON ({chain}) {chain}, chain_seq, hash FROM {table} {where} ORDER BY {desc}), "
+        f"h AS (SELECT {chain}, chain_seq, {head_column} AS head FROM {heads} {heads_where}) "
+        f"SELECT {coalesced}, h.chain_seq AS head_seq, h.head, l.chain_seq AS last_seq, l.hash AS last_hash "
+        f"FROM h FULL JOIN l ON {join} "
+        f"WHERE h.chain_seq IS DISTINCT FROM l.chain_seq OR h.head IS DISTINCT FROM l.hash ORDER BY 1, 2"
+    )
+
+
+class _Collector:
+    def __init__(self, report: ChainReport, limit: int) -> None:
+        self.report = report
+        self.limit = limit
+
+    def add(self, links: list[BrokenLink]) -> None:
+        for link in links:
+            self.report.broken_total += 1
+            if len(self.report.broken) < self.limit:
+                self.report.broken.append(link)
+
+
+async def verify_chains(
+    conn: asyncpg.Connection, citizen_id: str | None = None, *, schema: str = LIVE, limit: int = 100
+) -> ChainReport:
+    """Recompute every chain of the archive in ``schema`` and of the access log (one citizen's, when given).
+
+    Raises ``NotFoundError`` when ``citizen_id`` has neither archived events nor access-log entries.
+    """
+    report = ChainReport()
+    found = _Collector(report, limit)
+    args: list[Any] = [] if citizen_id is None else [citizen_id]
+    where = "" if citizen_id is None else "WHERE citizen_id = $1"
+    archive = f"{schema}.event_archive"
+    counts = await conn.fetchrow(
+        f"SELECT (SELECT count(*) FROM {archive} {where}) AS links, "
+        f"(SELECT count(*) FROM {schema}.sections {where}) AS chains, "
+        f"(SELECT count(*) FROM {ACCESS_LOG} {where}) AS access_links, "
+        f"(SELECT count(*) FROM {ACCESS_LOG_HEADS} {where}) AS access_chains",
+        *args,
+    )
+    assert counts is not None
+    report.archive_links, report.archive_chains = counts["links"], counts["chains"]
+    report.access_links, report.access_chains = counts["access_links"], counts["access_chains"]
+    if citizen_id is not None and not (report.archive_links or report.archive_chains or report.access_links):
+        raise NotFoundError(f"no archived events and no access-log entries for {citizen_id}")
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for r in conn.cursor(_links_query(archive, "citizen_id, department", where), *args, prefetch=500):
+            found.add(_link_problems("archive", r, r["department"]))
+        heads = _heads_query(archive, f"{schema}.sections", "chain_head", "citizen_id, department", where, where)
+        async for r in conn.cursor(heads, *args, prefetch=500):
+            found.add([_head_problem("archive", r, r["department"])])
+        async for r in conn.cursor(_links_query(ACCESS_LOG, "citizen_id", where), *args, prefetch=500):
+            found.add(_link_problems("access_log", r, None))
+        heads = _heads_query(ACCESS_LOG, ACCESS_LOG_HEADS, "head", "citizen_id", where, where)
+        async for r in conn.cursor(heads, *args, prefetch=500):
+            found.add([_head_problem("access_log", r, None)])
+    return report
+
+
+def _head_problem(log: str, r: asyncpg.Record, department: str | None) -> BrokenLink:
+    if r["last_seq"] is None:
+        return BrokenLink(
+            log, r["citizen_id"], department, r["head_seq"], "missing", "no head (no rows)", f"head at #{r['head_seq']}"
+        )
+    expected = f"#{r['last_seq']} {_hex(r['last_hash'])}"
+    found = "no head" if r["head_seq"] is None else f"#{r['head_seq']} {_hex(r['head'])}"
+    return BrokenLink(log, r["citizen_id"], department, r["head_seq"] or r["last_seq"], "head", expected, found)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One archived event with its Kafka coordinates, both times and its chain link."""
+
+    occurred_at: datetime
+    recorded_at: datetime
+    department: str
+    chain_seq: int
+    event_type: str
+    event_id: str
+    schema_version: int
+    topic: str
+    partition: int
+    offset: int
+    prev_hash: bytes
+    hash: bytes
+    archived_at: datetime
+    body: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        try:
+            event: Any = json.loads(self.body)
+        except ValueError:
+            event = self.body.decode("utf-8", errors="replace")
+        return {
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat(),
+            "department": self.department,
+            "chain_seq": self.chain_seq,
+            "event_type": self.event_type,
+            "event_id": self.event_id,
+            "schema_version": self.schema_version,
+            "coordinates": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "prev_hash": self.prev_hash.hex(),
+            "hash": self.hash.hex(),
+            "archived_at": self.archived_at.isoformat(),
+            "event": event,
+        }
+
+
+async def timeline(conn: asyncpg.Connection, citizen_id: str, *, schema: str = LIVE) -> list[TimelineEntry]:
+    """The archived events of ``citizen_id`` in business-time order (ties: recorded time, then chain order)."""
+    rows = await conn.fetch(
+        "SELECT occurred_at, recorded_at, department, chain_seq, event_type, event_id::text AS event_id, "
+        "schema_version, topic, kafka_partition, kafka_offset, prev_hash, hash, archived_at, body "
+        f"FROM {schema}.event_archive WHERE citizen_id = $1 "
+        "ORDER BY occurred_at, recorded_at, department, chain_seq",
+        citizen_id,
+    )
+    if not rows:
+        raise NotFoundError(f"no archived events for {citizen_id}")
+    return [
+        TimelineEntry(
+            r["occurred_at"],
+            r["recorded_at"],
+            r["department"],
+            r["chain_seq"],
+            r["event_type"],
+            r["event_id"],
+            r["schema_version"],
+            r["topic"],
+            r["kafka_partition"],
+            r["kafka_offset"],
+            bytes(r["prev_hash"]),
+            bytes(r["hash"]),
+            r["archived_at"],
+            bytes(r["body"]),
+        )
+        for r in rows
+    ]

@@ -32,6 +32,8 @@ have_pg || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 # Headless Chromium renders the yearly report's HTML in a test (a screenshot); optional outside CI.
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+# ...with a CJK font, or district names in the rendered report are boxes.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

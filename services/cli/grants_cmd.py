@@ -1,8 +1,165 @@
-"""renkou grants add|list|revoke (query API grants) — being built; registers nothing yet."""
+"""``renkou grants add|list|revoke``: the query API's consumer grants (CONTRACT §7, §8).
+
+``add`` prints the new token once, alone on stdout (so ``TOKEN=$(renkou grants add …)`` works), and a reminder
+on stderr; only its SHA-256 is stored. Names are never reused, so the access log stays unambiguous.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from typing import Annotated
 
-def register(app: object) -> None:
-    """Add this module's commands to the root renkou app."""
-    return None
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from projections.resident.dates import CHINA_TZ
+from services.cli.common import database, err, fail, print_json, run
+from services.grants import (
+    GRANTABLE_SECTIONS,
+    Grant,
+    GrantError,
+    add_grant,
+    end_of_day,
+    list_grants,
+    parse_codes,
+    revoke_grant,
+    validate_name,
+    validate_purposes,
+    validate_sections,
+)
+
+app = typer.Typer(help="Consumer grants of the query API: sections × purposes × expiry.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the ``grants`` sub-app to the root ``renkou`` app."""
+    root.add_typer(app, name="grants")
+
+
+def _expiry(raw: str | None) -> datetime | None:
+    """``YYYY-MM-DD`` (valid through that day, China time) or an RFC 3339 instant with offset."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if len(text) == 10:
+        try:
+            return end_of_day(date.fromisoformat(text))
+        except ValueError:
+            pass
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is None:
+                fail(f"--expires {raw!r} has no UTC offset (e.g. 2027-01-01T00:00:00+08:00)", 2)
+            return moment
+    fail(f"--expires {raw!r} is not a date (YYYY-MM-DD) or an RFC 3339 instant with offset", 2)
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="The consumer's name (letters, digits, _ . -), never reused.")],
+    sections: Annotated[
+        str, typer.Option("--sections", help=f"Comma-separated, from: {', '.join(GRANTABLE_SECTIONS)}.")
+    ],
+    purposes: Annotated[
+        str, typer.Option("--purposes", help="Comma-separated purpose codes, e.g. school_enrolment,social_assistance.")
+    ],
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="Valid through this date (YYYY-MM-DD, China time) or until an instant."),
+    ] = None,
+) -> None:
+    """Grant a consumer sections for purposes; print its new token (shown this once only)."""
+    try:
+        validate_name(name)
+        chosen_sections = validate_sections(parse_codes(sections))
+        chosen_purposes = validate_purposes(parse_codes(purposes))
+    except GrantError as exc:
+        fail(str(exc), 2)
+    expires_at = _expiry(expires)
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        fail(f"--expires {expires} is in the past", 2)
+
+    async def go() -> str:
+        async with database() as conn:
+            return await add_grant(conn, name, chosen_sections, chosen_purposes, expires_at)
+
+    try:
+        token = run(go())
+    except GrantError as exc:
+        fail(str(exc), 1)
+    print(token)
+    until = f" until {expires_at.isoformat()}" if expires_at else ""
+    err.print(
+        f"granted {name!r}: sections {', '.join(chosen_sections)}; purposes {', '.join(chosen_purposes)}{until}. "
+        "Store the token now: it is not shown again."
+    )
+
+
+def _china(moment: datetime | None) -> str | None:
+    # Operators read times in China's time zone, like every business date in renkou.
+    return moment.astimezone(CHINA_TZ).isoformat(timespec="seconds") if moment is not None else None
+
+
+def _row(grant: Grant, now: datetime) -> dict[str, object]:
+    return {
+        "name": grant.name,
+        "status": grant.status(now),
+        "sections": [s for s in GRANTABLE_SECTIONS if s in grant.sections],
+        "purposes": sorted(grant.purposes),
+        "expires_at": _china(grant.expires_at),
+        "created_at": _china(grant.created_at),
+        "revoked_at": _china(grant.revoked_at),
+    }
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every grant with its status (active, expired, revoked); tokens are never shown."""
+
+    async def go() -> list[Grant]:
+        async with database() as conn:
+            return await list_grants(conn)
+
+    grants = run(go())
+    now = datetime.now(UTC)
+    rows = [_row(g, now) for g in grants]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        err.print("no grants yet (renkou grants add NAME --sections ... --purposes ...)")
+        return
+    table = Table("name", "status", "sections", "purposes", "expires", "created")
+    for r in rows:
+        table.add_row(
+            str(r["name"]),
+            str(r["status"]),
+            ", ".join(r["sections"]),  # type: ignore[arg-type]
+            ", ".join(r["purposes"]),  # type: ignore[arg-type]
+            str(r["expires_at"] or "never"),
+            str(r["created_at"])[:19],
+        )
+    Console(soft_wrap=True).print(table)
+
+
+@app.command("revoke")
+def revoke(name: Annotated[str, typer.Argument(help="The consumer's name.")]) -> None:
+    """Revoke a grant now: its token is refused from the next request on."""
+
+    async def go() -> Grant:
+        async with database() as conn:
+            return await revoke_grant(conn, name)
+
+    try:
+        grant = run(go())
+    except GrantError as exc:
+        fail(str(exc), 1)
+    assert grant.revoked_at is not None
+    err.print(f"revoked {grant.name!r} at {_china(grant.revoked_at)}")

@@ -25,6 +25,7 @@ def _register() -> None:
         infra_cmd,
         ingest_cmd,
         ops_cmd,
+        policy_cmd,
         resident_cmd,
         schemas_cmd,
         stack_cmd,
@@ -38,7 +39,7 @@ def _register() -> None:
     app.add_typer(schemas_cmd.app, name="schemas")
     app.add_typer(resident_cmd.app, name="resident")
     # Each of these modules adds its own commands (sub-apps or top-level commands) to ``app``.
-    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd):
+    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd, policy_cmd):
         module.register(app)
 
 

@@ -1,0 +1,431 @@
+"""Query API read throughput and latency beside the raw asyncpg point-select rate, measured in one run.
+
+1. A fresh database is filled with a simulated city through the projector's own pipeline (``BatchProjector``,
+   fed directly — Kafka is not what this measures).
+2. raw limit: concurrent asyncpg point selects of one resident's section rows (``projection.sections`` by
+   citizen ID), the same concurrency as the HTTP load, from this process.
+3. The query API runs as its own process (``python -m services.query_api``); a grant with a subset of the view's
+   sections is made. The load generator is a separate process (``python -m benchmarks.query_api --client``):
+   a closed loop of ``concurrency`` keep-alive HTTP/1.1 connections over loopback, each sending
+   ``GET /v1/residents/{random id}`` with token and purpose — grant filtering and a durable access-log append
+   per read included — bounded in time and request count. It reports throughput and p50/p90/p99 latency.
+4. The access log is counted afterwards: every 200 must have its entry.
+
+The client speaks HTTP/1.1 over asyncio streams itself (a few lines) rather than through httpx: on a 2-core
+machine the load generator shares the CPU with the server and PostgreSQL, and httpx would cost more CPU per
+request than the server it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from projections.resident.store import ProjectionStore
+from services.db.migrate import upgrade
+from services.grants import add_grant
+from services.projector.pipeline import BatchProjector
+from services.settings import project_root
+from tests.support.infra import Endpoints
+
+GRANT_SECTIONS = ("identity", "hukou", "residence", "family", "flags", "meta")
+PURPOSE = "benchmark"
+
+
+# --- the load generator (runs in its own process) ----------------------------------------------------------------
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def latency_summary(latencies: list[float], seconds: float) -> dict[str, float]:
+    """Throughput and latency percentiles (milliseconds) of ``latencies`` measured over ``seconds``."""
+    values = sorted(latencies)
+    return {
+        "requests": len(values),
+        "seconds": seconds,
+        "rate": len(values) / seconds if seconds > 0 else 0.0,
+        "p50_ms": _percentile(values, 0.50) * 1000,
+        "p90_ms": _percentile(values, 0.90) * 1000,
+        "p99_ms": _percentile(values, 0.99) * 1000,
+        "max_ms": (values[-1] * 1000) if values else float("nan"),
+    }
+
+
+async def _worker(
+    host: str,
+    port: int,
+    headers: bytes,
+    ids: Sequence[str],
+    deadline: float,
+    budget: list[int],
+    latencies: list[float],
+    statuses: Counter[int],
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while budget[0] > 0 and time.perf_counter() < deadline:
+            budget[0] -= 1
+            request = f"GET /v1/residents/{rng.choice(ids)} HTTP/1.1\r\n".encode() + headers
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[int(head[9:12])] += 1
+    finally:
+        writer.close()
+
+
+async def run_client(
+    url: str, token: str, purpose: str, ids: Sequence[str], concurrency: int, duration: float, max_requests: int
+) -> dict[str, Any]:
+    """Closed-loop load: ``concurrency`` connections, until ``duration`` seconds or ``max_requests`` requests."""
+    host_port = url.removeprefix("http://").rstrip("/")
+    host, port = host_port.rsplit(":", 1)
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        raise SystemExit("the load generator only talks to loopback addresses")
+    headers = (
+        f"Host: {host_port}\r\nAuthorization: Bearer {token}\r\nX-Purpose: {purpose}\r\n"
+        "Accept: application/json\r\n\r\n"
+    ).encode()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    budget = [max_requests]
+    started = time.perf_counter()
+    deadline = started + duration
+    await asyncio.gather(
+        *(
+            _worker(host, int(port), headers, ids, deadline, budget, latencies, statuses, seed)
+            for seed in range(concurrency)
+        )
+    )
+    summary: dict[str, Any] = latency_summary(latencies, time.perf_counter() - started)
+    summary["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
+    summary["concurrency"] = concurrency
+    return summary
+
+
+def client_main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.query_api --client")
+    parser.add_argument("--client", action="store_true", required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--purpose", required=True)
+    parser.add_argument("--ids", required=True, type=Path, help="file with one citizen ID per line")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--max-requests", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    token = os.environ["RENKOU_BENCH_TOKEN"]  # not on the command line, where `ps` would show it
+    ids = args.ids.read_text().split()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        pass
+    result = asyncio.run(
+        run_client(args.url, token, args.purpose, ids, args.concurrency, args.duration, args.max_requests)
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+# --- the benchmark (driven by `make bench`) ----------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(_dsn(url).rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _fresh_database(base_url: str) -> str:
+    name = f"renkou_bench_q_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_dsn(base_url).rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = base_url.rsplit("/", 1)[0] + f"/{name}"
+    await upgrade(url)
+    return url
+
+
+async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[int, list[str]]:
+    """Project a simulated city of about ``residents`` people; return (events, citizen IDs with a view)."""
+    from services.simulator import simulate_bytes
+
+    conn = await asyncpg.connect(_dsn(database_url))
+    projector = BatchProjector(ProjectionStore())
+    offsets: dict[str, int] = {}
+    batch: list[_Record] = []
+    events = 0
+    try:
+        for department, key, value in simulate_bytes(residents, seed=seed):
+            topic = f"population.{department}.v1"
+            offset = offsets.get(topic, 0)
+            offsets[topic] = offset + 1
+            batch.append(_Record(topic, 0, offset, key, value))
+            if len(batch) >= 5000:
+                async with conn.transaction():
+                    events += (await projector.process(conn, batch)).applied
+                batch = []
+        if batch:
+            async with conn.transaction():
+                events += (await projector.process(conn, batch)).applied
+        await conn.execute("VACUUM ANALYZE")
+        ids = [r[0] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections")]
+    finally:
+        await conn.close()
+    return events, ids
+
+
+async def raw_point_selects(
+    database_url: str, ids: Sequence[str], concurrency: int, duration: float
+) -> dict[str, float]:
+    """The raw limit: asyncpg point selects of one resident's section rows, ``concurrency`` connections."""
+    conns = [await asyncpg.connect(_dsn(database_url)) for _ in range(concurrency)]
+    latencies: list[float] = []
+    query = "SELECT department, state::text FROM projection.sections WHERE citizen_id = $1"
+
+    async def loop(conn: asyncpg.Connection, seed: int, deadline: float) -> None:
+        rng = random.Random(seed)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await conn.fetch(query, rng.choice(ids))
+            latencies.append(time.perf_counter() - started)
+
+    try:
+        for conn in conns:  # prepare once per connection, outside the measurement
+            await conn.fetch(query, ids[0])
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(c, i, started + duration) for i, c in enumerate(conns)))
+        return latency_summary(latencies, time.perf_counter() - started)
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the query API exited during start-up; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the query API did not answer /healthz within {timeout:.0f}s; see {log}")
+
+
+async def _access_log_entries(database_url: str) -> int:
+    conn = await asyncpg.connect(_dsn(database_url))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM access_log WHERE consumer = 'bench'"))
+    finally:
+        await conn.close()
+
+
+def _load(url: str, token: str, ids_file: str, concurrency: int, duration: float, max_requests: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.query_api",
+            "--client",
+            f"--url={url}",
+            f"--purpose={PURPOSE}",
+            f"--ids={ids_file}",
+            f"--concurrency={concurrency}",
+            f"--duration={duration}",
+            f"--max-requests={max_requests}",
+        ],
+        env={**os.environ, "RENKOU_BENCH_TOKEN": token},
+        cwd=project_root(),
+        capture_output=True,
+        check=True,
+        timeout=duration + 120,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+async def bench_query_api(
+    infra: Endpoints,
+    residents: int = 5_000,
+    duration: float = 15.0,
+    concurrency: int = 8,
+    max_requests: int = 200_000,
+) -> dict[str, Any]:
+    """Run the query API read benchmark against ``infra``'s PostgreSQL; figures for ``benchmarks/RESULTS.md``."""
+    database = await _fresh_database(infra.database_url)
+    try:
+        return await _measure(database, residents, duration, concurrency, max_requests)
+    finally:
+        await _drop_database(database)
+
+
+async def _measure(
+    database: str, residents: int, duration: float, concurrency: int, max_requests: int
+) -> dict[str, Any]:
+    print(f"projecting a simulated city of {residents:,} residents ...", flush=True)
+    started = time.perf_counter()
+    events, ids = await populate(database, residents)
+    print(f"  {events:,} events, {len(ids):,} residents in {time.perf_counter() - started:.1f}s", flush=True)
+    raw = await raw_point_selects(database, ids, concurrency, min(duration, 10.0))
+    print(
+        f"raw asyncpg point selects: {raw['rate']:,.0f}/s, p50 {raw['p50_ms']:.2f} ms, p99 {raw['p99_ms']:.2f} ms",
+        flush=True,
+    )
+    conn = await asyncpg.connect(_dsn(database))
+    try:
+        token = await add_grant(conn, "bench", GRANT_SECTIONS, [PURPOSE])
+    finally:
+        await conn.close()
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bench-query-api-", suffix=".log", delete=False)  # noqa: SIM115
+    ids_file = tempfile.NamedTemporaryFile("w", prefix="bench-ids-", suffix=".txt", delete=False)  # noqa: SIM115
+    ids_file.write("\n".join(ids))
+    ids_file.close()
+    env = {
+        **os.environ,
+        "RENKOU_DATABASE_URL": database,
+        "RENKOU_QUERY_API_PORT": str(port),
+    }
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
+        [sys.executable, "-m", "services.query_api"],
+        env=env,
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await asyncio.to_thread(_wait_healthy, port, proc, log.name)
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, 3.0, 20_000)  # warm-up
+        logged_before = await _access_log_entries(database)
+        load_average = os.getloadavg()[0]
+        result = await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, duration, max_requests)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.unlink(ids_file.name)
+        log.close()
+    os.unlink(log.name)  # kept only when the run failed, for its traceback
+    logged = await _access_log_entries(database) - logged_before
+    ok = int(result["statuses"].get("200", 0))
+    print(
+        f"query API GET /v1/residents/{{id}}: {result['rate']:,.0f} reads/s, p50 {result['p50_ms']:.2f} ms, "
+        f"p99 {result['p99_ms']:.2f} ms ({result['requests']:,} requests, statuses {result['statuses']}); "
+        f"{logged:,} access-log entries; load average before the run {load_average:.1f}",
+        flush=True,
+    )
+    return {
+        "residents": len(ids),
+        "events": events,
+        "concurrency": concurrency,
+        "raw_rate": raw["rate"],
+        "raw_p50_ms": raw["p50_ms"],
+        "raw_p99_ms": raw["p99_ms"],
+        "rate": result["rate"],
+        "p50_ms": result["p50_ms"],
+        "p90_ms": result["p90_ms"],
+        "p99_ms": result["p99_ms"],
+        "max_ms": result["max_ms"],
+        "requests": result["requests"],
+        "ok": ok,
+        "statuses": result["statuses"],
+        "access_log_entries": logged,
+        "seconds": result["seconds"],
+        "load_average": load_average,
+    }
+
+
+def results_section(q: dict[str, Any]) -> list[str]:
+    """The Markdown lines of this benchmark for ``benchmarks/RESULTS.md``."""
+    checks = [
+        ("≥ 2,000 reads/s", q["rate"] >= 2000),
+        ("p99 ≤ 15 ms", q["p99_ms"] <= 15),
+        ("one access-log entry per 200, no more, no less", q["access_log_entries"] == q["ok"]),
+    ]
+    return [
+        "## Query API (issue: purpose-bound grants, audited reads)",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| data | {q['residents']:,} simulated residents, {q['events']:,} events projected |",
+        f"| load | {q['concurrency']} keep-alive connections, closed loop, separate process, loopback |",
+        f"| raw limit: asyncpg point select of a resident's section rows | {q['raw_rate']:,.0f} selects/s "
+        f"(p50 {q['raw_p50_ms']:.2f} ms, p99 {q['raw_p99_ms']:.2f} ms) |",
+        f"| **`GET /v1/residents/{{id}}`** (grant filtering + access-log append) | **{q['rate']:,.0f} reads/s** "
+        f"({q['requests']:,} in {q['seconds']:.1f} s) |",
+        f"| latency p50 / p90 / p99 / max | {q['p50_ms']:.2f} / {q['p90_ms']:.2f} / **{q['p99_ms']:.2f}** / "
+        f"{q['max_ms']:.1f} ms |",
+        f"| statuses | {q['statuses']} |",
+        f"| access-log entries written during the run | {q['access_log_entries']:,} |",
+        f"| machine load average (1 min) before the run | {q['load_average']:.1f} on {os.cpu_count()} cores |",
+        "",
+        "| target | met |",
+        "| --- | --- |",
+        *[f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in checks],
+        "",
+    ]
+
+
+if __name__ == "__main__":
+    client_main()

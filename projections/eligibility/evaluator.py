@@ -1,0 +1,744 @@
+"""The pure evaluator: a policy's rules applied to one resident's facts, every condition explained.
+
+A decision is made of **conditions**, each met or failed (or, for what the v1 events cannot show, not
+assessable) and said in words, with the clause it comes from:
+
+* conditions without a route must all be met (alive, hukou not yet in the city, ...);
+* conditions with a route belong to one way of qualifying; a route is met when all its conditions are, and
+  one met route is enough (an owned home *or* insured employment *or* a diploma ...).
+
+``eligible`` follows from that; ``conclusive`` is false when the answer is "no" only because a route could not
+be assessed (a business licence, study abroad): the decision says so rather than guessing. Every decision
+names its clause (``rule``), the facts it read with the events behind them, and the parameters it used with
+their provenance (``assumed`` ones included).
+
+No I/O, no clock: the facts were derived for ``as_of`` and the evaluator only compares them with parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, get_args
+
+from events.social_security import Scheme
+from projections.eligibility.facts import STAGE_RANK, Facts, HukouFact, ParentFact, PermitFact, region_label
+from projections.eligibility.policy import (
+    CertificateRoute,
+    Citation,
+    CompulsoryEducationRule,
+    EmploymentRoute,
+    GraduateRoute,
+    PermitProgressiveRule,
+    PermitServicesRule,
+    PointsRule,
+    Policy,
+    ResidencePermitRule,
+    ResidenceRoute,
+    Route,
+    Rule,
+    SettlementRule,
+    UnassessableRoute,
+)
+
+__all__ = ["Decision", "Reason", "RouteOutcome", "evaluate", "evaluate_benefit"]
+
+_ALL_SCHEMES: Final = len(get_args(Scheme))
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One condition of a decision: met (``True``), failed (``False``) or not assessable (``None``)."""
+
+    condition: str
+    met: bool | None
+    text: str
+    clause: str | None = None
+    route: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"condition": self.condition, "met": self.met, "text": self.text}
+        if self.clause is not None:
+            out["clause"] = self.clause
+        if self.route is not None:
+            out["route"] = self.route
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOutcome:
+    """One way of qualifying and whether it is met (``None``: cannot be assessed from the events)."""
+
+    route: str
+    title: str
+    clause: str
+    met: bool | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"route": self.route, "title": self.title, "clause": self.clause, "met": self.met}
+        if self.parameters:
+            out["parameters"] = self.parameters
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one benefit."""
+
+    benefit: str
+    title: str
+    eligible: bool
+    conclusive: bool
+    rule: dict[str, Any]
+    reasons: tuple[Reason, ...]
+    facts: dict[str, Any]
+    parameters: dict[str, Any]
+    routes: tuple[RouteOutcome, ...] = ()
+    score: int | None = None
+    score_breakdown: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "benefit": self.benefit,
+            "title": self.title,
+            "eligible": self.eligible,
+            "conclusive": self.conclusive,
+        }
+        if self.score is not None:
+            out["score"] = self.score
+            out["score_breakdown"] = list(self.score_breakdown)
+        out["rule"] = self.rule
+        out["reasons"] = [r.to_json() for r in self.reasons]
+        if self.routes:
+            out["routes"] = [r.to_json() for r in self.routes]
+        out["facts"] = self.facts
+        out["parameters"] = self.parameters
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+def evaluate(policy: Policy, facts: Facts) -> list[Decision]:
+    """Every benefit of ``policy`` decided for ``facts``, in the policy file's order.
+
+    Raises ``ValueError`` if the facts were derived for another city than the policy's.
+    """
+    if facts.scope.prefixes != policy.region_prefixes:
+        raise ValueError(
+            f"the facts were derived for region prefixes {facts.scope.prefixes}, "
+            f"not for {policy.policy} ({policy.region_prefixes})"
+        )
+    return [evaluate_benefit(policy, name, facts) for name in policy.benefits]
+
+
+def evaluate_benefit(policy: Policy, benefit: str, facts: Facts) -> Decision:
+    """One benefit of ``policy`` decided for ``facts``; ``KeyError`` if the policy has no such benefit."""
+    rule = policy.benefits[benefit]
+    ctx = _Context(policy, benefit, rule, facts)
+    handler = _HANDLERS[type(rule)]
+    return handler(ctx)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared machinery
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    policy: Policy
+    benefit: str
+    rule: Rule
+    facts: Facts
+    reasons: list[Reason] = field(default_factory=list)
+    routes: list[RouteOutcome] = field(default_factory=list)
+    used: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def city(self) -> str:
+        return f"{self.policy.city} ({self.policy.city_en})"
+
+    def ref(self, citation: Citation) -> str:
+        return citation.ref(self.policy.policy)
+
+    def condition(
+        self, condition: str, met: bool | None, text: str, clause: Citation | None = None, route: str | None = None
+    ) -> bool | None:
+        self.reasons.append(Reason(condition, met, text, self.ref(clause) if clause else None, route))
+        return met
+
+    def fact(self, name: str, value: Any) -> None:
+        """Record a fact the decision read (with its events) for the answer."""
+        self.used[name] = value.to_json() if hasattr(value, "to_json") else value
+
+    def decide(
+        self,
+        *,
+        score: int | None = None,
+        breakdown: Sequence[dict[str, Any]] = (),
+        notes: Sequence[str] = (),
+    ) -> Decision:
+        common = [r.met for r in self.reasons if r.route is None]
+        common_met = all(m is True for m in common)
+        route_results = [r.met for r in self.routes]
+        any_route = not self.routes or any(m is True for m in route_results)
+        eligible = common_met and any_route
+        # "No" is conclusive unless it hangs on a route we could not assess.
+        undecided = common_met and not eligible and any(m is None for m in route_results)
+        return Decision(
+            benefit=self.benefit,
+            title=self.rule.title,
+            eligible=eligible,
+            conclusive=not undecided,
+            rule=self.rule.clause.to_json(self.policy.policy),
+            reasons=tuple(self.reasons),
+            facts=self.used,
+            parameters=self.rule.parameters.to_json(),
+            routes=tuple(self.routes),
+            score=score,
+            score_breakdown=tuple(breakdown),
+            notes=tuple(notes),
+        )
+
+    def route(self, route: Route, met: bool | None) -> None:
+        params = getattr(route, "parameters", None)
+        self.routes.append(
+            RouteOutcome(
+                route=route.name,
+                title=route.title,
+                clause=self.ref(route.clause),
+                met=met,
+                parameters=params.to_json() if params is not None else {},
+            )
+        )
+
+
+def _all(results: Sequence[bool | None]) -> bool | None:
+    """AND over conditions: failed if any failed, else unknown if any unknown, else met."""
+    if any(r is False for r in results):
+        return False
+    if any(r is None for r in results):
+        return None
+    return True
+
+
+def _alive(ctx: _Context) -> None:
+    life = ctx.facts.life
+    ctx.fact("life", life)
+    if life.alive:
+        ctx.condition("alive", True, f"alive on {ctx.facts.as_of}")
+    else:
+        ctx.condition("alive", False, f"deceased on {life.deceased_on}, before or on {ctx.facts.as_of}")
+
+
+def _hukou_place(hukou: HukouFact) -> str:
+    if hukou.status == "none":
+        return "no hukou registration on record"
+    where = region_label(hukou.region_code)
+    kind = "urban" if hukou.urban else "rural"
+    if hukou.status == "registered":
+        return f"hukou registered in {where} ({kind} address) since {hukou.registered_on}"
+    return f"hukou {hukou.status.replace('_', ' ')} (last registered in {where})"
+
+
+def _hukou_outside(ctx: _Context, scope: str, clause: Citation | None = None) -> None:
+    """Settlement is for people whose hukou is not (``city``) / not at an urban address (``urban``) in the city."""
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    place = _hukou_place(hukou)
+    if scope == "urban":
+        met = not hukou.urban_in_city
+        verdict = "not yet at an urban address in" if met else "already at an urban address in"
+        ctx.condition("hukou_not_urban_in_city", met, f"{place}: {verdict} {ctx.city}", clause)
+    else:
+        met = not hukou.in_city
+        verdict = "outside" if met else "already in"
+        ctx.condition("hukou_outside_city", met, f"{place}: {verdict} {ctx.city}", clause)
+
+
+def _permit_words(permit: PermitFact, city: str) -> str:
+    if not permit.held:
+        return "no residence permit on record"
+    where = region_label(permit.region_code)
+    return (
+        f"residence permit {permit.permit_no} of {where} is {permit.status} "
+        f"(issued {permit.issued_on}, valid until {permit.valid_until})"
+        + ("" if permit.in_city else f", not a permit of {city}")
+    )
+
+
+def _valid_permit(ctx: _Context, clause: Citation | None = None, route: str | None = None) -> bool:
+    permit = ctx.facts.permit
+    ctx.fact("permit", permit)
+    met = permit.valid_in_city
+    ctx.condition("valid_permit_in_city", met, _permit_words(permit, ctx.city), clause, route)
+    return met
+
+
+def _lives_in_city(ctx: _Context, clause: Citation | None = None, route: str | None = None) -> bool:
+    residence = ctx.facts.residence
+    ctx.fact("residence", residence)
+    if not residence.registered:
+        text = f"no residence registration in force on {ctx.facts.as_of}"
+    else:
+        where = region_label(residence.region_code)
+        text = f"residence registered in {where} since {residence.since}" + (
+            "" if residence.in_city else f", outside {ctx.city}"
+        )
+    ctx.condition("lives_in_city", residence.in_city, text, clause, route)
+    return residence.in_city
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rule kinds
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _residence_permit(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, ResidencePermitRule)
+    params = rule.parameters
+    conditions = rule.conditions_clause or rule.clause
+    _alive(ctx)
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    verdict = "outside" if not hukou.in_city else "in"
+    ctx.condition(
+        "hukou_outside_city",
+        not hukou.in_city,
+        f"{_hukou_place(hukou)}: {verdict} {ctx.city}" + ("" if not hukou.in_city else " (no permit needed)"),
+        rule.clause,
+    )
+    residence = ctx.facts.residence
+    _lives_in_city(ctx, rule.clause)
+    months, need = residence.continuous_months, params.min_months.value
+    if residence.in_city:
+        text = f"{months} whole months of continuous residence in {ctx.city} since {residence.continuous_since}"
+    else:
+        text = f"0 months of residence in {ctx.city}"
+    ctx.condition("continuous_residence_months", months >= need, f"{text}; needs {need}", conditions)
+    bases = params.bases.value
+    if residence.in_city:
+        ok = residence.basis in bases
+        text = f"basis of the residence registration: {residence.basis}" + (
+            "" if ok else f"; needs one of {', '.join(bases)}"
+        )
+    else:
+        ok, text = False, f"no residence in {ctx.city} to rest a permit on (basis must be one of {', '.join(bases)})"
+    ctx.condition("basis", ok, text, conditions)
+    return ctx.decide()
+
+
+def _compulsory_education(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, CompulsoryEducationRule)
+    params = rule.parameters
+    _alive(ctx)
+    age = ctx.facts.age
+    ctx.fact("age", age)
+    low, high = params.min_age.value, params.max_age.value
+    if age.age is None:
+        ctx.condition("age", False, f"age unknown on {ctx.facts.as_of}", rule.clause)
+    else:
+        ok = low <= age.age <= high
+        ctx.condition(
+            "age",
+            ok,
+            f"aged {age.age} on {ctx.facts.as_of} (born {age.birth_date}); compulsory-education age is {low}-{high}",
+            rule.clause,
+        )
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    ctx.condition(
+        "hukou_in_city",
+        hukou.in_city,
+        f"the child's {_hukou_place(hukou)}: " + ("in " if hukou.in_city else "not in ") + ctx.city,
+        rule.clause,
+        route="local_hukou",
+    )
+    ctx.routes.append(
+        RouteOutcome("local_hukou", "the child's hukou is in the city", ctx.ref(rule.clause), hukou.in_city)
+    )
+    parents: list[ParentFact] = sorted(ctx.facts.parents, key=lambda p: p.role != "mother")
+    ctx.fact("parents", [p.to_json() for p in parents])
+    if not parents:
+        ctx.condition(
+            "parent_permit",
+            False,
+            "no parent on record (parent_links / birth certificates) whose permit could count",
+            rule.clause,
+            route="parent_permit",
+        )
+        ctx.routes.append(
+            RouteOutcome("parent_permit", "a parent holds a valid permit in the city", ctx.ref(rule.clause), False)
+        )
+    for parent in parents:
+        met = parent.permit.valid_in_city and parent.alive
+        words = _permit_words(parent.permit, ctx.city)
+        ctx.condition(
+            f"{parent.role}_permit",
+            met,
+            f"{parent.role} {parent.citizen_id}: {words}" + ("" if parent.alive else " (deceased)"),
+            rule.clause,
+            route=f"{parent.role}_permit",
+        )
+        ctx.routes.append(
+            RouteOutcome(
+                f"{parent.role}_permit",
+                f"the {parent.role} holds a valid permit in the city",
+                ctx.ref(rule.clause),
+                met,
+            )
+        )
+    return ctx.decide()
+
+
+def _settlement(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, SettlementRule)
+    _alive(ctx)
+    _hukou_outside(ctx, rule.parameters.hukou_outside.value, rule.clause)
+    for route in rule.routes:
+        ctx.route(route, _ROUTES[type(route)](ctx, route))
+    return ctx.decide(notes=(_voluntary(ctx, rule.voluntary),))
+
+
+def _voluntary(ctx: _Context, clause: Citation) -> str:
+    return (
+        f"Settlement is voluntary ({ctx.ref(clause)}: 「{clause.quote}」): eligibility is an offer to the resident, "
+        "never a reason to register anyone without their application."
+    )
+
+
+def _residence_route(ctx: _Context, route: Route) -> bool | None:
+    assert isinstance(route, ResidenceRoute)
+    params = route.parameters
+    residence = ctx.facts.residence
+    ctx.fact("residence", residence)
+    name, clause = route.name, route.clause
+    results: list[bool | None] = []
+    urban_needed = params.urban_only.value
+    place_ok = residence.in_city and (bool(residence.urban) or not urban_needed)
+    if not residence.registered:
+        text = f"no residence registration in force on {ctx.facts.as_of}"
+    else:
+        kind = "urban" if residence.urban else "rural"
+        text = f"residence registered in {region_label(residence.region_code)} ({kind} address) since {residence.since}"
+        if not residence.in_city:
+            text += f", outside {ctx.city}"
+        elif urban_needed and not residence.urban:
+            text += "; needs an urban address (城区/建制镇)"
+    results.append(ctx.condition("residence_in_city", place_ok, text, clause, name))
+    tenures = params.tenures.value
+    ok = place_ok and residence.tenure in tenures
+    tenure = residence.tenure or "not recorded"
+    results.append(ctx.condition("tenure", ok, f"tenure: {tenure}; counts: {', '.join(tenures)}", clause, name))
+    if params.min_months is not None:
+        need = params.min_months.value
+        months = residence.months_at_address if place_ok else 0
+        results.append(
+            ctx.condition(
+                "months_at_address",
+                months >= need,
+                f"{months} whole months lived at this address; needs {need}",
+                clause,
+                name,
+            )
+        )
+    if params.insurance_schemes is not None:
+        results.append(_insured(ctx, params.insurance_schemes.value, clause, name))
+    return _all(results)
+
+
+def _insured(ctx: _Context, schemes: Sequence[str], clause: Citation, route: str) -> bool:
+    insurance = ctx.facts.insurance
+    ctx.fact("insurance", insurance)
+    active = insurance.active_in_city(schemes)
+    if active:
+        text = "social insurance active in the city: " + ", ".join(
+            f"{s.scheme} ({region_label(s.region_code)}, since {s.since})" for s in active
+        )
+    else:
+        held = [
+            f"{s.scheme} ({'active' if s.active else 'stopped'}, {region_label(s.region_code)})"
+            for s in insurance.schemes
+        ]
+        wanted = "no social-insurance scheme" if len(set(schemes)) >= _ALL_SCHEMES else f"none of {', '.join(schemes)}"
+        text = f"{wanted} is active in {ctx.city}" + (
+            f" (on record: {'; '.join(held)})" if held else " (no social insurance on record)"
+        )
+    return bool(ctx.condition("insured_in_city", bool(active), text, clause, route))
+
+
+def _employed(ctx: _Context, clause: Citation, route: str) -> bool:
+    employment = ctx.facts.employment
+    ctx.fact("employment", employment)
+    jobs = [j for j in employment.jobs if j.in_city]
+    if jobs:
+        text = "employed in the city: " + "; ".join(
+            f"{j.employer_name} ({region_label(j.region_code)}) since {j.started_on}, {j.months} months" for j in jobs
+        )
+    elif employment.jobs:
+        text = "employed only outside the city: " + "; ".join(
+            f"{j.employer_name} ({region_label(j.region_code)})" for j in employment.jobs
+        )
+    else:
+        text = f"no registered employment in force on {ctx.facts.as_of}"
+    return bool(ctx.condition("employed_in_city", bool(jobs), text, clause, route))
+
+
+def _employment_route(ctx: _Context, route: Route) -> bool | None:
+    assert isinstance(route, EmploymentRoute)
+    employed = _employed(ctx, route.clause, route.name)
+    insured = _insured(ctx, route.parameters.insurance_schemes.value, route.clause, route.name)
+    return employed and insured
+
+
+def _graduate_route(ctx: _Context, route: Route) -> bool | None:
+    assert isinstance(route, GraduateRoute)
+    params = route.parameters
+    education = ctx.facts.education
+    ctx.fact("education", education)
+    stages = params.stages.value
+    matching = education.at_stages(stages)
+    if matching:
+        best = max(matching, key=lambda g: STAGE_RANK[g.stage])
+        text = f"graduated ({best.stage}) on {best.graduated_on}" + (
+            f", {best.qualification}" if best.qualification else ""
+        )
+    elif education.graduations:
+        text = f"highest stage graduated: {education.highest.stage if education.highest else '-'}"
+        text += f"; needs one of {', '.join(stages)}"
+    else:
+        text = f"no graduation on record; needs one of {', '.join(stages)}"
+    results: list[bool | None] = [ctx.condition("graduated", bool(matching), text, route.clause, route.name)]
+    if params.from_city.value:
+        origin = ctx.facts.origin
+        ctx.fact("origin", origin)
+        parts = [
+            f"ID issued in {region_label(origin.id_division)}"
+            + (" (in the city)" if origin.id_division_in_city else " (outside the city)")
+        ]
+        if origin.earlier_hukou_regions:
+            parts.append("earlier hukou in " + ", ".join(str(region_label(c)) for c in origin.earlier_hukou_regions))
+        else:
+            parts.append("no earlier hukou in the city")
+        results.append(ctx.condition("from_city", origin.from_city, "; ".join(parts), route.clause, route.name))
+    if params.employed_in_city.value:
+        results.append(_employed(ctx, route.clause, route.name))
+    return _all(results)
+
+
+def _certificate_route(ctx: _Context, route: Route) -> bool | None:
+    certificates = ctx.facts.certificates
+    ctx.fact("certificates", certificates)
+    if certificates.certificates:
+        text = "skill certificate(s): " + "; ".join(
+            f"{c.program} {c.certificate_no}" + (f" ({c.level})" if c.level else "") + f", {c.completed_on}"
+            for c in certificates.certificates
+        )
+        return ctx.condition("skill_certificate", True, text, route.clause, route.name)
+    return ctx.condition(
+        "skill_certificate", False, "no completed training with a certificate on record", route.clause, route.name
+    )
+
+
+def _unassessable_route(ctx: _Context, route: Route) -> bool | None:
+    assert isinstance(route, UnassessableRoute)
+    return ctx.condition(
+        "not_assessable",
+        None,
+        f"{route.title}: not assessable from the v1 events ({route.missing}); not guessed",
+        route.clause,
+        route.name,
+    )
+
+
+_ROUTES: Final[dict[type, Callable[[_Context, Route], bool | None]]] = {
+    ResidenceRoute: _residence_route,
+    EmploymentRoute: _employment_route,
+    GraduateRoute: _graduate_route,
+    UnassessableRoute: _unassessable_route,
+    CertificateRoute: _certificate_route,
+}
+
+
+def _points(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, PointsRule)
+    p = rule.parameters
+    facts = ctx.facts
+    _alive(ctx)
+    _hukou_outside(ctx, p.hukou_outside.value, rule.clause)
+    _valid_permit(ctx, rule.clause)
+    breakdown: list[dict[str, Any]] = []
+
+    def indicator(name: str, points: int, maximum: int, basis: str, clause: Citation, assumed: bool) -> int:
+        breakdown.append(
+            {
+                "indicator": name,
+                "points": points,
+                "max": maximum,
+                "basis": basis,
+                "clause": ctx.ref(clause),
+                "assumed": assumed,
+            }
+        )
+        return points
+
+    insurance = facts.insurance
+    ctx.fact("insurance", {**insurance.to_json([p.pension_scheme.value])})
+    pension_months = insurance.months_in_city([p.pension_scheme.value])
+    per, cap = p.pension_months_per_point.value, p.pension_points_max.value
+    score = indicator(
+        "stable_employment",
+        min(pension_months // per, cap),
+        cap,
+        f"{pension_months} months of {p.pension_scheme.value} contributions in {ctx.city}: 1 point per {per} months",
+        rule.clause,
+        p.pension_months_per_point.assumed or p.pension_points_max.assumed,
+    )
+    residence = facts.residence
+    ctx.fact("residence", residence)
+    per, cap = p.residence_months_per_point.value, p.residence_points_max.value
+    score += indicator(
+        "stable_residence",
+        min(residence.continuous_months // per, cap),
+        cap,
+        f"{residence.continuous_months} whole months of continuous residence in {ctx.city}: 1 point per {per} months",
+        rule.clause,
+        p.residence_months_per_point.assumed or p.residence_points_max.assumed,
+    )
+    need_rent = p.rented_home_min_months.value
+    if residence.in_city and residence.tenure == "owned":
+        home, basis = p.owned_home_points.value, "owns the home registered as residence"
+    elif residence.in_city and residence.tenure == "rented" and residence.months_at_address >= need_rent:
+        home, basis = p.rented_home_points.value, f"rents the home, lived in for {residence.months_at_address} months"
+    elif residence.in_city and residence.tenure == "rented":
+        home, basis = 0, f"rents the home for {residence.months_at_address} months; rentals count from {need_rent}"
+    else:
+        home, basis = 0, f"no owned or rented home registered in {ctx.city} (tenure: {residence.tenure or 'none'})"
+    score += indicator(
+        "home",
+        home,
+        max(p.owned_home_points.value, p.rented_home_points.value),
+        basis,
+        rule.clause,
+        p.owned_home_points.assumed or p.rented_home_points.assumed,
+    )
+    education = facts.education
+    ctx.fact("education", education)
+    table = p.education_points.value
+    highest = education.highest
+    # The best-scoring graduation counts (a vocational diploma after a general one, whichever is higher).
+    edu_points = max((table.get(g.stage, 0) for g in education.graduations), default=0)
+    score += indicator(
+        "education",
+        edu_points,
+        max(table.values(), default=0),
+        f"highest stage graduated: {highest.stage if highest else 'none on record'}",
+        rule.clause,
+        p.education_points.assumed,
+    )
+    suburban = residence.in_city and residence.region_code in p.suburban_districts.value
+    score += indicator(
+        "suburban_new_town",
+        p.suburban_points.value if suburban else 0,
+        p.suburban_points.value,
+        f"lives in {region_label(residence.region_code) or 'no registered residence'}"
+        + (", a suburban new town (郊区新城)" if suburban else ", not a suburban new town"),
+        rule.suburban_clause,
+        p.suburban_points.assumed or p.suburban_districts.assumed,
+    )
+    threshold = p.threshold.value
+    ctx.condition(
+        "score",
+        score >= threshold,
+        f"score {score} " + (">=" if score >= threshold else "<") + f" threshold {threshold}",
+        rule.clause,
+    )
+    quota = (
+        f"Subject to the annual quota ({ctx.ref(rule.quota_clause)}: 「{rule.quota_clause.quote}」): "
+        "reaching the threshold qualifies an application; admission depends on the year's plan."
+    )
+    return ctx.decide(score=score, breakdown=breakdown, notes=(quota, _voluntary(ctx, rule.voluntary)))
+
+
+def _registered_route(ctx: _Context, clause: Citation) -> bool:
+    """Local hukou holders have these rights as registered residents; the plan extends them to permit holders."""
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    text = f"{_hukou_place(hukou)}: " + (
+        f"a registered resident of {ctx.city}, entitled as such"
+        if hukou.in_city
+        else f"not a registered resident of {ctx.city}"
+    )
+    ctx.condition("hukou_in_city", hukou.in_city, text, clause, "registered_resident")
+    ctx.routes.append(RouteOutcome("registered_resident", "hukou in the city", ctx.ref(clause), hukou.in_city))
+    return hukou.in_city
+
+
+def _permit_services(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, PermitServicesRule)
+    _alive(ctx)
+    _registered_route(ctx, rule.clause)
+    met = _valid_permit(ctx, rule.clause, route="permit_holder")
+    ctx.routes.append(RouteOutcome("permit_holder", "valid residence permit of the city", ctx.ref(rule.clause), met))
+    services = "、".join(rule.parameters.services.value)
+    return ctx.decide(notes=(f"Services given at once to permit holders: {services}.",))
+
+
+def _permit_progressive(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, PermitProgressiveRule)
+    p = rule.parameters
+    _alive(ctx)
+    _registered_route(ctx, rule.clause)
+    route = "permit_holder"
+    results: list[bool | None] = [_valid_permit(ctx, rule.clause, route=route)]
+    residence = ctx.facts.residence
+    ctx.fact("residence", residence)
+    need = p.min_residence_months.value
+    months = residence.continuous_months
+    results.append(
+        ctx.condition(
+            "continuous_residence_months",
+            months >= need,
+            f"{months} whole months of continuous residence in {ctx.city}; needs {need}",
+            rule.clause,
+            route,
+        )
+    )
+    insurance = ctx.facts.insurance
+    ctx.fact("insurance", insurance.to_json(p.insurance_schemes.value))
+    need = p.min_insurance_months.value
+    months = insurance.months_in_city(p.insurance_schemes.value)
+    results.append(
+        ctx.condition(
+            "insurance_months",
+            months >= need,
+            f"{months} months of social-insurance contributions in {ctx.city} (the longest scheme); needs {need}",
+            rule.clause,
+            route,
+        )
+    )
+    ctx.routes.append(
+        RouteOutcome(
+            route, "permit holder with enough years of residence and insurance", ctx.ref(rule.clause), _all(results)
+        )
+    )
+    notes = (rule.not_assessed,) if rule.not_assessed else ()
+    return ctx.decide(notes=notes)
+
+
+_HANDLERS: Final[dict[type, Callable[[_Context], Decision]]] = {
+    ResidencePermitRule: _residence_permit,
+    CompulsoryEducationRule: _compulsory_education,
+    SettlementRule: _settlement,
+    PointsRule: _points,
+    PermitServicesRule: _permit_services,
+    PermitProgressiveRule: _permit_progressive,
+}

@@ -1,0 +1,149 @@
+"""Eligibility of one resident, from the event archive: the I/O around ``projections.eligibility``.
+
+Reads the citizen's archived events (``projection.event_archive``, each body parsed with ``parse_event``), the
+parents the family tables name (``parent_links``, then ``birth_certificates``) and their archived events, and
+hands them to the pure evaluator with the policy and ``as_of``. The answer is CONTRACT §7's
+``{policy, as_of, decisions: [...]}`` (plus ``citizen_id`` and the plan's identity).
+
+Policies come from the package (``projections/eligibility/policies``), or from the directory named by
+``RENKOU_POLICY_DIR`` where an operator keeps edited copies (an ``assumed`` parameter replaced by the city's
+own number).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import asyncpg
+
+from events import Event, Payload, parse_event
+from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
+from projections.resident.store import DEFAULT_SCHEMA
+
+__all__ = [
+    "POLICY_DIR_ENV",
+    "EligibilityAnswer",
+    "ParentLinkRow",
+    "eligibility",
+    "load_archived_events",
+    "load_parent_links",
+    "policy_directory",
+    "resolve_policy",
+]
+
+POLICY_DIR_ENV: Final = "RENKOU_POLICY_DIR"
+"""Environment variable naming a directory of policy files that replace the packaged ones."""
+
+
+def policy_directory() -> Path | None:
+    """The operator's policy directory (``RENKOU_POLICY_DIR``), if one is set."""
+    raw = os.environ.get(POLICY_DIR_ENV, "").strip()
+    return Path(raw) if raw else None
+
+
+def resolve_policy(policy_id: str) -> Policy:
+    """The policy ``policy_id`` (the operator's copy if ``RENKOU_POLICY_DIR`` is set); ``PolicyError`` otherwise."""
+    return load_policy(policy_id, policy_directory())
+
+
+@dataclass(frozen=True, slots=True)
+class ParentLinkRow:
+    """A parent of the resident as the family tables state it, with the events that state it."""
+
+    role: Literal["mother", "father"]
+    citizen_id: str
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityAnswer:
+    """The answer, and every citizen whose data it shows (the resident, and the parents it looked at)."""
+
+    body: dict[str, Any]
+    consulted: tuple[str, ...]
+
+
+def _check_schema(schema: str) -> None:
+    if not schema.replace("_", "").isalnum():
+        raise ValueError(f"invalid schema name {schema!r}")
+
+
+async def load_archived_events(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
+) -> dict[str, list[Event[Payload]]]:
+    """Each citizen's archived events, per department in chain (log) order; citizens without any are absent."""
+    _check_schema(schema)
+    rows = await conn.fetch(
+        f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
+        "ORDER BY citizen_id, department, chain_seq",
+        sorted(set(citizen_ids)),
+    )
+    out: dict[str, list[Event[Payload]]] = {}
+    for row in rows:
+        out.setdefault(row["citizen_id"], []).append(parse_event(bytes(row["body"])))
+    return out
+
+
+async def load_parent_links(
+    conn: asyncpg.Connection, citizen_id: str, schema: str = DEFAULT_SCHEMA
+) -> list[ParentLinkRow]:
+    """The resident's mother and father: public security's registration first, health's birth certificate where
+    it is silent (the view's precedence), with the events that establish each link."""
+    _check_schema(schema)
+    found: dict[str, tuple[str, list[str]]] = {}
+    for row in await conn.fetch(
+        f"SELECT role, parent_citizen_id, event_id::text AS event_id FROM {schema}.parent_links "
+        "WHERE child_citizen_id = $1 ORDER BY department <> 'public_security', department",
+        citizen_id,
+    ):
+        parent, ids = found.setdefault(row["role"], (row["parent_citizen_id"], []))
+        if parent == row["parent_citizen_id"]:
+            ids.append(row["event_id"])
+    for row in await conn.fetch(
+        f"SELECT mother_citizen_id, father_citizen_id, certified_event_id::text AS certified, "
+        f"registered_event_id::text AS registered FROM {schema}.birth_certificates WHERE child_citizen_id = $1 "
+        "ORDER BY certificate_no",
+        citizen_id,
+    ):
+        certificate_ids = [e for e in (row["registered"], row["certified"]) if e]
+        for role in ("mother", "father"):
+            parent = row[f"{role}_citizen_id"]
+            if not parent:
+                continue
+            known, ids = found.setdefault(role, (parent, []))
+            if known == parent:
+                ids.extend(e for e in certificate_ids if e not in ids)
+    roles: tuple[Literal["mother", "father"], ...] = ("mother", "father")
+    return [
+        ParentLinkRow(role, found[role][0], tuple(dict.fromkeys(found[role][1]))) for role in roles if role in found
+    ]
+
+
+async def eligibility(
+    conn: asyncpg.Connection,
+    citizen_id: str,
+    policy: Policy,
+    as_of: date,
+    schema: str = DEFAULT_SCHEMA,
+) -> EligibilityAnswer | None:
+    """Every benefit of ``policy`` decided for ``citizen_id`` on ``as_of`` from the archive.
+
+    ``None`` when nothing about the citizen had happened by ``as_of`` (no archived event, or none that early),
+    as the view's ``as_of`` read answers it.
+    """
+    events = (await load_archived_events(conn, [citizen_id], schema)).get(citizen_id, [])
+    if not events_until(events, as_of):
+        return None
+    links = await load_parent_links(conn, citizen_id, schema)
+    parent_events = await load_archived_events(conn, [link.citizen_id for link in links], schema) if links else {}
+    parents = [
+        ParentInput(link.role, link.citizen_id, link.event_ids, parent_events.get(link.citizen_id, []))
+        for link in links
+    ]
+    body = decide(policy, citizen_id, events, as_of, parents)
+    return EligibilityAnswer(body, (citizen_id, *(link.citizen_id for link in links)))

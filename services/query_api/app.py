@@ -1,0 +1,99 @@
+"""Composition root of the query API: settings → engine and connection lease, authenticator, metrics, routers.
+
+Nothing connects at import time or in ``create_app``; the lifespan creates the engine, and connections are
+opened on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from projections.resident.store import DEFAULT_SCHEMA
+from services.db.engine import make_engine
+from services.eligibility_api import router as eligibility_router
+from services.grants import Grant, find_grant
+from services.query_api.auth import Authenticator
+from services.query_api.context import QueryApiContext
+from services.query_api.db import ConnectionLease, DatabaseUnavailableError
+from services.query_api.errors import error_response, install_error_handlers
+from services.query_api.metrics import LatencyMiddleware, QueryApiMetrics
+from services.query_api.routes import operations, router
+from services.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+Read access to the unified resident view for downstream services (CONTRACT §7).
+
+Every request carries `Authorization: Bearer <consumer token>` and `X-Purpose: <purpose code>`; the answer holds
+only the sections the consumer's grant allows for that purpose. Every successful read of a resident is recorded,
+durably, in the resident's hash-chained access log before the answer is sent. Errors are
+`{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    pool_size: int = 8,
+    access_log_timeout: float = 2.0,
+    grant_cache_ttl: float = 5.0,
+    schema: str = DEFAULT_SCHEMA,
+) -> FastAPI:
+    """The query API for ``settings``.
+
+    ``pool_size`` database connections at most; an access-log write that does not commit within
+    ``access_log_timeout`` seconds refuses the read (503); grants are cached for ``grant_cache_ttl`` seconds
+    (revocations still apply at once to every read, see ``services.query_api.auth``); ``schema`` is the
+    projection schema read.
+    """
+    settings = settings or get_settings()
+    if not schema.replace("_", "").isalnum():
+        raise ValueError(f"invalid schema name {schema!r}")
+    metrics = QueryApiMetrics.create()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(
+            settings.database_url.get_secret_value(), pool_size=pool_size, application_name="renkou-query-api"
+        )
+        lease = ConnectionLease(engine, pool_size)
+
+        async def lookup(token: str) -> Grant | None:
+            async with lease.connection() as conn:
+                return await find_grant(conn, token)
+
+        app.state.renkou = QueryApiContext(
+            lease=lease,
+            auth=Authenticator(lookup, ttl=grant_cache_ttl),
+            metrics=metrics,
+            schema=schema,
+            access_log_timeout=access_log_timeout,
+        )
+        try:
+            yield
+        finally:
+            await lease.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="renkou query API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.exception_handler(DatabaseUnavailableError)
+    async def database_unavailable(request: Request, exc: DatabaseUnavailableError) -> Response:
+        return error_response(503, "database_unavailable", f"{exc}; nothing was answered, retry later")
+
+    app.include_router(router)
+    app.include_router(eligibility_router)
+    app.include_router(operations)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,509 @@
+"""The query API's endpoints (CONTRACT §7, all but eligibility): residents, events, access log, households,
+statistics, and the operational ``/healthz`` and ``/metrics``.
+
+Every handler follows the same order: authenticate (401/400/403) → validate the input (422) → read → record
+the read in the access log and commit (503 if that fails) → answer. Nothing of a resident leaves before its
+access-log entry is durable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Security
+from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from events.citizen_id import CitizenIdError, normalize_citizen_id
+from events.examples import CITIZENS
+from projections.resident.render import VIEW_SECTIONS
+from services.grants import parse_codes
+from services.query_api.access_log import read_access_log
+from services.query_api.auth import Caller
+from services.query_api.context import context_of
+from services.query_api.errors import ApiError, responses
+from services.query_api.models import (
+    AccessLogResponse,
+    BatchGetRequest,
+    BatchGetResponse,
+    EventsResponse,
+    Health,
+    HouseholdResponse,
+    ResidentView,
+    StatisticsResponse,
+)
+from services.query_api.statistics import population_statistics, validate_region_prefix
+from services.query_api.views import ReadTime, read_views, today_in_china
+
+__all__ = ["operations", "router"]
+
+router = APIRouter(prefix="/v1")
+operations = APIRouter()
+
+_bearer = HTTPBearer(auto_error=False, description="The consumer token of a grant (`renkou grants add`).")
+# The catalogue's example child (events.examples) and its household, as examples in the OpenAPI document.
+EXAMPLE_CITIZEN: Final = CITIZENS["child"]
+EXAMPLE_HOUSEHOLD: Final = "510107-00012345"
+_EARLIEST: Final = date(1870, 1, 1)
+_LATEST: Final = date(9998, 12, 31)
+
+# Read as text and parsed by hand (_query_date, _query_instant), so that both read endpoints refuse a bad value
+# with the same code and message.
+AsOf = Annotated[
+    str | None,
+    Query(
+        description="Business date YYYY-MM-DD: rebuild the view from the events that had happened by then.",
+        json_schema_extra={"format": "date"},
+    ),
+]
+KnownAt = Annotated[
+    str | None,
+    Query(
+        description="RFC 3339 instant with offset: rebuild the view from the events recorded by then "
+        "(as the system knew it).",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+Sections = Annotated[
+    str | None,
+    Query(
+        description="Comma-separated view sections to return (default: every view section the grant allows).",
+        examples=["identity,hukou"],
+    ),
+]
+
+
+async def authenticated(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    x_purpose: Annotated[
+        str | None,
+        Header(
+            alias="X-Purpose",
+            description="Required: the purpose of this request, one of the grant's purposes (e.g. school_enrolment).",
+        ),
+    ] = None,
+) -> Caller:
+    """The consumer behind the request's token, acting for its stated purpose (401/400/403 otherwise)."""
+    return await context_of(request).auth.authenticate(request)
+
+
+AuthCaller = Annotated[Caller, Depends(authenticated)]
+
+
+def _json(data: Any, caller: Caller | None = None, status: int = 200) -> Response:
+    headers = {"X-Request-ID": str(caller.request_id)} if caller is not None else None
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def _utc(moment: datetime) -> str:
+    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body).
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _citizen_id(raw: str) -> str:
+    try:
+        return normalize_citizen_id(raw)
+    except CitizenIdError as exc:
+        raise ApiError(
+            422,
+            "invalid_citizen_id",
+            f"{raw!r} is not a valid citizen ID: {'; '.join(exc.problems)}",
+            {"citizen_id": raw, "problems": list(exc.problems)},
+        ) from None
+
+
+def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:
+    if as_of is not None and not _EARLIEST <= as_of <= _LATEST:
+        raise ApiError(422, "invalid_as_of", f"as_of must be between {_EARLIEST} and {_LATEST}, got {as_of}")
+    if known_at is not None:
+        if known_at.tzinfo is None or known_at.utcoffset() is None:
+            raise ApiError(422, "invalid_known_at", "known_at needs a UTC offset (e.g. 2024-05-01T12:00:00+08:00)")
+        if not _EARLIEST <= known_at.date() <= _LATEST:
+            raise ApiError(422, "invalid_known_at", f"known_at must be between {_EARLIEST} and {_LATEST}")
+    return ReadTime(as_of=as_of, known_at=known_at)
+
+
+def _view_sections(caller: Caller, requested: str | None) -> list[str]:
+    granted: list[str] = [s for s in VIEW_SECTIONS if s in caller.grant.sections]
+    if requested is None:
+        if not granted:
+            raise ApiError(
+                403,
+                "section_not_granted",
+                f"the grant of {caller.consumer!r} includes none of the resident view's sections",
+                {"granted": sorted(caller.grant.sections)},
+            )
+        return granted
+    wanted = parse_codes(requested)
+    unknown = [s for s in wanted if s not in VIEW_SECTIONS]
+    if unknown or not wanted:
+        raise ApiError(
+            422,
+            "unknown_section",
+            f"sections must name view sections ({', '.join(VIEW_SECTIONS)}); got {requested!r}",
+            {"unknown": unknown},
+        )
+    for section in wanted:
+        caller.require(section)
+    return [s for s in VIEW_SECTIONS if s in wanted]
+
+
+async def _not_found(request: Request, caller: Caller, message: str) -> ApiError:
+    # A 404 writes no access-log entry, so re-check the grant here: a revoked consumer learns nothing.
+    ctx = context_of(request)
+    async with ctx.lease.connection() as conn:
+        await ctx.auth.confirm(conn, caller)
+    return ApiError(404, "not_found", message)
+
+
+# --- residents --------------------------------------------------------------------------------------------------
+
+
+_PURPOSE_HEADER: Final = {
+    "name": "X-Purpose",
+    "in": "header",
+    "required": False,
+    "description": "Required: the purpose of this request, one of the grant's purposes (e.g. school_enrolment).",
+    "schema": {"type": "string"},
+}
+_READ_PARAMETERS: Final = [
+    {
+        "name": "as_of",
+        "in": "query",
+        "required": False,
+        "description": "Business date YYYY-MM-DD: rebuild the view from the events that had happened by then.",
+        "schema": {"type": "string", "format": "date"},
+    },
+    {
+        "name": "known_at",
+        "in": "query",
+        "required": False,
+        "description": "RFC 3339 instant with offset: rebuild the view from the events recorded by then "
+        "(as the system knew it).",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    {
+        "name": "sections",
+        "in": "query",
+        "required": False,
+        "description": "Comma-separated view sections to return (default: every view section the grant allows).",
+        "schema": {"type": "string"},
+    },
+    _PURPOSE_HEADER,
+]
+
+
+def _query_date(raw: str | None, name: str) -> date | None:
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be a date YYYY-MM-DD, got {raw!r}") from None
+
+
+def _query_instant(raw: str | None, name: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(
+            422, f"invalid_{name}", f"{name} must be an RFC 3339 instant (2024-05-01T12:00:00+08:00), got {raw!r}"
+        ) from None
+
+
+@router.get(
+    "/residents/{citizen_id}",
+    response_model=ResidentView,
+    responses=responses(400, 401, 403, 404, 422, 503),
+    summary="One resident's view, only the granted sections",
+    openapi_extra={"parameters": _READ_PARAMETERS, "security": [{"HTTPBearer": []}]},
+)
+async def get_resident(
+    request: Request,
+    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
+) -> Response:
+    """The resident view with only the sections the consumer's grant allows (plus ``citizen_id``).
+
+    With ``as_of`` and/or ``known_at`` the view is rebuilt from the archived events (bitemporal read). The read
+    is recorded in the resident's access log before the answer is sent.
+    """
+    # The hot path: parameters are read by hand rather than through FastAPI's dependency machinery, which
+    # costs more CPU than the rest of the request; the OpenAPI operation declares them all the same.
+    ctx = context_of(request)
+    caller = await ctx.auth.authenticate(request)
+    cid = _citizen_id(citizen_id)
+    query = request.query_params
+    when = _read_time(_query_date(query.get("as_of"), "as_of"), _query_instant(query.get("known_at"), "known_at"))
+    chosen = _view_sections(caller, query.get("sections"))
+    async with ctx.lease.connection() as conn:
+        view = (await read_views(conn, [cid], when, chosen, ctx.schema)).get(cid)
+        if view is not None:
+            await ctx.record(conn, caller, "resident", chosen, [cid])
+    if view is None:
+        raise await _not_found(request, caller, f"no resident {cid} (nothing is known about this citizen ID)")
+    return _json(view, caller)
+
+
+@router.post(
+    "/residents:batchGet",
+    response_model=BatchGetResponse,
+    responses=responses(400, 401, 403, 422, 503),
+    summary="Up to 1000 residents' views in one request",
+)
+async def batch_get(
+    request: Request,
+    caller: AuthCaller,
+    body: Annotated[BatchGetRequest, Body()],
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+    sections: Sections = None,
+) -> Response:
+    """The views of up to 1000 citizens, each filtered like the single read; one access-log entry per resident
+    returned, all written in one transaction before the answer."""
+    ctx = context_of(request)
+    ids: list[str] = []
+    invalid: list[dict[str, Any]] = []
+    for index, raw in enumerate(body.citizen_ids):
+        try:
+            ids.append(normalize_citizen_id(raw))
+        except CitizenIdError as exc:
+            invalid.append({"index": index, "citizen_id": raw, "problems": list(exc.problems)})
+    if invalid:
+        first = invalid[0]
+        raise ApiError(
+            422,
+            "invalid_citizen_id",
+            f"{len(invalid)} invalid citizen ID(s); citizen_ids[{first['index']}] {first['citizen_id']!r}: "
+            f"{'; '.join(first['problems'])}",
+            invalid,
+        )
+    when = _read_time(_query_date(as_of, "as_of"), _query_instant(known_at, "known_at"))
+    chosen = _view_sections(caller, sections)
+    unique = list(dict.fromkeys(ids))
+    async with ctx.lease.connection() as conn:
+        views = await read_views(conn, unique, when, chosen, ctx.schema)
+        if views:
+            await ctx.record(conn, caller, "residents:batchGet", chosen, list(views))
+        else:
+            await ctx.auth.confirm(conn, caller)
+    return _json(
+        {
+            "residents": [views[c] for c in unique if c in views],
+            "not_found": [c for c in unique if c not in views],
+        },
+        caller,
+    )
+
+
+@router.get(
+    "/residents/{citizen_id}/events",
+    response_model=EventsResponse,
+    responses=responses(400, 401, 403, 404, 422, 503),
+    summary="The resident's archived events with Kafka coordinates and hash-chain links",
+)
+async def get_events(
+    request: Request,
+    caller: AuthCaller,
+    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
+    department: Annotated[
+        Literal["public_security", "education", "social_security", "health"] | None,
+        Query(description="Only this department's chain."),
+    ] = None,
+) -> Response:
+    """Every archived event of the resident (one department's, if asked), per department in chain order, with
+    topic/partition/offset and ``prev_hash``/``hash`` so that an auditor can recompute each chain."""
+    ctx = context_of(request)
+    caller.require("events")
+    cid = _citizen_id(citizen_id)
+    async with ctx.lease.connection() as conn:
+        rows = await conn.fetch(
+            f"SELECT department, chain_seq, event_id, event_type, schema_version, occurred_at, recorded_at, topic, "
+            f"kafka_partition, kafka_offset, archived_at, body, prev_hash, hash FROM {ctx.schema}.event_archive "
+            "WHERE citizen_id = $1 ORDER BY department, chain_seq",
+            cid,
+        )
+        if rows:
+            await ctx.record(conn, caller, "events", ["events"], [cid])
+    if not rows:
+        raise await _not_found(request, caller, f"no archived event about {cid}")
+    events = []
+    for r in rows:
+        if department is not None and r["department"] != department:
+            continue
+        body = bytes(r["body"])
+        events.append(
+            {
+                "department": r["department"],
+                "chain_seq": r["chain_seq"],
+                "event_id": str(r["event_id"]),
+                "event_type": r["event_type"],
+                "schema_version": r["schema_version"],
+                "occurred_at": _utc(r["occurred_at"]),
+                "recorded_at": _utc(r["recorded_at"]),
+                "topic": r["topic"],
+                "partition": r["kafka_partition"],
+                "offset": r["kafka_offset"],
+                "archived_at": _utc(r["archived_at"]),
+                "prev_hash": bytes(r["prev_hash"]).hex(),
+                "hash": bytes(r["hash"]).hex(),
+                "body": body.decode("utf-8", errors="replace"),
+                "event": orjson.loads(body),
+            }
+        )
+    return _json({"citizen_id": cid, "events": events}, caller)
+
+
+@router.get(
+    "/residents/{citizen_id}/access-log",
+    response_model=AccessLogResponse,
+    responses=responses(400, 401, 403, 404, 422, 503),
+    summary="Who read this resident, when, for which purpose and sections",
+)
+async def get_access_log(
+    request: Request,
+    caller: AuthCaller,
+    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many entries.")] = 100,
+    before_seq: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Only entries older than this chain_seq (paging).")
+    ] = None,
+) -> Response:
+    """The resident's access log, newest first — what a citizen-facing service shows: who looked, when, why.
+
+    Reading it is itself a read of the resident and is recorded (after the entries returned).
+    """
+    ctx = context_of(request)
+    caller.require("access_log")
+    cid = _citizen_id(citizen_id)
+    async with ctx.lease.connection() as conn:
+        known = await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {ctx.schema}.sections WHERE citizen_id = $1) "
+            "OR EXISTS (SELECT 1 FROM access_log_heads WHERE citizen_id = $1)",
+            cid,
+        )
+        entries = await read_access_log(conn, cid, limit=limit, before_seq=before_seq) if known else []
+        if known:
+            await ctx.record(conn, caller, "access_log", ["access_log"], [cid])
+    if not known:
+        raise await _not_found(request, caller, f"no resident {cid} and no access log about this citizen ID")
+    more = len(entries) == limit and entries[-1]["chain_seq"] > 1
+    return _json(
+        {"citizen_id": cid, "entries": entries, "next_before_seq": entries[-1]["chain_seq"] if more else None},
+        caller,
+    )
+
+
+# --- households -------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/households/{household_id}",
+    response_model=HouseholdResponse,
+    responses=responses(400, 401, 403, 404, 422, 503),
+    summary="The members of a household (needs the family section)",
+)
+async def get_household(
+    request: Request,
+    caller: AuthCaller,
+    household_id: Annotated[
+        str, Path(description="The household number public security registered.", examples=[EXAMPLE_HOUSEHOLD])
+    ],
+) -> Response:
+    """The residents registered in the household now, with their relationship to its head. Each member
+    returned is a read of that resident and is recorded in their access log."""
+    ctx = context_of(request)
+    caller.require("family")
+    hid = household_id.strip()
+    if not 1 <= len(hid) <= 64 or not _is_identifier(hid):
+        raise ApiError(
+            422,
+            "invalid_household_id",
+            "household_id must be 1-64 printable ASCII characters without spaces",
+            {"household_id": household_id},
+        )
+    async with ctx.lease.connection() as conn:
+        rows = await conn.fetch(
+            f"SELECT citizen_id, household_type, relationship, region_code FROM {ctx.schema}.household_members "
+            "WHERE household_id = $1",
+            hid,
+        )
+        if rows:
+            await ctx.record(conn, caller, "household", ["family"], [r["citizen_id"] for r in rows])
+    if not rows:
+        raise await _not_found(request, caller, f"no household {hid!r} with registered members")
+    members = sorted(
+        ({"citizen_id": r["citizen_id"], "relationship": r["relationship"]} for r in rows),
+        key=lambda m: (_RELATIONSHIP_ORDER.get(m["relationship"], 99), m["citizen_id"]),
+    )
+    return _json(
+        {
+            "household_id": hid,
+            "household_type": rows[0]["household_type"],
+            "region_code": rows[0]["region_code"],
+            "members": members,
+        },
+        caller,
+    )
+
+
+_RELATIONSHIP_ORDER: Final = {
+    name: rank for rank, name in enumerate(("head", "spouse", "child", "parent", "grandchild", "sibling", "other"))
+}
+_IDENTIFIER_CHARS: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+def _is_identifier(text: str) -> bool:
+    # The household numbers' own rule (events.fields.IDENTIFIER_PATTERN, ^[!-~]+$): printable ASCII, no spaces.
+    return _IDENTIFIER_CHARS.issuperset(text)
+
+
+# --- statistics -------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/statistics/population",
+    response_model=StatisticsResponse,
+    responses=responses(400, 401, 403, 422, 503),
+    summary="Registered, resident and permit-holder populations and their urban shares",
+)
+async def get_population_statistics(
+    request: Request,
+    caller: AuthCaller,
+    region_code: Annotated[str, Query(description="Region code prefix: 2, 4 or 6 digits.", examples=["5101"])],
+    as_of: Annotated[date | None, Query(description="The date counted (default: today in China).")] = None,
+) -> Response:
+    """Population figures under a region code prefix on a date, in total and per district; definitions in
+    ``services.query_api.statistics``. Aggregates only: no access-log entry."""
+    ctx = context_of(request)
+    caller.require("statistics")
+    try:
+        prefix = validate_region_prefix(region_code)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_region_code", str(exc), {"region_code": region_code}) from None
+    day = as_of or today_in_china()
+    if not _EARLIEST <= day <= _LATEST:
+        raise ApiError(422, "invalid_as_of", f"as_of must be between {_EARLIEST} and {_LATEST}, got {day}")
+    async with ctx.lease.connection() as conn:
+        await ctx.auth.confirm(conn, caller)
+        figures = await population_statistics(conn, prefix, day, ctx.schema)
+    return _json(figures.to_json(), caller)
+
+
+# --- operations -------------------------------------------------------------------------------------------------
+
+
+@operations.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@operations.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(context_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

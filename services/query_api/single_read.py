@@ -1,0 +1,185 @@
+"""One resident's stored rows in one round trip — the single-read hot path of the query API.
+
+``projections.resident.store.load_residents`` reads sections, parent links, children, birth certificates and
+household members in five queries whatever the number of citizens: right for batches, but for a single
+resident the round trips cost more than the work. ``load_resident`` gathers the same rows in one statement
+(a ``UNION ALL``, one kind of row per table) and assembles the same ``StoredResident`` with the same precedence
+rules, so ``render_sections`` renders it exactly like ``services.resident_views.render_stored``. The test suite
+checks that the two loaders agree on every resident of its data sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import date
+from typing import Any, Final
+
+import asyncpg
+
+from projections.resident.family import FamilyView
+from projections.resident.render import Meta, render_view
+from projections.resident.state import DEPARTMENTS, DepartmentState, state_from_json_text
+from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident
+
+__all__ = ["SECTION_SOURCES", "load_resident", "render_sections", "sources_of"]
+
+SECTION_SOURCES: Final[dict[str, tuple[str, ...]]] = {
+    "identity": ("public_security", "health"),  # life_status also from health's death
+    "hukou": ("public_security",),
+    "residence": ("public_security",),
+    "education": ("education",),
+    "employment": ("social_security",),
+    "social_insurance": ("social_security",),
+    "health": ("health",),
+    "family": (),  # the family tables, not a department state
+    "flags": DEPARTMENTS,
+    "meta": (),  # the stored counts and timestamps of every department
+}
+"""The department states each view section is rendered from (``projections.resident.render``)."""
+
+
+def sources_of(sections: Iterable[str]) -> frozenset[str]:
+    """The departments whose states the view ``sections`` need."""
+    return frozenset(d for s in sections for d in SECTION_SOURCES[s])
+
+
+def render_sections(stored: StoredResident, as_of: date, sections: Collection[str]) -> dict[str, Any]:
+    """``services.resident_views.render_stored``, parsing only the states ``sections`` need.
+
+    Sections outside ``sections`` are rendered from empty states and must not be shown: use ``filter_view``.
+    """
+    needed = sources_of(sections)
+    states: dict[str, DepartmentState] = {
+        dept: state_from_json_text(dept, row.state) for dept, row in stored.sections.items() if dept in needed
+    }
+    counts = {dept: row.event_count for dept, row in stored.sections.items()}
+    meta = Meta(
+        version=sum(counts.values()),
+        event_count=sum(counts.values()),
+        event_counts=counts,
+        last_event_at={dept: row.last_event_at for dept, row in stored.sections.items()},
+    )
+    family = FamilyView(
+        mother=stored.mother,
+        father=stored.father,
+        children=stored.children,
+        household_members=stored.household_members,
+    )
+    return render_view(stored.citizen_id, states, as_of=as_of, family=family, meta=meta)
+
+
+def _sql(schema: str) -> str:
+    # One row set, one kind of row per table (column k): typed columns, no JSON to build on the server or to
+    # parse here. $2: the departments whose state is needed (the others' rows still give meta its counts);
+    # $3: whether the family tables are needed at all.
+    return f"""
+    SELECT 0 AS k, department AS a, CASE WHEN department = ANY($2::text[]) THEN state::text END AS b,
+           NULL::text AS c, NULL::text AS d, NULL::text AS e, NULL::text AS f, NULL::text AS g,
+           event_count AS n, chain_seq AS q, last_event_at AS t, chain_head AS h
+      FROM {schema}.sections WHERE citizen_id = $1
+    UNION ALL
+    SELECT 1, role, parent_citizen_id, NULL, NULL, NULL, NULL, NULL,
+           (department <> 'public_security')::int, NULL, NULL, NULL
+      FROM {schema}.parent_links WHERE $3 AND child_citizen_id = $1
+    UNION ALL
+    SELECT 2, child_citizen_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM {schema}.parent_links WHERE $3 AND parent_citizen_id = $1
+    UNION ALL
+    SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
+           child_citizen_id, NULL, NULL, NULL, NULL
+      FROM {schema}.birth_certificates
+     WHERE $3 AND (mother_citizen_id = $1 OR father_citizen_id = $1 OR child_citizen_id = $1)
+    UNION ALL
+    SELECT 4, m.household_id, m.citizen_id, m.relationship, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM {schema}.household_members x JOIN {schema}.household_members m ON m.household_id = x.household_id
+     WHERE $3 AND x.citizen_id = $1"""
+
+
+_STATEMENTS: dict[str, str] = {}
+
+
+async def load_resident(
+    conn: asyncpg.Connection,
+    citizen_id: str,
+    schema: str = DEFAULT_SCHEMA,
+    *,
+    departments: Collection[str] = DEPARTMENTS,
+    family: bool = True,
+) -> StoredResident | None:
+    """Everything stored about ``citizen_id`` (as ``load_residents`` returns it), or ``None`` without a section.
+
+    Only the states of ``departments`` are read (the others' ``SectionRow.state`` is ``""``), and the family
+    tables only if ``family``: a read that returns a few sections does not pay for the rest.
+    """
+    sql = _STATEMENTS.get(schema)
+    if sql is None:
+        if not schema.replace("_", "").isalnum():
+            raise ValueError(f"invalid schema name {schema!r}")
+        sql = _STATEMENTS[schema] = _sql(schema)
+    rows = await conn.fetch(sql, citizen_id, list(departments), family)
+    sections: dict[str, SectionRow] = {}
+    parent_rows: list[tuple[int, str, str]] = []
+    child_rows: list[str] = []
+    certificate_rows: list[tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]] = []
+    household_rows: list[tuple[str, str, str]] = []
+    for r in rows:
+        kind = r[0]
+        if kind == 0:
+            sections[r[1]] = SectionRow(citizen_id, r[1], r[2] or "", r[8], r[10], r[9], bytes(r[11]))
+        elif kind == 1:
+            parent_rows.append((r[8], r[1], r[2]))
+        elif kind == 2:
+            child_rows.append(r[1])
+        elif kind == 3:
+            certificate_rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
+        else:
+            household_rows.append((r[1], r[2], r[3]))
+    if not sections:
+        return None
+    parent_rows.sort(key=lambda p: p[0])  # stable: public security's links first, as load_residents orders them
+    household_rows.sort(key=lambda h: (h[0], h[1]))
+    # The precedence of load_residents: public security's parent links first, then health's, then what birth
+    # certificates say where both are silent.
+    parents: dict[str, str] = {}
+    for _, role, parent in parent_rows:
+        parents.setdefault(role, parent)
+    children: dict[str, dict[str, Any]] = {child: {"citizen_id": child} for child in child_rows}
+    for certificate_no, mother, father, child_name, child_sex, birth_date, child in certificate_rows:
+        if child == citizen_id:
+            if mother:
+                parents.setdefault("mother", mother)
+            if father:
+                parents.setdefault("father", father)
+        for side in (mother, father):
+            if side == citizen_id:
+                key = child or f"certificate:{certificate_no}"
+                entry = children.setdefault(key, {"citizen_id": child})
+                entry.update(
+                    {
+                        k: v
+                        for k, v in {
+                            "name": child_name,
+                            "sex": child_sex,
+                            "birth_date": birth_date,
+                            "certificate_no": certificate_no,
+                        }.items()
+                        if v is not None
+                    }
+                )
+    household_id: str | None = None
+    members: list[dict[str, str]] = []
+    for hid, member, relationship in household_rows:
+        household_id = hid
+        members.append({"citizen_id": member, "relationship": relationship})
+    return StoredResident(
+        citizen_id=citizen_id,
+        sections=sections,
+        mother=parents.get("mother"),
+        father=parents.get("father"),
+        children=sorted(
+            children.values(),
+            key=lambda c: (c.get("birth_date") or "", c.get("citizen_id") or "", c.get("certificate_no") or ""),
+        ),
+        household_id=household_id,
+        household_members=members,
+    )

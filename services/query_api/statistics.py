@@ -1,0 +1,247 @@
+"""Population statistics of a region on a date — the one place their definitions live.
+
+The city plans publish every year the **registered** (户籍) and the **resident** (常住) population and their urban
+shares per district, and watch the gap between the two urbanisation rates (Nantong (3), (15)). Here, for a
+region code prefix ``P`` (2 digits: province, 4: city, 6: county/district) and a date ``D``:
+
+* **registered population** — people whose permanent hukou, on ``D``, is registered in a region under ``P``, and
+  who are alive on ``D``. *Urban*: that hukou registration is urban.
+* **resident population** — people who, on ``D``, *live* in a region under ``P`` and are alive, where a person
+  lives in the region of their residence registration once it has lasted six months or more on ``D``, and
+  otherwise in their hukou region. So it counts those with hukou under ``P`` who are not registered as living
+  elsewhere (for six months or more), plus those registered as living under ``P`` for six months or more — the
+  census rule (a person away for less than half a year still counts at home), which counts everyone in at most
+  one place. *Urban*: the registration (or hukou) that places them there is urban.
+* **permit holders** — people alive on ``D`` holding a residence permit of a region under ``P`` that is valid on
+  ``D`` (issued on or before, ``valid_until`` on or after, not revoked by then). *Urban*: their residence
+  registration on ``D`` is urban and lies within the permit's region.
+* **urbanisation gap** — resident urban share minus registered urban share, in percentage points (Nantong's
+  target: registered urbanisation at most 3 points behind resident urbanisation).
+
+"On ``D``" reads the public-security state's current entries *and* its histories (closed hukou periods, ended
+residence registrations, replaced permits), so a past date counts the registrations in force then, as known
+now. **Alive on D**: no date of death on or before ``D`` — public security's (a cancellation for death), or
+else health's certified death, the same precedence as the view's ``identity.deceased_on``. A renewed permit
+counts as valid from its issue to its latest ``valid_until``.
+
+Computed in PostgreSQL from ``projection.sections`` in one statement: one row per person with their hukou,
+residence and permit region on ``D``, then grouped by 6-digit region code; the totals for ``P`` are the sums
+over those districts (each person has at most one region per measure, so nobody is counted twice).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+import asyncpg
+
+from projections.resident.store import DEFAULT_SCHEMA
+
+__all__ = [
+    "DistrictFigures",
+    "Figures",
+    "Measure",
+    "PopulationStatistics",
+    "population_statistics",
+    "validate_region_prefix",
+]
+
+_PREFIX: Final = re.compile(r"^([0-9]{2}|[0-9]{4}|[0-9]{6})$")
+
+
+def validate_region_prefix(text: str) -> str:
+    """A region code prefix: 2, 4 or 6 digits. Raises ``ValueError`` naming the rule otherwise."""
+    if not _PREFIX.fullmatch(text):
+        raise ValueError(
+            f"region_code must be a region code prefix of 2, 4 or 6 digits (province, city, district), got {text!r}"
+        )
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """A population and how many of it are urban."""
+
+    population: int = 0
+    urban: int = 0
+
+    @property
+    def urban_share(self) -> float | None:
+        return self.urban / self.population if self.population else None
+
+    def __add__(self, other: Measure) -> Measure:
+        return Measure(self.population + other.population, self.urban + other.urban)
+
+    def to_json(self) -> dict[str, Any]:
+        share = self.urban_share
+        return {
+            "population": self.population,
+            "urban": self.urban,
+            "urban_share": round(share, 6) if share is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The three measures of one region on one date."""
+
+    registered: Measure = Measure()
+    resident: Measure = Measure()
+    permit_holders: Measure = Measure()
+
+    @property
+    def urbanisation_gap_points(self) -> float | None:
+        """Resident minus registered urban share, in percentage points (``None`` if either is undefined)."""
+        resident, registered = self.resident.urban_share, self.registered.urban_share
+        if resident is None or registered is None:
+            return None
+        return round((resident - registered) * 100, 4)
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(
+            self.registered + other.registered,
+            self.resident + other.resident,
+            self.permit_holders + other.permit_holders,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "registered": self.registered.to_json(),
+            "resident": self.resident.to_json(),
+            "permit_holders": self.permit_holders.to_json(),
+            "urbanisation_gap_points": self.urbanisation_gap_points,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictFigures:
+    region_code: str
+    figures: Figures
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationStatistics:
+    """The figures for a region prefix on ``as_of``, in total and per 6-digit region code under it."""
+
+    region_code: str
+    as_of: date
+    total: Figures
+    districts: tuple[DistrictFigures, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "region_code": self.region_code,
+            "as_of": self.as_of.isoformat(),
+            **self.total.to_json(),
+            "districts": [{"region_code": d.region_code, **d.figures.to_json()} for d in self.districts],
+        }
+
+
+def _person_sql(schema: str) -> str:
+    # $1 = as_of. One row per person known to public security and alive on $1, with the region (and urban flag)
+    # of their hukou, their residence registration and their valid permit on $1 — each from the current entry
+    # or the history, whichever was in force that day.
+    return f"""
+    ps AS (
+        SELECT s.citizen_id, s.state AS st,
+               coalesce((s.state ->> 'deceased_on')::date, (h.state -> 'death' ->> 'died_on')::date) AS deceased_on
+          FROM {schema}.sections s
+          LEFT JOIN {schema}.sections h ON h.citizen_id = s.citizen_id AND h.department = 'health'
+         WHERE s.department = 'public_security'
+    ),
+    person AS (
+        SELECT hk.region_code AS hukou_region, coalesce(hk.urban, false) AS hukou_urban,
+               rr.region_code AS reg_region, coalesce(rr.urban, false) AS reg_urban, rr.since AS reg_since,
+               pm.region_code AS permit_region
+          FROM ps
+          LEFT JOIN LATERAL (
+                SELECT c.p ->> 'region_code' AS region_code, (c.p ->> 'urban')::boolean AS urban
+                  FROM (SELECT ps.st -> 'hukou' AS p, 0 AS rank WHERE ps.st -> 'hukou' ->> 'status' = 'registered'
+                        UNION ALL
+                        SELECT e, 1 FROM jsonb_array_elements(ps.st -> 'hukou' -> 'history') e
+                         WHERE (e ->> 'ended_on')::date > $1) c
+                 WHERE (c.p ->> 'registered_on')::date <= $1
+                 ORDER BY c.rank, (c.p ->> 'registered_on')::date DESC
+                 LIMIT 1) hk ON true
+          LEFT JOIN LATERAL (
+                SELECT c.p ->> 'region_code' AS region_code, (c.p ->> 'urban')::boolean AS urban,
+                       (c.p ->> 'since')::date AS since
+                  FROM (SELECT ps.st -> 'residence_registration' AS p, 0 AS rank
+                         WHERE jsonb_typeof(ps.st -> 'residence_registration') = 'object'
+                        UNION ALL
+                        SELECT e, 1 FROM jsonb_array_elements(ps.st -> 'residence_history') e
+                         WHERE (e ->> 'ended_on')::date > $1) c
+                 WHERE (c.p ->> 'since')::date <= $1
+                 ORDER BY c.rank, (c.p ->> 'since')::date DESC
+                 LIMIT 1) rr ON true
+          LEFT JOIN LATERAL (
+                SELECT c.p ->> 'region_code' AS region_code
+                  FROM (SELECT ps.st -> 'permit' AS p, 0 AS rank WHERE jsonb_typeof(ps.st -> 'permit') = 'object'
+                        UNION ALL
+                        SELECT e, 1 FROM jsonb_array_elements(ps.st -> 'permit_history') e) c
+                 WHERE (c.p ->> 'issued_on')::date <= $1 AND (c.p ->> 'valid_until')::date >= $1
+                   AND NOT (coalesce((c.p ->> 'revoked')::boolean, false)
+                            AND coalesce((c.p ->> 'revoked_on')::date <= $1, true))
+                 ORDER BY c.rank, (c.p ->> 'issued_on')::date DESC
+                 LIMIT 1) pm ON true
+         WHERE ps.deceased_on IS NULL OR ps.deceased_on > $1
+    ),
+    placed AS (
+        SELECT hukou_region, hukou_urban, permit_region,
+               CASE WHEN reg_region IS NOT NULL AND (reg_since + interval '6 months')::date <= $1
+                    THEN reg_region ELSE hukou_region END AS resident_region,
+               CASE WHEN reg_region IS NOT NULL AND (reg_since + interval '6 months')::date <= $1
+                    THEN reg_urban ELSE hukou_urban END AS resident_urban,
+               coalesce(reg_urban AND starts_with(reg_region, regexp_replace(permit_region, '(00)+$', '')), false)
+                   AS permit_urban
+          FROM person
+    )"""
+
+
+def _statistics_sql(schema: str) -> str:
+    # $2 = the region prefix. ``(reg_since + interval '6 months')::date <= $1`` is "whole months >= 6" as the
+    # view computes it (projections.resident.dates.whole_months): PostgreSQL clamps to the month's end too.
+    return f"""
+    WITH {_person_sql(schema)}
+    SELECT code,
+           sum(reg)::bigint AS reg, sum(reg_u)::bigint AS reg_u,
+           sum(res)::bigint AS res, sum(res_u)::bigint AS res_u,
+           sum(pmt)::bigint AS pmt, sum(pmt_u)::bigint AS pmt_u
+      FROM (SELECT hukou_region AS code, 1 AS reg, hukou_urban::int AS reg_u, 0 AS res, 0 AS res_u, 0 AS pmt,
+                   0 AS pmt_u
+              FROM placed WHERE starts_with(hukou_region, $2)
+            UNION ALL
+            SELECT resident_region, 0, 0, 1, resident_urban::int, 0, 0
+              FROM placed WHERE starts_with(resident_region, $2)
+            UNION ALL
+            SELECT permit_region, 0, 0, 0, 0, 1, permit_urban::int
+              FROM placed WHERE starts_with(permit_region, $2)) x
+     GROUP BY code
+     ORDER BY code"""
+
+
+async def population_statistics(
+    conn: asyncpg.Connection, region_prefix: str, as_of: date, schema: str = DEFAULT_SCHEMA
+) -> PopulationStatistics:
+    """The registered, resident and permit-holder populations under ``region_prefix`` on ``as_of``.
+
+    Raises ``ValueError`` for a prefix that is not 2, 4 or 6 digits.
+    """
+    validate_region_prefix(region_prefix)
+    if not schema.replace("_", "").isalnum():
+        raise ValueError(f"invalid schema name {schema!r}")
+    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix)
+    districts = tuple(
+        DistrictFigures(
+            r["code"],
+            Figures(Measure(r["reg"], r["reg_u"]), Measure(r["res"], r["res_u"]), Measure(r["pmt"], r["pmt_u"])),
+        )
+        for r in rows
+    )
+    total = Figures()
+    for district in districts:
+        total = total + district.figures
+    return PopulationStatistics(region_prefix, as_of, total, districts)

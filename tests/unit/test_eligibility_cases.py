@@ -1,0 +1,938 @@
+"""Table-driven eligibility cases: per policy and benefit, a small event history and the expected decision.
+
+Each case states the expected ``eligible`` (and ``score`` / ``conclusive`` where it matters) and the expected
+outcome of the conditions it is about — ``"condition"`` for a condition every route shares, ``"route.condition"``
+for one of a route. Together the cases take every condition to its met and its failed side, and sit on the
+boundaries: 5 vs 6 months, 23 vs 24 months, a score of 19 vs 20, ages 5/6/15/16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+
+from projections.eligibility import ParentInput, decide, load_policy
+from tests.unit.test_eligibility_support import (
+    FATHER,
+    FEICHENG_NATIVE,
+    FEICHENG_OLD_ID,
+    MIGRANT,
+    MOTHER,
+    History,
+    child_born,
+)
+
+AS_OF = date(2024, 6, 30)
+HOME = "130102"  # the migrant's hukou county (石家庄长安区), outside all five cities
+ELSEWHERE = "440106"  # 广州天河区: a city none of the policies is about
+
+Built = History | tuple[History, list[ParentInput]]
+
+
+@dataclass(frozen=True)
+class City:
+    policy: str
+    district: str
+    """An urban district of the city."""
+    other_district: str
+    """Another district of the same city."""
+
+
+CITIES = (
+    City("xining-2015", "630102", "630104"),
+    City("nantong-2020", "320613", "320612"),
+    City("chengdu-2017", "510107", "510104"),
+    City("feicheng-2016", "370983", "370983"),
+    City("liaoyuan-2015", "220402", "220403"),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    policy: str
+    benefit: str
+    build: Callable[[], Built]
+    eligible: bool
+    reasons: dict[str, bool | None] = field(default_factory=dict)
+    score: int | None = None
+    conclusive: bool = True
+    as_of: date = AS_OF
+
+
+def migrant() -> History:
+    """The migrant, hukou at home in Hebei since 2008."""
+    return History(MIGRANT).hukou(HOME, date(2008, 9, 1))
+
+
+def with_parents(child: History, mother: History | None = None, father: History | None = None) -> Built:
+    link = (str(child.events[0].event_id),)
+    parents = []
+    if mother is not None:
+        parents.append(ParentInput("mother", mother.citizen, link, mother.events))
+    if father is not None:
+        parents.append(ParentInput("father", father.citizen, link, father.events))
+    return child, parents
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared by every policy: the residence permit and compulsory education
+# ---------------------------------------------------------------------------------------------------------
+
+
+def residence_permit_cases(city: City) -> Iterator[Case]:
+    p, r, r2 = city.policy, city.district, city.other_district
+
+    def case(name: str, build: Callable[[], Built], eligible: bool, **reasons: bool | None) -> Case:
+        return Case(f"{p}/residence_permit/{name}", p, "residence_permit", build, eligible, reasons)
+
+    yield case(
+        "six_months_exactly",
+        lambda: migrant().residence(r, date(2023, 12, 31)),
+        True,
+        alive=True,
+        hukou_outside_city=True,
+        lives_in_city=True,
+        continuous_residence_months=True,
+        basis=True,
+    )
+    yield case(
+        "five_months",
+        lambda: migrant().residence(r, date(2024, 1, 1)),
+        False,
+        lives_in_city=True,
+        continuous_residence_months=False,
+        basis=True,
+    )
+    yield case(
+        "hukou_already_in_city",
+        lambda: History(MIGRANT).hukou(r, date(2010, 1, 1)).residence(r2, date(2020, 1, 1)),
+        False,
+        hukou_outside_city=False,
+        continuous_residence_months=True,
+    )
+    yield case(
+        "lives_elsewhere",
+        lambda: migrant().residence(ELSEWHERE, date(2020, 1, 1)),
+        False,
+        hukou_outside_city=True,
+        lives_in_city=False,
+        continuous_residence_months=False,
+        basis=False,
+    )
+    yield case("no_residence_registration", migrant, False, lives_in_city=False, continuous_residence_months=False)
+    yield case(
+        "residence_ended_before_as_of",
+        lambda: migrant().residence(r, date(2020, 1, 1)).residence_ended(date(2024, 5, 1)),
+        False,
+        lives_in_city=False,
+    )
+    yield case(
+        "move_within_city_keeps_continuity",
+        lambda: migrant().residence(r, date(2023, 10, 1)).residence(r2, date(2024, 3, 1), basis="study"),
+        True,
+        continuous_residence_months=True,
+        basis=True,
+    )
+    yield case(
+        "move_into_city_restarts_the_count",
+        lambda: migrant().residence(ELSEWHERE, date(2020, 1, 1)).residence(r, date(2024, 3, 1)),
+        False,
+        lives_in_city=True,
+        continuous_residence_months=False,
+    )
+    yield case(
+        "deceased",
+        lambda: migrant().residence(r, date(2020, 1, 1)).died(date(2024, 2, 1)),
+        False,
+        alive=False,
+        continuous_residence_months=True,
+    )
+
+
+# Ages on 2024-06-30: born 2018-06-30 is 6 that day, 2018-07-01 still 5; born 2008-07-01 is 15, 2008-06-30 16.
+AGE_5, AGE_6, AGE_15, AGE_16 = date(2018, 7, 1), date(2018, 6, 30), date(2008, 7, 1), date(2008, 6, 30)
+
+
+def compulsory_education_cases(city: City) -> Iterator[Case]:
+    p, r = city.policy, city.district
+
+    def case(name: str, build: Callable[[], Built], eligible: bool, **reasons: bool | None) -> Case:
+        return Case(f"{p}/compulsory_education/{name}", p, "compulsory_education", build, eligible, reasons)
+
+    def local(birth: date) -> Callable[[], Built]:
+        return lambda: History(child_born(birth)).born(r, birth)
+
+    def migrant_child(birth: date = AGE_6) -> History:
+        return History(child_born(birth)).born(HOME, birth, mother=MOTHER, father=FATHER)
+
+    yield case("age_6_local_hukou", local(AGE_6), True, age=True, **{"local_hukou.hukou_in_city": True})
+    yield case("age_5", local(AGE_5), False, age=False, **{"local_hukou.hukou_in_city": True})
+    yield case("age_15_local_hukou", local(AGE_15), True, age=True)
+    yield case("age_16", local(AGE_16), False, age=False)
+    yield case(
+        "mother_holds_a_valid_permit",
+        lambda: with_parents(migrant_child(), mother=History(MOTHER).permit(r, date(2024, 1, 1))),
+        True,
+        age=True,
+        **{"local_hukou.hukou_in_city": False, "mother_permit.mother_permit": True},
+    )
+    yield case(
+        "father_holds_a_valid_permit",
+        lambda: with_parents(
+            migrant_child(AGE_15),
+            mother=History(MOTHER).hukou(HOME, date(2000, 1, 1)),
+            father=History(FATHER).permit(r, date(2024, 1, 1)),
+        ),
+        True,
+        **{"mother_permit.mother_permit": False, "father_permit.father_permit": True},
+    )
+    yield case(
+        "father_permit_expired",
+        lambda: with_parents(migrant_child(), father=History(FATHER).permit(r, date(2023, 1, 1), date(2024, 6, 29))),
+        False,
+        **{"father_permit.father_permit": False},
+    )
+    yield case(
+        "parent_permit_expired",
+        lambda: with_parents(migrant_child(), mother=History(MOTHER).permit(r, date(2022, 1, 1), date(2023, 12, 31))),
+        False,
+        **{"mother_permit.mother_permit": False},
+    )
+    yield case(
+        "parent_permit_of_another_city",
+        lambda: with_parents(migrant_child(), mother=History(MOTHER).permit(ELSEWHERE, date(2024, 1, 1))),
+        False,
+        **{"mother_permit.mother_permit": False},
+    )
+    yield case(
+        "parent_permit_revoked",
+        lambda: with_parents(
+            migrant_child(),
+            mother=History(MOTHER).permit(r, date(2024, 1, 1), permit_no="R1").permit_revoked("R1", date(2024, 3, 1)),
+        ),
+        False,
+        **{"mother_permit.mother_permit": False},
+    )
+    yield case(
+        "parent_deceased",
+        lambda: with_parents(
+            migrant_child(), mother=History(MOTHER).permit(r, date(2024, 1, 1)).died(date(2024, 4, 1))
+        ),
+        False,
+        **{"mother_permit.mother_permit": False},
+    )
+    yield case(
+        "no_parent_on_record",
+        lambda: migrant_child(),
+        False,
+        **{"local_hukou.hukou_in_city": False, "parent_permit.parent_permit": False},
+    )
+    yield case(
+        "valid_permit_but_age_16",
+        lambda: with_parents(migrant_child(AGE_16), mother=History(MOTHER).permit(r, date(2024, 1, 1))),
+        False,
+        age=False,
+        **{"mother_permit.mother_permit": True},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Nantong (4): a residence (rentals included) or insured employment
+# ---------------------------------------------------------------------------------------------------------
+
+NT, NT_RURAL = "320613", "320623"
+
+
+def nt(name: str, build: Callable[[], Built], eligible: bool, **reasons: bool | None) -> Case:
+    return Case(f"nantong-2020/settlement/{name}", "nantong-2020", "settlement", build, eligible, reasons)
+
+
+NANTONG = [
+    nt(
+        "rented_urban_residence",
+        lambda: migrant().residence(NT, date(2024, 6, 1)),
+        True,
+        hukou_outside_city=True,
+        **{"stable_residence.residence_in_city": True, "stable_residence.tenure": True},
+    ),
+    nt("owned_residence", lambda: migrant().residence(NT, date(2024, 6, 1), tenure="owned"), True),
+    nt(
+        "employer_dormitory",
+        lambda: migrant().residence(NT, date(2020, 1, 1), tenure="employer"),
+        False,
+        **{"stable_residence.residence_in_city": True, "stable_residence.tenure": False},
+    ),
+    nt(
+        "rural_residence",
+        lambda: migrant().residence(NT_RURAL, date(2020, 1, 1), urban=False),
+        False,
+        **{"stable_residence.residence_in_city": False},
+    ),
+    nt(
+        "residence_elsewhere",
+        lambda: migrant().residence(ELSEWHERE, date(2020, 1, 1)),
+        False,
+        **{"stable_residence.residence_in_city": False},
+    ),
+    nt(
+        "hukou_already_in_nantong",
+        lambda: History(MIGRANT).hukou(NT_RURAL, date(2000, 1, 1)).residence(NT, date(2020, 1, 1)),
+        False,
+        hukou_outside_city=False,
+        **{"stable_residence.residence_in_city": True},
+    ),
+    nt(
+        "employed_with_employee_pension",
+        lambda: migrant().job(NT, date(2024, 1, 1)).insured("pension_employee", NT, date(2024, 1, 1)),
+        True,
+        **{"stable_employment.employed_in_city": True, "stable_employment.insured_in_city": True},
+    ),
+    nt(
+        "employed_with_employee_medical",
+        lambda: migrant().job(NT, date(2024, 1, 1)).insured("medical_employee", NT, date(2024, 1, 1)),
+        True,
+        **{"stable_employment.insured_in_city": True},
+    ),
+    nt(
+        "employed_with_resident_medical_only",
+        lambda: migrant().job(NT, date(2024, 1, 1)).insured("medical_resident", NT, date(2024, 1, 1)),
+        False,
+        **{"stable_employment.employed_in_city": True, "stable_employment.insured_in_city": False},
+    ),
+    nt(
+        "employed_insurance_stopped",
+        lambda: (
+            migrant()
+            .job(NT, date(2022, 1, 1))
+            .insured("pension_employee", NT, date(2022, 1, 1))
+            .insurance_stopped("pension_employee", date(2024, 6, 30))
+        ),
+        False,
+        **{"stable_employment.insured_in_city": False},
+    ),
+    nt(
+        "employed_insurance_stops_after_as_of",
+        lambda: (
+            migrant()
+            .job(NT, date(2022, 1, 1))
+            .insured("pension_employee", NT, date(2022, 1, 1))
+            .insurance_stopped("pension_employee", date(2024, 7, 31))
+        ),
+        True,
+        **{"stable_employment.insured_in_city": True},
+    ),
+    nt(
+        "employed_insured_in_another_city",
+        lambda: migrant().job(NT, date(2022, 1, 1)).insured("pension_employee", ELSEWHERE, date(2022, 1, 1)),
+        False,
+        **{"stable_employment.insured_in_city": False},
+    ),
+    nt(
+        "employed_elsewhere_insured_here",
+        lambda: migrant().job(ELSEWHERE, date(2022, 1, 1)).insured("pension_employee", NT, date(2022, 1, 1)),
+        False,
+        **{"stable_employment.employed_in_city": False, "stable_employment.insured_in_city": True},
+    ),
+    nt(
+        "employment_ended",
+        lambda: (
+            migrant()
+            .job(NT, date(2020, 1, 1))
+            .insured("pension_employee", NT, date(2020, 1, 1))
+            .job_ended(NT, date(2024, 3, 31))
+        ),
+        False,
+        **{"stable_employment.employed_in_city": False},
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Feicheng 2(1) and 2(2)1: owned or rented residence, insured employment, business, returning graduates
+# ---------------------------------------------------------------------------------------------------------
+
+FC, JINAN = "370983", "370102"
+
+
+def fc(name: str, build: Callable[[], Built], eligible: bool, conclusive: bool = True, **reasons: bool | None) -> Case:
+    return Case(
+        f"feicheng-2016/settlement/{name}", "feicheng-2016", "settlement", build, eligible, reasons, None, conclusive
+    )
+
+
+def feicheng_graduate(citizen: str, stage: str = "vocational") -> History:
+    """A native who moved the hukou to the university in Jinan, graduated, and works in Feicheng."""
+    return (
+        History(citizen)
+        .hukou(JINAN, date(2016, 9, 1), reason="other")
+        .graduated(stage, date(2020, 6, 30))
+        .job(FC, date(2020, 8, 1))
+    )
+
+
+FEICHENG = [
+    fc(
+        "owned_urban_residence",
+        lambda: migrant().residence(FC, date(2024, 6, 1), tenure="owned"),
+        True,
+        **{"owned_residence.residence_in_city": True, "owned_residence.tenure": True},
+    ),
+    fc(
+        "owned_rural_residence",
+        lambda: migrant().residence(FC, date(2020, 1, 1), tenure="owned", urban=False),
+        False,
+        False,
+        **{"owned_residence.residence_in_city": False},
+    ),
+    fc(
+        "rented_24_months_insured",
+        lambda: migrant().residence(FC, date(2022, 6, 30)).insured("medical_resident", FC, date(2022, 7, 1)),
+        True,
+        **{
+            "owned_residence.tenure": False,
+            "rented_residence.tenure": True,
+            "rented_residence.months_at_address": True,
+            "rented_residence.insured_in_city": True,
+        },
+    ),
+    fc(
+        "rented_23_months_insured",
+        lambda: migrant().residence(FC, date(2022, 7, 1)).insured("medical_resident", FC, date(2022, 7, 1)),
+        False,
+        False,
+        **{"rented_residence.months_at_address": False, "rented_residence.insured_in_city": True},
+    ),
+    fc(
+        "rented_24_months_uninsured",
+        lambda: migrant().residence(FC, date(2022, 6, 30)),
+        False,
+        False,
+        **{"rented_residence.months_at_address": True, "rented_residence.insured_in_city": False},
+    ),
+    fc(
+        "employed_and_insured",
+        lambda: migrant().job(FC, date(2024, 5, 1)).insured("pension_resident", FC, date(2024, 5, 1)),
+        True,
+        **{"stable_employment.employed_in_city": True, "stable_employment.insured_in_city": True},
+    ),
+    fc(
+        "employed_uninsured",
+        lambda: migrant().job(FC, date(2024, 5, 1)),
+        False,
+        False,
+        **{"stable_employment.employed_in_city": True, "stable_employment.insured_in_city": False},
+    ),
+    fc(
+        "nothing_but_business_cannot_be_assessed",
+        migrant,
+        False,
+        False,
+        **{"business.not_assessable": None},
+    ),
+    fc(
+        "returning_graduate_by_id",
+        lambda: feicheng_graduate(FEICHENG_NATIVE),
+        True,
+        **{
+            "returning_graduate.graduated": True,
+            "returning_graduate.from_city": True,
+            "returning_graduate.employed_in_city": True,
+        },
+    ),
+    fc(
+        "returning_graduate_with_a_pre_1992_id",
+        lambda: feicheng_graduate(FEICHENG_OLD_ID, "higher"),
+        True,
+        **{"returning_graduate.from_city": True},
+    ),
+    fc(
+        "returning_graduate_by_earlier_hukou",
+        lambda: (
+            History(MIGRANT)
+            .hukou(FC, date(2000, 1, 1), reason="family_reunion")
+            .moved_out(JINAN, date(2016, 9, 1))
+            .hukou(JINAN, date(2016, 9, 1), reason="other")
+            .graduated("higher", date(2020, 6, 30))
+            .job(FC, date(2020, 8, 1))
+        ),
+        True,
+        **{"returning_graduate.from_city": True},
+    ),
+    fc(
+        "graduate_not_from_feicheng",
+        lambda: feicheng_graduate(MIGRANT),
+        False,
+        False,
+        **{"returning_graduate.graduated": True, "returning_graduate.from_city": False},
+    ),
+    fc(
+        "native_with_senior_secondary_only",
+        lambda: feicheng_graduate(FEICHENG_NATIVE, "senior_secondary"),
+        False,
+        False,
+        **{"returning_graduate.graduated": False, "returning_graduate.from_city": True},
+    ),
+    fc(
+        "native_graduate_working_elsewhere",
+        lambda: (
+            History(FEICHENG_NATIVE)
+            .hukou(JINAN, date(2016, 9, 1), reason="other")
+            .graduated("higher", date(2020, 6, 30))
+            .job(JINAN, date(2020, 8, 1))
+        ),
+        False,
+        False,
+        **{"returning_graduate.employed_in_city": False},
+    ),
+    fc(
+        "hukou_already_in_feicheng",
+        lambda: History(MIGRANT).hukou(FC, date(2010, 1, 1)).residence(FC, date(2010, 1, 1), tenure="owned"),
+        False,
+        True,
+        hukou_outside_city=False,
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Liaoyuan (4) and (5)
+# ---------------------------------------------------------------------------------------------------------
+
+LY, LY_RURAL = "220402", "220422"
+
+
+def ly(
+    benefit: str, name: str, build: Callable[[], Built], eligible: bool, conclusive: bool = True, **r: bool | None
+) -> Case:
+    return Case(f"liaoyuan-2015/{benefit}/{name}", "liaoyuan-2015", benefit, build, eligible, r, None, conclusive)
+
+
+LIAOYUAN = [
+    ly(
+        "settlement",
+        "rented_urban_residence",
+        lambda: migrant().residence(LY, date(2024, 6, 29)),
+        True,
+        **{"stable_residence.residence_in_city": True, "stable_residence.tenure": True},
+    ),
+    ly("settlement", "owned_residence", lambda: migrant().residence(LY, date(2019, 1, 1), tenure="owned"), True),
+    ly(
+        "settlement",
+        "rural_residence",
+        lambda: migrant().residence(LY_RURAL, date(2019, 1, 1), urban=False),
+        False,
+        **{"stable_residence.residence_in_city": False},
+    ),
+    ly(
+        "settlement",
+        "no_residence",
+        migrant,
+        False,
+        **{"stable_residence.residence_in_city": False, "stable_residence.tenure": False},
+    ),
+    ly(
+        "settlement",
+        "hukou_already_in_liaoyuan",
+        lambda: History(MIGRANT).hukou(LY_RURAL, date(2000, 1, 1)).residence(LY, date(2019, 1, 1)),
+        False,
+        hukou_outside_city=False,
+    ),
+    ly(
+        "settlement_talent",
+        "vocational_graduate_anywhere",
+        lambda: migrant().residence(ELSEWHERE, date(2019, 1, 1)).graduated("vocational", date(2015, 6, 30)),
+        True,
+        **{"graduate.graduated": True},
+    ),
+    ly("settlement_talent", "higher_graduate", lambda: migrant().graduated("higher", date(2015, 6, 30)), True),
+    ly(
+        "settlement_talent",
+        "senior_secondary_only",
+        lambda: migrant().graduated("senior_secondary", date(2008, 6, 30)),
+        False,
+        False,
+        **{
+            "graduate.graduated": False,
+            "skilled_talent.skill_certificate": False,
+            "returned_overseas.not_assessable": None,
+        },
+    ),
+    ly(
+        "settlement_talent",
+        "skill_certificate",
+        lambda: migrant().training(date(2021, 11, 15)),
+        True,
+        **{"skilled_talent.skill_certificate": True},
+    ),
+    ly(
+        "settlement_talent",
+        "training_without_certificate",
+        lambda: migrant().training(date(2021, 11, 15), certificate_no=None),
+        False,
+        False,
+        **{"skilled_talent.skill_certificate": False},
+    ),
+    ly(
+        "settlement_talent",
+        "certificate_after_as_of",
+        lambda: migrant().training(date(2024, 7, 1)),
+        False,
+        False,
+        **{"skilled_talent.skill_certificate": False},
+    ),
+    ly(
+        "settlement_talent",
+        "hukou_already_in_liaoyuan",
+        lambda: History(MIGRANT).hukou(LY, date(2000, 1, 1)).graduated("higher", date(2015, 6, 30)),
+        False,
+        True,
+        hukou_outside_city=False,
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chengdu 3(1)2 talent and 3(1)3 points
+# ---------------------------------------------------------------------------------------------------------
+
+CD, CD_SUBURBAN = "510107", "510121"  # 武侯区; 金堂县, a suburban new town
+
+
+def cd(
+    benefit: str, name: str, build: Callable[[], Built], eligible: bool, points: int | None = None, **r: bool | None
+) -> Case:
+    return Case(f"chengdu-2017/{benefit}/{name}", "chengdu-2017", benefit, build, eligible, r, points)
+
+
+def points_history(
+    *,
+    residence_since: date,
+    pension_months: int,
+    stage: str | None = "vocational",
+    tenure: str = "rented",
+    district: str = CD,
+    permit_until: date = date(2025, 6, 30),
+    hukou: str = HOME,
+) -> History:
+    h = History(MIGRANT).hukou(hukou, date(2008, 9, 1))
+    h.residence(district, residence_since, tenure=tenure)
+    h.permit(district, date(2023, 7, 1), permit_until)
+    if pension_months:
+        h.insured("pension_employee", CD, date(2014, 1, 1)).paid("pension_employee", date(2014, 1, 1), pension_months)
+    if stage:
+        h.graduated(stage, date(2008, 6, 30))
+    return h
+
+
+CHENGDU = [
+    cd("settlement_talent", "higher_graduate", lambda: migrant().graduated("higher", date(2012, 6, 30)), True),
+    cd(
+        "settlement_talent",
+        "vocational_graduate",
+        lambda: migrant().graduated("vocational", date(2012, 6, 30)),
+        False,
+        **{"graduate.graduated": False},
+    ),
+    cd(
+        "settlement_talent",
+        "hukou_already_in_chengdu",
+        lambda: History(MIGRANT).hukou(CD_SUBURBAN, date(2000, 1, 1)).graduated("higher", date(2012, 6, 30)),
+        False,
+        hukou_outside_city=False,
+        **{"graduate.graduated": True},
+    ),
+    # 120 months of pension -> 10; 60 months of residence -> 5; rented >= 12 months -> 2; vocational -> 3: 20.
+    cd(
+        "settlement_points",
+        "score_20",
+        lambda: points_history(residence_since=date(2019, 6, 30), pension_months=120),
+        True,
+        20,
+        valid_permit_in_city=True,
+        score=True,
+    ),
+    # One day later: 59 months of residence -> 4 points: 19.
+    cd(
+        "settlement_points",
+        "score_19",
+        lambda: points_history(residence_since=date(2019, 7, 1), pension_months=120),
+        False,
+        19,
+        valid_permit_in_city=True,
+        score=False,
+    ),
+    cd(
+        "settlement_points",
+        "caps_at_10_and_owned_home",
+        lambda: points_history(residence_since=date(2010, 1, 1), pension_months=200, stage="higher", tenure="owned"),
+        True,
+        30,
+    ),
+    cd(
+        "settlement_points",
+        "suburban_new_town_bonus",
+        lambda: points_history(residence_since=date(2019, 7, 1), pension_months=120, district=CD_SUBURBAN),
+        True,
+        22,
+    ),
+    cd(
+        "settlement_points",
+        "rental_of_11_months_scores_nothing",
+        lambda: points_history(residence_since=date(2023, 7, 1), pension_months=120, stage="higher"),
+        False,
+        15,
+    ),
+    cd(
+        "settlement_points",
+        "rental_of_12_months_scores_2",
+        lambda: points_history(residence_since=date(2023, 6, 30), pension_months=120, stage="higher"),
+        False,
+        18,
+    ),
+    cd(
+        "settlement_points",
+        "senior_secondary_scores_1",
+        lambda: points_history(residence_since=date(2019, 6, 30), pension_months=120, stage="senior_secondary"),
+        False,
+        18,
+    ),
+    cd(
+        "settlement_points",
+        "permit_expired",
+        lambda: points_history(
+            residence_since=date(2010, 1, 1), pension_months=200, stage="higher", permit_until=date(2024, 6, 29)
+        ),
+        False,
+        27,
+        valid_permit_in_city=False,
+        score=True,
+    ),
+    cd(
+        "settlement_points",
+        "no_permit",
+        lambda: migrant().residence(CD, date(2010, 1, 1), tenure="owned"),
+        False,
+        15,
+        valid_permit_in_city=False,
+    ),
+    cd(
+        "settlement_points",
+        "hukou_already_in_chengdu",
+        lambda: points_history(residence_since=date(2010, 1, 1), pension_months=200, hukou=CD_SUBURBAN),
+        False,
+        25,
+        hukou_outside_city=False,
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Xining annex (5): services at once, housing security and social assistance after years
+# ---------------------------------------------------------------------------------------------------------
+
+XN = "630102"
+
+
+def xn(benefit: str, name: str, build: Callable[[], Built], eligible: bool, **r: bool | None) -> Case:
+    return Case(f"xining-2015/{benefit}/{name}", "xining-2015", benefit, build, eligible, r)
+
+
+def settled_in_xining(*, since: date, insurance_months: int, permit: bool = True) -> History:
+    h = migrant().residence(XN, since)
+    if permit:
+        h.permit(XN, date(2024, 1, 1))
+    h.insured("pension_employee", XN, date(2018, 1, 1))
+    if insurance_months:
+        h.paid("pension_employee", date(2018, 1, 1), insurance_months)
+    return h
+
+
+XINING = [
+    xn(
+        "basic_public_services",
+        "valid_permit",
+        lambda: migrant().permit(XN, date(2024, 1, 1)),
+        True,
+        **{"permit_holder.valid_permit_in_city": True, "registered_resident.hukou_in_city": False},
+    ),
+    xn(
+        "basic_public_services",
+        "permit_expired",
+        lambda: migrant().permit(XN, date(2023, 1, 1), date(2024, 6, 29)),
+        False,
+        **{"permit_holder.valid_permit_in_city": False},
+    ),
+    xn(
+        "basic_public_services",
+        "permit_not_yet_issued",
+        lambda: migrant().permit(XN, date(2024, 7, 1)),
+        False,
+        **{"permit_holder.valid_permit_in_city": False},
+    ),
+    xn(
+        "basic_public_services",
+        "permit_of_another_city",
+        lambda: migrant().permit(ELSEWHERE, date(2024, 1, 1)),
+        False,
+        **{"permit_holder.valid_permit_in_city": False},
+    ),
+    xn(
+        "basic_public_services",
+        "registered_resident",
+        lambda: History(MIGRANT).hukou(XN, date(2000, 1, 1)),
+        True,
+        **{"registered_resident.hukou_in_city": True, "permit_holder.valid_permit_in_city": False},
+    ),
+]
+for _benefit in ("housing_security", "social_assistance"):
+    XINING += [
+        xn(
+            _benefit,
+            "36_months_of_residence_and_insurance",
+            lambda: settled_in_xining(since=date(2021, 6, 30), insurance_months=36),
+            True,
+            **{
+                "permit_holder.valid_permit_in_city": True,
+                "permit_holder.continuous_residence_months": True,
+                "permit_holder.insurance_months": True,
+            },
+        ),
+        xn(
+            _benefit,
+            "35_months_of_residence",
+            lambda: settled_in_xining(since=date(2021, 7, 1), insurance_months=36),
+            False,
+            **{"permit_holder.continuous_residence_months": False, "permit_holder.insurance_months": True},
+        ),
+        xn(
+            _benefit,
+            "35_months_of_insurance",
+            lambda: settled_in_xining(since=date(2021, 6, 30), insurance_months=35),
+            False,
+            **{"permit_holder.continuous_residence_months": True, "permit_holder.insurance_months": False},
+        ),
+        xn(
+            _benefit,
+            "no_permit",
+            lambda: settled_in_xining(since=date(2015, 1, 1), insurance_months=60, permit=False),
+            False,
+            **{"permit_holder.valid_permit_in_city": False, "permit_holder.insurance_months": True},
+        ),
+        xn(
+            _benefit,
+            "registered_resident",
+            lambda: History(MIGRANT).hukou(XN, date(2000, 1, 1)),
+            True,
+            **{"registered_resident.hukou_in_city": True},
+        ),
+        xn(
+            _benefit,
+            "deceased",
+            lambda: settled_in_xining(since=date(2015, 1, 1), insurance_months=60).died(date(2024, 1, 1)),
+            False,
+            alive=False,
+        ),
+    ]
+
+
+BASE_CASES: list[Case] = [
+    *(c for city in CITIES for c in residence_permit_cases(city)),
+    *(c for city in CITIES for c in compulsory_education_cases(city)),
+    *NANTONG,
+    *FEICHENG,
+    *LIAOYUAN,
+    *CHENGDU,
+    *XINING,
+]
+
+
+def _deceased(case: Case) -> Case:
+    """``case`` (an eligible one) with the subject's death registered before ``as_of``: never eligible."""
+
+    def build() -> Built:
+        built = case.build()
+        history = built[0] if isinstance(built, tuple) else built
+        history.died(date(2024, 1, 2))
+        return built
+
+    return Case(f"{case.id}/then_deceased", case.policy, case.benefit, build, False, {"alive": False})
+
+
+def _deceased_cases() -> Iterator[Case]:
+    done = {(c.policy, c.benefit) for c in BASE_CASES if c.reasons.get("alive") is False}
+    for case in BASE_CASES:
+        if case.eligible and (case.policy, case.benefit) not in done:
+            done.add((case.policy, case.benefit))
+            yield _deceased(case)
+
+
+CASES: list[Case] = [*BASE_CASES, *_deceased_cases()]
+
+
+def _run(case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
+    built = case.build()
+    history, parents = built if isinstance(built, tuple) else (built, [])
+    answer = decide(load_policy(case.policy), history.citizen, history.events, case.as_of, parents)
+    decision = next(d for d in answer["decisions"] if d["benefit"] == case.benefit)
+    return answer, decision
+
+
+def _outcomes(decision: dict[str, Any]) -> dict[str, bool | None]:
+    out: dict[str, bool | None] = {}
+    for reason in decision["reasons"]:
+        key = f"{reason['route']}.{reason['condition']}" if "route" in reason else reason["condition"]
+        out[key] = reason["met"]
+    return out
+
+
+def test_the_cases_have_unique_ids() -> None:
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_case(case: Case) -> None:
+    answer, decision = _run(case)
+    outcomes = _outcomes(decision)
+    expected = {k: outcomes.get(k, "absent") for k in case.reasons}
+    assert expected == case.reasons, [r["text"] for r in decision["reasons"]]
+    assert decision["eligible"] is case.eligible, [r["text"] for r in decision["reasons"]]
+    assert decision["conclusive"] is case.conclusive
+    if case.score is not None:
+        assert decision["score"] == case.score, decision["score_breakdown"]
+        assert sum(i["points"] for i in decision["score_breakdown"]) == decision["score"]
+    # Every decision names its clause, every condition says in words what it found.
+    assert decision["rule"]["ref"].startswith(case.policy) and decision["rule"]["quote"]
+    assert all(r["text"] and r["met"] in (True, False, None) for r in decision["reasons"])
+    # The answer is JSON as it stands (the API and the CLI print it unchanged).
+    assert orjson.loads(orjson.dumps(answer)) == answer
+    assert answer["as_of"] == case.as_of.isoformat() and answer["policy"] == case.policy
+
+
+def test_every_condition_is_taken_to_its_met_and_failed_side() -> None:
+    seen: dict[tuple[str, str, str], set[bool | None]] = {}
+    for case in CASES:
+        _, decision = _run(case)
+        for key, met in _outcomes(decision).items():
+            seen.setdefault((case.policy, case.benefit, key.split(".")[-1]), set()).add(met)
+    # ``parent_permit`` only appears when no parent is on record at all, so it is failed by construction.
+    one_sided = {
+        key: sides
+        for key, sides in seen.items()
+        if key[2] not in ("not_assessable", "parent_permit") and sides != {True, False}
+    }
+    assert not one_sided
+
+
+def test_every_policy_and_benefit_has_cases() -> None:
+    covered = {(c.policy, c.benefit) for c in CASES}
+    for city in CITIES:
+        policy = load_policy(city.policy)
+        for benefit in policy.benefits:
+            assert (city.policy, benefit) in covered, (city.policy, benefit)

@@ -1,0 +1,120 @@
+"""Facts and their provenance: which events stand behind each fact, what ``as_of`` cuts, and that nothing in
+the eligibility package reads the clock."""
+
+from __future__ import annotations
+
+import ast
+from datetime import date
+from pathlib import Path
+
+from projections.eligibility import CityScope, decide, derive_facts, load_policy
+from tests.unit.test_eligibility_support import MIGRANT, History
+
+CHENGDU = CityScope("成都市", ("5101",))
+AS_OF = date(2024, 6, 30)
+PACKAGE = Path(__file__).resolve().parents[2] / "projections" / "eligibility"
+
+
+def test_each_fact_names_the_events_behind_it() -> None:
+    h = History(MIGRANT).hukou("130102", date(2008, 9, 1))
+    hukou_id = h.last_id
+    h.residence("510104", date(2021, 3, 1))
+    first_home = h.last_id
+    h.residence("510107", date(2022, 5, 1), tenure="owned")  # a move inside Chengdu
+    second_home = h.last_id
+    h.permit("510107", date(2022, 11, 1), date(2023, 10, 31), permit_no="CD1")
+    issued = h.last_id
+    h.add("residence_permit.renewed", {"permit_no": "CD1", "valid_until": "2025-10-31"}, date(2023, 10, 20))
+    renewed = h.last_id
+    h.job("510107", date(2021, 3, 1))
+    job = h.last_id
+    h.insured("pension_employee", "510107", date(2021, 3, 1))
+    enrolled = h.last_id
+    h.paid("pension_employee", date(2021, 3, 1), 24)
+    paid = [str(e.event_id) for e in h.events[-2:]]
+    h.graduated("vocational", date(2010, 6, 30))
+    graduated = h.last_id
+
+    facts = derive_facts(MIGRANT, h.events, AS_OF, CHENGDU)
+
+    assert facts.hukou.event_ids == (hukou_id,) and not facts.hukou.in_city
+    assert facts.residence.event_ids == (first_home, second_home)
+    assert facts.residence.continuous_since == date(2021, 3, 1) and facts.residence.continuous_months == 39
+    assert facts.residence.months_at_address == 25 and facts.residence.tenure == "owned"
+    assert facts.permit.event_ids == (issued, renewed) and facts.permit.valid_in_city
+    assert facts.employment.event_ids == (job,) and facts.employment.months_in_city == 39
+    pension = facts.insurance.get("pension_employee")
+    assert pension is not None and pension.event_ids == (enrolled, *paid) and pension.months_in_city == 24
+    assert facts.education.event_ids == (graduated,)
+    assert facts.age.source == "citizen_id" and facts.age.age == 34
+
+
+def test_events_after_as_of_are_not_facts_yet() -> None:
+    h = History(MIGRANT).residence("510107", date(2020, 1, 1)).permit("510107", date(2024, 7, 1))
+    h.graduated("higher", date(2024, 7, 5))
+    before = derive_facts(MIGRANT, h.events, AS_OF, CHENGDU)
+    after = derive_facts(MIGRANT, h.events, date(2024, 7, 10), CHENGDU)
+    assert not before.permit.held and not before.education.graduations and before.events_used == 1
+    assert after.permit.valid_in_city and after.education.highest is not None and after.events_used == 3
+
+
+def test_a_registration_recorded_ahead_of_its_start_leaves_the_earlier_one_in_force() -> None:
+    h = History(MIGRANT).residence("510107", date(2020, 1, 1))
+    h.residence("440106", date(2024, 8, 1), on=date(2024, 6, 1))  # recorded in June, moving in August
+    facts = derive_facts(MIGRANT, h.events, AS_OF, CHENGDU)
+    assert facts.residence.region_code == "510107" and facts.residence.continuous_months == 53
+
+
+def test_months_transferred_into_the_city_count_as_the_citys() -> None:
+    h = History(MIGRANT).insured("pension_employee", "440106", date(2015, 1, 1))
+    h.paid("pension_employee", date(2015, 1, 1), 30)
+    h.add(
+        "insurance.transferred",
+        {"scheme": "pension_employee", "from_region_code": "440106", "to_region_code": "510107", "months_carried": 30},
+        date(2018, 1, 10),
+    )
+    transfer = h.last_id
+    facts = derive_facts(MIGRANT, h.events, AS_OF, CHENGDU)
+    pension = facts.insurance.get("pension_employee")
+    assert pension is not None and pension.months_in_city == 30 and pension.in_city and pension.active
+    assert transfer in pension.event_ids
+
+
+def test_a_death_certified_by_health_alone_ends_eligibility() -> None:
+    h = History(MIGRANT).residence("510107", date(2020, 1, 1)).death_certified(date(2024, 3, 1), "510107")
+    facts = derive_facts(MIGRANT, h.events, AS_OF, CHENGDU)
+    assert not facts.life.alive and facts.life.event_ids == (h.last_id,)
+    assert derive_facts(MIGRANT, h.events, date(2024, 2, 29), CHENGDU).life.alive
+
+
+def test_other_citizens_events_are_ignored() -> None:
+    mine = History(MIGRANT).residence("510107", date(2020, 1, 1))
+    other = History("11010519491231002X").residence("510104", date(2023, 1, 1))
+    facts = derive_facts(MIGRANT, [*other.events, *mine.events], AS_OF, CHENGDU)
+    assert facts.residence.event_ids == (mine.last_id,)
+
+
+def test_decisions_depend_on_as_of_only() -> None:
+    h = History(MIGRANT).hukou("130102", date(2008, 9, 1)).residence("510107", date(2023, 12, 31))
+    policy = load_policy("chengdu-2017")
+    first = decide(policy, MIGRANT, h.events, AS_OF)
+    again = decide(policy, MIGRANT, list(h.events), AS_OF)
+    assert first == again
+    earlier = decide(policy, MIGRANT, h.events, date(2024, 6, 29))
+    assert first["decisions"][0]["eligible"] and not earlier["decisions"][0]["eligible"]
+
+
+_CLOCK_CALLS = {"now", "today", "utcnow", "time", "monotonic", "perf_counter", "localtime", "gmtime"}
+
+
+def test_nothing_in_the_eligibility_package_reads_the_clock() -> None:
+    sources = sorted(PACKAGE.glob("*.py"))
+    assert {p.name for p in sources} >= {"facts.py", "evaluator.py", "policy.py"}
+    for path in sources:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = {a.name for a in node.names} | {getattr(node, "module", None) or ""}
+                assert not names & {"time", "datetime.datetime"}, (path.name, ast.dump(node))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                assert node.func.attr not in _CLOCK_CALLS, (path.name, node.lineno, node.func.attr)

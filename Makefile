@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup run test up down bench lint format clean
 
 help:
-	@echo "make run    start the whole backbone locally and feed it a simulated city (Ctrl-C stops it)"
+	@echo "make run    start the whole backbone locally and feed it a simulated city (Ctrl-C stops it; RESIDENTS=N)"
 	@echo "make test   the test suite against a real Kafka broker and a real PostgreSQL"
 	@echo "make setup  create .venv and install everything (the others call it)"
 	@echo "make up / make down   start / stop the stack in the background"
@@ -35,8 +35,10 @@ $(KAFKA_JARS): infra/kafka/pom.xml | $(STAMP)
 	@mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies
 	@touch $@
 
+# RESIDENTS=, YEARS=, SEED= change the simulated city (default: 10,000 residents over 20 years, seed 0).
 run: setup
-	@$(BIN)/renkou run
+	@$(BIN)/renkou run $(if $(RESIDENTS),--residents $(RESIDENTS),) $(if $(YEARS),--years $(YEARS),) \
+		$(if $(SEED),--seed $(SEED),)
 
 up: setup
 	@$(BIN)/renkou up
@@ -55,7 +57,7 @@ bench: setup
 lint: setup
 	@$(BIN)/ruff check --no-cache .
 	@$(BIN)/ruff format --no-cache --check .
-	@$(BIN)/mypy --strict events projections services benchmarks
+	@$(BIN)/mypy --strict events projections services benchmarks tests
 
 format: setup
 	@$(BIN)/ruff format .

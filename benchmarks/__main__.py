@@ -15,6 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from pydantic import SecretStr
@@ -88,7 +89,7 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, float]:
     }
 
 
-def write_results(p: dict[str, float], quick: bool, mode: str) -> None:
+def projector_section(p: dict[str, float]) -> list[str]:
     slower = min(p["consume"], p["copy"])
     ratio = p["projector"] / slower
     checks = [
@@ -96,13 +97,7 @@ def write_results(p: dict[str, float], quick: bool, mode: str) -> None:
         ("≥ 0.5 of the slower raw limit", ratio >= 0.5),
         ("projector peak RSS ≤ 400 MB", p["rss"] <= 400),
     ]
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench{' QUICK=1' if quick else ''}` on "
-        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; infrastructure: "
-        f"{mode}. Kafka and PostgreSQL run on the same machine as the measured process.",
-        "",
+    return [
         "## Projector (issue: the unified resident view)",
         "",
         "| measure | value |",
@@ -127,6 +122,36 @@ def write_results(p: dict[str, float], quick: bool, mode: str) -> None:
         "wall time from its first committed batch to the last; it runs as its own process, as in production.",
         "",
     ]
+
+
+def gateway_section(g: dict[str, Any]) -> list[str]:
+    return [
+        "## Gateway (issue: department publishing)",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| events | {g['events']:,} simulated, `POST /v1/events:batch` in batches of 1000, separate load process |",
+        f"| **ingest, acknowledged by Kafka (acks=all)** | **{g['rate']:,.0f} events/s** ({g['seconds']:.1f} s) |",
+        f"| accepted / duplicates / rejected | {g['accepted']:,} / {g['duplicates']:,} / {g['rejected']:,} |",
+        "",
+        "| target | met |",
+        "| --- | --- |",
+        f"| ≥ 5,000 events/s | {'yes' if g['rate'] >= 5000 else '**no**'} |",
+        "",
+    ]
+
+
+def write_results(sections: list[list[str]], quick: bool, mode: str) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench{' QUICK=1' if quick else ''}` on "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; infrastructure: "
+        f"{mode}. Kafka and PostgreSQL run on the same machine as the measured processes.",
+        "",
+    ]
+    for section in sections:
+        lines += section
     RESULTS.write_text("\n".join(lines))
     print(f"wrote {RESULTS}")
 
@@ -134,12 +159,36 @@ def write_results(p: dict[str, float], quick: bool, mode: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer events (a few minutes in all)")
-    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--events", type=int, default=None, help="events for the projector benchmark")
+    parser.add_argument(
+        "--only", choices=["projector", "replay", "query_api", "gateway"], action="append", help="run only these"
+    )
     args = parser.parse_args()
+    only = set(args.only or ["projector", "replay", "query_api", "gateway"])
     events = args.events or (100_000 if args.quick else 1_000_000)
+    sections: list[list[str]] = []
     with provide() as infra:
-        figures = asyncio.run(bench_projector(infra, events))
-        write_results(figures, args.quick, infra.description)
+        projector_rate: float | None = None
+        if "projector" in only:
+            figures_p = asyncio.run(bench_projector(infra, events))
+            projector_rate = figures_p["projector"]
+            sections.append(projector_section(figures_p))
+        if "replay" in only:
+            from benchmarks.replay import bench_replay, replay_section
+
+            sections.append(replay_section(asyncio.run(bench_replay(infra, events)), projector_rate))
+        if "query_api" in only:
+            from benchmarks.query_api import bench_query_api, results_section
+
+            figures = asyncio.run(
+                bench_query_api(infra, residents=1_000 if args.quick else 5_000, duration=5.0 if args.quick else 15.0)
+            )
+            sections.append(results_section(figures))
+        if "gateway" in only:
+            from benchmarks.gateway import bench_gateway
+
+            sections.append(gateway_section(asyncio.run(bench_gateway(infra, 20_000 if args.quick else 200_000))))
+        write_results(sections, args.quick, infra.description)
 
 
 if __name__ == "__main__":

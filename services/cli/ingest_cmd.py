@@ -1,8 +1,509 @@
-"""renkou departments token, simulate, demo-tokens — being built; registers nothing yet."""
+"""``renkou departments token``, ``simulate``, ``demo-tokens``: getting events in, and the demo's credentials.
+
+``simulate`` publishes a simulated city through the gateway (batches of up to 1000, one department token per
+department, in order per citizen) or, with ``--direct``, straight to Kafka; a live display shows what was
+published, what the projector has applied, the lag between them and the dead letters. ``renkou run`` uses the
+same pieces (``ensure_demo_credentials``, ``simulate_city``) for the main job.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
-def register(app: object) -> None:
-    """Add this module's commands to the root renkou app."""
-    return None
+import asyncpg
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from events import DEPARTMENTS, topic_for
+from services.cli.common import database, fail
+from services.dead_letters import DEAD_LETTER_TOPIC
+from services.gateway.auth import issue_token, token_hash
+from services.grants import add_grant, find_grant
+from services.publisher import Publisher, PublishError
+from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally
+from services.settings import Settings, get_settings
+from services.simulator import simulate_bytes
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DEMO_CONSUMER = "demo-school"
+DEMO_SECTIONS = (
+    "identity",
+    "hukou",
+    "residence",
+    "education",
+    "family",
+    "flags",
+    "meta",
+    "events",
+    "access_log",
+    "eligibility",
+    "statistics",
+)
+DEMO_PURPOSES = ("school_enrolment", "statistics", "audit")
+EVENTS_PER_RESIDENT = 51  # what the simulator yields on average over 20 years; only for the progress estimate
+DIRECT_CHUNK = 5000
+
+
+def demo_tokens_path(settings: Settings) -> Path:
+    """Where ``make run`` keeps the demo's plaintext tokens (mode 600): only their hashes are in the database."""
+    return settings.state_dir / "demo-tokens.json"
+
+
+def gateway_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.gateway_port}"
+
+
+def query_api_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.query_api_port}"
+
+
+# --- demo credentials ---------------------------------------------------------------------------------------------
+
+
+async def ensure_demo_credentials(conn: asyncpg.Connection, settings: Settings) -> dict[str, Any]:
+    """The demo consumer grant and one gateway token per department: reused while still valid, else made anew;
+    written to ``demo-tokens.json`` (mode 600) and returned."""
+    path = demo_tokens_path(settings)
+    known: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        known = json.loads(path.read_text())
+    consumer = await _demo_consumer(conn, known.get("consumer", {}).get("token"))
+    departments: dict[str, str] = {}
+    for department in DEPARTMENTS:
+        token = known.get("departments", {}).get(department)
+        if not (isinstance(token, str) and await _department_token_valid(conn, token, department)):
+            token = await issue_token(conn, department, "demo (make run)")
+        departments[department] = token
+    credentials = {
+        "consumer": consumer,
+        "departments": departments,
+        "query_api": query_api_url(settings),
+        "gateway": gateway_url(settings),
+    }
+    _write_private(path, json.dumps(credentials, indent=2) + "\n")
+    return credentials
+
+
+async def _demo_consumer(conn: asyncpg.Connection, token: object) -> dict[str, Any]:
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365)
+    if isinstance(token, str):
+        grant = await find_grant(conn, token)
+        if grant is not None and grant.name == DEMO_CONSUMER and grant.status(datetime.now(UTC)) == "active":
+            return _consumer_entry(token, grant.expires_at)
+    async with conn.transaction():
+        if await conn.fetchval("SELECT 1 FROM consumer_grants WHERE name = $1", DEMO_CONSUMER):
+            # The plaintext was lost (state folder wiped) or the grant lapsed: reissue the demo's own grant rather
+            # than invent a new consumer name each time (names are never reused for another consumer).
+            from services.grants import new_token
+
+            token = new_token()
+            await conn.execute(
+                "UPDATE consumer_grants SET token_hash = $2, sections = $3::text[], purposes = $4::text[], "
+                "expires_at = $5, revoked_at = NULL WHERE name = $1",
+                DEMO_CONSUMER,
+                token_hash(token),
+                list(DEMO_SECTIONS),
+                list(DEMO_PURPOSES),
+                expires,
+            )
+        else:
+            token = await add_grant(conn, DEMO_CONSUMER, DEMO_SECTIONS, DEMO_PURPOSES, expires)
+    return _consumer_entry(token, expires)
+
+
+def _consumer_entry(token: str, expires: datetime | None) -> dict[str, Any]:
+    return {
+        "name": DEMO_CONSUMER,
+        "token": token,
+        "sections": list(DEMO_SECTIONS),
+        "purposes": list(DEMO_PURPOSES),
+        "expires_at": expires.isoformat() if expires else None,
+    }
+
+
+async def _department_token_valid(conn: asyncpg.Connection, token: str, department: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT department FROM department_tokens WHERE token_hash = $1 AND revoked_at IS NULL", token_hash(token)
+    )
+    return bool(found == department)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(temporary, 0o600)
+    temporary.replace(path)
+
+
+# --- the live display ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """Where the backbone stands: records on the department topics, applied by the projector, dead letters."""
+
+    on_kafka: int = 0
+    projected: int = 0
+    dead_letters: int = 0
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.on_kafka - self.projected)
+
+
+class Monitor:
+    """Samples log ends (Kafka) and the projector's checkpoints (PostgreSQL) for the progress display."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = [settings.topic_namespace + topic_for(d) for d in DEPARTMENTS]
+        self.dead_letter_topic = settings.topic_namespace + DEAD_LETTER_TOPIC
+        self._consumer: Any = None
+        self._conn: asyncpg.Connection | None = None
+        self._partitions: list[Any] = []
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[Monitor]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        url = self.settings.database_url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
+        try:
+            self._conn = await asyncpg.connect(url, timeout=10)
+            await consumer._client.force_metadata_update()
+            self._partitions = [
+                TopicPartition(t, p)
+                for t in [*self.topics, self.dead_letter_topic]
+                for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            self._consumer = consumer
+            yield self
+        finally:
+            if self._conn is not None:
+                await self._conn.close()
+            await consumer.stop()
+
+    async def sample(self) -> Sample:
+        assert self._conn is not None
+        ends = await self._consumer.end_offsets(self._partitions)
+        rows = await self._conn.fetch(
+            "SELECT topic, next_offset FROM projection.checkpoints WHERE projection = 'resident_view' "
+            "AND topic = ANY($1::text[])",
+            self.topics,
+        )
+        return Sample(
+            on_kafka=sum(off for tp, off in ends.items() if tp.topic != self.dead_letter_topic),
+            projected=sum(int(r["next_offset"]) for r in rows),
+            dead_letters=sum(off for tp, off in ends.items() if tp.topic == self.dead_letter_topic),
+        )
+
+
+@dataclass
+class Report:
+    """What one simulation run did."""
+
+    events: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    caught_up: bool = False
+    last: Sample = field(default_factory=Sample)
+    first_rejections: list[str] = field(default_factory=list)
+
+
+class Display:
+    """Two bars (published, projected) and a status line; Rich redraws them from its own thread."""
+
+    def __init__(self, estimate: int, stream: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:>9}"),
+            BarColumn(bar_width=36),
+            TextColumn("{task.completed:>9,.0f} / {task.fields[total_text]:<10}"),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=stream,
+            refresh_per_second=4,
+        )
+        self.published: TaskID = self.progress.add_task(
+            "published", total=estimate, total_text=f"≈{estimate:,}", note=""
+        )
+        self.projected: TaskID = self.progress.add_task("projected", total=1, total_text="0", note="")
+        self.started = time.monotonic()
+
+    def publishing(self, sent: int) -> None:
+        rate = sent / max(1e-6, time.monotonic() - self.started)
+        self.progress.update(self.published, completed=sent, note=f"{rate:,.0f} events/s")
+
+    def published_all(self, sent: int) -> None:
+        self.progress.update(self.published, completed=sent, total=max(sent, 1), total_text=f"{sent:,}")
+
+    def backbone(self, sample: Sample) -> None:
+        self.progress.update(
+            self.projected,
+            completed=sample.projected,
+            total=max(sample.on_kafka, 1),
+            total_text=f"{sample.on_kafka:,}",
+            note=f"lag {sample.lag:,} · dead letters {sample.dead_letters:,}",
+        )
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[Display]:
+        with self.progress:
+            yield self
+
+
+async def simulate_city(
+    settings: Settings,
+    *,
+    residents: int,
+    years: int,
+    seed: int,
+    direct: bool,
+    tokens: dict[str, str] | None,
+    lanes: int = 4,
+    wait_projected_s: float | None = None,
+    stream: Console = err,
+) -> Report:
+    """Publish the simulated city and show progress; with ``wait_projected_s``, also wait (at most that long
+    without progress) until the projector applied everything published."""
+    records = simulate_bytes(residents, years=years, seed=seed)
+    report = Report()
+    display = Display(residents * EVENTS_PER_RESIDENT, stream)
+    monitor = Monitor(settings)
+    async with monitor.open():
+        with display.shown():
+            watcher = asyncio.create_task(_watch(monitor, display, report))
+            started = time.monotonic()
+            try:
+                if direct:
+                    await _publish_direct(settings, records, display, report)
+                else:
+                    await _publish_via_gateway(settings, records, tokens or {}, lanes, display, report)
+                report.seconds = time.monotonic() - started
+                display.published_all(report.events)
+                if wait_projected_s is not None:
+                    report.caught_up = await _wait_projected(monitor, display, report, wait_projected_s)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            report.last = await monitor.sample()
+            display.backbone(report.last)
+    return report
+
+
+async def _watch(monitor: Monitor, display: Display, report: Report) -> None:
+    while True:
+        with contextlib.suppress(Exception):  # a missed sample only delays the display
+            report.last = await monitor.sample()
+            display.backbone(report.last)
+        await asyncio.sleep(0.5)
+
+
+async def _wait_projected(monitor: Monitor, display: Display, report: Report, stall_s: float) -> bool:
+    last_progress, last_value = time.monotonic(), -1
+    while True:
+        sample = await monitor.sample()
+        display.backbone(sample)
+        if sample.lag == 0:
+            return True
+        if sample.projected != last_value:
+            last_progress, last_value = time.monotonic(), sample.projected
+        elif time.monotonic() - last_progress > stall_s:
+            return False
+        await asyncio.sleep(0.3)
+
+
+async def _publish_via_gateway(
+    settings: Settings,
+    records: Iterator[tuple[str, bytes, bytes]],
+    tokens: dict[str, str],
+    lanes: int,
+    display: Display,
+    report: Report,
+) -> None:
+    def on_batch(tally: Tally) -> None:
+        report.events, report.accepted, report.duplicates = tally.sent, tally.accepted, tally.duplicates
+        report.rejected = tally.rejected
+        report.first_rejections = tally.first_rejections
+        display.publishing(tally.sent)
+
+    async with GatewayClient(gateway_url(settings), tokens) as client:
+        await client.publish_stream(records, lanes=lanes, on_batch=on_batch)
+
+
+async def _publish_direct(
+    settings: Settings, records: Iterator[tuple[str, bytes, bytes]], display: Display, report: Report
+) -> None:
+    namespace = settings.topic_namespace
+    topics: dict[str, str] = {d: namespace + topic_for(d) for d in DEPARTMENTS}
+    async with Publisher(settings.kafka_bootstrap, namespace=namespace, client_id="renkou-simulate") as publisher:
+        chunk: list[tuple[str, bytes, bytes]] = []
+        for department, key, value in records:
+            chunk.append((topics[department], key, value))
+            if len(chunk) >= DIRECT_CHUNK:
+                await _send_chunk(publisher, chunk, display, report)
+                chunk = []
+        await _send_chunk(publisher, chunk, display, report)
+
+
+async def _send_chunk(
+    publisher: Publisher, chunk: list[tuple[str, bytes, bytes]], display: Display, report: Report
+) -> None:
+    if not chunk:
+        return
+    results = await publisher.send_records(chunk)
+    failures = [r for r in results if isinstance(r, PublishError)]
+    if failures:
+        raise failures[0]
+    report.events += len(chunk)
+    report.accepted += len(chunk)
+    display.publishing(report.events)
+
+
+# --- commands -----------------------------------------------------------------------------------------------------
+
+
+def department_token(
+    department: Annotated[str, typer.Argument(help=f"One of: {', '.join(DEPARTMENTS)}.")],
+    label: Annotated[
+        str | None, typer.Option("--label", help="A note stored with the token (e.g. the system).")
+    ] = None,
+) -> None:
+    """Print a new gateway token for DEPARTMENT (shown once; only its hash is stored)."""
+    if department not in DEPARTMENTS:
+        fail(f"unknown department {department!r}; one of {', '.join(DEPARTMENTS)}", 2)
+
+    async def issue() -> str:
+        async with database() as conn:
+            return await issue_token(conn, department, label)
+
+    token = asyncio.run(issue())
+    err.print(f"a new gateway token for {department}; it is shown only now, store it:")
+    print(token)
+
+
+def simulate(
+    residents: Annotated[int, typer.Option("--residents", min=0, help="People to simulate.")],
+    years: Annotated[int, typer.Option("--years", min=1, max=100, help="Years of history.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same city (and same event IDs).")] = 0,
+    direct: Annotated[bool, typer.Option("--direct", help="Straight to Kafka instead of through the gateway.")] = False,
+    lanes: Annotated[int, typer.Option("--lanes", min=1, max=16, help="Parallel batches to the gateway.")] = 4,
+) -> None:
+    """Publish a simulated city (deterministic) through the gateway, with a live progress display."""
+    settings = get_settings()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    async def go() -> Report:
+        issued: list[str] = []
+        try:
+            tokens: dict[str, str] | None = None
+            if not direct:
+                await _require_gateway(settings)
+                async with database() as conn:
+                    tokens = {d: await issue_token(conn, d, "renkou simulate") for d in DEPARTMENTS}
+                issued = list(tokens.values())
+            return await simulate_city(
+                settings, residents=residents, years=years, seed=seed, direct=direct, tokens=tokens, lanes=lanes
+            )
+        finally:
+            if issued:
+                # The command's own tokens live as long as the command.
+                async with database() as conn:
+                    await conn.execute(
+                        "UPDATE department_tokens SET revoked_at = now() WHERE token_hash = ANY($1::bytea[])",
+                        [token_hash(t) for t in issued],
+                    )
+
+    report = _run_simulation(go())
+    _print_summary(report, direct)
+
+
+def _run_simulation(coro: Any) -> Report:
+    try:
+        report: Report = asyncio.run(coro)
+    except BatchRefused as exc:
+        fail(str(exc), 1)
+    except (PublishError, httpx.TransportError) as exc:
+        fail(f"publishing failed: {exc}; is the stack up? (make up)", 3)
+    except KeyboardInterrupt:
+        fail("interrupted; what was acknowledged stays published — running the same command again is safe", 130)
+    return report
+
+
+async def _require_gateway(settings: Settings) -> None:
+    url = gateway_url(settings)
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            (await client.get(f"{url}/healthz")).raise_for_status()
+    except httpx.HTTPError:
+        fail(f"the gateway at {url} does not answer; is the stack up? (make up) — or publish with --direct", 3)
+
+
+def _print_summary(report: Report, direct: bool) -> None:
+    rate = report.events / report.seconds if report.seconds else 0.0
+    via = "straight to Kafka" if direct else "through the gateway"
+    console.print(
+        f"published {report.events:,} events {via} in {report.seconds:.1f} s ({rate:,.0f} events/s): "
+        f"{report.accepted:,} new, {report.duplicates:,} repeats, {report.rejected:,} rejected; "
+        f"projected {report.last.projected:,}, lag {report.last.lag:,}, dead letters {report.last.dead_letters:,}"
+    )
+    for line in report.first_rejections:
+        err.print(f"  rejected: {line}")
+
+
+def demo_tokens(
+    as_json: Annotated[bool, typer.Option("--json", help="The credentials file as JSON.")] = False,
+) -> None:
+    """Print the demo credentials `make run` created: the query API consumer token, the gateway tokens."""
+    settings = get_settings()
+    path = demo_tokens_path(settings)
+    try:
+        credentials = json.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"no demo credentials yet ({path} does not exist): `make run` creates them", 4)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {path}: {exc}", 4)
+    if as_json:
+        print(json.dumps(credentials, indent=2))
+        return
+    consumer = credentials["consumer"]
+    console.print(
+        f"[bold]query API[/bold] {credentials['query_api']} — consumer [bold]{consumer['name']}[/bold], purposes "
+        f"{', '.join(consumer['purposes'])}; sections {', '.join(consumer['sections'])}; "
+        f"until {consumer['expires_at']}"
+    )
+    print(f"  {consumer['token']}")
+    console.print(f"[bold]gateway[/bold] {credentials['gateway']} — one token per department:")
+    for department, token in credentials["departments"].items():
+        # Plain print: a token must never be wrapped or folded by the terminal width.
+        print(f"  {department:<16} {token}")
+    console.print(f"(from {path}; only their hashes are in the database)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``departments token``, ``simulate`` and ``demo-tokens`` to the root ``renkou`` app."""
+    departments = typer.Typer(help="Department credentials for the gateway.", no_args_is_help=True)
+    departments.command("token")(department_token)
+    app.add_typer(departments, name="departments")
+    app.command("simulate")(simulate)
+    app.command("demo-tokens")(demo_tokens)

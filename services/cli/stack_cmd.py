@@ -1,19 +1,40 @@
-"""``renkou up|down|run``: the whole local backbone, in the background or in the foreground."""
+"""``renkou up|down|run``: the whole local backbone, in the background or in the foreground.
+
+``run`` is the main job (``make run``): start everything, create the demo credentials, feed the backbone a
+simulated city through the gateway with a live display, print queries that work as printed, say ``ready`` and
+stay up until Ctrl-C (or SIGTERM), which stops everything again.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import shlex
 import signal
-import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Annotated, Any
 
+import asyncpg
+import typer
 from rich.console import Console
 
 from services.cli import infra_cmd
-from services.cli.common import fail
+from services.cli.common import database, fail
+from services.cli.ingest_cmd import (
+    Report,
+    demo_tokens_path,
+    ensure_demo_credentials,
+    query_api_url,
+    simulate_city,
+)
 from services.infra.apps import AppProcess, app_specs
 from services.infra.process import InfraError
-from services.settings import get_settings
+from services.settings import Settings, get_settings
 
-console = Console()
+console = Console(highlight=False)
+STALL_S = 180.0  # how long the projection may stand still, lag unchanged, before `run` stops waiting for it
 
 
 def _apps() -> list[AppProcess]:
@@ -44,17 +65,141 @@ def down() -> None:
     infra_cmd.down()
 
 
-def run() -> None:
-    """The main job: start everything, show where it answers, stay up until Ctrl-C, then stop cleanly."""
-    up()
-    infra_cmd.status()
+@dataclass
+class _Example:
+    citizen_id: str
+    household_id: str | None
+    region_code: str | None  # a 4-digit city prefix
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(
+    residents: Annotated[int, typer.Option("--residents", min=0, help="People in the simulated city.")] = 10_000,
+    years: Annotated[int, typer.Option("--years", min=1, max=100, help="Years of simulated history.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="The city's seed (same seed, same city).")] = 0,
+    direct: Annotated[bool, typer.Option("--direct", help="Feed Kafka directly instead of the gateway.")] = False,
+) -> None:
+    """The main job: start everything, feed it a simulated city, print queries, stay up until Ctrl-C."""
+    settings = get_settings()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # SIGTERM stops the run like Ctrl-C does, through the same clean shutdown below; SIGINT is set explicitly
+    # because a process started in the background by a shell inherits it ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        up()
+        credentials, report, example = asyncio.run(_feed(settings, residents, years, seed, direct))
+        _print_queries(settings, credentials, report, example)
+        print("renkou is ready. Press Ctrl-C to stop everything.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        console.print("\nstopping everything renkou started ...")
+        down()
+
+
+async def _feed(
+    settings: Settings, residents: int, years: int, seed: int, direct: bool
+) -> tuple[dict[str, Any], Report, _Example | None]:
+    async with database() as conn:
+        credentials = await ensure_demo_credentials(conn, settings)
     console.print(
-        "\n[bold]renkou is up.[/bold] Publish events to the department topics and look a resident up with "
-        "`.venv/bin/renkou resident show <citizen id>`. Press Ctrl-C to stop everything."
+        f"[green]✓[/green] demo credentials in {demo_tokens_path(settings)} (`.venv/bin/renkou demo-tokens` prints "
+        "them)"
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    console.print("\nstopping...")
-    down()
+    via = "straight to Kafka" if direct else "through the gateway"
+    console.print(
+        f"simulating a city of {residents:,} residents over {years} years (seed {seed}), published {via}; "
+        "the projector applies it as it arrives:"
+    )
+    report = await simulate_city(
+        settings,
+        residents=residents,
+        years=years,
+        seed=seed,
+        direct=direct,
+        tokens=credentials["departments"],
+        wait_projected_s=STALL_S,
+        stream=console,
+    )
+    rate = report.events / report.seconds if report.seconds else 0.0
+    console.print(
+        f"[green]✓[/green] published {report.events:,} events in {report.seconds:.1f} s ({rate:,.0f} events/s): "
+        f"{report.accepted:,} new, {report.duplicates:,} repeats, {report.rejected:,} rejected"
+    )
+    if report.caught_up:
+        console.print(
+            f"[green]✓[/green] projected {report.last.projected:,} events, lag 0, "
+            f"dead letters {report.last.dead_letters:,}"
+        )
+    else:
+        console.print(
+            f"[yellow]![/yellow] the projector is {report.last.lag:,} events behind and has not moved for "
+            f"{STALL_S:.0f} s; see {settings.state_dir / 'apps' / 'projector.log'}"
+        )
+    for line in report.first_rejections:
+        console.print(f"  rejected: {line}")
+    async with database() as conn:
+        example = await _example(conn)
+    return credentials, report, example
+
+
+async def _example(conn: asyncpg.Connection) -> _Example | None:
+    """A resident worth looking at: a pupil with a name (born in the simulated window) in a household of
+    several people; and the city (4-digit region prefix) where most people are registered, for statistics."""
+    row = await conn.fetchrow(
+        "WITH sizes AS (SELECT household_id, count(*) AS n FROM projection.household_members GROUP BY 1) "
+        "SELECT e.citizen_id, h.household_id FROM projection.sections e "
+        "LEFT JOIN projection.sections p ON p.citizen_id = e.citizen_id AND p.department = 'public_security' "
+        "LEFT JOIN projection.household_members h ON h.citizen_id = e.citizen_id "
+        "LEFT JOIN sizes ON sizes.household_id = h.household_id "
+        "WHERE e.department = 'education' "
+        "ORDER BY (p.state -> 'identity' ->> 'name') IS NULL, coalesce(sizes.n, 0) < 3, e.citizen_id LIMIT 1"
+    ) or await conn.fetchrow(
+        "SELECT s.citizen_id, h.household_id FROM projection.sections s "
+        "LEFT JOIN projection.household_members h USING (citizen_id) ORDER BY s.citizen_id LIMIT 1"
+    )
+    if row is None:
+        return None
+    city = await conn.fetchval(
+        "SELECT left(region_code, 4) FROM projection.household_members GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    )
+    return _Example(row["citizen_id"], row["household_id"], city)
+
+
+def _print_queries(settings: Settings, credentials: dict[str, Any], report: Report, example: _Example | None) -> None:
+    base = query_api_url(settings)
+    token = credentials["consumer"]["token"]
+
+    def curl(purpose: str, path: str) -> str:
+        return f'curl -s -H "Authorization: Bearer {token}" -H "X-Purpose: {purpose}" {shlex.quote(base + path)}'
+
+    lines: list[str] = []
+    apps = {spec.name for spec in app_specs(settings)}
+    if example is not None and "query-api" in apps:
+        lines.append(curl("school_enrolment", f"/v1/residents/{example.citizen_id}"))
+        if example.household_id:
+            lines.append(curl("school_enrolment", f"/v1/households/{example.household_id}"))
+        if example.region_code:
+            lines.append(curl("statistics", f"/v1/statistics/population?region_code={example.region_code}"))
+        lines.append(curl("audit", f"/v1/residents/{example.citizen_id}/access-log"))
+    if example is not None:
+        lines.append(f".venv/bin/renkou resident show {example.citizen_id}")
+    lines.extend([".venv/bin/renkou status", ".venv/bin/renkou demo-tokens"])
+    console.print("\n[bold]Try it[/bold] (copy and paste; the demo consumer is allowed these purposes):")
+    for line in lines:
+        # Plain print: a command must never be wrapped by the terminal width.
+        print(f"  {line}", flush=True)
+    gateway = credentials["gateway"]
+    console.print(
+        f"\nDepartments publish to the gateway at {gateway} (`POST /v1/events`, `/v1/events:batch`; "
+        f"OpenAPI at {gateway}/docs) with the tokens `renkou demo-tokens` prints."
+    )

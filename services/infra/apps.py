@@ -1,4 +1,4 @@
-"""renkou's own long-running services (the projector; later the gateway and query API) as background processes.
+"""renkou's own long-running services (projector, view relay, gateway, query API) as background processes.
 
 Same discipline as the servers: started detached with a PID file under the stack's state folder, reported up
 only once their ``/healthz`` answers, stopped by that PID and nothing else.
@@ -6,6 +6,7 @@ only once their ``/healthz`` answers, stopped by that PID and nothing else.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -26,10 +27,16 @@ class AppSpec:
 
 
 def app_specs(settings: Settings) -> list[AppSpec]:
-    return [
+    """renkou's own services in start order (``down`` stops them in reverse)."""
+    specs = [
         AppSpec("projector", "services.projector", settings.projector_metrics_port),
         AppSpec("view-relay", "services.view_relay", settings.view_relay_port),
+        AppSpec("gateway", "services.gateway", settings.gateway_port),
     ]
+    # The query API lands in its own change; until it is there, the stack runs without it.
+    if importlib.util.find_spec("services.query_api") is not None:
+        specs.append(AppSpec("query-api", "services.query_api", settings.query_api_port))
+    return specs
 
 
 class AppProcess:

@@ -1,0 +1,368 @@
+"""Composition root of the gateway: settings → engine, publisher, ingestor, HTTP routes (CONTRACT §7).
+
+``create_app()`` builds everything and connects to nothing; connections open in the app's lifespan. Serve it
+with ``python -m services.gateway`` (uvicorn on 127.0.0.1, ``/openapi.json``, ``/healthz``, ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from events import DEPARTMENTS, EVENT_TYPES
+from events.examples import example_event
+from services.db.engine import driver_connection, make_engine
+from services.gateway.auth import bearer, department_of_token
+from services.gateway.errors import (
+    ERROR_RESPONSES,
+    Accepted,
+    ApiError,
+    BatchResponse,
+    ErrorResponse,
+    api_error_handler,
+    http_error_handler,
+    json_response,
+)
+from services.gateway.ingest import DB_ERRORS, Ingestor, NotJson, Result, Submitted
+from services.gateway.metrics import GatewayMetrics
+from services.publisher import Publisher, PublishError
+from services.settings import Settings, get_settings
+
+log = logging.getLogger("renkou.gateway")
+
+MAX_BATCH_EVENTS = 1000
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class _Runtime:
+    ingestor: Ingestor
+    publisher: Publisher
+    connecting: asyncio.Task[None] | None = None
+
+
+async def _connect(publisher: Publisher) -> None:
+    try:
+        await publisher.start()
+    except PublishError as exc:
+        log.warning("%s", exc)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway application for ``settings`` (the process's settings by default)."""
+    settings = settings or get_settings()
+    metrics = GatewayMetrics.create()
+    holder: dict[str, _Runtime] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url.get_secret_value(), pool_size=8, application_name="renkou-gateway")
+        publisher = Publisher(settings.kafka_bootstrap, namespace=settings.topic_namespace, client_id="renkou-gateway")
+        try:
+            await publisher.start()
+        except PublishError as exc:
+            # Serve anyway: requests answer 503 until Kafka answers, and the publisher connects on first use.
+            log.warning("%s; requests will get 503 until it answers", exc)
+        ingestor = Ingestor(engine, publisher, namespace=settings.topic_namespace, metrics=metrics)
+        current = holder["runtime"] = _Runtime(ingestor, publisher)
+        try:
+            yield
+        finally:
+            holder.pop("runtime", None)
+            if current.connecting is not None:
+                current.connecting.cancel()
+            await publisher.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="renkou gateway",
+        version="1.0.0",
+        summary="Departments publish population events; each is validated, fenced and on Kafka before the answer.",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+
+    def runtime() -> _Runtime:
+        found = holder.get("runtime")
+        if found is None:
+            raise ApiError(503, "starting", "the gateway is starting or stopping")
+        return found
+
+    async def authenticate(authorization: str | None) -> str:
+        token = bearer(authorization)
+        try:
+            async with driver_connection(runtime().ingestor.engine) as conn:
+                return await department_of_token(conn, token)
+        except DB_ERRORS as exc:
+            raise ApiError(503, "database_unavailable", f"PostgreSQL is unavailable ({type(exc).__name__})") from exc
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=None,
+        summary="Publish one event",
+        responses={
+            202: {"model": Accepted, "description": "Published: Kafka acknowledged it (acks=all)."},
+            200: {"model": Accepted, "description": "This event_id was accepted before with the same content."},
+            403: {"model": ErrorResponse, "description": "The event type belongs to another department."},
+            409: {"model": ErrorResponse, "description": "This event_id was accepted before with other content."},
+            **ERROR_RESPONSES,
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _EVENT}}}},
+    )
+    async def publish_event(
+        request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    ) -> Response:
+        """One event (CONTRACT §2): 202 once Kafka acknowledged it, 200 for a repeat, 4xx naming every failed
+        rule. Rejected events also go to the dead-letter topic with their reason."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            department = await authenticate(authorization)
+            body = await _read_body(request, MAX_EVENT_BYTES)
+            result = (await runtime().ingestor.ingest(department, [Submitted(body, _decode(body))]))[0]
+            status = result.status
+            if result.error is not None:
+                return json_response({"error": result.error}, result.status)
+            return json_response(result.coordinates(), result.status)
+        except ApiError as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.requests.labels("event", str(status)).inc()
+            metrics.request_seconds.labels("event").observe(time.perf_counter() - started)
+
+    @app.post(
+        "/v1/events:batch",
+        status_code=200,
+        response_model=None,
+        summary="Publish up to 1000 events",
+        responses={
+            200: {"model": BatchResponse, "description": "Every event was accepted (202) or a repeat (200)."},
+            207: {"model": BatchResponse, "description": "Some events were refused; see each result."},
+            **ERROR_RESPONSES,
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BATCH}}}},
+    )
+    async def publish_batch(
+        request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    ) -> Response:
+        """``{"events": [...]}`` (at most 1000): one result per event, in order; one bad event does not sink the
+        others. 200 when all were accepted, 207 when some were refused, 503 when Kafka or PostgreSQL did not
+        take some (send the whole batch again: repeats are answered 200)."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            department = await authenticate(authorization)
+            body = await _read_body(request, MAX_BATCH_BYTES)
+            events = _batch_events(_decode(body))
+            metrics.batch_size.observe(len(events))
+            results = await runtime().ingestor.ingest(department, [Submitted(_encode(e), e) for e in events])
+            status = _batch_status(results)
+            return json_response(_batch_body(results), status)
+        except ApiError as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.requests.labels("batch", str(status)).inc()
+            metrics.request_seconds.labels("batch").observe(time.perf_counter() - started)
+
+    @app.get("/healthz", summary="Liveness and readiness", responses={503: {"description": "Not ready"}})
+    async def healthz() -> Response:
+        """200 when PostgreSQL answers and the Kafka producer is connected; 503 (with what is missing) otherwise.
+        A producer that is not connected is (re)connected in the background."""
+        checks = {"database": "ok", "kafka": "ok"}
+        current = holder.get("runtime")
+        if current is None:
+            return json_response({"status": "starting", **checks}, 503)
+        try:
+            async with driver_connection(current.ingestor.engine) as conn:
+                await conn.fetchval("SELECT 1")
+        except DB_ERRORS as exc:
+            checks["database"] = f"unavailable ({type(exc).__name__})"
+        if not current.publisher.started:
+            # Connect in the background: a probe must answer within its own short timeout, whatever Kafka does.
+            if current.connecting is None or current.connecting.done():
+                current.connecting = asyncio.create_task(_connect(current.publisher))
+            checks["kafka"] = "not connected"
+        healthy = all(v == "ok" for v in checks.values())
+        return json_response({"status": "ok" if healthy else "unavailable", **checks}, 200 if healthy else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Several workers (see __main__): every worker's counters, whichever worker answers.
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+# --- request bodies -------------------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) more than ``limit`` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the body exceeds {limit // (1024 * 1024)} MiB")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _decode(body: bytes) -> Any:
+    """The JSON value of ``body`` or ``NotJson``; orjson first, the standard library for what orjson refuses
+    but JSON allows (integers beyond 64 bits), so that only truly malformed bodies are refused as a whole."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            return NotJson(str(exc) or type(exc).__name__)
+
+
+def _encode(value: Any) -> bytes:
+    """One event of a batch as JSON bytes again (what ``parse_event`` reads and the dead-letter topic keeps)."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _batch_events(data: Any) -> list[Any]:
+    if isinstance(data, NotJson):
+        raise ApiError(400, "malformed_json", f"the body is not JSON: {data.reason}", [("", data.reason)])
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_batch", 'the body must be an object {"events": [...]}', [("", "not an object")])
+    problems = [(k, "unknown field (not part of the schema)") for k in data if k != "events"]
+    events = data.get("events")
+    if events is None:
+        problems.append(("events", "field required"))
+    elif not isinstance(events, list):
+        problems.append(("events", "must be an array of events"))
+    if problems:
+        raise ApiError(422, "invalid_batch", 'the body must be {"events": [...]}', problems)
+    assert isinstance(events, list)
+    if len(events) > MAX_BATCH_EVENTS:
+        message = f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(events)}: split it"
+        raise ApiError(413, "batch_too_large", message, [("events", message)])
+    return events
+
+
+def _batch_status(results: list[Result]) -> int:
+    if any(r.status == 503 for r in results):
+        return 503
+    if all(r.status in (200, 202) for r in results):
+        return 200
+    return 207
+
+
+def _batch_body(results: list[Result]) -> dict[str, Any]:
+    accepted = sum(r.status == 202 for r in results)
+    duplicates = sum(r.status == 200 for r in results)
+    return {
+        "results": [r.as_dict() for r in results],
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": len(results) - accepted - duplicates,
+    }
+
+
+# --- OpenAPI --------------------------------------------------------------------------------------------------
+
+_UUID = {"type": "string", "format": "uuid"}
+_TIMESTAMP = {"type": "string", "format": "date-time", "description": "RFC 3339 with offset"}
+_EVENT: dict[str, Any] = {
+    "title": "Event",
+    "type": "object",
+    "description": (
+        "The event envelope (CONTRACT §2). The payload's schema depends on event_type and schema_version: "
+        "events/schemas/<event_type>/v<N>.json in the repository, or `renkou schemas export`."
+    ),
+    "required": [
+        "event_id",
+        "event_type",
+        "schema_version",
+        "citizen_id",
+        "occurred_at",
+        "recorded_at",
+        "source",
+        "payload",
+    ],
+    "properties": {
+        "event_id": _UUID,
+        "event_type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+        "schema_version": {"type": "integer", "minimum": 1},
+        "citizen_id": {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$"},
+        "occurred_at": _TIMESTAMP,
+        "recorded_at": _TIMESTAMP,
+        "source": {
+            "type": "object",
+            "required": ["department", "system", "region_code"],
+            "properties": {
+                "department": {"type": "string", "enum": list(DEPARTMENTS)},
+                "system": {"type": "string", "minLength": 1, "maxLength": 64},
+                "region_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+            },
+            "additionalProperties": False,
+        },
+        "correlation_id": _UUID,
+        "causation_id": _UUID,
+        "payload": {"type": "object"},
+    },
+    "additionalProperties": False,
+    "example": example_event("birth.registered"),
+}
+_BATCH: dict[str, Any] = {
+    "title": "EventBatch",
+    "type": "object",
+    "required": ["events"],
+    "properties": {"events": {"type": "array", "maxItems": MAX_BATCH_EVENTS, "items": _EVENT}},
+    "additionalProperties": False,
+}
+_DESCRIPTION = """
+Department systems publish events here with `Authorization: Bearer <department token>`
+(`renkou departments token DEPARTMENT` prints one).
+
+* Every event goes through the one validation of the backbone (`events.parse_event`); a department may send only
+  its own event types.
+* An answer of 202 means Kafka acknowledged the event with acks=all; it is on the log, keyed by citizen ID.
+* `event_id` is the idempotency key: the same event again is answered 200 with the original coordinates, other
+  content under the same `event_id` 409. Retrying after a timeout or a 503 is always safe.
+* Refused events also go to the dead-letter topic with their reason.
+* Errors are `{"error": {"code", "message", "details": [{"field", "message"}]}}`.
+"""

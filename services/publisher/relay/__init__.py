@@ -1,0 +1,171 @@
+"""``OutboxRelay``: publish a department's committed outbox rows to Kafka, in order, and mark them sent.
+
+One round: in a transaction, lock the oldest unsent rows (``ORDER BY id ... FOR UPDATE``), publish them
+(idempotent producer, ``acks=all``), wait for the acknowledgements, mark the acknowledged ones sent, commit.
+
+* Nothing is lost: a row is marked sent only after Kafka acknowledged it, in the same transaction that locked it.
+* Duplicates are absorbed downstream: a relay killed after Kafka acknowledged but before its commit publishes
+  those rows again on restart; every consumer applies one ``event_id`` once.
+* Order per citizen: rows go out in ``id`` order, and of each partition only a prefix is ever acknowledged (see
+  ``Publisher.send_records``), so a citizen's later event is never marked sent before an earlier one. Several
+  relays on one table are safe: ``FOR UPDATE`` (deliberately not ``SKIP LOCKED``, which would let a second relay
+  publish a citizen's later rows while the first still holds the earlier ones) makes the others wait, so they
+  act as hot standbys.
+
+Run it as a process::
+
+    python -m services.publisher.relay --dsn postgresql://dept@127.0.0.1/registry --table registry.renkou_outbox
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+
+import asyncpg
+
+from events import topic_for
+from services.publisher.outbox import Outbox
+from services.publisher.producer import Publisher, PublishError
+
+__all__ = ["OutboxRelay", "main"]
+
+log = logging.getLogger("renkou.outbox_relay")
+
+
+class OutboxRelay:
+    """Moves one outbox table's rows to Kafka."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        publisher: Publisher,
+        *,
+        batch_size: int = 500,
+        idle_s: float = 0.2,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.idle_s = idle_s
+        self.retry_s = retry_s
+        self.published = 0
+
+    async def relay_once(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch of unsent rows; return how many were marked sent (raises ``PublishError`` if Kafka
+        acknowledged none of a non-empty batch)."""
+        name = self.outbox.name
+        async with conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT id, department, citizen_id, value FROM {name} "
+                "WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE",
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            records = [
+                (self.publisher.namespace + topic_for(r["department"]), r["citizen_id"].encode(), bytes(r["value"]))
+                for r in rows
+            ]
+            results = await self.publisher.send_records(records)
+            acked = [(row["id"], res) for row, res in zip(rows, results, strict=True) if not _failed(res)]
+            if acked:
+                await conn.execute(
+                    f"UPDATE {name} AS o SET sent_at = now(), kafka_topic = a.t, kafka_partition = a.p, "
+                    "kafka_offset = a.o FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[]) "
+                    "AS a(id, t, p, o) WHERE o.id = a.id",
+                    [i for i, _ in acked],
+                    *_columns([r for _, r in acked]),
+                )
+        failures = [r for r in results if isinstance(r, PublishError)]
+        self.published += len(acked)
+        if failures and not acked:
+            raise failures[0]
+        return len(acked)
+
+    async def run(self, dsn: str, stop: asyncio.Event | None = None) -> None:
+        """Relay until ``stop`` is set; reconnects and retries when PostgreSQL or Kafka are unavailable."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("cannot reach the outbox database (%s); retrying", exc)
+                await _sleep_unless(stop, self.retry_s)
+                continue
+            try:
+                await self._loop(conn, stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox database connection lost (%s); reconnecting", exc)
+                await _sleep_unless(stop, self.retry_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _loop(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = await self.relay_once(conn)
+            except PublishError as exc:
+                log.warning("Kafka did not acknowledge (%s); retrying", exc)
+                await _sleep_unless(stop, self.retry_s)
+                continue
+            if sent:
+                log.debug("published %d outbox rows", sent)
+            if sent < self.batch_size:
+                await _sleep_unless(stop, self.idle_s)
+
+
+def _failed(result: tuple[str, int, int] | PublishError) -> bool:
+    return isinstance(result, PublishError)
+
+
+def _columns(results: Sequence[tuple[str, int, int] | PublishError]) -> tuple[list[str], list[int], list[int]]:
+    ok = [r for r in results if not isinstance(r, PublishError)]
+    return [r[0] for r in ok], [r[1] for r in ok], [r[2] for r in ok]
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    publisher = Publisher(args.bootstrap, namespace=args.namespace, client_id="renkou-outbox-relay")
+    relay = OutboxRelay(Outbox.named(args.table), publisher, batch_size=args.batch_size)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("relaying %s to Kafka at %s", relay.outbox.name, args.bootstrap)
+    try:
+        await relay.run(args.dsn, stop)
+    finally:
+        await publisher.stop()
+        log.info("stopped after publishing %d rows", relay.published)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m services.publisher.relay --dsn DSN --table SCHEMA.TABLE [--bootstrap HOST:PORT]``."""
+    parser = argparse.ArgumentParser(prog="python -m services.publisher.relay", description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", required=True, help="the department database (postgresql://user@host/db)")
+    parser.add_argument("--table", default="public.renkou_outbox", help="the outbox table, schema.table")
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("RENKOU_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers (default: $RENKOU_KAFKA_BOOTSTRAP or 127.0.0.1:9092)",
+    )
+    parser.add_argument(
+        "--namespace", default=os.environ.get("RENKOU_TOPIC_NAMESPACE", ""), help="topic name prefix (tests only)"
+    )
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args(argv)
+    args.dsn = args.dsn.replace("postgresql+asyncpg://", "postgresql://")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(args))

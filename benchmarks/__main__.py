@@ -48,7 +48,7 @@ async def _fresh_database(base_url: str) -> str:
     return url
 
 
-async def bench_projector(infra: Endpoints, events: int) -> dict[str, float]:
+async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
     database = await _fresh_database(infra.database_url)
@@ -86,10 +86,13 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, float]:
         "rss": rss,
         "projector2": rate2,
         "seconds2": seconds2,
+        # The replay benchmark reuses the published log and the live projection of the single instance.
+        "namespace": namespace,
+        "database": database,
     }
 
 
-def projector_section(p: dict[str, float]) -> list[str]:
+def projector_section(p: dict[str, Any]) -> list[str]:
     slower = min(p["consume"], p["copy"])
     ratio = p["projector"] / slower
     checks = [
@@ -169,14 +172,16 @@ def main() -> None:
     sections: list[list[str]] = []
     with provide() as infra:
         projector_rate: float | None = None
+        reuse: dict[str, Any] = {}
         if "projector" in only:
             figures_p = asyncio.run(bench_projector(infra, events))
             projector_rate = figures_p["projector"]
+            reuse = {"namespace": figures_p["namespace"], "database_url": figures_p["database"]}
             sections.append(projector_section(figures_p))
         if "replay" in only:
             from benchmarks.replay import bench_replay, replay_section
 
-            sections.append(replay_section(asyncio.run(bench_replay(infra, events)), projector_rate))
+            sections.append(replay_section(asyncio.run(bench_replay(infra, events, **reuse)), projector_rate))
         if "query_api" in only:
             from benchmarks.query_api import bench_query_api, results_section
 

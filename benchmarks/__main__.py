@@ -10,48 +10,29 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from pydantic import SecretStr
 
+from benchmarks.common import free_port, fresh_database
 from benchmarks.projector import generate, publish_all, raw_consume, raw_copy, run_projector
-from services.db.migrate import upgrade
 from services.infra.topics import ensure_topics, load_topics
 from services.settings import Settings
 from tests.support.infra import Endpoints, provide
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _fresh_database(base_url: str) -> str:
-    name = f"renkou_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = base_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = base_url.rsplit("/", 1)[0] + f"/{name}"
-    await upgrade(url)
-    return url
+# A quick run never overwrites the full run's figures; it writes beside them, in a git-ignored folder.
+QUICK_RESULTS = Path(__file__).parent / "out" / "RESULTS-quick.md"
 
 
 async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
-    database = await _fresh_database(infra.database_url)
+    database = await fresh_database(infra.database_url, "bench")
     print(f"generating {events:,} simulated events ...", flush=True)
     started = time.perf_counter()
     records = generate(events)
@@ -66,15 +47,15 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
         kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database), topic_namespace=namespace
     )
     del records
-    rate, seconds, rss = await run_projector(settings, events, [_free_port()])
+    rate, seconds, rss = await run_projector(settings, events, [free_port()])
     print(f"projector: {rate:,.0f} events/s sustained ({seconds:.1f}s), peak RSS {rss:.0f} MB", flush=True)
     # Scale-out on the same machine: two instances in one consumer group, from offset 0 into a fresh database.
     settings2 = Settings(
         kafka_bootstrap=infra.kafka_bootstrap,
-        database_url=SecretStr(await _fresh_database(infra.database_url)),
+        database_url=SecretStr(await fresh_database(infra.database_url, "bench")),
         topic_namespace=namespace,
     )
-    rate2, seconds2, rss2 = await run_projector(settings2, events, [_free_port(), _free_port()])
+    rate2, seconds2, rss2 = await run_projector(settings2, events, [free_port(), free_port()])
     print(f"2 projectors: {rate2:,.0f} events/s together ({seconds2:.1f}s), peak RSS {rss2:.0f} MB each", flush=True)
     return {
         "events": events,
@@ -155,8 +136,10 @@ def write_results(sections: list[list[str]], quick: bool, mode: str) -> None:
     ]
     for section in sections:
         lines += section
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    target = QUICK_RESULTS if quick else RESULTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines))
+    print(f"wrote {target}")
 
 
 def main() -> None:

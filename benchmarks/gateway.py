@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -25,8 +24,8 @@ from typing import Any
 
 import asyncpg
 
+from benchmarks.common import drop_database, free_port, fresh_database
 from events import DEPARTMENTS
-from services.db.migrate import upgrade
 from services.gateway.__main__ import workers as gateway_workers
 from services.gateway.auth import issue_token
 from services.infra.topics import ensure_topics, load_topics
@@ -36,35 +35,6 @@ from services.simulator import simulate_bytes
 from tests.support.infra import Endpoints
 
 EVENTS_PER_RESIDENT = 50
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _fresh_database(base_url: str) -> str:
-    name = f"renkou_bench_gw_{uuid.uuid4().hex[:8]}"
-    admin_dsn = base_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = base_url.rsplit("/", 1)[0] + f"/{name}"
-    await upgrade(url)
-    return url
-
-
-async def _drop_database(base_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin_dsn = base_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _healthy(port: int) -> bool:
@@ -91,14 +61,14 @@ async def bench_gateway(
     workers = workers or gateway_workers()
     namespace = f"benchgw{uuid.uuid4().hex[:6]}."
     await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
-    database = await _fresh_database(infra.database_url)
+    database = await fresh_database(infra.database_url, "bench_gw")
     conn = await asyncpg.connect(database.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         tokens = {d: await issue_token(conn, d, "benchmark") for d in DEPARTMENTS}
     finally:
         await conn.close()
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RENKOU_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
@@ -152,7 +122,7 @@ async def bench_gateway(
                 except TimeoutError:
                     gateway.kill()
                     await gateway.wait()
-    await _drop_database(infra.database_url, database)
+    await drop_database(database)
     on_kafka = await _count_on_kafka(infra.kafka_bootstrap, namespace)
     figures.update(
         gateway_workers=workers,

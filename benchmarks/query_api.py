@@ -24,13 +24,11 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,8 +37,8 @@ from typing import Any
 
 import asyncpg
 
+from benchmarks.common import drop_database, free_port, fresh_database
 from projections.resident.store import ProjectionStore
-from services.db.migrate import upgrade
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector
 from services.settings import project_root
@@ -175,33 +173,6 @@ def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _drop_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(_dsn(url).rsplit("/", 1)[0] + "/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def _fresh_database(base_url: str) -> str:
-    name = f"renkou_bench_q_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_dsn(base_url).rsplit("/", 1)[0] + "/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = base_url.rsplit("/", 1)[0] + f"/{name}"
-    await upgrade(url)
-    return url
-
-
 async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[int, list[str]]:
     """Project a simulated city of about ``residents`` people; return (events, citizen IDs with a view)."""
     from services.simulator import simulate_bytes
@@ -310,11 +281,11 @@ async def bench_query_api(
     max_requests: int = 200_000,
 ) -> dict[str, Any]:
     """Run the query API read benchmark against ``infra``'s PostgreSQL; figures for ``benchmarks/RESULTS.md``."""
-    database = await _fresh_database(infra.database_url)
+    database = await fresh_database(infra.database_url, "bench_q")
     try:
         return await _measure(database, residents, duration, concurrency, max_requests)
     finally:
-        await _drop_database(database)
+        await drop_database(database)
 
 
 async def _measure(
@@ -334,7 +305,7 @@ async def _measure(
         token = await add_grant(conn, "bench", GRANT_SECTIONS, [PURPOSE])
     finally:
         await conn.close()
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench-query-api-", suffix=".log", delete=False)  # noqa: SIM115
     ids_file = tempfile.NamedTemporaryFile("w", prefix="bench-ids-", suffix=".txt", delete=False)  # noqa: SIM115
     ids_file.write("\n".join(ids))

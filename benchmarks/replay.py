@@ -13,11 +13,10 @@ import time
 import uuid
 from typing import Any
 
-import asyncpg
 from pydantic import SecretStr
 
+from benchmarks.common import fresh_database
 from benchmarks.projector import generate, publish_all
-from services.db.migrate import upgrade
 from services.infra.topics import ensure_topics, load_topics
 from services.operations.replay import DEFAULT_BATCH, default_workers, replay
 from services.operations.schemas import DEFAULT_SHADOW
@@ -25,19 +24,6 @@ from services.settings import Settings
 from tests.support.infra import Endpoints
 
 TARGET_SECONDS_PER_MILLION = 60.0
-
-
-async def _fresh_database(base_url: str) -> str:
-    name = f"renkou_bench_replay_{uuid.uuid4().hex[:8]}"
-    admin_dsn = base_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = base_url.rsplit("/", 1)[0] + f"/{name}"
-    await upgrade(url)
-    return url
 
 
 async def bench_replay(
@@ -64,7 +50,7 @@ async def bench_replay(
         events = len(records)
         del records
     own_database = database_url is None
-    database = database_url or await _fresh_database(infra.database_url)
+    database = database_url or await fresh_database(infra.database_url, "bench_replay")
     settings = Settings(
         kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database), topic_namespace=namespace
     )

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import asyncpg
 
 from services.db.migrate import upgrade
+from services.infra.ports import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["drop_database", "free_port", "fresh_database"]
 
 
 def _admin_dsn(url: str) -> str:

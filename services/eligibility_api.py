@@ -18,12 +18,11 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from events.citizen_id import CitizenIdError, normalize_citizen_id
 from projections.eligibility import POLICY_IDS, UnknownPolicyError, policy_ids
 from services.eligibility import eligibility, policy_directory, resolve_policy
 from services.query_api.auth import Caller
 from services.query_api.context import context_of
-from services.query_api.errors import ApiError, responses
+from services.query_api.errors import ApiError, citizen_id_param, responses
 from services.query_api.routes import AuthCaller
 from services.query_api.views import today_in_china
 
@@ -67,18 +66,6 @@ class EligibilityResponse(_Open):
     decisions: list[DecisionModel]
 
 
-def _citizen_id(raw: str) -> str:
-    try:
-        return normalize_citizen_id(raw)
-    except CitizenIdError as exc:
-        raise ApiError(
-            422,
-            "invalid_citizen_id",
-            f"{raw!r} is not a valid citizen ID: {'; '.join(exc.problems)}",
-            {"citizen_id": raw, "problems": list(exc.problems)},
-        ) from None
-
-
 def _json(data: Any, caller: Caller) -> Response:
     return Response(orjson.dumps(data), media_type="application/json", headers={"X-Request-ID": str(caller.request_id)})
 
@@ -113,7 +100,7 @@ async def get_eligibility(
     """
     ctx = context_of(request)
     caller.require(SECTION)
-    cid = _citizen_id(citizen_id)
+    cid = citizen_id_param(citizen_id)
     try:
         chosen = resolve_policy(policy)
     except UnknownPolicyError as exc:

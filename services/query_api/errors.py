@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from events.citizen_id import CitizenIdError, normalize_citizen_id
+
 __all__ = ["ApiError", "ErrorBody", "ErrorResponse", "error_response", "install_error_handlers", "responses"]
 
 log = logging.getLogger("renkou.query_api")
@@ -127,3 +129,16 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "The access log (or the database) is unavailable; nothing was answered.",
     }
     return {s: {"model": ErrorResponse, "description": described.get(s, "Error")} for s in statuses}
+
+
+def citizen_id_param(raw: str) -> str:
+    """A path's citizen ID, normalised; a malformed one is a 422 naming every failed rule."""
+    try:
+        return normalize_citizen_id(raw)
+    except CitizenIdError as exc:
+        raise ApiError(
+            422,
+            "invalid_citizen_id",
+            f"{raw!r} is not a valid citizen ID: {'; '.join(exc.problems)}",
+            {"citizen_id": raw, "problems": list(exc.problems)},
+        ) from None

@@ -25,7 +25,7 @@ from services.grants import parse_codes
 from services.query_api.access_log import read_access_log
 from services.query_api.auth import Caller
 from services.query_api.context import context_of
-from services.query_api.errors import ApiError, responses
+from services.query_api.errors import ApiError, citizen_id_param, responses
 from services.query_api.models import (
     AccessLogResponse,
     BatchGetRequest,
@@ -103,18 +103,6 @@ def _json(data: Any, caller: Caller | None = None, status: int = 200) -> Respons
 def _utc(moment: datetime) -> str:
     # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body).
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _citizen_id(raw: str) -> str:
-    try:
-        return normalize_citizen_id(raw)
-    except CitizenIdError as exc:
-        raise ApiError(
-            422,
-            "invalid_citizen_id",
-            f"{raw!r} is not a valid citizen ID: {'; '.join(exc.problems)}",
-            {"citizen_id": raw, "problems": list(exc.problems)},
-        ) from None
 
 
 def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:
@@ -238,7 +226,7 @@ async def get_resident(
     # costs more CPU than the rest of the request; the OpenAPI operation declares them all the same.
     ctx = context_of(request)
     caller = await ctx.auth.authenticate(request)
-    cid = _citizen_id(citizen_id)
+    cid = citizen_id_param(citizen_id)
     query = request.query_params
     when = _read_time(_query_date(query.get("as_of"), "as_of"), _query_instant(query.get("known_at"), "known_at"))
     chosen = _view_sections(caller, query.get("sections"))
@@ -321,7 +309,7 @@ async def get_events(
     topic/partition/offset and ``prev_hash``/``hash`` so that an auditor can recompute each chain."""
     ctx = context_of(request)
     caller.require("events")
-    cid = _citizen_id(citizen_id)
+    cid = citizen_id_param(citizen_id)
     async with ctx.lease.connection() as conn:
         rows = await conn.fetch(
             f"SELECT department, chain_seq, event_id, event_type, schema_version, occurred_at, recorded_at, topic, "
@@ -381,7 +369,7 @@ async def get_access_log(
     """
     ctx = context_of(request)
     caller.require("access_log")
-    cid = _citizen_id(citizen_id)
+    cid = citizen_id_param(citizen_id)
     async with ctx.lease.connection() as conn:
         known = await conn.fetchval(
             f"SELECT EXISTS (SELECT 1 FROM {ctx.schema}.sections WHERE citizen_id = $1) "

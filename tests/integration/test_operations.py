@@ -26,6 +26,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.db.engine import driver_connection, make_engine
+from services.infra.ports import free_port
 from services.operations.audit import verify_chains
 from services.operations.base import OperationError, read_checkpoints
 from services.operations.replay import replay
@@ -151,14 +152,6 @@ async def execute(database_url: str, *statements: str) -> None:
         await conn.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- replay → verify → swap on a live stack ----------------------------------------------------------------------
 async def test_replay_verify_swap_on_a_live_ingesting_stack_loses_and_duplicates_nothing(
     infra: Endpoints, databases: Databases, tmp_path: Path
@@ -178,7 +171,7 @@ async def test_replay_verify_swap_on_a_live_ingesting_stack_loses_and_duplicates
     citizens = sorted({k.decode() for _, k, _ in items})
     watched = random.Random(1).sample(citizens, 40)
 
-    projector = spawn_projector(settings, _free_port(), str(tmp_path / "projector.log"))
+    projector = spawn_projector(settings, free_port(), str(tmp_path / "projector.log"))
     # Readers as the query API reads: long-lived pooled connections, asyncpg's statement cache warm.
     engine = make_engine(db, pool_size=2, application_name="test-reader")
     reader_errors: list[str] = []

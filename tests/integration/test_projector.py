@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
+from services.infra.ports import free_port
 from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
@@ -234,14 +235,6 @@ async def test_changed_views_reach_the_compacted_view_topic(
             assert latest[cid][section] == view[section], (cid, section)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _progress(db: str) -> int:
     conn = await asyncpg.connect(dsn(db))
     try:
@@ -262,7 +255,7 @@ async def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
     rng = random.Random(4)
     kills = 0
     for _ in range(4):
-        proc = spawn_projector(settings, _free_port(), str(tmp_path / "projector.log"))
+        proc = spawn_projector(settings, free_port(), str(tmp_path / "projector.log"))
         try:
             start = await _progress(db)
             target = start + rng.randint(500, 3000)
@@ -278,7 +271,7 @@ async def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
         if await _progress(db) >= len(history):
             break
     assert kills >= 2, (tmp_path / "projector.log").read_text()[-3000:]
-    proc = spawn_projector(settings, _free_port(), str(tmp_path / "projector.log"))
+    proc = spawn_projector(settings, free_port(), str(tmp_path / "projector.log"))
     try:
         await wait_caught_up(settings, wait_s=180)
     finally:
@@ -296,7 +289,7 @@ async def test_two_instances_with_a_rebalance_mid_stream_end_identical(
     db = await databases.create()
     settings = settings_for(infra.kafka_bootstrap, db, ns)
     await publish(infra.kafka_bootstrap, _records(ns, history))
-    port_a = _free_port()
+    port_a = free_port()
     first = spawn_projector(settings, port_a, str(tmp_path / "a.log"))
     second = None
     try:
@@ -304,7 +297,7 @@ async def test_two_instances_with_a_rebalance_mid_stream_end_identical(
             if await _progress(db) > 1000:
                 break
             await asyncio.sleep(0.05)
-        second = spawn_projector(settings, _free_port(), str(tmp_path / "b.log"))  # forces a rebalance
+        second = spawn_projector(settings, free_port(), str(tmp_path / "b.log"))  # forces a rebalance
         for _ in range(600):
             if await _progress(db) > len(history) // 2:
                 break

@@ -16,9 +16,10 @@ part of a state can be shared between the old and the new state without copying;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar, Final, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
@@ -81,6 +82,29 @@ SchoolEventKind = Literal["enrolled", "transferred", "graduated", "withdrawn"]
 class _State(BaseModel):
     # Not strict: ``state_from_json`` reads ISO date strings and decimal strings back from JSON.
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A shallow copy with ``update`` applied, as pydantic's, without its generic ``__copy__``.
+
+        The fold calls this for every event; states are immutable, have neither extra fields nor private
+        attributes, so a new instance around an updated copy of ``__dict__`` is the whole copy. The values in
+        ``update`` are not validated (as with pydantic's ``model_copy``): handlers pass values of the field types.
+        """
+        if deep:
+            return super().model_copy(update=update, deep=True)
+        cls = type(self)
+        fields = self.__dict__.copy()
+        fields_set = self.__pydantic_fields_set__
+        if update:
+            fields.update(update)
+            fields_set = fields_set | update.keys()
+        new = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(new, "__dict__", fields)
+        _set(new, "__pydantic_fields_set__", fields_set)
+        _set(new, "__pydantic_extra__", None)
+        _set(new, "__pydantic_private__", None)
+        return new
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -21,9 +21,8 @@ GENESIS = bytes(32)  # prev_hash of the first link of every chain
 VIEW_OUTBOX_CHANNEL = "renkou_view_outbox"  # NOTIFY channel: views are waiting to be published
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveRow:
-    """One accepted event, as appended to the archive."""
+class ArchiveRow(NamedTuple):
+    """One accepted event, as appended to the archive; its fields are in ``ARCHIVE_COLUMNS`` order (a COPY record)."""
 
     citizen_id: str
     department: str
@@ -39,6 +38,24 @@ class ArchiveRow:
     body: bytes
     prev_hash: bytes
     hash: bytes
+
+
+ARCHIVE_COLUMNS: Final = (
+    "citizen_id",
+    "department",
+    "chain_seq",
+    "event_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "body",
+    "prev_hash",
+    "hash",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,44 +221,9 @@ class ProjectionStore:
         """Write one batch; the caller's transaction makes it all-or-nothing."""
         s = self.schema
         if batch.archive:
+            # An ArchiveRow is a tuple in column order: the rows go to COPY as they are.
             await conn.copy_records_to_table(
-                "event_archive",
-                schema_name=s,
-                columns=[
-                    "citizen_id",
-                    "department",
-                    "chain_seq",
-                    "event_id",
-                    "event_type",
-                    "schema_version",
-                    "occurred_at",
-                    "recorded_at",
-                    "topic",
-                    "kafka_partition",
-                    "kafka_offset",
-                    "body",
-                    "prev_hash",
-                    "hash",
-                ],
-                records=[
-                    (
-                        a.citizen_id,
-                        a.department,
-                        a.chain_seq,
-                        a.event_id,
-                        a.event_type,
-                        a.schema_version,
-                        a.occurred_at,
-                        a.recorded_at,
-                        a.topic,
-                        a.partition,
-                        a.offset,
-                        a.body,
-                        a.prev_hash,
-                        a.hash,
-                    )
-                    for a in batch.archive
-                ],
+                "event_archive", schema_name=s, columns=ARCHIVE_COLUMNS, records=batch.archive
             )
         if batch.sections:
             rows = batch.sections

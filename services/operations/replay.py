@@ -47,6 +47,7 @@ from services.operations.base import (
 )
 from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name, complete_indexes, ensure_shadow
 from services.projector.pipeline import BatchProjector, Record
+from services.runtime import tune_gc_for_batches
 from services.settings import Settings
 
 DEFAULT_BATCH = 4000
@@ -272,6 +273,7 @@ async def run_job(job: Job) -> ReplayStats:
 
 def run_job_in_child(job: Job) -> dict[str, int]:
     """Entry point of a worker process: errors come back as ``OperationError`` text, which always pickles."""
+    tune_gc_for_batches()
     try:
         return asdict(asyncio.run(run_job(job)))
     except OperationError:

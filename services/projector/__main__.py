@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from services.projector.app import create_app
+from services.runtime import tune_gc_for_batches
 from services.settings import get_settings
 
 
@@ -14,7 +15,9 @@ def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.projector_metrics_port, log_level="warning")
+    app = create_app(settings)
+    tune_gc_for_batches()
+    uvicorn.run(app, host="127.0.0.1", port=settings.projector_metrics_port, log_level="warning")
 
 
 if __name__ == "__main__":

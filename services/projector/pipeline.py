@@ -19,6 +19,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -216,46 +217,50 @@ class BatchProjector:
     async def _fold(
         self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload], bytes]], result: BatchResult
     ) -> BatchWrite:
-        keys = sorted({(e.citizen_id, e.department) for _, e, _ in accepted})
+        keys = sorted({(e.citizen_id, e.source.department) for _, e, _ in accepted})
         loaded = await self.store.load_sections(conn, keys)
-        states: dict[tuple[str, str], Any] = {}
-        rows: dict[tuple[str, str], SectionRow] = {}
+        # Per (citizen, department): the state and the section's counters, updated in place as the batch folds
+        # (one SectionRow per section is built at the end, not one per event).
+        sections: dict[tuple[str, str], _Section] = {}
         archive: list[ArchiveRow] = []
         links: dict[tuple[str, str, str], ParentLinkRow] = {}
         certificates: dict[str, CertificateSide] = {}
+        applied_by_department = result.applied_by_department
+        changed = result.changed_citizens
         for record, event, body in accepted:
-            key = (event.citizen_id, event.department)
-            if key not in states:
-                row = loaded.get(key)
-                states[key] = (
-                    state_from_json_text(event.department, row.state) if row else initial_state(event.department)
-                )
-                rows[key] = row or SectionRow(event.citizen_id, event.department, "", 0, event.occurred_at, 0, GENESIS)
-            states[key] = apply(states[key], event)
-            prev = rows[key]
-            link = chain_hash(prev.chain_head, body)
-            seq = prev.chain_seq + 1
+            citizen, department = event.citizen_id, event.source.department
+            key = (citizen, department)
+            section = sections.get(key)
+            if section is None:
+                section = sections[key] = _Section.start(loaded.get(key), department)
+            section.state = apply(section.state, event)
+            prev_hash = section.chain_head
+            link = chain_hash(prev_hash, body)
+            section.chain_head = link
+            section.chain_seq += 1
+            occurred_at = event.occurred_at
             archive.append(
                 ArchiveRow(
-                    event.citizen_id,
-                    event.department,
-                    seq,
+                    citizen,
+                    department,
+                    section.chain_seq,
                     event.event_id,
                     event.event_type,
                     event.schema_version,
-                    event.occurred_at,
+                    occurred_at,
                     event.recorded_at,
                     record.topic,
                     record.partition,
                     record.offset,
                     body,
-                    prev.chain_head,
+                    prev_hash,
                     link,
                 )
             )
             # last_event_at: the latest business time applied (events may arrive out of business-time order).
-            latest = max(prev.last_event_at, event.occurred_at) if prev.event_count else event.occurred_at
-            rows[key] = SectionRow(event.citizen_id, event.department, "", prev.event_count + 1, latest, seq, link)
+            if section.event_count == 0 or occurred_at > section.last_event_at:
+                section.last_event_at = occurred_at
+            section.event_count += 1
             for fact in family_facts(event):
                 if isinstance(fact, ParentLink):
                     links[(fact.child_citizen_id, fact.role, fact.department)] = ParentLinkRow(
@@ -269,30 +274,29 @@ class BatchProjector:
                     certificates[fact.certificate_no] = _merge_certificate(
                         certificates.get(fact.certificate_no), fact, event
                     )
-            result.applied += 1
-            result.applied_by_department[event.department] += 1
-            result.changed_citizens.add(event.citizen_id)
-        sections = []
+            applied_by_department[department] += 1
+            changed.add(citizen)
+        result.applied += len(accepted)
+        rows = []
         households: dict[str, Household | None] = {}
-        for section_key, row in rows.items():
-            state = states[section_key]
-            sections.append(
+        for (section_citizen, section_department), section in sections.items():
+            rows.append(
                 SectionRow(
-                    row.citizen_id,
-                    row.department,
-                    state_to_json_text(state),
-                    row.event_count,
-                    row.last_event_at,
-                    row.chain_seq,
-                    row.chain_head,
+                    section_citizen,
+                    section_department,
+                    state_to_json_text(section.state),
+                    section.event_count,
+                    section.last_event_at,
+                    section.chain_seq,
+                    section.chain_head,
                 )
             )
-            if row.department == "public_security":
-                member = household_membership(state)
-                households[row.citizen_id] = None if member is None else Household(row.citizen_id, *member)
+            if section_department == "public_security":
+                member = household_membership(section.state)
+                households[section_citizen] = None if member is None else Household(section_citizen, *member)
         return BatchWrite(
             archive=archive,
-            sections=sections,
+            sections=rows,
             parent_links=list(links.values()),
             certificates=list(certificates.values()),
             households=households,
@@ -300,6 +304,29 @@ class BatchProjector:
             dead_letters=[],
             changed_citizens=result.changed_citizens,
         )
+
+
+class _Section:
+    """One section while a batch folds into it: the state and the counters its row will carry."""
+
+    __slots__ = ("chain_head", "chain_seq", "event_count", "last_event_at", "state")
+
+    def __init__(
+        self, state: Any, event_count: int, last_event_at: datetime | None, chain_seq: int, chain_head: bytes
+    ) -> None:
+        self.state = state
+        self.event_count = event_count
+        self.last_event_at: Any = last_event_at
+        self.chain_seq = chain_seq
+        self.chain_head = chain_head
+
+    @classmethod
+    def start(cls, row: SectionRow | None, department: str) -> _Section:
+        """The section as stored (``row``), or a new one with the department's empty state."""
+        if row is None:
+            return cls(initial_state(department), 0, None, 0, GENESIS)
+        state = state_from_json_text(department, row.state)
+        return cls(state, row.event_count, row.last_event_at, row.chain_seq, row.chain_head)
 
 
 def _merge_certificate(

@@ -546,3 +546,24 @@ def test_a_payload_type_without_a_handler_is_refused() -> None:
     event = real.model_copy(update={"payload": Unheard(), "event_type": "rumour.heard"})
     with pytest.raises(ProjectionError, match="no projection handler for Unheard"):
         apply(initial_state("health"), event)
+
+
+def test_model_copy_of_a_state_equals_a_validated_copy_and_leaves_the_original_alone() -> None:
+    from pydantic import ValidationError
+
+    from projections.resident.state import SchemeState
+
+    scheme = SchemeState(status="active", region_code="110101", since=date(2020, 1, 1))
+    copied = scheme.model_copy(update={"paid_total": Decimal("12.50"), "months_by_region": {"110101": 3}})
+    assert copied == SchemeState(
+        status="active",
+        region_code="110101",
+        since=date(2020, 1, 1),
+        paid_total=Decimal("12.50"),
+        months_by_region={"110101": 3},
+    )
+    assert copied.model_fields_set == {"status", "region_code", "since", "paid_total", "months_by_region"}
+    assert scheme.paid_total == 0 and scheme.months_by_region == {}
+    assert scheme.model_copy() == scheme and scheme.model_copy() is not scheme
+    with pytest.raises(ValidationError):
+        copied.paid_total = Decimal(1)  # type: ignore[misc]  # still frozen

@@ -30,25 +30,6 @@ from services.simulator import simulate_bytes
 EVENTS_PER_RESIDENT = 45  # a first guess, corrected from the generator's own count
 
 
-@dataclass
-class ProjectorFigures:
-    events: int
-    publish_rate: float
-    raw_consume_rate: float
-    raw_copy_rate: float
-    projector_rate: float
-    projector_seconds: float
-    peak_rss_mb: float
-
-    @property
-    def slower_raw(self) -> float:
-        return min(self.raw_consume_rate, self.raw_copy_rate)
-
-    @property
-    def ratio(self) -> float:
-        return self.projector_rate / self.slower_raw
-
-
 def generate(events: int, seed: int = 1) -> list[tuple[str, bytes, bytes]]:
     residents = max(1, events // EVENTS_PER_RESIDENT)
     out = list(islice(simulate_bytes(residents * 2, seed=seed), events))
@@ -159,7 +140,11 @@ async def raw_copy(database_url: str, records: list[tuple[str, bytes, bytes]]) -
 
 
 def _vm_hwm_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone meanwhile
+        return 0
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
@@ -173,34 +158,35 @@ async def _checkpoint_total(database_url: str) -> int:
         await conn.close()
 
 
-async def run_projector(settings: Settings, total: int, ports: list[int]) -> tuple[float, float, float]:
-    """Run ``len(ports)`` projector processes in one consumer group until all ``total`` events are committed.
+@dataclass
+class ProjectorRun:
+    rate: float  # events committed per second, first committed batch to last
+    seconds: float
+    processes: int  # the service's processes: the supervisor and its workers, or the one process
+    peak_rss_mb: float  # the largest peak RSS (VmHWM) of any one of them
+    total_rss_mb: float  # the sum of their peak RSS
 
-    Returns events/s from the first committed batch to the last, those seconds, and the largest peak RSS (MB)
-    of any one process.
-    """
-    logs = []
-    procs = []
-    for port in ports:
-        env = {
-            **os.environ,
-            "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
-            "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
-            "RENKOU_PROJECTOR_METRICS_PORT": str(port),
-        }
-        log = tempfile.NamedTemporaryFile(prefix="bench-projector-", suffix=".log", delete=False)  # noqa: SIM115
-        logs.append(log.name)
-        procs.append(
-            subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
-                [sys.executable, "-m", "services.projector"],
-                env=env,
-                cwd=project_root(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    peak = 0
+
+async def run_projector(settings: Settings, total: int, port: int, workers: int) -> ProjectorRun:
+    """Run the projector service (``python -m services.projector``) with ``workers`` worker processes until all
+    ``total`` events are committed."""
+    env = {
+        **os.environ,
+        "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
+        "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
+        "RENKOU_PROJECTOR_METRICS_PORT": str(port),
+        "RENKOU_PROJECTOR_WORKERS": str(workers),
+    }
+    log = tempfile.NamedTemporaryFile(prefix="bench-projector-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
+        [sys.executable, "-m", "services.projector"],
+        env=env,
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    peaks: dict[int, int] = {}
     started = None
     first = 0
     try:
@@ -208,17 +194,30 @@ async def run_projector(settings: Settings, total: int, ports: list[int]) -> tup
             done = await _checkpoint_total(settings.database_url.get_secret_value())
             if started is None and done > 0:
                 started, first = time.perf_counter(), done
-            peak = max(peak, *(_vm_hwm_kb(p.pid) for p in procs))
+            for pid in _process_tree(proc.pid):
+                peaks[pid] = max(peaks.get(pid, 0), _vm_hwm_kb(pid))
             if done >= total:
                 break
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"a projector exited; see {logs}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"the projector exited; see {log.name}")
             await asyncio.sleep(0.1)
         assert started is not None
         elapsed = time.perf_counter() - started
-        return (done - first) / elapsed, elapsed, peak / 1024
+        return ProjectorRun(
+            (done - first) / elapsed, elapsed, len(peaks), max(peaks.values()) / 1024, sum(peaks.values()) / 1024
+        )
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's supervisor, its resource tracker and workers)."""
+    found = [pid]
+    for parent in found:
+        try:
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 BATCH_GC_THRESHOLD = 50_000
 """Allocations between two young-generation collections (CPython's default is 700)."""
@@ -21,3 +22,8 @@ def tune_gc_for_batches() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(BATCH_GC_THRESHOLD, 20, 20)
+
+
+def configure_logging() -> None:
+    """The log format of every renkou service process (and of each of its worker processes)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,30 +9,24 @@ PostgreSQL. With several workers the Prometheus counters are shared through a fo
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import tempfile
-
 import uvicorn
 
+from services.runtime import configure_logging
 from services.settings import get_settings
+from services.workers import serve, worker_count
 
 MAX_DEFAULT_WORKERS = 4
 
 
 def workers() -> int:
     """``RENKOU_GATEWAY_WORKERS``, else one per core up to four."""
-    configured = os.environ.get("RENKOU_GATEWAY_WORKERS", "").strip()
-    if configured:
-        return max(1, int(configured))
-    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
+    return worker_count("RENKOU_GATEWAY_WORKERS", most=MAX_DEFAULT_WORKERS)
 
 
 def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     options = {
         "host": "127.0.0.1",
         "port": settings.gateway_port,
@@ -46,13 +40,7 @@ def main() -> None:
 
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
         return
-    # The workers are fresh interpreters that read this before importing prometheus_client.
-    metrics_dir = tempfile.mkdtemp(prefix="renkou-gateway-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        uvicorn.run("services.gateway.app:create_app", factory=True, workers=count, **options)  # type: ignore[arg-type]
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    serve("services.gateway.app:create_worker_app", count, **options)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +18,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events import DEPARTMENTS, EVENT_TYPES
@@ -40,7 +38,9 @@ from services.gateway.errors import (
 from services.gateway.ingest import DB_ERRORS, Ingestor, NotJson, Result, Submitted
 from services.gateway.metrics import GatewayMetrics
 from services.publisher import Publisher, PublishError
+from services.runtime import configure_logging
 from services.settings import Settings, get_settings
+from services.workers import die_with_parent, metrics_registry
 
 log = logging.getLogger("renkou.gateway")
 
@@ -61,6 +61,13 @@ async def _connect(publisher: Publisher) -> None:
         await publisher.start()
     except PublishError as exc:
         log.warning("%s", exc)
+
+
+def create_worker_app() -> FastAPI:
+    """uvicorn's factory in each worker process of ``python -m services.gateway`` (``services.workers``)."""
+    die_with_parent()
+    configure_logging()
+    return create_app()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -207,12 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Several workers (see __main__): every worker's counters, whichever worker answers.
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # Several workers (see __main__): every worker's counters, whichever worker answers.
+        return Response(generate_latest(metrics_registry(metrics.registry)), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -1,23 +1,34 @@
-"""``python -m services.projector``: run the projector with its HTTP endpoints on 127.0.0.1."""
+"""``python -m services.projector``: run the projector with its HTTP endpoints on 127.0.0.1.
+
+Folding events is Python CPU, so the projector runs one worker process per core (``RENKOU_PROJECTOR_WORKERS``
+overrides; ``services.workers``): each worker is a full projector — its own consumer in the one consumer group,
+its own database pool — and Kafka shares the partitions among them as it would among projectors on several
+machines; the checkpoint fence keeps that exactly once through every rebalance. ``/metrics`` and ``/healthz``
+answer for the whole projector on ``RENKOU_PROJECTOR_METRICS_PORT``.
+"""
 
 from __future__ import annotations
-
-import logging
 
 import uvicorn
 
 from services.projector.app import create_app
-from services.runtime import tune_gc_for_batches
+from services.runtime import configure_logging, tune_gc_for_batches
 from services.settings import get_settings
+from services.workers import serve, worker_count
 
 
 def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
-    tune_gc_for_batches()
-    uvicorn.run(app, host="127.0.0.1", port=settings.projector_metrics_port, log_level="warning")
+    configure_logging()
+    options = {"host": "127.0.0.1", "port": settings.projector_metrics_port, "log_level": "warning"}
+    count = worker_count("RENKOU_PROJECTOR_WORKERS")
+    if count == 1:
+        app = create_app(settings)
+        tune_gc_for_batches()
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
+        return
+    serve("services.projector.app:create_worker_app", count, **options)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from services.db.engine import make_engine
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.projector.service import Projector, SeekToCheckpoints
+from services.runtime import configure_logging, tune_gc_for_batches
 from services.settings import Settings, get_settings
+from services.workers import die_with_parent, metrics_registry
 
 GROUP_ID = "renkou-projector.resident_view"
 
@@ -57,6 +59,15 @@ async def _raw_decoder(message: Any, original: Callable[[Any], Awaitable[Any]]) 
     # The pipeline parses every record itself with events.parse_event; never let FastStream json-decode a
     # poison record by its content-type header and fail the batch.
     return [r.value for r in message.raw_message]
+
+
+def create_worker_app() -> AsgiFastStream:
+    """uvicorn's factory in each worker process of ``python -m services.projector`` (``services.workers``)."""
+    die_with_parent()
+    configure_logging()
+    app = create_app()
+    tune_gc_for_batches()
+    return app
 
 
 def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> AsgiFastStream:
@@ -122,7 +133,7 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
     return AsgiFastStream(
         broker,
         asgi_routes=[
-            ("/metrics", make_asgi_app(metrics.registry)),
+            ("/metrics", make_asgi_app(metrics_registry(metrics.registry))),
             ("/healthz", make_ping_asgi(broker, timeout=5.0)),
         ],
         on_startup=[startup],

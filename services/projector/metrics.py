@@ -47,9 +47,14 @@ class ProjectorMetrics:
                 "Records between the last applied offset and the log end",
                 ["topic", "partition"],
                 registry=reg,
+                # With several workers (services.workers) the partition's current owner wrote last.
+                multiprocess_mode="mostrecent",
             ),
             last_batch=Gauge(
-                "renkou_projector_last_batch_timestamp", "Unix time of the last committed batch", registry=reg
+                "renkou_projector_last_batch_timestamp",
+                "Unix time of the last committed batch",
+                registry=reg,
+                multiprocess_mode="max",
             ),
             batch_failures=Counter("renkou_projector_batch_failures", "Batches rolled back and retried", registry=reg),
         )

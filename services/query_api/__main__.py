@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import gc
-import logging
 
 import uvicorn
 
 from services.query_api.app import create_app
+from services.runtime import configure_logging
 from services.settings import get_settings
 
 
 def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     app = create_app(settings)
     # Everything imported so far lives as long as the process: keep it out of the garbage collector's full
     # collections, whose pauses would otherwise show in the latency tail.

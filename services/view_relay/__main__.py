@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
+from services.runtime import configure_logging
 from services.settings import get_settings
 from services.view_relay.app import create_app
 
@@ -13,7 +12,7 @@ from services.view_relay.app import create_app
 def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.view_relay_port, log_level="warning")
 
 

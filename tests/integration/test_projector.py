@@ -6,12 +6,14 @@ Every test compares against a reference: the same log projected once, cleanly, i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import random
 import signal
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -290,20 +292,22 @@ async def test_two_instances_with_a_rebalance_mid_stream_end_identical(
     settings = settings_for(infra.kafka_bootstrap, db, ns)
     await publish(infra.kafka_bootstrap, _records(ns, history))
     port_a = free_port()
-    first = spawn_projector(settings, port_a, str(tmp_path / "a.log"))
+    # Each instance is a supervisor of two workers (as on a 2-core machine): four consumers in the group.
+    first = spawn_projector(settings, port_a, str(tmp_path / "a.log"), workers=2)
     second = None
     try:
         for _ in range(600):
             if await _progress(db) > 1000:
                 break
             await asyncio.sleep(0.05)
-        second = spawn_projector(settings, free_port(), str(tmp_path / "b.log"))  # forces a rebalance
+        second = spawn_projector(settings, free_port(), str(tmp_path / "b.log"), workers=2)  # a rebalance
         for _ in range(600):
             if await _progress(db) > len(history) // 2:
                 break
             await asyncio.sleep(0.05)
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{port_a}/metrics", timeout=10)).text
+        # The supervisor's /metrics reports both of its workers' counters.
         assert "renkou_projector_events_applied_total" in metrics
         first.terminate()  # and another rebalance: everything moves to the second instance
         first.wait(timeout=60)
@@ -314,3 +318,46 @@ async def test_two_instances_with_a_rebalance_mid_stream_end_identical(
                 proc.terminate()
                 proc.wait(timeout=60)
     assert await snapshot(db, ns) == reference
+
+
+async def test_a_killed_supervisor_takes_its_workers_with_it(
+    infra: Endpoints, databases: Databases, tmp_path: Any
+) -> None:
+    ns = await create_namespace(infra)
+    settings = settings_for(infra.kafka_bootstrap, await databases.create(), ns)
+    port = free_port()
+    proc = spawn_projector(settings, port, str(tmp_path / "projector.log"), workers=2)
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz", timeout=2)).status_code < 300:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError((tmp_path / "projector.log").read_text()[-3000:])
+        workers = _children(proc.pid)
+        assert len(workers) >= 2, workers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for _ in range(300):
+            if not any(_alive(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "workers outlived their supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's bookkeeping is left

@@ -95,14 +95,18 @@ async def running_projector(settings: Settings, **kwargs: Any) -> AsyncIterator[
         yield app
 
 
-def spawn_projector(settings: Settings, port: int, log_path: str) -> subprocess.Popen[bytes]:
-    """The projector as a separate OS process, as an operator runs it (for crash and rebalance tests)."""
+def spawn_projector(settings: Settings, port: int, log_path: str, *, workers: int = 1) -> subprocess.Popen[bytes]:
+    """The projector as a separate OS process, as an operator runs it (for crash and rebalance tests).
+
+    With ``workers`` > 1 the process is a supervisor of that many worker processes (``services.workers``).
+    """
     env = {
         **os.environ,
         "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
         "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
         "RENKOU_PROJECTOR_METRICS_PORT": str(port),
+        "RENKOU_PROJECTOR_WORKERS": str(workers),
     }
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
     return subprocess.Popen(

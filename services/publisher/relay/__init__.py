@@ -32,6 +32,7 @@ import asyncpg
 from events import topic_for
 from services.publisher.outbox import Outbox
 from services.publisher.producer import Publisher, PublishError
+from services.runtime import configure_logging
 
 __all__ = ["OutboxRelay", "main"]
 
@@ -167,5 +168,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
     args.dsn = args.dsn.replace("postgresql+asyncpg://", "postgresql://")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(_serve(args))

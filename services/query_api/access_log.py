@@ -1,9 +1,10 @@
 """The access log of resident reads: append (before the answer leaves) and read back.
 
 Every successful read of a resident — one entry per citizen returned — is appended by
-``renkou_append_access_log`` (migration 0004) in one transaction, which also re-checks that the consumer's grant
-is still active. The caller sends its response only after that transaction committed; if it fails, nothing of
-the read leaves the service (``AccessLogUnavailableError``).
+``renkou_append_access_logs`` (migration 0005) in one transaction, which also re-checks that the consumer's grant
+is still active; reads arriving together share that transaction (``AccessLogWriter``, group commit). The
+caller sends its response only after that transaction committed; if it fails, nothing of the read leaves the
+service (``AccessLogUnavailableError``).
 
 An entry's ``body`` is the canonical JSON of ``{request_id, consumer, purpose, citizen_id, sections, endpoint,
 accessed_at}`` — keys sorted, no spaces, UTF-8, ``accessed_at`` in RFC 3339 UTC with microseconds — and the chain
@@ -12,27 +13,25 @@ link is ``sha256(prev_hash || body)`` per citizen, genesis 32 zero bytes, exactl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import orjson
 
 __all__ = [
-    "GRANT_REFUSED_SQLSTATE",
     "AccessEntry",
     "AccessLogUnavailableError",
+    "AccessLogWriter",
     "GrantNoLongerValidError",
-    "append_access",
     "canonical_body",
     "read_access_log",
 ]
-
-GRANT_REFUSED_SQLSTATE: Final = "RKG01"
-"""Raised by ``renkou_append_access_log`` when the consumer's grant is revoked or expired."""
 
 
 class AccessLogUnavailableError(RuntimeError):
@@ -74,41 +73,139 @@ def canonical_body(entry: AccessEntry, citizen_id: str) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
-async def append_access(
-    conn: asyncpg.Connection,
-    entry: AccessEntry,
-    citizen_ids: Sequence[str],
-    *,
-    timeout: float,  # noqa: ASYNC109
-) -> None:
-    """Append ``entry`` for each of ``citizen_ids`` and commit, in one round trip and one transaction.
+class AccessLogWriter:
+    """Appends access-log entries with group commit: reads that arrive together share one transaction.
 
-    Raises ``GrantNoLongerValidError`` if the grant was revoked or expired meanwhile, ``AccessLogUnavailableError``
-    for any other failure (no commit within ``timeout`` seconds included). Either way nothing was appended.
+    ``append`` returns once the entries of that read are committed (or raises), exactly as a transaction of its
+    own would — but while one commit waits for its WAL flush, the reads arriving meanwhile queue up and go
+    together in the next (``renkou_append_access_logs``, migration 0005): one round trip, one commit and one
+    flush for all of them. At most ``max_flushes`` transactions are in flight, each on a connection of
+    ``lease`` (a lease of its own, so that the requests' connections can never starve it). A transaction that
+    fails fails every read in it (none of them is answered); a consumer whose grant was revoked or expired
+    meanwhile has its reads refused and the others still commit.
     """
-    if not citizen_ids:
-        return
-    ids = sorted(set(citizen_ids))
-    bodies = [canonical_body(entry, cid) for cid in ids]
-    try:
-        await conn.fetchval(
-            "SELECT renkou_append_access_log($1::text[], $2::bytea[], $3::uuid, $4, $5, $6::text[], $7, $8)",
-            ids,
-            bodies,
-            entry.request_id,
-            entry.consumer,
-            entry.purpose,
-            list(entry.sections),
-            entry.endpoint,
-            entry.accessed_at,
-            timeout=timeout,
-        )
-    except asyncpg.PostgresError as exc:
-        if getattr(exc, "sqlstate", None) == GRANT_REFUSED_SQLSTATE:
-            raise GrantNoLongerValidError(str(exc)) from exc
-        raise AccessLogUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-    except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
-        raise AccessLogUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    def __init__(
+        self,
+        connection: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
+        *,
+        timeout: float,
+        max_flushes: int = 2,
+        max_rows: int = 2000,
+    ) -> None:
+        self._connection = connection
+        self.timeout = timeout
+        self.max_flushes = max_flushes
+        self.max_rows = max_rows
+        self._pending: list[_Pending] = []
+        self._flushes = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def append(self, entry: AccessEntry, citizen_ids: Sequence[str]) -> None:
+        """Append ``entry`` for each of ``citizen_ids``; return when committed.
+
+        Raises ``GrantNoLongerValidError`` if the grant was revoked or expired meanwhile, and
+        ``AccessLogUnavailableError`` for any other failure (no commit within ``timeout`` seconds included).
+        """
+        ids = sorted(set(citizen_ids))
+        if not ids:
+            return
+        done = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)  # a caller that gave up must not leave an unretrieved exception
+        self._pending.append(_Pending(entry, ids, done))
+        if self._flushes < self.max_flushes:
+            self._flushes += 1
+            task = asyncio.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            # The statement itself gives up after ``timeout``; the margin covers the wait for a flush slot.
+            await asyncio.wait_for(asyncio.shield(done), 2 * self.timeout)
+        except TimeoutError:
+            raise AccessLogUnavailableError(f"not committed within {2 * self.timeout:.1f}s") from None
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take()
+                try:
+                    refused = await self._write(batch)
+                except Exception as exc:
+                    error = _unavailable(exc)
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_exception(error)
+                    continue
+                for index, item in enumerate(batch):
+                    if item.done.done():
+                        continue
+                    if index in refused:
+                        refusal = f"the grant of {item.entry.consumer} is no longer valid"
+                        item.done.set_exception(GrantNoLongerValidError(refusal))
+                    else:
+                        item.done.set_result(None)
+        finally:
+            self._flushes -= 1
+
+    def _take(self) -> list[_Pending]:
+        rows = 0
+        count = 0
+        for item in self._pending:
+            if count and rows + len(item.citizen_ids) > self.max_rows:
+                break
+            rows += len(item.citizen_ids)
+            count += 1
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        return batch
+
+    async def _write(self, batch: Sequence[_Pending]) -> set[int]:
+        """Append ``batch`` in one transaction; the indexes (in ``batch``) of the reads refused for their grant."""
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+        owner: list[int] = []
+        for index, item in enumerate(batch):
+            entry = item.entry
+            sections = ",".join(entry.sections)
+            for cid in item.citizen_ids:
+                for column, value in zip(
+                    columns,
+                    (
+                        cid,
+                        canonical_body(entry, cid),
+                        entry.request_id,
+                        entry.consumer,
+                        entry.purpose,
+                        sections,
+                        entry.endpoint,
+                        entry.accessed_at,
+                    ),
+                    strict=True,
+                ):
+                    column.append(value)
+                owner.append(index)
+        async with self._connection() as conn:
+            refused_rows = await conn.fetchval(
+                "SELECT renkou_append_access_logs($1::text[], $2::bytea[], $3::uuid[], $4::text[], $5::text[], "
+                "$6::text[], $7::text[], $8::timestamptz[])",
+                *columns,
+                timeout=self.timeout,
+            )
+        return {owner[position - 1] for position in refused_rows}
+
+
+@dataclass(slots=True)
+class _Pending:
+    entry: AccessEntry
+    citizen_ids: list[str]
+    done: asyncio.Future[None]
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _unavailable(exc: BaseException) -> AccessLogUnavailableError:
+    return AccessLogUnavailableError(f"{type(exc).__name__}: {exc}")
 
 
 async def read_access_log(

@@ -6,6 +6,7 @@ opened on first use.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,13 +17,16 @@ from projections.resident.store import DEFAULT_SCHEMA
 from services.db.engine import make_engine
 from services.eligibility_api import router as eligibility_router
 from services.grants import Grant, find_grant
+from services.query_api.access_log import AccessLogWriter
 from services.query_api.auth import Authenticator
 from services.query_api.context import QueryApiContext
 from services.query_api.db import ConnectionLease, DatabaseUnavailableError
 from services.query_api.errors import error_response, install_error_handlers
 from services.query_api.metrics import LatencyMiddleware, QueryApiMetrics
 from services.query_api.routes import operations, router
+from services.runtime import configure_logging
 from services.settings import Settings, get_settings
+from services.workers import die_with_parent
 
 __all__ = ["create_app"]
 
@@ -34,6 +38,19 @@ only the sections the consumer's grant allows for that purpose. Every successful
 durably, in the resident's hash-chained access log before the answer is sent. Errors are
 `{"error": {"code", "message", "details"}}`.
 """
+
+
+ACCESS_LOG_FLUSHES = 2
+"""Access-log transactions in flight at once (each commits every read queued when it started)."""
+
+
+def create_worker_app() -> FastAPI:
+    """uvicorn's factory in each worker process of ``python -m services.query_api`` (``services.workers``)."""
+    die_with_parent()
+    configure_logging()
+    app = create_app()
+    gc.freeze()  # see __main__: what lives as long as the process stays out of full collections
+    return app
 
 
 def create_app(
@@ -59,9 +76,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(
-            settings.database_url.get_secret_value(), pool_size=pool_size, application_name="renkou-query-api"
+            settings.database_url.get_secret_value(),
+            pool_size=pool_size + ACCESS_LOG_FLUSHES,
+            application_name="renkou-query-api",
         )
         lease = ConnectionLease(engine, pool_size)
+        # The access-log writer's own connections: requests holding theirs while they wait for the commit can
+        # never take the writer's.
+        log_lease = ConnectionLease(engine, ACCESS_LOG_FLUSHES)
 
         async def lookup(token: str) -> Grant | None:
             async with lease.connection() as conn:
@@ -72,12 +94,15 @@ def create_app(
             auth=Authenticator(lookup, ttl=grant_cache_ttl),
             metrics=metrics,
             schema=schema,
-            access_log_timeout=access_log_timeout,
+            access_log=AccessLogWriter(
+                log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES
+            ),
         )
         try:
             yield
         finally:
             await lease.close()
+            await log_lease.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 import asyncpg
 from fastapi import Request
 
-from services.query_api.access_log import AccessEntry, AccessLogUnavailableError, GrantNoLongerValidError, append_access
+from services.query_api.access_log import (
+    AccessEntry,
+    AccessLogUnavailableError,
+    AccessLogWriter,
+    GrantNoLongerValidError,
+)
 from services.query_api.auth import Authenticator, Caller
 from services.query_api.db import ConnectionLease
 from services.query_api.errors import ApiError
@@ -29,7 +34,7 @@ class QueryApiContext:
     auth: Authenticator
     metrics: QueryApiMetrics
     schema: str
-    access_log_timeout: float
+    access_log: AccessLogWriter
 
     async def record(
         self,
@@ -53,7 +58,7 @@ class QueryApiContext:
             accessed_at=datetime.now(UTC),
         )
         try:
-            await append_access(conn, entry, citizen_ids, timeout=self.access_log_timeout)
+            await self.access_log.append(entry, citizen_ids)
         except GrantNoLongerValidError:
             self.auth.forget(caller.consumer)
             await self.auth.confirm(conn, caller)  # raises the precise 401 (revoked or expired)

@@ -38,6 +38,7 @@ from services.query_api.models import (
 )
 from services.query_api.statistics import population_statistics, validate_region_prefix
 from services.query_api.views import ReadTime, read_views, today_in_china
+from services.workers import metrics_registry
 
 __all__ = ["operations", "router"]
 
@@ -494,4 +495,6 @@ async def healthz() -> dict[str, str]:
 
 @operations.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(context_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # With several workers (services.workers), every worker's values, whichever worker answers.
+    registry = metrics_registry(context_of(request).metrics.registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

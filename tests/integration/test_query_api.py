@@ -532,3 +532,49 @@ async def test_without_its_database_the_service_answers_503(infra: Endpoints) ->
         for _ in range(2):  # and again: a failed connection leaves no slot behind
             response = await client.get(f"/v1/residents/{CHILD}", headers=headers("rk_c_any", "audit"))
             _error(response, 503, "database_unavailable")
+
+
+async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stack) -> None:
+    """Reads of two consumers committed together: the revoked one's are refused, the other's are appended."""
+    from contextlib import asynccontextmanager
+
+    from services.grants import revoke_grant
+    from services.query_api.access_log import AccessEntry, AccessLogWriter, GrantNoLongerValidError
+
+    await grant(stack.database_url, "group-valid", ["identity"], ["audit"])
+    await grant(stack.database_url, "group-revoked", ["identity"], ["audit"])
+    conn = await asyncpg.connect(dsn(stack.database_url))
+    try:
+        await revoke_grant(conn, "group-revoked")
+    finally:
+        await conn.close()
+
+    @asynccontextmanager
+    async def connection() -> AsyncIterator[asyncpg.Connection]:
+        c = await asyncpg.connect(dsn(stack.database_url))
+        try:
+            yield c
+        finally:
+            await c.close()
+
+    writer = AccessLogWriter(connection, timeout=5.0, max_flushes=1)  # one transaction in flight: all queue up
+    elder, migrant = CITIZENS["elder"], CITIZENS["migrant"]
+    before = {cid: len(await _log_rows(stack, cid)) for cid in (elder, migrant)}
+
+    def entry(consumer: str) -> AccessEntry:
+        return AccessEntry(uuid.uuid4(), consumer, "audit", ("identity",), "resident", datetime.now(UTC))
+
+    valid = [entry("group-valid") for _ in range(6)]
+    results = await asyncio.gather(
+        *(writer.append(e, [elder, migrant]) for e in valid),
+        writer.append(entry("group-revoked"), [elder]),
+        writer.append(entry("group-revoked"), [migrant]),
+        return_exceptions=True,
+    )
+    assert results[:6] == [None] * 6
+    assert all(isinstance(r, GrantNoLongerValidError) for r in results[6:]), results[6:]
+    for cid in (elder, migrant):
+        rows = await _log_rows(stack, cid)
+        assert len(rows) == before[cid] + 6
+        assert {str(r["request_id"]) for r in rows[before[cid] :]} == {str(e.request_id) for e in valid}
+        _check_chain(rows)

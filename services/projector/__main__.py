@@ -24,6 +24,10 @@ def main() -> None:
     options = {"host": "127.0.0.1", "port": settings.projector_metrics_port, "log_level": "warning"}
     count = worker_count("RENKOU_PROJECTOR_WORKERS")
     if count == 1:
+        # Imported here: a supervisor of workers stays small (it only runs uvicorn's supervisor).
+        from services.projector.app import create_app
+        from services.runtime import tune_gc_for_batches
+
         app = create_app(settings)
         tune_gc_for_batches()
         uvicorn.run(app, **options)  # type: ignore[arg-type]

@@ -89,7 +89,10 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
         auto_offset_reset="earliest",
         max_records=max_records,
         batch_timeout_ms=200,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
+        # What the consumer buffers ahead is at most this per owned partition (plus one fetch response): with
+        # 48 partitions, 4 MiB each let a worker hold ~200 MB of records it has not reached yet.
+        max_partition_fetch_bytes=512 * 1024,
+        fetch_max_bytes=8 * 1024 * 1024,
         ack_policy=AckPolicy.MANUAL,
         parser=_tolerant_parser,
         decoder=_raw_decoder,

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from services.projector.app import create_app
-from services.runtime import configure_logging, tune_gc_for_batches
+from services.runtime import configure_logging
 from services.settings import get_settings
 from services.workers import serve, worker_count
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from benchmarks.common import free_port, fresh_database
+from benchmarks.common import delete_namespace_topics, drop_database, free_port, fresh_database
 from benchmarks.projector import generate, publish_all, raw_consume, raw_copy, run_projector
 from services.infra.topics import ensure_topics, load_topics
 from services.settings import Settings
@@ -63,6 +63,7 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
         topic_namespace=namespace,
     )
     single = await run_projector(settings1, events, free_port(), 1)
+    await drop_database(settings1.database_url.get_secret_value())
     print(f"one worker process: {single.rate:,.0f} events/s ({single.seconds:.1f}s)", flush=True)
     return {
         "events": events,
@@ -82,6 +83,11 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
         "namespace": namespace,
         "database": database,
     }
+
+
+async def _clean_up(infra: Endpoints, namespace: str, database_url: str) -> None:
+    await drop_database(database_url)
+    await delete_namespace_topics(infra.kafka_bootstrap, namespace)
 
 
 def projector_section(p: dict[str, Any]) -> list[str]:
@@ -179,6 +185,8 @@ def main() -> None:
             from benchmarks.replay import bench_replay, replay_section
 
             sections.append(replay_section(asyncio.run(bench_replay(infra, events, **reuse)), projector_rate))
+        if reuse:  # the projector's log and projection, kept for the replay benchmark: not needed any more
+            asyncio.run(_clean_up(infra, reuse["namespace"], reuse["database_url"]))
         if "query_api" in only:
             from benchmarks.query_api import bench_query_api, results_section
 

@@ -1,15 +1,16 @@
-"""What every benchmark needs: a free loopback port and a fresh, migrated database of its own."""
+"""What every benchmark needs: a free loopback port, a fresh migrated database of its own, and the cleanup."""
 
 from __future__ import annotations
 
 import uuid
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.db.migrate import upgrade
 from services.infra.ports import free_port
 
-__all__ = ["drop_database", "free_port", "fresh_database"]
+__all__ = ["delete_namespace_topics", "drop_database", "free_port", "fresh_database"]
 
 
 def _admin_dsn(url: str) -> str:
@@ -37,3 +38,15 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def delete_namespace_topics(bootstrap: str, namespace: str) -> None:
+    """Delete every topic whose name starts with the benchmark's ``namespace`` (its published log)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from benchmarks.common import fresh_database
+from benchmarks.common import delete_namespace_topics, drop_database, fresh_database
 from benchmarks.projector import generate, publish_all
 from services.infra.topics import ensure_topics, load_topics
 from services.operations.replay import DEFAULT_BATCH, default_workers, replay
@@ -41,6 +41,7 @@ async def bench_replay(
     ``verify_after`` (default: when a ``database_url`` with a live projection was given) also times
     ``verify`` — the shadow brought to the live checkpoints and compared row by row.
     """
+    own_namespace = namespace is None
     if namespace is None:
         namespace = f"benchr{uuid.uuid4().hex[:6]}."
         await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
@@ -83,6 +84,11 @@ async def bench_replay(
         figures["verify_seconds"] = time.perf_counter() - started
         figures["verify_identical"] = checked.identical
         print(f"verify: identical={checked.identical} in {figures['verify_seconds']:.1f} s", flush=True)
+    # What this benchmark made goes again; what the caller lent, the caller cleans up.
+    if own_database:
+        await drop_database(database)
+    if own_namespace:
+        await delete_namespace_topics(infra.kafka_bootstrap, namespace)
     return figures
 
 

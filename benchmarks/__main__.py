@@ -18,7 +18,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from benchmarks.common import delete_namespace_topics, drop_database, free_port, fresh_database
+from benchmarks.common import (
+    CpuClock,
+    delete_namespace_topics,
+    drop_database,
+    free_port,
+    fresh_database,
+    python_probe,
+)
 from benchmarks.projector import generate, publish_all, raw_consume, raw_copy, run_projector
 from services.infra.topics import ensure_topics, load_topics
 from services.settings import Settings
@@ -145,13 +152,18 @@ def gateway_section(g: dict[str, Any]) -> list[str]:
     ]
 
 
-def write_results(sections: list[list[str]], quick: bool, mode: str) -> None:
+def write_results(sections: list[list[str]], quick: bool, mode: str, probe: float, clock: CpuClock) -> None:
+    shares = clock.shares()
     lines = [
         "# Benchmark results",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench{' QUICK=1' if quick else ''}` on "
         f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; infrastructure: "
         f"{mode}. Kafka and PostgreSQL run on the same machine as the measured processes.",
+        "",
+        f"This machine that day: a plain Python loop of 3,000,000 additions took {probe:.2f} s before the run; over "
+        f"the run the CPUs were {shares['busy']:.0%} busy and the host took {shares['steal']:.1%} of their time "
+        "(steal). On a shared virtual machine these vary from day to day, and every figure below with them.",
         "",
     ]
     for section in sections:
@@ -173,6 +185,9 @@ def main() -> None:
     only = set(args.only or ["projector", "replay", "query_api", "gateway"])
     events = args.events or (100_000 if args.quick else 1_000_000)
     sections: list[list[str]] = []
+    probe = python_probe()
+    clock = CpuClock()
+    print(f"python probe: {probe:.2f} s for 3,000,000 additions", flush=True)
     with provide() as infra:
         projector_rate: float | None = None
         reuse: dict[str, Any] = {}
@@ -198,7 +213,7 @@ def main() -> None:
             from benchmarks.gateway import bench_gateway
 
             sections.append(gateway_section(asyncio.run(bench_gateway(infra, 20_000 if args.quick else 200_000))))
-        write_results(sections, args.quick, infra.description)
+        write_results(sections, args.quick, infra.description, probe, clock)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -10,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.db.migrate import upgrade
 from services.infra.ports import free_port
 
-__all__ = ["delete_namespace_topics", "drop_database", "free_port", "fresh_database"]
+__all__ = ["CpuClock", "delete_namespace_topics", "drop_database", "free_port", "fresh_database", "python_probe"]
 
 
 def _admin_dsn(url: str) -> str:
@@ -50,3 +53,33 @@ async def delete_namespace_topics(bootstrap: str, namespace: str) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+def python_probe(iterations: int = 3_000_000) -> float:
+    """Seconds a plain Python loop of ``iterations`` additions takes: how fast this machine runs Python today
+    (shared virtual machines vary from day to day; the figure makes two runs' results comparable)."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return time.perf_counter() - started
+
+
+def _cpu_ticks() -> list[int]:
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
+@dataclass
+class CpuClock:
+    """The machine's CPU time over a run, from ``/proc/stat``: how busy it was, and how much the host took."""
+
+    start: list[int] = field(default_factory=_cpu_ticks)
+
+    def shares(self) -> dict[str, float]:
+        """Shares of all CPU time since ``start``: ``busy`` (user, system, …) and ``steal`` (taken by the host)."""
+        now = _cpu_ticks()
+        delta = [b - a for a, b in zip(self.start, now, strict=False)]
+        total = sum(delta[:8]) or 1
+        idle = delta[3] + delta[4]
+        steal = delta[7] if len(delta) > 7 else 0
+        return {"busy": (total - idle - steal) / total, "steal": steal / total}

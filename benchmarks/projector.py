@@ -24,6 +24,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from events import parse_event
+from projections.resident.store import ARCHIVE_COLUMNS
 from services.settings import Settings, project_root
 from services.simulator import simulate_bytes
 
@@ -117,22 +118,7 @@ async def raw_copy(database_url: str, records: list[tuple[str, bytes, bytes]]) -
             await conn.copy_records_to_table(
                 "copy_bench",
                 records=rows[i : i + 50000],
-                columns=[
-                    "citizen_id",
-                    "department",
-                    "chain_seq",
-                    "event_id",
-                    "event_type",
-                    "schema_version",
-                    "occurred_at",
-                    "recorded_at",
-                    "topic",
-                    "kafka_partition",
-                    "kafka_offset",
-                    "body",
-                    "prev_hash",
-                    "hash",
-                ],
+                columns=ARCHIVE_COLUMNS,
             )
         return len(rows) / (time.perf_counter() - started)
     finally:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.db.migrate import upgrade
 from services.infra.ports import free_port
+from services.infra.topics import delete_topics_with_prefixes
 
 __all__ = ["CpuClock", "delete_namespace_topics", "drop_database", "free_port", "fresh_database", "python_probe"]
 
@@ -44,15 +44,8 @@ async def drop_database(url: str) -> None:
 
 
 async def delete_namespace_topics(bootstrap: str, namespace: str) -> None:
-    """Delete every topic whose name starts with the benchmark's ``namespace`` (its published log)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(namespace)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    """Delete every topic of the benchmark's ``namespace`` (its published log)."""
+    await delete_topics_with_prefixes(bootstrap, [namespace])
 
 
 def python_probe(iterations: int = 3_000_000) -> float:

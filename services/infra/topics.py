@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,29 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
                 )
             await _wait_until_led(admin, missing)
         return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes`` (namespaced test or benchmark topics).
+
+    An empty prefix is refused: it would name the contract's own topics. Returns the names deleted.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    wanted = tuple(prefixes)
+    if any(not p for p in wanted):
+        raise ValueError("an empty prefix would delete the contract's own topics")
+    if not wanted:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(wanted)]
+        if names:
+            await admin.delete_topics(names)
+        return names
     finally:
         await admin.close()
 

@@ -6,6 +6,7 @@ for one, a freshly migrated database of its own, so tests never see each other's
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -14,10 +15,14 @@ import asyncpg
 import pytest
 
 from services.db.migrate import upgrade
-from services.infra.topics import ensure_topics, load_topics
+from services.infra.topics import delete_topics_with_prefixes, ensure_topics, load_topics
 from tests.support.infra import USED_INFRASTRUCTURE, Endpoints, provide
 
 TEST_PARTITIONS = 4
+
+
+_NAMESPACES: set[str] = set()
+"""The topic namespaces this session created (deleted when it ends)."""
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +30,16 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
     with provide() as endpoints:
         request.config.stash[USED_INFRASTRUCTURE] = endpoints.description
         yield endpoints
+        # A broker kept between sessions (or shared, with explicit endpoints) must not pile up every session's
+        # topics: tens of thousands of partitions make a single broker markedly slower.
+        if _NAMESPACES:
+            asyncio.run(delete_topics_with_prefixes(endpoints.kafka_bootstrap, sorted(_NAMESPACES)))
 
 
 async def create_namespace(infra: Endpoints) -> str:
     """A fresh set of the contract's topics, prefixed by a unique namespace."""
     ns = f"t{uuid.uuid4().hex[:10]}."
+    _NAMESPACES.add(ns)
     await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=ns, partitions=TEST_PARTITIONS))
     return ns
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks.common import drop_database, free_port, fresh_database
+from benchmarks.common import delete_namespace_topics, drop_database, free_port, fresh_database
 from events import DEPARTMENTS
 from services.gateway.__main__ import workers as gateway_workers
 from services.gateway.auth import issue_token
@@ -124,6 +124,7 @@ async def bench_gateway(
                     await gateway.wait()
     await drop_database(database)
     on_kafka = await _count_on_kafka(infra.kafka_bootstrap, namespace)
+    await delete_namespace_topics(infra.kafka_bootstrap, namespace)  # counted: the log has served its purpose
     figures.update(
         gateway_workers=workers,
         gateway_peak_rss_mb=peak_rss,

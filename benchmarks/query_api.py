@@ -31,7 +31,6 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import asyncpg
 from benchmarks.common import drop_database, free_port, fresh_database
 from projections.resident.store import ProjectionStore
 from services.grants import add_grant
-from services.projector.pipeline import BatchProjector
+from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
 from tests.support.infra import Endpoints
 
@@ -159,16 +158,6 @@ def client_main(argv: Sequence[str] | None = None) -> None:
 # --- the benchmark (driven by `make bench`) ----------------------------------------------------------------------
 
 
-@dataclass
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
 def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
@@ -180,14 +169,14 @@ async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[in
     conn = await asyncpg.connect(_dsn(database_url))
     projector = BatchProjector(ProjectionStore())
     offsets: dict[str, int] = {}
-    batch: list[_Record] = []
+    batch: list[LogRecord] = []
     events = 0
     try:
         for department, key, value in simulate_bytes(residents, seed=seed):
             topic = f"population.{department}.v1"
             offset = offsets.get(topic, 0)
             offsets[topic] = offset + 1
-            batch.append(_Record(topic, 0, offset, key, value))
+            batch.append(LogRecord(topic, 0, offset, key, value))
             if len(batch) >= 5000:
                 async with conn.transaction():
                     events += (await projector.process(conn, batch)).applied

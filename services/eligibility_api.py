@@ -13,17 +13,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Final
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from projections.eligibility import POLICY_IDS, UnknownPolicyError, policy_ids
 from services.eligibility import eligibility, policy_directory, resolve_policy
-from services.query_api.auth import Caller
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, citizen_id_param, responses
-from services.query_api.routes import AuthCaller
+from services.query_api.routes import AuthCaller, json_answer
 from services.query_api.views import today_in_china
 
 __all__ = ["EligibilityResponse", "router"]
@@ -64,10 +62,6 @@ class EligibilityResponse(_Open):
     as_of: date
     citizen_id: str
     decisions: list[DecisionModel]
-
-
-def _json(data: Any, caller: Caller) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json", headers={"X-Request-ID": str(caller.request_id)})
 
 
 @router.get(
@@ -119,4 +113,4 @@ async def get_eligibility(
             await ctx.auth.confirm(conn, caller)
     if answer is None:
         raise ApiError(404, "not_found", f"nothing is known about {cid} on {day} (no archived event by then)")
-    return _json(answer.body, caller)
+    return json_answer(answer.body, caller)

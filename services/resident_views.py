@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any
 
@@ -14,9 +14,17 @@ from projections.resident.state import state_from_json_text
 from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_residents
 
 
-def render_stored(stored: StoredResident, as_of: date) -> dict[str, Any]:
-    """The view of one stored resident, with time-relative facts computed for ``as_of``."""
-    states = {dept: state_from_json_text(dept, row.state) for dept, row in stored.sections.items()}
+def render_stored(stored: StoredResident, as_of: date, departments: Collection[str] | None = None) -> dict[str, Any]:
+    """The view of one stored resident, with time-relative facts computed for ``as_of``.
+
+    ``departments``: parse only these departments' states (the others render as empty states, so the sections
+    drawn from them must not be shown); every department still gives ``meta`` its counts.
+    """
+    states = {
+        dept: state_from_json_text(dept, row.state)
+        for dept, row in stored.sections.items()
+        if departments is None or dept in departments
+    }
     counts = {dept: row.event_count for dept, row in stored.sections.items()}
     meta = Meta(
         version=sum(counts.values()),

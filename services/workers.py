@@ -22,6 +22,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from services.runtime import configure_logging
+
 SUPERVISOR_PID_ENV = "RENKOU_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -57,6 +59,12 @@ def metrics_registry(own: CollectorRegistry) -> CollectorRegistry:
     shared = CollectorRegistry()
     MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
     return shared
+
+
+def start_worker() -> None:
+    """What a worker process does first, in the app factory ``serve`` was given: its supervisor's lifetime, its logs."""
+    die_with_parent()
+    configure_logging()
 
 
 def die_with_parent() -> None:

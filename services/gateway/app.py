@@ -38,9 +38,8 @@ from services.gateway.errors import (
 from services.gateway.ingest import DB_ERRORS, Ingestor, NotJson, Result, Submitted
 from services.gateway.metrics import GatewayMetrics
 from services.publisher import Publisher, PublishError
-from services.runtime import configure_logging
 from services.settings import Settings, get_settings
-from services.workers import die_with_parent, metrics_registry
+from services.workers import metrics_registry, start_worker
 
 log = logging.getLogger("renkou.gateway")
 
@@ -65,8 +64,7 @@ async def _connect(publisher: Publisher) -> None:
 
 def create_worker_app() -> FastAPI:
     """uvicorn's factory in each worker process of ``python -m services.gateway`` (``services.workers``)."""
-    die_with_parent()
-    configure_logging()
+    start_worker()
     return create_app()
 
 

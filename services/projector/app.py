@@ -25,9 +25,9 @@ from services.db.engine import make_engine
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.projector.service import Projector, SeekToCheckpoints
-from services.runtime import configure_logging, tune_gc_for_batches
+from services.runtime import tune_gc_for_batches
 from services.settings import Settings, get_settings
-from services.workers import die_with_parent, metrics_registry
+from services.workers import metrics_registry, start_worker
 
 GROUP_ID = "renkou-projector.resident_view"
 
@@ -63,8 +63,7 @@ async def _raw_decoder(message: Any, original: Callable[[Any], Awaitable[Any]]) 
 
 def create_worker_app() -> AsgiFastStream:
     """uvicorn's factory in each worker process of ``python -m services.projector`` (``services.workers``)."""
-    die_with_parent()
-    configure_logging()
+    start_worker()
     app = create_app()
     tune_gc_for_batches()
     return app

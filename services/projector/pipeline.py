@@ -63,6 +63,18 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A ``Record`` held in memory: for feeding the pipeline records that were not just consumed from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A rejected record, untouched, and why."""
@@ -84,15 +96,8 @@ class BatchResult:
     # Partitions whose records did not follow on from the stored checkpoint: seek them back to it.
     resync: dict[tuple[str, int], int] = field(default_factory=dict)
     changed_citizens: set[str] = field(default_factory=set)
-
-
-def topic_department(topic: str, namespace: str) -> str | None:
-    """The department whose topic this is (``<namespace>population.<department>.v1``), else ``None``."""
-    name = topic.removeprefix(namespace)
-    for department in DEPARTMENT_TOPICS:
-        if name == f"population.{department}.v1":
-            return department
-    return None
+    # The last offset of the batch in each of its partitions (applied, stale or not), for lag metrics.
+    last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
@@ -113,6 +118,8 @@ class BatchProjector:
         self.store = store
         self.namespace = namespace
         self.publish_dead_letters = publish_dead_letters
+        # Looked up once per record: the department topics of this namespace.
+        self._departments = {f"{namespace}population.{d}.v1": d for d in DEPARTMENT_TOPICS}
 
     async def process(self, conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
         """Apply ``records`` inside the caller's open transaction on ``conn``."""
@@ -145,6 +152,7 @@ class BatchProjector:
         stored = await self.store.lock_checkpoints(conn, sorted(groups))
         fresh: list[Record] = []
         for tp, recs in sorted(groups.items()):
+            result.last_offsets[tp] = recs[-1].offset  # the records are in offset order
             next_offset = stored.get(tp, 0)
             kept = [r for r in recs if r.offset >= next_offset]
             result.stale += len(recs) - len(kept)
@@ -167,7 +175,7 @@ class BatchProjector:
         return accepted
 
     def _check(self, record: Record) -> tuple[str | None, Event[Payload] | None]:
-        topic_dept = topic_department(record.topic, self.namespace)
+        topic_dept = self._departments.get(record.topic)
         if record.value is None:
             return "record has no value (a tombstone is not an event)", None
         try:

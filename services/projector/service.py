@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.db.engine import driver_connection
 from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, publish_dead_letters
 from services.projector.metrics import ProjectorMetrics
-from services.projector.pipeline import BatchProjector, DeadLetter
+from services.projector.pipeline import BatchProjector, BatchResult, DeadLetter
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
@@ -107,11 +107,11 @@ class Projector:
                 )
                 consumer.seek(TopicPartition(topic, partition), offset)
         await message.ack()  # Kafka's committed offsets: lag monitoring only
-        self._observe(records, result.applied_by_department, result, time.perf_counter() - started)
+        self._observe(records, result, time.perf_counter() - started)
 
-    def _observe(self, records: Sequence[Any], by_department: dict[str, int], result: Any, seconds: float) -> None:
+    def _observe(self, records: Sequence[Any], result: BatchResult, seconds: float) -> None:
         m = self.metrics
-        for department, count in by_department.items():
+        for department, count in result.applied_by_department.items():
             m.applied.labels(department).inc(count)
         m.duplicates.inc(result.duplicates)
         m.stale.inc(result.stale)
@@ -122,10 +122,7 @@ class Projector:
         consumer = self.consumer
         if consumer is None:
             return
-        last: dict[tuple[str, int], int] = {}
-        for r in records:
-            last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
-        for (topic, partition), offset in last.items():
+        for (topic, partition), offset in result.last_offsets.items():
             highwater = consumer.highwater(TopicPartition(topic, partition))
             if highwater is not None:
                 m.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))

@@ -24,9 +24,8 @@ from services.query_api.db import ConnectionLease, DatabaseUnavailableError
 from services.query_api.errors import error_response, install_error_handlers
 from services.query_api.metrics import LatencyMiddleware, QueryApiMetrics
 from services.query_api.routes import operations, router
-from services.runtime import configure_logging
 from services.settings import Settings, get_settings
-from services.workers import die_with_parent
+from services.workers import start_worker
 
 __all__ = ["create_app"]
 
@@ -46,8 +45,7 @@ ACCESS_LOG_FLUSHES = 2
 
 def create_worker_app() -> FastAPI:
     """uvicorn's factory in each worker process of ``python -m services.query_api`` (``services.workers``)."""
-    die_with_parent()
-    configure_logging()
+    start_worker()
     app = create_app()
     gc.freeze()  # see __main__: what lives as long as the process stays out of full collections
     return app

@@ -96,7 +96,8 @@ async def authenticated(
 AuthCaller = Annotated[Caller, Depends(authenticated)]
 
 
-def _json(data: Any, caller: Caller | None = None, status: int = 200) -> Response:
+def json_answer(data: Any, caller: Caller | None = None, status: int = 200) -> Response:
+    """A JSON answer (orjson), carrying the request id of ``caller`` when there is one."""
     headers = {"X-Request-ID": str(caller.request_id)} if caller is not None else None
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
@@ -237,7 +238,7 @@ async def get_resident(
             await ctx.record(conn, caller, "resident", chosen, [cid])
     if view is None:
         raise await _not_found(request, caller, f"no resident {cid} (nothing is known about this citizen ID)")
-    return _json(view, caller)
+    return json_answer(view, caller)
 
 
 @router.post(
@@ -282,7 +283,7 @@ async def batch_get(
             await ctx.record(conn, caller, "residents:batchGet", chosen, list(views))
         else:
             await ctx.auth.confirm(conn, caller)
-    return _json(
+    return json_answer(
         {
             "residents": [views[c] for c in unique if c in views],
             "not_found": [c for c in unique if c not in views],
@@ -346,7 +347,7 @@ async def get_events(
                 "event": orjson.loads(body),
             }
         )
-    return _json({"citizen_id": cid, "events": events}, caller)
+    return json_answer({"citizen_id": cid, "events": events}, caller)
 
 
 @router.get(
@@ -383,7 +384,7 @@ async def get_access_log(
     if not known:
         raise await _not_found(request, caller, f"no resident {cid} and no access log about this citizen ID")
     more = len(entries) == limit and entries[-1]["chain_seq"] > 1
-    return _json(
+    return json_answer(
         {"citizen_id": cid, "entries": entries, "next_before_seq": entries[-1]["chain_seq"] if more else None},
         caller,
     )
@@ -431,7 +432,7 @@ async def get_household(
         ({"citizen_id": r["citizen_id"], "relationship": r["relationship"]} for r in rows),
         key=lambda m: (_RELATIONSHIP_ORDER.get(m["relationship"], 99), m["citizen_id"]),
     )
-    return _json(
+    return json_answer(
         {
             "household_id": hid,
             "household_type": rows[0]["household_type"],
@@ -482,7 +483,7 @@ async def get_population_statistics(
     async with ctx.lease.connection() as conn:
         await ctx.auth.confirm(conn, caller)
         figures = await population_statistics(conn, prefix, day, ctx.schema)
-    return _json(figures.to_json(), caller)
+    return json_answer(figures.to_json(), caller)
 
 
 # --- operations -------------------------------------------------------------------------------------------------

@@ -16,10 +16,9 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections.resident.family import FamilyView
-from projections.resident.render import Meta, render_view
-from projections.resident.state import DEPARTMENTS, DepartmentState, state_from_json_text
+from projections.resident.state import DEPARTMENTS
 from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident
+from services.resident_views import render_stored
 
 __all__ = ["SECTION_SOURCES", "load_resident", "render_sections", "sources_of"]
 
@@ -48,24 +47,7 @@ def render_sections(stored: StoredResident, as_of: date, sections: Collection[st
 
     Sections outside ``sections`` are rendered from empty states and must not be shown: use ``filter_view``.
     """
-    needed = sources_of(sections)
-    states: dict[str, DepartmentState] = {
-        dept: state_from_json_text(dept, row.state) for dept, row in stored.sections.items() if dept in needed
-    }
-    counts = {dept: row.event_count for dept, row in stored.sections.items()}
-    meta = Meta(
-        version=sum(counts.values()),
-        event_count=sum(counts.values()),
-        event_counts=counts,
-        last_event_at={dept: row.last_event_at for dept, row in stored.sections.items()},
-    )
-    family = FamilyView(
-        mother=stored.mother,
-        father=stored.father,
-        children=stored.children,
-        household_members=stored.household_members,
-    )
-    return render_view(stored.citizen_id, states, as_of=as_of, family=family, meta=meta)
+    return render_stored(stored, as_of, sources_of(sections))
 
 
 def _sql(schema: str) -> str:

@@ -73,13 +73,8 @@ async def reference(
     infra: Endpoints, databases: Databases, items: Sequence[tuple[str, bytes, bytes]]
 ) -> dict[str, Any]:
     """The log projected once, cleanly: what every other run must equal."""
-    ns = await create_namespace(infra)
-    db = await databases.create()
-    await publish(infra.kafka_bootstrap, records_for(ns, items))
-    settings = settings_for(infra.kafka_bootstrap, db, ns)
-    async with running_projector(settings):
-        await wait_caught_up(settings)
-    return await snapshot(db, ns)
+    settings, db = await projected(infra, databases, items)
+    return await snapshot(db, settings.topic_namespace)
 
 
 async def projected(

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -30,7 +30,7 @@ from events import Event, Payload, parse_event
 from events.examples import example_event
 from projections.resident.store import ProjectionStore
 from services.grants import add_grant
-from services.projector.pipeline import BatchProjector
+from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
 
 
@@ -119,16 +119,6 @@ async def grant(
         await conn.close()
 
 
-@dataclass
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
 async def project(database_url: str, events: Iterable[Event[Payload] | dict[str, Any]]) -> int:
     """Apply ``events`` (in this order) with the projector's pipeline, as one batch on partition 0 of each topic.
 
@@ -150,7 +140,7 @@ async def project(database_url: str, events: Iterable[Event[Payload] | dict[str,
                 topic = f"population.{department}.v1"
                 offset = next_offsets.get(topic, 0)
                 next_offsets[topic] = offset + 1
-                records.append(_Record(topic, 0, offset, key.encode(), value))
+                records.append(LogRecord(topic, 0, offset, key.encode(), value))
             result = await projector.process(conn, records)
     finally:
         await conn.close()

@@ -19,7 +19,15 @@ from starlette.responses import Response
 
 from events.citizen_id import CitizenIdError, normalize_citizen_id
 
-__all__ = ["ApiError", "ErrorBody", "ErrorResponse", "error_response", "install_error_handlers", "responses"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorResponse",
+    "database_unavailable_response",
+    "error_response",
+    "install_error_handlers",
+    "responses",
+]
 
 log = logging.getLogger("renkou.query_api")
 
@@ -60,6 +68,11 @@ def error_response(
         # Input echoed back may hold what orjson refuses (a lone surrogate): escape it rather than fail.
         body = json.dumps(document, default=str, ensure_ascii=True).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def database_unavailable_response(exc: Exception) -> Response:
+    """The 503 of a read that could not reach PostgreSQL (``db.DatabaseUnavailableError``)."""
+    return error_response(503, "database_unavailable", f"{exc}; nothing was answered, retry later")
 
 
 _STATUS_CODES = {

@@ -69,8 +69,15 @@ def _sql(schema: str) -> str:
     UNION ALL
     SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
            child_citizen_id, NULL, NULL, NULL, NULL
-      FROM {schema}.birth_certificates
-     WHERE $3 AND (mother_citizen_id = $1 OR father_citizen_id = $1 OR child_citizen_id = $1)
+      FROM {schema}.birth_certificates WHERE $3 AND mother_citizen_id = $1
+    UNION ALL
+    SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
+           child_citizen_id, NULL, NULL, NULL, NULL
+      FROM {schema}.birth_certificates WHERE $3 AND father_citizen_id = $1
+    UNION ALL
+    SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
+           child_citizen_id, NULL, NULL, NULL, NULL
+      FROM {schema}.birth_certificates WHERE $3 AND child_citizen_id = $1
     UNION ALL
     SELECT 4, m.household_id, m.citizen_id, m.relationship, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM {schema}.household_members x JOIN {schema}.household_members m ON m.household_id = x.household_id

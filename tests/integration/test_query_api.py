@@ -578,3 +578,78 @@ async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stac
         assert len(rows) == before[cid] + 6
         assert {str(r["request_id"]) for r in rows[before[cid] :]} == {str(e.request_id) for e in valid}
         _check_chain(rows)
+
+
+def _comparable(response: httpx.Response) -> tuple[int, Any]:
+    """A response's status and body, without what differs from read to read (request ids)."""
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return response.status_code, (response.headers.get("location"), response.text)
+    body = response.json()
+    if isinstance(body.get("error"), dict) and isinstance(body["error"].get("details"), dict):
+        body["error"]["details"].pop("request_id", None)
+    return response.status_code, body
+
+
+async def test_the_fast_lane_answers_exactly_like_the_fastapi_route(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /v1/residents/{id}`` through ``ResidentReadLane`` and through FastAPI's route: the same statuses,
+    bodies and access-log entries, for every kind of answer; every other request still goes to FastAPI."""
+    from pydantic import SecretStr
+
+    from services.query_api import fast_lane
+    from services.query_api.app import create_app
+    from services.query_api.routes import read_resident as original
+    from services.settings import Settings
+
+    handled: list[str] = []
+
+    async def counting(request: Any, citizen_id: str) -> Any:
+        handled.append(citizen_id)
+        return await original(request, citizen_id)
+
+    monkeypatch.setattr(fast_lane, "read_resident", counting)
+    full, school = _auth(stack, "full", "audit"), _auth(stack, "school", "school_enrolment")
+    wrong_check = CHILD[:-1] + ("0" if CHILD[-1] != "0" else "1")
+    requests: list[tuple[str, dict[str, str]]] = [
+        (f"/v1/residents/{CHILD}", full),
+        (f"/v1/residents/{MOTHER}", school),
+        (f"/v1/residents/{CHILD}?sections=identity,family", school),
+        (f"/v1/residents/{CHILD}?sections=health", school),
+        (f"/v1/residents/{CHILD}?sections=nonsense", full),
+        (f"/v1/residents/{CHILD}?as_of=2024-05-02", full),
+        (f"/v1/residents/{CHILD}?known_at=2025-01-01T00:00:00%2B08:00", full),
+        (f"/v1/residents/{CHILD}?as_of=2024-13-01", full),
+        (f"/v1/residents/{CHILD}?known_at=2025-01-01T00:00:00", full),
+        (f"/v1/residents/{wrong_check}", full),
+        ("/v1/residents/510107900308042", full),
+        (f"/v1/residents/{UNKNOWN}", full),
+        (f"/v1/residents/{CHILD}", {}),
+        (f"/v1/residents/{CHILD}", headers("rk_c_not-a-token", "audit")),
+        (f"/v1/residents/{CHILD}", {"Authorization": full["Authorization"]}),
+        (f"/v1/residents/{CHILD}", _auth(stack, "full", "marketing")),
+        (f"/v1/residents/{CHILD}", _auth(stack, "stats", "planning")),
+        (f"/v1/residents/{CHILD}/", full),
+        (f"/v1/residents/{CHILD}/events", full),
+    ]
+    answers: dict[bool, list[tuple[int, Any]]] = {}
+    logged: dict[bool, int] = {}
+    for lane in (True, False):
+        app = create_app(Settings(database_url=SecretStr(stack.database_url)), fast_lane=lane)
+        before = len(await _log_rows(stack, CHILD))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lane") as client,
+        ):
+            handled.clear()
+            answers[lane] = [_comparable(await client.get(path, headers=h)) for path, h in requests]
+            # The lane took every single-resident read (the trailing slash is not one), and nothing else.
+            assert len(handled) == (len(requests) - 2 if lane else 0)
+            metrics = (await client.get("/metrics")).text
+            assert 'route="/v1/residents/{citizen_id}"' in metrics
+        logged[lane] = len(await _log_rows(stack, CHILD)) - before
+    assert answers[True] == answers[False]
+    # CHILD's four resident reads that were answered, and its events read: each logged once.
+    assert logged[True] == logged[False] == 5
+    statuses = [status for status, _ in answers[True]]
+    assert statuses == [200, 200, 200, 403, 422, 200, 200, 422, 422, 422, 422, 404, 401, 401, 400, 403, 403, 307, 200]

@@ -14,11 +14,17 @@ from projections.resident.state import state_from_json_text
 from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_residents
 
 
-def render_stored(stored: StoredResident, as_of: date, departments: Collection[str] | None = None) -> dict[str, Any]:
+def render_stored(
+    stored: StoredResident,
+    as_of: date,
+    departments: Collection[str] | None = None,
+    sections: Collection[str] | None = None,
+) -> dict[str, Any]:
     """The view of one stored resident, with time-relative facts computed for ``as_of``.
 
     ``departments``: parse only these departments' states (the others render as empty states, so the sections
-    drawn from them must not be shown); every department still gives ``meta`` its counts.
+    drawn from them must not be shown); every department still gives ``meta`` its counts. ``sections``: render
+    only these view sections (``render_view``).
     """
     states = {
         dept: state_from_json_text(dept, row.state)
@@ -38,7 +44,7 @@ def render_stored(stored: StoredResident, as_of: date, departments: Collection[s
         children=stored.children,
         household_members=stored.household_members,
     )
-    return render_view(stored.citizen_id, states, as_of=as_of, family=family, meta=meta)
+    return render_view(stored.citizen_id, states, as_of=as_of, family=family, meta=meta, sections=sections)
 
 
 async def load_views(

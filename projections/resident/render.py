@@ -12,7 +12,7 @@ contract names (public security's death or health's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Final, Literal, TypeVar
@@ -78,31 +78,36 @@ def render_view(
     as_of: date,
     family: FamilyView | None = None,
     meta: Meta | None = None,
+    sections: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The resident view of ``citizen_id`` on ``as_of``, as a JSON-ready dict in the contract's shape.
 
     ``states`` maps department → state; a missing department counts as one that never spoke about this
     resident. ``family`` is the family section read from the family and household tables (empty if ``None``),
-    ``meta`` the store's bookkeeping (zeros if ``None``). Raises ``ValueError`` if a state is filed under
+    ``meta`` the store's bookkeeping (zeros if ``None``). ``sections``: render only these view sections (with
+    ``citizen_id``; in the contract's order) rather than all of them. Raises ``ValueError`` if a state is filed under
     another department's name.
     """
     ps = _state(states, "public_security", PublicSecurityState)
     ed = _state(states, "education", EducationState)
     ss = _state(states, "social_security", SocialSecurityState)
     hs = _state(states, "health", HealthState)
-    return {
-        "citizen_id": citizen_id,
-        "identity": _identity(citizen_id, ps, hs, as_of),
-        "hukou": ps.hukou.model_dump(mode="json"),
-        "residence": _residence(ps, as_of),
-        "education": ed.model_dump(mode="json"),
-        "employment": _employment(ss),
-        "social_insurance": _social_insurance(ss),
-        "health": _health(hs, as_of),
-        "family": _family(family or FamilyView()),
-        "flags": [dict(flag) for flag in evaluate_flags(ps, ed, ss, hs)],
-        "meta": _meta(meta or Meta()),
+    renderers: dict[str, Callable[[], Any]] = {
+        "identity": lambda: _identity(citizen_id, ps, hs, as_of),
+        "hukou": lambda: ps.hukou.model_dump(mode="json"),
+        "residence": lambda: _residence(ps, as_of),
+        "education": lambda: ed.model_dump(mode="json"),
+        "employment": lambda: _employment(ss),
+        "social_insurance": lambda: _social_insurance(ss),
+        "health": lambda: _health(hs, as_of),
+        "family": lambda: _family(family or FamilyView()),
+        "flags": lambda: [dict(flag) for flag in evaluate_flags(ps, ed, ss, hs)],
+        "meta": lambda: _meta(meta or Meta()),
     }
+    view: dict[str, Any] = {"citizen_id": citizen_id}
+    for name in VIEW_SECTIONS if sections is None else (n for n in VIEW_SECTIONS if n in sections):
+        view[name] = renderers[name]()
+    return view
 
 
 def _state(states: Mapping[str, DepartmentState], department: str, cls: type[S]) -> S:

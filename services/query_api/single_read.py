@@ -43,11 +43,8 @@ def sources_of(sections: Iterable[str]) -> frozenset[str]:
 
 
 def render_sections(stored: StoredResident, as_of: date, sections: Collection[str]) -> dict[str, Any]:
-    """``services.resident_views.render_stored``, parsing only the states ``sections`` need.
-
-    Sections outside ``sections`` are rendered from empty states and must not be shown: use ``filter_view``.
-    """
-    return render_stored(stored, as_of, sources_of(sections))
+    """``services.resident_views.render_stored`` of only ``sections``, parsing only the states they need."""
+    return render_stored(stored, as_of, sources_of(sections), sections)
 
 
 def _sql(schema: str) -> str:

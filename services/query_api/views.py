@@ -82,9 +82,11 @@ async def read_views(
                 views[cid] = view
     out = {}
     for cid, view in views.items():
-        view["meta"]["as_of"] = day.isoformat()
-        if when.known_at is not None:
-            view["meta"]["known_at"] = when.known_at.isoformat()
+        meta = view.get("meta")  # the single read renders only the chosen sections
+        if meta is not None:
+            meta["as_of"] = day.isoformat()
+            if when.known_at is not None:
+                meta["known_at"] = when.known_at.isoformat()
         out[cid] = filter_view(view, sections)
     return out
 

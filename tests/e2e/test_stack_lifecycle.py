@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,4 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path_factory: pytest.Temp
     assert again.returncode == 0 and "nothing of ours" in again.stdout
     status = _renkou(state, "infra", "status")
     assert status.returncode == 3
+    shutil.rmtree(state, ignore_errors=True)  # a stack of its own: nothing in it is needed afterwards

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,8 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from events import parse_event
 from projections.resident.store import ARCHIVE_COLUMNS
-from services.settings import Settings, project_root
+from services.settings import Settings
 from services.simulator import simulate_bytes
+from tests.support.projector import spawn_projector
 
 EVENTS_PER_RESIDENT = 45  # a first guess, corrected from the generator's own count
 
@@ -156,22 +154,9 @@ class ProjectorRun:
 async def run_projector(settings: Settings, total: int, port: int, workers: int) -> ProjectorRun:
     """Run the projector service (``python -m services.projector``) with ``workers`` worker processes until all
     ``total`` events are committed."""
-    env = {
-        **os.environ,
-        "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
-        "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
-        "RENKOU_PROJECTOR_METRICS_PORT": str(port),
-        "RENKOU_PROJECTOR_WORKERS": str(workers),
-    }
     log = tempfile.NamedTemporaryFile(prefix="bench-projector-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
-        [sys.executable, "-m", "services.projector"],
-        env=env,
-        cwd=project_root(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log.close()
+    proc = spawn_projector(settings, port, log.name, workers=workers)
     peaks: dict[int, int] = {}
     started = None
     first = 0

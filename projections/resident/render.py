@@ -12,7 +12,7 @@ contract names (public security's death or health's).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Final, Literal, TypeVar
@@ -92,21 +92,29 @@ def render_view(
     ed = _state(states, "education", EducationState)
     ss = _state(states, "social_security", SocialSecurityState)
     hs = _state(states, "health", HealthState)
-    renderers: dict[str, Callable[[], Any]] = {
-        "identity": lambda: _identity(citizen_id, ps, hs, as_of),
-        "hukou": lambda: ps.hukou.model_dump(mode="json"),
-        "residence": lambda: _residence(ps, as_of),
-        "education": lambda: ed.model_dump(mode="json"),
-        "employment": lambda: _employment(ss),
-        "social_insurance": lambda: _social_insurance(ss),
-        "health": lambda: _health(hs, as_of),
-        "family": lambda: _family(family or FamilyView()),
-        "flags": lambda: [dict(flag) for flag in evaluate_flags(ps, ed, ss, hs)],
-        "meta": lambda: _meta(meta or Meta()),
-    }
+    wanted = VIEW_SECTIONS if sections is None else sections
     view: dict[str, Any] = {"citizen_id": citizen_id}
-    for name in VIEW_SECTIONS if sections is None else (n for n in VIEW_SECTIONS if n in sections):
-        view[name] = renderers[name]()
+    # In the contract's order; only what is wanted is computed.
+    if "identity" in wanted:
+        view["identity"] = _identity(citizen_id, ps, hs, as_of)
+    if "hukou" in wanted:
+        view["hukou"] = ps.hukou.model_dump(mode="json")
+    if "residence" in wanted:
+        view["residence"] = _residence(ps, as_of)
+    if "education" in wanted:
+        view["education"] = ed.model_dump(mode="json")
+    if "employment" in wanted:
+        view["employment"] = _employment(ss)
+    if "social_insurance" in wanted:
+        view["social_insurance"] = _social_insurance(ss)
+    if "health" in wanted:
+        view["health"] = _health(hs, as_of)
+    if "family" in wanted:
+        view["family"] = _family(family or FamilyView())
+    if "flags" in wanted:
+        view["flags"] = [dict(flag) for flag in evaluate_flags(ps, ed, ss, hs)]
+    if "meta" in wanted:
+        view["meta"] = _meta(meta or Meta())
     return view
 
 

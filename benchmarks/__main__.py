@@ -49,8 +49,12 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
     print(f"published at {publish_rate:,.0f} events/s (acks=all)", flush=True)
     consume_rate = await raw_consume(infra.kafka_bootstrap, namespace, len(records))
     print(f"raw aiokafka consume: {consume_rate:,.0f} records/s", flush=True)
-    copy_rate = await raw_copy(database, records)
-    print(f"raw PostgreSQL COPY of the archive rows: {copy_rate:,.0f} rows/s", flush=True)
+    copy = await raw_copy(database, records)
+    print(
+        f"raw PostgreSQL COPY of the archive rows: {copy.bare:,.0f} rows/s into a bare temporary table, "
+        f"{copy.archive_shaped:,.0f} rows/s into an archive-shaped table",
+        flush=True,
+    )
     settings = Settings(
         kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database), topic_namespace=namespace
     )
@@ -75,7 +79,8 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
         "events": events,
         "publish": publish_rate,
         "consume": consume_rate,
-        "copy": copy_rate,
+        "copy": copy.bare,
+        "copy_archive": copy.archive_shaped,
         "workers": workers,
         "projector": service.rate,
         "seconds": service.seconds,
@@ -114,10 +119,15 @@ def projector_section(p: dict[str, Any]) -> list[str]:
         f"| events | {int(p['events']):,} simulated, all four departments |",
         f"| publish (aiokafka, acks=all, idempotent) | {p['publish']:,.0f} events/s |",
         f"| raw limit: aiokafka consume, no processing | {p['consume']:,.0f} records/s |",
-        f"| raw limit: PostgreSQL `COPY` of the archive rows | {p['copy']:,.0f} rows/s |",
+        f"| raw limit: PostgreSQL `COPY` of the archive rows into a bare temporary table (no index, no WAL) | "
+        f"{p['copy']:,.0f} rows/s |",
+        f"| PostgreSQL `COPY` of the archive rows into an archive-shaped table (its primary key and `event_id` "
+        f"index, WAL-logged) | {p['copy_archive']:,.0f} rows/s |",
         f"| **projector, sustained (events committed/s)**, {p['workers']} worker processes (one per core) | "
         f"**{p['projector']:,.0f} events/s** ({p['seconds']:.1f} s) |",
         f"| projector / slower raw limit | {ratio:.2f} |",
+        f"| projector / archive-shaped `COPY` (for comparison; the target is the row above) | "
+        f"{p['projector'] / p['copy_archive']:.2f} |",
         f"| projector peak RSS (VmHWM): largest process / all {p['processes']} processes together | "
         f"{p['rss']:.0f} MB / {p['rss_total']:.0f} MB |",
         f"| one worker process alone (`RENKOU_PROJECTOR_WORKERS=1`) | {p['single']:,.0f} events/s "
@@ -132,6 +142,11 @@ def projector_section(p: dict[str, Any]) -> list[str]:
         "wall time from its first committed batch to the last. It runs as `python -m services.projector`, as in "
         "production: a supervisor and one worker per core in one consumer group, Kafka and PostgreSQL on the same "
         "two cores.",
+        "",
+        "The target's raw limit is the slower of the bare consume and the bare `COPY` (into a temporary table: no "
+        "index, no WAL). The archive-shaped `COPY` is shown beside it because the archive rows cannot be stored "
+        "for less: a durable table whose primary key orders each citizen's chain and whose `event_id` index "
+        "makes duplicates detectable — the projector pays that, and everything above it is the projection.",
         "",
     ]
 

@@ -48,8 +48,13 @@ def render_stored(
 
 
 async def load_views(
-    conn: asyncpg.Connection, citizen_ids: Sequence[str], as_of: date, schema: str = DEFAULT_SCHEMA
+    conn: asyncpg.Connection,
+    citizen_ids: Sequence[str],
+    as_of: date,
+    schema: str = DEFAULT_SCHEMA,
+    sections: Collection[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Rendered views of every citizen in ``citizen_ids`` that has any stored section."""
+    """Rendered views of every citizen in ``citizen_ids`` that has any stored section (only ``sections``, if
+    given, with ``citizen_id``)."""
     stored = await load_residents(conn, citizen_ids, schema)
-    return {cid: render_stored(s, as_of) for cid, s in stored.items()}
+    return {cid: render_stored(s, as_of, sections=sections) for cid, s in stored.items()}

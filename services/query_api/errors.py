@@ -57,6 +57,10 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers
 
+    def response(self) -> Response:
+        """This refusal in the contract's error shape (the app's handler and the single-read lane use it)."""
+        return error_response(self.status, self.code, self.message, self.details, self.headers)
+
 
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
@@ -106,7 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

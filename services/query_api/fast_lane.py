@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.query_api.db import DatabaseUnavailableError
-from services.query_api.errors import ApiError, database_unavailable_response, error_response
+from services.query_api.errors import ApiError, database_unavailable_response
 from services.query_api.routes import get_resident, read_resident, router
 
 __all__ = ["RESIDENT_PREFIX", "ResidentReadLane", "resident_route"]
@@ -48,7 +48,7 @@ class ResidentReadLane:
         try:
             response = await read_resident(Request(scope, receive), citizen_id)
         except ApiError as exc:
-            response = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+            response = exc.response()
         except DatabaseUnavailableError as exc:
             response = database_unavailable_response(exc)
         await response(scope, receive, send)

@@ -65,6 +65,7 @@ async def read_views(
     Citizens absent from the result have nothing known about them at ``when``.
     """
     day = when.business_date()
+    views: dict[str, dict[str, Any]]
     if when.live and len(citizen_ids) == 1:
         # The hot path: one round trip, and only the states the chosen sections are rendered from.
         stored = await load_resident(
@@ -72,23 +73,22 @@ async def read_views(
         )
         views = {stored.citizen_id: render_sections(stored, day, sections)} if stored is not None else {}
     elif when.live:
-        views = await load_views(conn, citizen_ids, day, schema)
+        views = await load_views(conn, citizen_ids, day, schema, sections)
     else:
         views = {}
         for cid in dict.fromkeys(citizen_ids):
             view = await reconstruct(conn, cid, TimeSlice(as_of=day, known_at=when.known_at), schema)
             # Archived events exist, but none had happened (or been recorded) by then: nothing was known yet.
             if view is not None and view["meta"]["event_count"] > 0:
-                views[cid] = view
-    out = {}
-    for cid, view in views.items():
-        meta = view.get("meta")  # the single read renders only the chosen sections
+                views[cid] = filter_view(view, sections)
+    # Every view now holds only the chosen sections; meta, when chosen, says which time it was rendered for.
+    for view in views.values():
+        meta = view.get("meta")
         if meta is not None:
             meta["as_of"] = day.isoformat()
             if when.known_at is not None:
                 meta["known_at"] = when.known_at.isoformat()
-        out[cid] = filter_view(view, sections)
-    return out
+    return views
 
 
 def filter_view(view: Mapping[str, Any], sections: Iterable[str]) -> dict[str, Any]:

@@ -58,11 +58,12 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path_factory: pytest.Temp
     finally:
         down = _renkou(state, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert "stopped Kafka" in down.stdout and "stopped PostgreSQL" in down.stdout
-    assert not port_open(KAFKA_PORT) and not port_open(PG_PORT)
-    assert _processes_under(state) == []
+    assert "stopped Kafka" in down.stdout and "stopped PostgreSQL" in down.stdout, down.stdout + down.stderr
+    assert not port_open(KAFKA_PORT) and not port_open(PG_PORT), down.stdout + down.stderr
+    left = {pid: cmdline(pid)[:200] for pid in _processes_under(state)}
+    assert left == {}, f"still running after down: {left}\n{down.stdout}{down.stderr}"
     again = _renkou(state, "down")
-    assert again.returncode == 0 and "nothing of ours" in again.stdout
+    assert again.returncode == 0 and "nothing of ours" in again.stdout, again.stdout + again.stderr
     status = _renkou(state, "infra", "status")
-    assert status.returncode == 3
+    assert status.returncode == 3, status.stdout + status.stderr
     shutil.rmtree(state, ignore_errors=True)  # a stack of its own: nothing in it is needed afterwards

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
+from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
 from services.infra.ports import free_port
 from services.infra.topics import delete_topics_with_prefixes
@@ -17,7 +18,7 @@ __all__ = ["CpuClock", "delete_namespace_topics", "drop_database", "free_port", 
 
 
 def _admin_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+    return asyncpg_dsn(url).rsplit("/", 1)[0] + "/postgres"
 
 
 async def fresh_database(base_url: str, label: str = "bench") -> str:

@@ -26,6 +26,7 @@ import asyncpg
 
 from benchmarks.common import delete_namespace_topics, drop_database, free_port, fresh_database
 from events import DEPARTMENTS
+from services.db.dsn import asyncpg_dsn
 from services.gateway.__main__ import workers as gateway_workers
 from services.gateway.auth import issue_token
 from services.infra.topics import ensure_topics, load_topics
@@ -62,7 +63,7 @@ async def bench_gateway(
     namespace = f"benchgw{uuid.uuid4().hex[:6]}."
     await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
     database = await fresh_database(infra.database_url, "bench_gw")
-    conn = await asyncpg.connect(database.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(database))
     try:
         tokens = {d: await issue_token(conn, d, "benchmark") for d in DEPARTMENTS}
     finally:

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from events import parse_event
 from projections.resident.store import ARCHIVE_COLUMNS
+from services.db.dsn import asyncpg_dsn
 from services.settings import Settings
 from services.simulator import simulate_bytes
 from tests.support.projector import spawn_projector
@@ -120,7 +121,7 @@ async def raw_copy(database_url: str, records: list[tuple[str, bytes, bytes]]) -
                 link,
             )
         )
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await conn.execute("CREATE TEMP TABLE copy_bench (LIKE projection.event_archive INCLUDING DEFAULTS)")
         bare = await _timed_copy(conn, rows, "copy_bench", None)
@@ -180,9 +181,7 @@ async def run_projector(settings: Settings, total: int, port: int, workers: int)
     log.close()
     # One connection for all the polling: a new one every 0.1 s would cost the measured machine ~8 % of its CPU
     # (a backend forked and a SCRAM authentication each time, ~16 ms of CPU on this machine).
-    conn = await asyncpg.connect(
-        settings.database_url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
-    )
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url.get_secret_value()))
     proc = spawn_projector(settings, port, log.name, workers=workers)
     peaks: dict[int, int] = {}
     started = None

@@ -38,6 +38,7 @@ import asyncpg
 
 from benchmarks.common import drop_database, free_port, fresh_database
 from projections.resident.store import ProjectionStore
+from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
@@ -158,15 +159,11 @@ def client_main(argv: Sequence[str] | None = None) -> None:
 # --- the benchmark (driven by `make bench`) ----------------------------------------------------------------------
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[int, list[str]]:
     """Project a simulated city of about ``residents`` people; return (events, citizen IDs with a view)."""
     from services.simulator import simulate_bytes
 
-    conn = await asyncpg.connect(_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     projector = BatchProjector(ProjectionStore())
     offsets: dict[str, int] = {}
     batch: list[LogRecord] = []
@@ -195,7 +192,7 @@ async def raw_point_selects(
     database_url: str, ids: Sequence[str], concurrency: int, duration: float
 ) -> dict[str, float]:
     """The raw limit: asyncpg point selects of one resident's section rows, ``concurrency`` connections."""
-    conns = [await asyncpg.connect(_dsn(database_url)) for _ in range(concurrency)]
+    conns = [await asyncpg.connect(asyncpg_dsn(database_url)) for _ in range(concurrency)]
     latencies: list[float] = []
     query = "SELECT department, state::text FROM projection.sections WHERE citizen_id = $1"
 
@@ -231,7 +228,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: str, timeout: f
 
 
 async def _access_log_entries(database_url: str) -> int:
-    conn = await asyncpg.connect(_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return int(await conn.fetchval("SELECT count(*) FROM access_log WHERE consumer = 'bench'"))
     finally:
@@ -289,7 +286,7 @@ async def _measure(
         f"raw asyncpg point selects: {raw['rate']:,.0f}/s, p50 {raw['p50_ms']:.2f} ms, p99 {raw['p99_ms']:.2f} ms",
         flush=True,
     )
-    conn = await asyncpg.connect(_dsn(database))
+    conn = await asyncpg.connect(asyncpg_dsn(database))
     try:
         token = await add_grant(conn, "bench", GRANT_SECTIONS, [PURPOSE])
     finally:

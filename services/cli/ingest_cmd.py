@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from events import DEPARTMENTS, topic_for
 from services.cli.common import database, fail
+from services.db.dsn import asyncpg_dsn
 from services.dead_letters import DEAD_LETTER_TOPIC
 from services.gateway.auth import issue_token, token_hash
 from services.grants import add_grant, find_grant
@@ -185,7 +186,7 @@ class Monitor:
 
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
         await consumer.start()
-        url = self.settings.database_url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
+        url = asyncpg_dsn(self.settings.database_url.get_secret_value())
         try:
             self._conn = await asyncpg.connect(url, timeout=10)
             await consumer._client.force_metadata_update()

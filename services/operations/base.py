@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from projections.resident.store import PROJECTION
+from services.db.dsn import asyncpg_dsn
 from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.settings import Settings
 
@@ -49,7 +50,7 @@ class NotFoundError(OperationError):
 
 def dsn(settings: Settings) -> str:
     """The asyncpg DSN of the configured database."""
-    return settings.database_url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
+    return asyncpg_dsn(settings.database_url.get_secret_value())
 
 
 def _where(settings: Settings) -> str:

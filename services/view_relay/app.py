@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from projections.resident.store import DEFAULT_SCHEMA
+from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
 from services.settings import Settings, get_settings
 from services.view_relay.publisher import ViewPublisher
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             published=published,
             today=lambda: datetime.now(UTC).date(),
         )
-        await publisher.start(url.replace("postgresql+asyncpg://", "postgresql://"))
+        await publisher.start(asyncpg_dsn(url))
         try:
             yield
         finally:

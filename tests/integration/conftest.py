@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
 from services.infra.topics import delete_topics_with_prefixes, ensure_topics, load_topics
 from tests.support.infra import USED_INFRASTRUCTURE, Endpoints, provide
@@ -54,10 +55,6 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://").replace("postgresql+psycopg2://", "postgresql://")
-
-
 class Databases:
     """Creates freshly migrated databases for one test and drops them afterwards."""
 
@@ -67,7 +64,7 @@ class Databases:
 
     async def create(self) -> str:
         name = f"renkou_test_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(_asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
+        admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
@@ -78,7 +75,7 @@ class Databases:
         return url
 
     async def drop_all(self) -> None:
-        admin = await asyncpg.connect(_asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
+        admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
         try:
             for name in self.names:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

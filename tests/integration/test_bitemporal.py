@@ -18,12 +18,13 @@ import pytest
 from events import parse_event
 from events.examples import example_events
 from services.bitemporal import TimeSlice, reconstruct
+from services.db.dsn import asyncpg_dsn
 from services.resident_views import load_views
 from services.settings import Settings
 from tests.integration.conftest import Databases
 from tests.integration.test_operations import projected, renkou
 from tests.support.infra import Endpoints
-from tests.support.projector import AS_OF, dsn, publish, running_projector, settings_for, wait_caught_up
+from tests.support.projector import AS_OF, publish, running_projector, settings_for, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +134,7 @@ async def test_as_of_after_every_event_equals_the_stored_view_for_every_resident
     from services.simulator import simulate_bytes
 
     _, db = await projected(infra, databases, list(simulate_bytes(60, seed=41)))
-    conn = await asyncpg.connect(dsn(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
         ids = [r["citizen_id"] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections")]
         for as_of in (AS_OF, date(2031, 1, 1)):

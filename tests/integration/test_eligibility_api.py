@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from events import Event, Payload, make_citizen_id, parse_event
 from projections.eligibility import ParentInput, decide, load_policy
+from services.db.dsn import asyncpg_dsn
 from services.eligibility import eligibility, load_parent_links
 from services.eligibility_api import router as eligibility_router
 from services.grants import revoke_grant
@@ -34,7 +35,7 @@ from services.settings import Settings
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
-from tests.support.query_api import dsn, event, grant, headers
+from tests.support.query_api import event, grant, headers
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +158,7 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 async def test_the_archive_gives_the_pure_answer_for_the_published_events(stack: Stack) -> None:
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         links = await load_parent_links(conn, CHILD)
         answer = await eligibility(conn, CHILD, load_policy("chengdu-2017"), AS_OF)
@@ -186,7 +187,7 @@ async def test_http_answers_with_the_decisions_and_logs_every_citizen_it_shows(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json" and response.headers["x-request-id"]
     assert response.json() == _expected(stack, "chengdu-2017")
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         rows = await conn.fetch(
             "SELECT citizen_id, consumer, purpose, sections, endpoint, request_id FROM access_log "
@@ -268,7 +269,7 @@ async def test_refusals(stack: Stack, client: httpx.AsyncClient) -> None:
 async def test_a_revoked_grant_learns_nothing(stack: Stack, client: httpx.AsyncClient) -> None:
     old = headers(stack.tokens["revoked"], "school_enrolment")
     assert (await client.get(PATH, params={"policy": "chengdu-2017"}, headers=old)).status_code == 200
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         await revoke_grant(conn, "old-bureau")
     finally:

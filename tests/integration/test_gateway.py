@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from events import DEPARTMENTS, parse_event
 from events.examples import example_event
+from services.db.dsn import asyncpg_dsn
 from services.dead_letters import REASON, REJECTED_BY
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
@@ -50,10 +51,6 @@ class Gateway:
         return f"{self.settings.topic_namespace}population.{name}.v1"
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway app with its lifespan running, and a client talking to it in-process."""
@@ -69,7 +66,7 @@ async def gateway(infra: Endpoints, namespace: str, database_url: str) -> AsyncI
     settings = Settings(
         kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database_url), topic_namespace=namespace
     )
-    conn = await asyncpg.connect(_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         tokens: dict[str, str] = {d: await issue_token(conn, d, "test") for d in DEPARTMENTS}
     finally:
@@ -137,7 +134,7 @@ async def test_an_event_is_on_kafka_when_the_gateway_answers_202(gateway: Gatewa
     # Keyed by citizen ID; the value is the canonical form, not the bytes the department happened to send.
     assert record.key == event["citizen_id"].encode()
     assert record.value == parse_event(event).canonical_bytes()
-    conn = await asyncpg.connect(_dsn(gateway.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(gateway.database_url))
     try:
         row = await conn.fetchrow("SELECT * FROM gateway_events WHERE event_id = $1", uuid.UUID(event["event_id"]))
     finally:
@@ -256,7 +253,7 @@ async def test_missing_or_unknown_tokens_are_401(gateway: Gateway, header: str |
 
 
 async def test_a_revoked_token_is_401(gateway: Gateway) -> None:
-    conn = await asyncpg.connect(_dsn(gateway.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(gateway.database_url))
     try:
         await conn.execute("UPDATE department_tokens SET revoked_at = now() WHERE department = 'health'")
     finally:
@@ -401,7 +398,7 @@ async def test_identical_requests_racing_each_other_publish_once(gateway: Gatewa
 
 async def test_kafka_unavailable_is_503_not_500(infra: Endpoints, database_url: str) -> None:
     settings = Settings(kafka_bootstrap="127.0.0.1:1", database_url=SecretStr(database_url), topic_namespace="nowhere.")
-    conn = await asyncpg.connect(_dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         token = await issue_token(conn, "education")
     finally:
@@ -420,7 +417,7 @@ async def test_kafka_unavailable_is_503_not_500(infra: Endpoints, database_url: 
         health = await client.get("/healthz")
         assert health.status_code == 503 and health.json()["kafka"] != "ok"
         # Nothing was remembered: once Kafka is back, the same event is published, not answered from memory.
-        conn = await asyncpg.connect(_dsn(database_url))
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
             assert await conn.fetchval("SELECT count(*) FROM gateway_events") == 0
         finally:

@@ -25,6 +25,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.db.dsn import asyncpg_dsn
 from services.db.engine import driver_connection, make_engine
 from services.infra.ports import free_port
 from services.operations.audit import verify_chains
@@ -40,7 +41,6 @@ from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import (
     AS_OF,
-    dsn,
     publish,
     running_projector,
     settings_for,
@@ -131,7 +131,7 @@ async def renkou(
 
 
 async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return list(await conn.fetch(query, *args))
     finally:
@@ -139,7 +139,7 @@ async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Recor
 
 
 async def execute(database_url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -232,7 +232,7 @@ async def test_replay_verify_swap_on_a_live_ingesting_stack_loses_and_duplicates
 
     # The projector continued in the renamed-in schema: everything equals the clean reference run.
     assert await snapshot(db, ns) == expected
-    conn = await asyncpg.connect(dsn(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
         schemas = {s.name: s for s in await projection_schemas(conn)}
         assert swap_report.old_schema in schemas and DEFAULT_SHADOW not in schemas
@@ -300,7 +300,7 @@ async def test_a_killed_replay_resumes_and_verifies_identical(
 
 
 async def read_checkpoints_of(database_url: str, schema: str = "projection") -> dict[tuple[str, int], int]:
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return await read_checkpoints(conn, schema)
     finally:
@@ -309,7 +309,7 @@ async def read_checkpoints_of(database_url: str, schema: str = "projection") -> 
 
 async def shadow_progress(database_url: str, shadow: str = DEFAULT_SHADOW) -> int:
     """Events the shadow has projected (0 while it does not exist yet)."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{shadow}.checkpoints"):
             return 0
@@ -359,7 +359,7 @@ GENESIS = bytes(32)
 
 async def write_access_log(database_url: str, citizen_id: str, entries: int) -> None:
     """Append access-log entries by the rule the query API follows: body = canonical JSON, chained per citizen."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async with conn.transaction():
             head = await conn.fetchrow("SELECT chain_seq, head FROM access_log_heads WHERE citizen_id = $1", citizen_id)
@@ -489,7 +489,7 @@ async def test_audit_verify_finds_and_names_a_tampered_archive_row_and_access_lo
     assert (await renkou(settings, "audit", "verify", other)).code == 0
 
     # A deleted row is a sequence gap and a broken link; a forged head is named too.
-    conn = await asyncpg.connect(dsn(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
         await conn.execute("ALTER TABLE access_log DISABLE TRIGGER access_log_append_only")
         await conn.execute("DELETE FROM access_log WHERE citizen_id = $1 AND chain_seq = 1", victim)
@@ -700,7 +700,7 @@ async def test_verify_holds_when_health_and_public_security_disagree_about_a_bir
 
 
 async def load_views_of(database_url: str, ids: list[str]) -> dict[str, Any]:
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return await load_views(conn, ids, AS_OF)
     finally:

@@ -21,13 +21,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from services.db.dsn import asyncpg_dsn
 from services.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
 from services.infra.ports import free_port
 from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import (
-    dsn,
     publish,
     running_projector,
     running_view_relay,
@@ -122,7 +122,7 @@ async def test_duplicates_count_once_and_poison_goes_to_the_dead_letter_topic(
     assert result["views"] == reference["views"]
     assert [r[:4] + r[7:] for r in result["archive"]] == [r[:4] + r[7:] for r in reference["archive"]]
 
-    conn = await asyncpg.connect(dsn(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
         letters = await conn.fetch("SELECT topic, kafka_offset, reason FROM projection.dead_letters ORDER BY 1, 2")
     finally:
@@ -169,7 +169,7 @@ async def test_archive_is_append_only_and_every_chain_link_verifies(
     settings = settings_for(infra.kafka_bootstrap, database_url, namespace)
     async with running_projector(settings):
         await wait_caught_up(settings)
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await conn.fetch(
             "SELECT citizen_id, department, chain_seq, body, prev_hash, hash "
@@ -238,7 +238,7 @@ async def test_changed_views_reach_the_compacted_view_topic(
 
 
 async def _progress(db: str) -> int:
-    conn = await asyncpg.connect(dsn(db))
+    conn = await asyncpg.connect(asyncpg_dsn(db))
     try:
         return int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM projection.checkpoints"))
     finally:

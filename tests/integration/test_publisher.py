@@ -26,11 +26,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events import Event, Payload, parse_event
+from services.db.dsn import asyncpg_dsn
 from services.publisher import Outbox, OutboxConflict, OutboxRelay, Publisher, PublishError
 from services.settings import project_root
 from services.simulator import simulate
 from tests.support.infra import Endpoints
-from tests.support.projector import dsn, running_projector, settings_for, wait_caught_up
+from tests.support.projector import running_projector, settings_for, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,7 @@ def _expected_order(events: list[Event[Payload]]) -> dict[str, list[str]]:
 @pytest.fixture
 async def department_db(database_url: str) -> AsyncIterator[str]:
     """A database standing in for a department's own: a table of its own and the outbox beside it."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await conn.execute("CREATE SCHEMA dept")
         await conn.execute("CREATE TABLE dept.people (citizen_id text PRIMARY KEY, changes integer NOT NULL)")
@@ -94,7 +95,7 @@ async def department_db(database_url: str) -> AsyncIterator[str]:
         await Outbox("outbox", schema="dept").create(conn)  # idempotent
     finally:
         await conn.close()
-    yield dsn(database_url)
+    yield asyncpg_dsn(database_url)
 
 
 async def _department_writes(database: str, events: list[Event[Payload]], writers: int = 4, pause: float = 0.0) -> None:
@@ -161,7 +162,7 @@ async def _assert_projected_once(
     settings = settings_for(infra.kafka_bootstrap, database_url, namespace)
     async with running_projector(settings):
         await wait_caught_up(settings)
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await conn.fetch(
             "SELECT citizen_id, event_id FROM projection.event_archive ORDER BY citizen_id, department, chain_seq"

@@ -24,13 +24,14 @@ from events.citizen_id import make_citizen_id
 from events.examples import CITIZENS, example_events
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import load_residents
+from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from services.query_api.single_read import load_resident
 from services.settings import project_root
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
-from tests.support.query_api import CHINA, dsn, event, grant, headers, running_query_api
+from tests.support.query_api import CHINA, event, grant, headers, running_query_api
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +108,7 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 async def _log_rows(stack: Stack, citizen_id: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         rows: list[asyncpg.Record] = await conn.fetch(
             "SELECT * FROM access_log WHERE citizen_id = $1 ORDER BY chain_seq", citizen_id
@@ -321,7 +322,7 @@ async def test_concurrent_reads_of_one_resident_extend_one_chain(stack: Stack, c
 
 async def test_a_read_whose_access_log_write_fails_is_not_answered(stack: Stack, client: httpx.AsyncClient) -> None:
     full = _auth(stack, "full", "audit")
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         before = len(await _log_rows(stack, ELDER))
         # The write fails: every insert into the access log is refused.
@@ -489,7 +490,7 @@ async def test_as_of_and_known_at_rebuild_the_view_from_the_archive(stack: Stack
 
 
 async def test_the_single_read_loader_agrees_with_the_projection_store(stack: Stack) -> None:
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         ids = [r[0] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections")]
         everyone = await load_residents(conn, ids)
@@ -543,7 +544,7 @@ async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stac
 
     await grant(stack.database_url, "group-valid", ["identity"], ["audit"])
     await grant(stack.database_url, "group-revoked", ["identity"], ["audit"])
-    conn = await asyncpg.connect(dsn(stack.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         await revoke_grant(conn, "group-revoked")
     finally:
@@ -551,7 +552,7 @@ async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stac
 
     @asynccontextmanager
     async def connection() -> AsyncIterator[asyncpg.Connection]:
-        c = await asyncpg.connect(dsn(stack.database_url))
+        c = await asyncpg.connect(asyncpg_dsn(stack.database_url))
         try:
             yield c
         finally:

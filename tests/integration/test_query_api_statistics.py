@@ -26,10 +26,11 @@ import httpx
 import pytest
 
 from events.citizen_id import make_citizen_id
+from services.db.dsn import asyncpg_dsn
 from services.query_api.statistics import population_statistics
 from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
-from tests.support.query_api import dsn, event, grant, headers, project, running_query_api
+from tests.support.query_api import event, grant, headers, project, running_query_api
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +165,7 @@ async def test_an_earlier_date_counts_the_registrations_in_force_then(city: City
 
 
 async def test_the_module_function_gives_the_same_figures(city: City) -> None:
-    conn = await asyncpg.connect(dsn(city.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(city.database_url))
     try:
         stats = await population_statistics(conn, "5101", date(2025, 6, 30))
     finally:

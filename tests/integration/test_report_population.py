@@ -22,6 +22,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from services.db.dsn import asyncpg_dsn
 from services.operations.replay import replay
 from services.query_api.app import create_app
 from services.reports import population_report, render_html, to_csv, write_report
@@ -31,7 +32,7 @@ from services.simulator import city_by_key, simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
-from tests.support.query_api import dsn, grant, headers
+from tests.support.query_api import grant, headers
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ async def city(infra: Endpoints) -> AsyncIterator[City]:
 
 
 async def _report(city: City, region: str | None, schema: str = "projection") -> PopulationReport:
-    conn = await asyncpg.connect(dsn(city.database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(city.database_url))
     try:
         return await population_report(conn, YEAR, region, schema)
     finally:

@@ -16,6 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
+from services.db.dsn import asyncpg_dsn
 from services.projector.app import create_app, department_topics
 from services.resident_views import load_views
 from services.settings import Settings, project_root
@@ -25,10 +26,6 @@ AS_OF = date(2026, 6, 30)
 
 def settings_for(bootstrap: str, database_url: str, namespace: str) -> Settings:
     return Settings(kafka_bootstrap=bootstrap, database_url=SecretStr(database_url), topic_namespace=namespace)
-
-
-def dsn(database_url: str) -> str:
-    return database_url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def publish(
@@ -72,7 +69,7 @@ async def wait_caught_up(settings: Settings, wait_s: float = 120.0) -> None:
     topics = department_topics(settings.topic_namespace)
     ends = await end_offsets(settings.kafka_bootstrap, topics)
     deadline = time.monotonic() + wait_s
-    conn = await asyncpg.connect(dsn(settings.database_url.get_secret_value()))
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url.get_secret_value()))
     try:
         while True:
             rows = await conn.fetch("SELECT topic, kafka_partition, next_offset FROM projection.checkpoints")
@@ -120,7 +117,7 @@ def spawn_projector(settings: Settings, port: int, log_path: str, *, workers: in
 
 async def snapshot(database_url: str, namespace: str = "") -> dict[str, Any]:
     """Everything the projection stored that must be identical between two runs over the same log."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         ids = [
             r["citizen_id"] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections ORDER BY 1")

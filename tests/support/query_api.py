@@ -29,13 +29,10 @@ import orjson
 from events import Event, Payload, parse_event
 from events.examples import example_event
 from projections.resident.store import ProjectionStore
+from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
-
-
-def dsn(database_url: str) -> str:
-    return database_url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 def free_port() -> int:
@@ -112,7 +109,7 @@ async def grant(
     expires_at: datetime | None = None,
 ) -> str:
     """A new grant in ``database_url``; its token."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return await add_grant(conn, name, sections, purposes, expires_at)
     finally:
@@ -126,7 +123,7 @@ async def project(database_url: str, events: Iterable[Event[Payload] | dict[str,
     """
     store = ProjectionStore()
     projector = BatchProjector(store)
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async with conn.transaction():
             topics = [f"population.{d}.v1" for d in ("public_security", "education", "social_security", "health")]

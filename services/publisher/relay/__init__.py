@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from events import topic_for
+from services.db.dsn import asyncpg_dsn
 from services.publisher.outbox import Outbox
 from services.publisher.producer import Publisher, PublishError
 from services.runtime import configure_logging
@@ -167,6 +168,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
-    args.dsn = args.dsn.replace("postgresql+asyncpg://", "postgresql://")
+    args.dsn = asyncpg_dsn(args.dsn)
     configure_logging()
     asyncio.run(_serve(args))

@@ -1,10 +1,11 @@
 """The access log of resident reads: append (before the answer leaves) and read back.
 
-Every successful read of a resident — one entry per citizen returned — is appended by
-``renkou_append_access_logs`` (migration 0005) in one transaction, which also re-checks that the consumer's grant
-is still active; reads arriving together share that transaction (``AccessLogWriter``, group commit). The
-caller sends its response only after that transaction committed; if it fails, nothing of the read leaves the
-service (``AccessLogUnavailableError``).
+Every successful read of a resident — one entry per citizen returned — is appended in a transaction that also
+re-checks that the consumer's grant is still active, and the caller sends its response only after that
+transaction committed; if it fails, nothing of the read leaves the service (``AccessLogUnavailableError``). A
+live single read appends its entry from its own reading statement (``single_read.load_resident``); the other
+reads go through ``renkou_append_access_logs`` (migrations 0005, 0008), and those arriving together share that
+transaction (``AccessLogWriter``, group commit). Both take each chain step with ``renkou_access_log_append``.
 
 An entry's ``body`` is the canonical JSON of ``{request_id, consumer, purpose, citizen_id, sections, endpoint,
 accessed_at}`` — keys sorted, no spaces, UTF-8, ``accessed_at`` in RFC 3339 UTC with microseconds — and the chain

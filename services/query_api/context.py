@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import Request
@@ -20,6 +21,7 @@ from services.query_api.auth import Authenticator, Caller
 from services.query_api.db import ConnectionLease
 from services.query_api.errors import ApiError
 from services.query_api.metrics import QueryApiMetrics
+from services.query_api.views import read_live_view
 
 __all__ = ["QueryApiContext", "context_of"]
 
@@ -49,7 +51,39 @@ class QueryApiContext:
         Must be awaited before anything of the read is sent: 503 when the log cannot be written, 401 when the
         grant was revoked or expired meanwhile.
         """
-        entry = AccessEntry(
+        try:
+            await self.access_log.append(self._entry(caller, endpoint, sections), citizen_ids)
+        except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
+            raise await self._refusal(conn, caller, exc) from None
+        self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len(set(citizen_ids)))
+
+    async def read_resident(
+        self, conn: asyncpg.Connection, caller: Caller, citizen_id: str, sections: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The live view of ``citizen_id`` (only ``sections``), read and recorded in one statement and one commit.
+
+        ``None`` if nothing is known about the citizen (nothing recorded); refused like ``record`` otherwise.
+        """
+        try:
+            view = await read_live_view(
+                conn,
+                citizen_id,
+                sections,
+                self.schema,
+                self._entry(caller, "resident", sections),
+                self.access_log.timeout,
+            )
+        except asyncpg.PostgresConnectionError:
+            raise  # the lease turns it into a 503 database_unavailable
+        except (GrantNoLongerValidError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise await self._refusal(conn, caller, exc) from None
+        if view is not None:
+            self.metrics.residents_read.labels("resident", caller.consumer).inc()
+        return view
+
+    @staticmethod
+    def _entry(caller: Caller, endpoint: str, sections: Sequence[str]) -> AccessEntry:
+        return AccessEntry(
             request_id=caller.request_id,
             consumer=caller.consumer,
             purpose=caller.purpose,
@@ -57,22 +91,22 @@ class QueryApiContext:
             endpoint=endpoint,
             accessed_at=datetime.now(UTC),
         )
-        try:
-            await self.access_log.append(entry, citizen_ids)
-        except GrantNoLongerValidError:
+
+    async def _refusal(self, conn: asyncpg.Connection, caller: Caller, exc: Exception) -> ApiError:
+        """The error answering a read whose access-log entry was not written because of ``exc``."""
+        if isinstance(exc, GrantNoLongerValidError):
             self.auth.forget(caller.consumer)
             await self.auth.confirm(conn, caller)  # raises the precise 401 (revoked or expired)
-            raise ApiError(401, "token_revoked", f"the grant of {caller.consumer!r} is no longer valid") from None
-        except AccessLogUnavailableError as exc:
-            self.metrics.access_log_failures.inc()
-            log.error("access log write failed (request %s refused): %s", caller.request_id, exc)
-            raise ApiError(
-                503,
-                "access_log_unavailable",
-                "the read could not be recorded in the access log, so it is not answered; retry later",
-                {"request_id": str(caller.request_id)},
-            ) from None
-        self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len(set(citizen_ids)))
+            return ApiError(401, "token_revoked", f"the grant of {caller.consumer!r} is no longer valid")
+        self.metrics.access_log_failures.inc()
+        reason = exc if isinstance(exc, AccessLogUnavailableError) else f"{type(exc).__name__}: {exc}"
+        log.error("access log write failed (request %s refused): %s", caller.request_id, reason)
+        return ApiError(
+            503,
+            "access_log_unavailable",
+            "the read could not be recorded in the access log, so it is not answered; retry later",
+            {"request_id": str(caller.request_id)},
+        )
 
 
 def context_of(request: Request) -> QueryApiContext:

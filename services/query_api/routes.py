@@ -242,9 +242,12 @@ async def read_resident(request: Request, citizen_id: str) -> Response:
     when = _read_time(_query_date(query.get("as_of"), "as_of"), _query_instant(query.get("known_at"), "known_at"))
     chosen = _view_sections(caller, query.get("sections"))
     async with ctx.lease.connection() as conn:
-        view = (await read_views(conn, [cid], when, chosen, ctx.schema)).get(cid)
-        if view is not None:
-            await ctx.record(conn, caller, "resident", chosen, [cid])
+        if when.live:  # the hot path: read and recorded by one statement
+            view = await ctx.read_resident(conn, caller, cid, chosen)
+        else:
+            view = (await read_views(conn, [cid], when, chosen, ctx.schema)).get(cid)
+            if view is not None:
+                await ctx.record(conn, caller, "resident", chosen, [cid])
     if view is None:
         raise await _not_found(request, caller, f"no resident {cid} (nothing is known about this citizen ID)")
     return json_answer(view, caller)

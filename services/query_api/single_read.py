@@ -6,6 +6,10 @@ resident the round trips cost more than the work. ``load_resident`` gathers the 
 (a ``UNION ALL``, one kind of row per table) and assembles the same ``StoredResident`` with the same precedence
 rules, so ``render_sections`` renders it exactly like ``services.resident_views.render_stored``. The test suite
 checks that the two loaders agree on every resident of its data sets.
+
+Given the read's access-log entry, the same statement also appends it (``renkou_access_log_append``, migration
+0008) and commits it with the read: one round trip and one transaction for a live read and its record, rather
+than a second call through the group-commit writer of ``access_log``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncpg
 
 from projections.resident.state import DEPARTMENTS
 from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident
+from services.query_api.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.resident_views import render_stored
 
 __all__ = ["SECTION_SOURCES", "load_resident", "render_sections", "sources_of"]
@@ -47,11 +52,11 @@ def render_sections(stored: StoredResident, as_of: date, sections: Collection[st
     return render_stored(stored, as_of, sources_of(sections), sections)
 
 
-def _sql(schema: str) -> str:
+def _sql(schema: str, *, logged: bool) -> str:
     # One row set, one kind of row per table (column k): typed columns, no JSON to build on the server or to
     # parse here. $2: the departments whose state is needed (the others' rows still give meta its counts);
     # $3: whether the family tables are needed at all.
-    return f"""
+    union = f"""
     SELECT 0 AS k, department AS a, CASE WHEN department = ANY($2::text[]) THEN state::text END AS b,
            NULL::text AS c, NULL::text AS d, NULL::text AS e, NULL::text AS f, NULL::text AS g,
            event_count AS n, chain_seq AS q, last_event_at AS t, chain_head AS h
@@ -79,9 +84,22 @@ def _sql(schema: str) -> str:
     SELECT 4, m.household_id, m.citizen_id, m.relationship, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM {schema}.household_members x JOIN {schema}.household_members m ON m.household_id = x.household_id
      WHERE $3 AND x.citizen_id = $1"""
+    if not logged:
+        return union
+    # The read's access-log entry, appended by the same statement (one transaction): $4-$10 are the entry, the
+    # chain step is renkou_access_log_append's (migration 0008). Only a citizen who has sections is logged, and
+    # only while the grant is active; the row of kind -1 says it was (its n is the entry's chain_seq).
+    return f"""
+    WITH logged AS MATERIALIZED (
+        SELECT renkou_access_log_append($1, $4, $5, $6, $7, $8, $9, $10) AS seq
+         WHERE renkou_grant_active($6, $10) AND EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = $1))
+    SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
+           NULL::text AS f, NULL::text AS g, seq AS n, NULL::integer AS q, NULL::timestamptz AS t, NULL::bytea AS h
+      FROM logged
+    UNION ALL{union.replace("SELECT 0 AS k, department AS a,", "SELECT 0, department,", 1)}"""
 
 
-_STATEMENTS: dict[str, str] = {}
+_STATEMENTS: dict[tuple[str, bool], str] = {}
 
 
 async def load_resident(
@@ -91,18 +109,43 @@ async def load_resident(
     *,
     departments: Collection[str] = DEPARTMENTS,
     family: bool = True,
+    log: AccessEntry | None = None,
+    statement_timeout: float | None = None,
 ) -> StoredResident | None:
     """Everything stored about ``citizen_id`` (as ``load_residents`` returns it), or ``None`` without a section.
 
     Only the states of ``departments`` are read (the others' ``SectionRow.state`` is ``""``), and the family
     tables only if ``family``: a read that returns a few sections does not pay for the rest.
+
+    With ``log``, the same statement appends that access-log entry for the citizen if there is anything to
+    return, and commits it before this returns: the read and its record are one transaction. Raises
+    ``GrantNoLongerValidError`` (nothing recorded) if the consumer's grant was revoked or expired meanwhile; a
+    failed append fails the whole statement (asyncpg's error, or ``TimeoutError`` after ``statement_timeout``).
     """
-    sql = _STATEMENTS.get(schema)
+    statement = (schema, log is not None)
+    sql = _STATEMENTS.get(statement)
     if sql is None:
         if not schema.replace("_", "").isalnum():
             raise ValueError(f"invalid schema name {schema!r}")
-        sql = _STATEMENTS[schema] = _sql(schema)
-    rows = await conn.fetch(sql, citizen_id, list(departments), family)
+        sql = _STATEMENTS[statement] = _sql(schema, logged=log is not None)
+    if log is None:
+        rows = await conn.fetch(sql, citizen_id, list(departments), family, timeout=statement_timeout)
+    else:
+        rows = await conn.fetch(
+            sql,
+            citizen_id,
+            list(departments),
+            family,
+            canonical_body(log, citizen_id),
+            log.request_id,
+            log.consumer,
+            log.purpose,
+            list(log.sections),
+            log.endpoint,
+            log.accessed_at,
+            timeout=statement_timeout,
+        )
+    logged = False
     sections: dict[str, SectionRow] = {}
     parent_rows: list[tuple[int, str, str]] = []
     child_rows: list[str] = []
@@ -110,7 +153,9 @@ async def load_resident(
     household_rows: list[tuple[str, str, str]] = []
     for r in rows:
         kind = r[0]
-        if kind == 0:
+        if kind == -1:
+            logged = True
+        elif kind == 0:
             sections[r[1]] = SectionRow(citizen_id, r[1], r[2] or "", r[8], r[10], r[9], bytes(r[11]))
         elif kind == 1:
             parent_rows.append((r[8], r[1], r[2]))
@@ -122,6 +167,8 @@ async def load_resident(
             household_rows.append((r[1], r[2], r[3]))
     if not sections:
         return None
+    if log is not None and not logged:
+        raise GrantNoLongerValidError(f"the grant of {log.consumer} is no longer valid")
     parent_rows.sort(key=lambda p: p[0])  # stable: public security's links first, as load_residents orders them
     household_rows.sort(key=lambda h: (h[0], h[1]))
     # The precedence of load_residents: public security's parent links first, then health's, then what birth

@@ -23,10 +23,11 @@ from projections.resident.dates import business_date
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import DEFAULT_SCHEMA
 from services.bitemporal import TimeSlice, reconstruct
+from services.query_api.access_log import AccessEntry
 from services.query_api.single_read import load_resident, render_sections, sources_of
 from services.resident_views import load_views
 
-__all__ = ["ReadTime", "filter_view", "read_views", "today_in_china"]
+__all__ = ["ReadTime", "filter_view", "read_live_view", "read_views", "today_in_china"]
 
 
 def today_in_china() -> date:
@@ -83,12 +84,43 @@ async def read_views(
                 views[cid] = filter_view(view, sections)
     # Every view now holds only the chosen sections; meta, when chosen, says which time it was rendered for.
     for view in views.values():
-        meta = view.get("meta")
-        if meta is not None:
-            meta["as_of"] = day.isoformat()
-            if when.known_at is not None:
-                meta["known_at"] = when.known_at.isoformat()
+        _stamp(view, day, when.known_at)
     return views
+
+
+async def read_live_view(
+    conn: asyncpg.Connection,
+    citizen_id: str,
+    sections: Collection[str],
+    schema: str,
+    log: AccessEntry,
+    statement_timeout: float,
+) -> dict[str, Any] | None:
+    """The live view of ``citizen_id`` with only ``sections``, its access-log entry ``log`` appended and committed
+    by the same statement (``single_read.load_resident``); ``None`` (nothing recorded) if nothing is known."""
+    day = today_in_china()
+    stored = await load_resident(
+        conn,
+        citizen_id,
+        schema,
+        departments=sources_of(sections),
+        family="family" in sections,
+        log=log,
+        statement_timeout=statement_timeout,
+    )
+    if stored is None:
+        return None
+    return _stamp(render_sections(stored, day, sections), day, None)
+
+
+def _stamp(view: dict[str, Any], day: date, known_at: datetime | None) -> dict[str, Any]:
+    """``view`` with its meta (if chosen) saying which time it was rendered for."""
+    meta = view.get("meta")
+    if meta is not None:
+        meta["as_of"] = day.isoformat()
+        if known_at is not None:
+            meta["known_at"] = known_at.isoformat()
+    return view
 
 
 def filter_view(view: Mapping[str, Any], sections: Iterable[str]) -> dict[str, Any]:

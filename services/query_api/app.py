@@ -40,7 +40,7 @@ durably, in the resident's hash-chained access log before the answer is sent. Er
 """
 
 
-ACCESS_LOG_FLUSHES = int(__import__("os").environ.get("XF", "2"))
+ACCESS_LOG_FLUSHES = 2
 """Access-log transactions in flight at once (each commits every read queued when it started)."""
 
 

@@ -88,11 +88,14 @@ def _sql(schema: str, *, logged: bool) -> str:
         return union
     # The read's access-log entry, appended by the same statement (one transaction): $4-$10 are the entry, the
     # chain step is renkou_access_log_append's (migration 0008). Only a citizen who has sections is logged, and
-    # only while the grant is active; the row of kind -1 says it was (its n is the entry's chain_seq).
+    # only while the grant is active (checked here, not by a SQL function: PostgreSQL would plan that function's
+    # body anew in every statement); the row of kind -1 says it was logged (its n is the entry's chain_seq).
     return f"""
     WITH logged AS MATERIALIZED (
         SELECT renkou_access_log_append($1, $4, $5, $6, $7, $8, $9, $10) AS seq
-         WHERE renkou_grant_active($6, $10) AND EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = $1))
+         WHERE EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = $1)
+           AND EXISTS (SELECT 1 FROM consumer_grants g
+                        WHERE g.name = $6 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $10)))
     SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
            NULL::text AS f, NULL::text AS g, seq AS n, NULL::integer AS q, NULL::timestamptz AS t, NULL::bytea AS h
       FROM logged

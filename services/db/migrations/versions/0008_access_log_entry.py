@@ -1,11 +1,11 @@
 """Access log: one entry's chain step as a function of its own, usable inside a read's own statement.
 
 ``renkou_access_log_append`` appends one entry to a citizen's chain (head row locked, link
-``sha256(prev || body)``, head moved) and returns its ``chain_seq``; ``renkou_grant_active`` says whether a
-consumer's grant is neither revoked nor expired at an instant. The query API's single live read calls both from
-the statement that reads the resident, so the view and its access-log entry are one round trip and one
-transaction: either both happen or neither does. ``renkou_append_access_logs`` (0005, the group commit of the
-other reads) now takes each step through ``renkou_access_log_append`` too, so there is one definition of a link.
+``sha256(prev || body)``, head moved) and returns its ``chain_seq``. The query API's single live read calls it
+from the statement that reads the resident (after checking the grant there, as ``renkou_append_access_logs``
+does), so the view and its access-log entry are one round trip and one transaction: both happen or neither
+does. ``renkou_append_access_logs`` (0005, the group commit of the other reads) now takes each step through
+``renkou_access_log_append`` too, so there is one definition of a link.
 
 Also drops ``access_log_time`` and ``access_log_request``: nothing reads the log by time or by request ID (the
 endpoint and the audit walk each citizen's chain by the primary key), and each was written on every read.
@@ -43,7 +43,10 @@ _GROUP_APPEND = """
         -- A revocation takes effect at once, even where the caller still holds the grant in a cache.
         SELECT coalesce(array_agg(DISTINCT u.consumer), '{{}}') INTO refused_consumers
           FROM unnest(p_consumers, p_accessed_at) AS u(consumer, accessed_at)
-         WHERE NOT {active};
+         WHERE NOT EXISTS (
+               SELECT 1 FROM consumer_grants g
+                WHERE g.name = u.consumer AND g.revoked_at IS NULL
+                  AND (g.expires_at IS NULL OR g.expires_at > u.accessed_at));
         FOR entry IN
             SELECT u.* FROM unnest(p_citizen_ids, p_bodies, p_request_ids, p_consumers, p_purposes, p_sections,
                                    p_endpoints, p_accessed_at) WITH ORDINALITY
@@ -79,15 +82,6 @@ _STEP_0005 = """SELECT h.chain_seq, h.head INTO seq, prev FROM access_log_heads 
 
 
 def upgrade() -> None:
-    op.execute("""
-        CREATE FUNCTION renkou_grant_active(p_consumer text, p_at timestamptz) RETURNS boolean
-        LANGUAGE sql STABLE AS $$
-            SELECT EXISTS (
-                SELECT 1 FROM consumer_grants g
-                 WHERE g.name = p_consumer AND g.revoked_at IS NULL
-                   AND (g.expires_at IS NULL OR g.expires_at > p_at))
-        $$
-    """)
     op.execute("""
         CREATE FUNCTION renkou_access_log_append(
             p_citizen_id  text,
@@ -126,7 +120,6 @@ def upgrade() -> None:
     op.execute(
         _GROUP_APPEND.format(
             declare="",
-            active="renkou_grant_active(u.consumer, u.accessed_at)",
             step="PERFORM renkou_access_log_append(entry.citizen_id, entry.body, entry.request_id, entry.consumer, "
             "entry.purpose, string_to_array(entry.sections, ','), entry.endpoint, entry.accessed_at);",
         )
@@ -141,12 +134,9 @@ def downgrade() -> None:
     op.execute(  # 0005's own body
         _GROUP_APPEND.format(
             declare="\n        seq     integer;\n        prev    bytea;\n        link    bytea;",
-            active="EXISTS (SELECT 1 FROM consumer_grants g WHERE g.name = u.consumer AND g.revoked_at IS NULL "
-            "AND (g.expires_at IS NULL OR g.expires_at > u.accessed_at))",
             step=_STEP_0005,
         )
     )
     op.execute(
         "DROP FUNCTION IF EXISTS renkou_access_log_append(text, bytea, uuid, text, text, text[], text, timestamptz)"
     )
-    op.execute("DROP FUNCTION IF EXISTS renkou_grant_active(text, timestamptz)")

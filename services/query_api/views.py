@@ -68,11 +68,8 @@ async def read_views(
     day = when.business_date()
     views: dict[str, dict[str, Any]]
     if when.live and len(citizen_ids) == 1:
-        # The hot path: one round trip, and only the states the chosen sections are rendered from.
-        stored = await load_resident(
-            conn, citizen_ids[0], schema, departments=sources_of(sections), family="family" in sections
-        )
-        views = {stored.citizen_id: render_sections(stored, day, sections)} if stored is not None else {}
+        view = await _live_view(conn, citizen_ids[0], day, sections, schema)
+        views = {citizen_ids[0]: view} if view is not None else {}
     elif when.live:
         views = await load_views(conn, citizen_ids, day, schema, sections)
     else:
@@ -99,6 +96,21 @@ async def read_live_view(
     """The live view of ``citizen_id`` with only ``sections``, its access-log entry ``log`` appended and committed
     by the same statement (``single_read.load_resident``); ``None`` (nothing recorded) if nothing is known."""
     day = today_in_china()
+    view = await _live_view(conn, citizen_id, day, sections, schema, log, statement_timeout)
+    return _stamp(view, day, None) if view is not None else None
+
+
+async def _live_view(
+    conn: asyncpg.Connection,
+    citizen_id: str,
+    day: date,
+    sections: Collection[str],
+    schema: str,
+    log: AccessEntry | None = None,
+    statement_timeout: float | None = None,
+) -> dict[str, Any] | None:
+    # One round trip, and only the states the chosen sections are rendered from (and the family tables only if
+    # that section is chosen).
     stored = await load_resident(
         conn,
         citizen_id,
@@ -108,9 +120,7 @@ async def read_live_view(
         log=log,
         statement_timeout=statement_timeout,
     )
-    if stored is None:
-        return None
-    return _stamp(render_sections(stored, day, sections), day, None)
+    return render_sections(stored, day, sections) if stored is not None else None
 
 
 def _stamp(view: dict[str, Any], day: date, known_at: datetime | None) -> dict[str, Any]:

@@ -17,68 +17,14 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import op
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
-
-_GROUP_APPEND = """
-    CREATE OR REPLACE FUNCTION renkou_append_access_logs(
-        p_citizen_ids text[],
-        p_bodies      bytea[],
-        p_request_ids uuid[],
-        p_consumers   text[],
-        p_purposes    text[],
-        p_sections    text[],
-        p_endpoints   text[],
-        p_accessed_at timestamptz[]
-    ) RETURNS integer[] LANGUAGE plpgsql AS $$
-    DECLARE
-        refused_consumers text[];
-        refused integer[] := '{{}}';
-        entry   record;{declare}
-    BEGIN
-        -- A revocation takes effect at once, even where the caller still holds the grant in a cache.
-        SELECT coalesce(array_agg(DISTINCT u.consumer), '{{}}') INTO refused_consumers
-          FROM unnest(p_consumers, p_accessed_at) AS u(consumer, accessed_at)
-         WHERE NOT EXISTS (
-               SELECT 1 FROM consumer_grants g
-                WHERE g.name = u.consumer AND g.revoked_at IS NULL
-                  AND (g.expires_at IS NULL OR g.expires_at > u.accessed_at));
-        FOR entry IN
-            SELECT u.* FROM unnest(p_citizen_ids, p_bodies, p_request_ids, p_consumers, p_purposes, p_sections,
-                                   p_endpoints, p_accessed_at) WITH ORDINALITY
-                   AS u(citizen_id, body, request_id, consumer, purpose, sections, endpoint, accessed_at, pos)
-            ORDER BY u.citizen_id, u.pos
-        LOOP
-            IF entry.consumer = ANY(refused_consumers) THEN
-                refused := refused || entry.pos::integer;
-                CONTINUE;
-            END IF;
-            {step}
-        END LOOP;
-        RETURN refused;
-    END $$
-"""
-
-_STEP_0005 = """SELECT h.chain_seq, h.head INTO seq, prev FROM access_log_heads h
-             WHERE h.citizen_id = entry.citizen_id FOR UPDATE;
-            IF NOT FOUND THEN
-                INSERT INTO access_log_heads (citizen_id, chain_seq, head)
-                VALUES (entry.citizen_id, 0, decode(repeat('00', 32), 'hex'))
-                ON CONFLICT (citizen_id) DO NOTHING;
-                SELECT h.chain_seq, h.head INTO seq, prev FROM access_log_heads h
-                 WHERE h.citizen_id = entry.citizen_id FOR UPDATE;
-            END IF;
-            link := sha256(prev || entry.body);
-            UPDATE access_log_heads SET chain_seq = seq + 1, head = link WHERE citizen_id = entry.citizen_id;
-            INSERT INTO access_log (citizen_id, chain_seq, request_id, consumer, purpose, sections, endpoint,
-                                    accessed_at, body, prev_hash, hash)
-            VALUES (entry.citizen_id, seq + 1, entry.request_id, entry.consumer, entry.purpose,
-                    string_to_array(entry.sections, ','), entry.endpoint, entry.accessed_at, entry.body,
-                    prev, link);"""
 
 
 def upgrade() -> None:
@@ -117,13 +63,47 @@ def upgrade() -> None:
             RETURN seq + 1;
         END $$
     """)
-    op.execute(
-        _GROUP_APPEND.format(
-            declare="",
-            step="PERFORM renkou_access_log_append(entry.citizen_id, entry.body, entry.request_id, entry.consumer, "
-            "entry.purpose, string_to_array(entry.sections, ','), entry.endpoint, entry.accessed_at);",
-        )
-    )
+    # 0005's function, its loop now taking each step through the function above.
+    op.execute("""
+        CREATE OR REPLACE FUNCTION renkou_append_access_logs(
+            p_citizen_ids text[],
+            p_bodies      bytea[],
+            p_request_ids uuid[],
+            p_consumers   text[],
+            p_purposes    text[],
+            p_sections    text[],
+            p_endpoints   text[],
+            p_accessed_at timestamptz[]
+        ) RETURNS integer[] LANGUAGE plpgsql AS $$
+        DECLARE
+            refused_consumers text[];
+            refused integer[] := '{}';
+            entry   record;
+        BEGIN
+            -- A revocation takes effect at once, even where the caller still holds the grant in a cache.
+            SELECT coalesce(array_agg(DISTINCT u.consumer), '{}') INTO refused_consumers
+              FROM unnest(p_consumers, p_accessed_at) AS u(consumer, accessed_at)
+             WHERE NOT EXISTS (
+                   SELECT 1 FROM consumer_grants g
+                    WHERE g.name = u.consumer AND g.revoked_at IS NULL
+                      AND (g.expires_at IS NULL OR g.expires_at > u.accessed_at));
+            FOR entry IN
+                SELECT u.* FROM unnest(p_citizen_ids, p_bodies, p_request_ids, p_consumers, p_purposes, p_sections,
+                                       p_endpoints, p_accessed_at) WITH ORDINALITY
+                       AS u(citizen_id, body, request_id, consumer, purpose, sections, endpoint, accessed_at, pos)
+                ORDER BY u.citizen_id, u.pos
+            LOOP
+                IF entry.consumer = ANY(refused_consumers) THEN
+                    refused := refused || entry.pos::integer;
+                    CONTINUE;
+                END IF;
+                PERFORM renkou_access_log_append(entry.citizen_id, entry.body, entry.request_id, entry.consumer,
+                                                 entry.purpose, string_to_array(entry.sections, ','),
+                                                 entry.endpoint, entry.accessed_at);
+            END LOOP;
+            RETURN refused;
+        END $$
+    """)
     op.execute("DROP INDEX IF EXISTS access_log_time")
     op.execute("DROP INDEX IF EXISTS access_log_request")
 
@@ -131,12 +111,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("CREATE INDEX access_log_request ON access_log (request_id)")
     op.execute("CREATE INDEX access_log_time ON access_log (citizen_id, accessed_at)")
-    op.execute(  # 0005's own body
-        _GROUP_APPEND.format(
-            declare="\n        seq     integer;\n        prev    bytea;\n        link    bytea;",
-            step=_STEP_0005,
-        )
-    )
+    # 0005's own definition, by 0005 itself: its downgrade drops the function, its upgrade creates it (Alembic
+    # loads revisions by path; this imports that one as a module).
+    revision_0005 = importlib.import_module("services.db.migrations.versions.0005_access_log_group_commit")
+    revision_0005.downgrade()
+    revision_0005.upgrade()
     op.execute(
         "DROP FUNCTION IF EXISTS renkou_access_log_append(text, bytea, uuid, text, text, text[], text, timestamptz)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -69,11 +70,19 @@ class CpuClock:
 
     start: list[int] = field(default_factory=_cpu_ticks)
 
-    def shares(self) -> dict[str, float]:
-        """Shares of all CPU time since ``start``: ``busy`` (user, system, …) and ``steal`` (taken by the host)."""
+    def _delta(self) -> tuple[int, int, int]:
+        # (all ticks, idle ticks, stolen ticks) since start, over every core
         now = _cpu_ticks()
         delta = [b - a for a, b in zip(self.start, now, strict=False)]
-        total = sum(delta[:8]) or 1
-        idle = delta[3] + delta[4]
-        steal = delta[7] if len(delta) > 7 else 0
+        return sum(delta[:8]), delta[3] + delta[4], delta[7] if len(delta) > 7 else 0
+
+    def shares(self) -> dict[str, float]:
+        """Shares of all CPU time since ``start``: ``busy`` (user, system, …) and ``steal`` (taken by the host)."""
+        total, idle, steal = self._delta()
+        total = total or 1
         return {"busy": (total - idle - steal) / total, "steal": steal / total}
+
+    def busy_seconds(self) -> float:
+        """CPU seconds the machine's cores spent busy since ``start`` (every process; idle and steal excluded)."""
+        total, idle, steal = self._delta()
+        return (total - idle - steal) / os.sysconf("SC_CLK_TCK")

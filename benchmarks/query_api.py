@@ -9,6 +9,7 @@
    a closed loop of ``concurrency`` keep-alive HTTP/1.1 connections over loopback, each sending
    ``GET /v1/residents/{random id}`` with token and purpose — grant filtering and a durable access-log append
    per read included — bounded in time and request count. It reports throughput and p50/p90/p99 latency.
+   Before it, a warm-up reads every resident once.
 4. The access log is counted afterwards: every 200 must have its entry. The load generator also reports the
    machine's CPU per read over its run.
 5. What a read cannot cost less than, measured after it on the same database (the API stopped), in a process of
@@ -36,7 +37,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,19 +89,20 @@ async def _worker(
     host: str,
     port: int,
     headers: bytes,
-    ids: Sequence[str],
     deadline: float,
     budget: list[int],
     latencies: list[float],
     statuses: Counter[int],
-    seed: int,
+    pick: Callable[[], str | None],
 ) -> None:
-    rng = random.Random(seed)
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while budget[0] > 0 and time.perf_counter() < deadline:
+            citizen_id = pick()
+            if citizen_id is None:
+                break
             budget[0] -= 1
-            request = f"GET /v1/residents/{rng.choice(ids)} HTTP/1.1\r\n".encode() + headers
+            request = f"GET /v1/residents/{citizen_id} HTTP/1.1\r\n".encode() + headers
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -116,9 +118,21 @@ async def _worker(
 
 
 async def run_client(
-    url: str, token: str, purpose: str, ids: Sequence[str], concurrency: int, duration: float, max_requests: int
+    url: str,
+    token: str,
+    purpose: str,
+    ids: Sequence[str],
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    *,
+    sweep: bool = False,
 ) -> dict[str, Any]:
-    """Closed-loop load: ``concurrency`` connections, until ``duration`` seconds or ``max_requests`` requests."""
+    """Closed-loop load: ``concurrency`` connections, until ``duration`` seconds or ``max_requests`` requests.
+
+    Each connection reads residents of ``ids`` at random; with ``sweep``, the connections read every one of them
+    once between them, in order, and stop.
+    """
     host_port = url.removeprefix("http://").rstrip("/")
     host, port = host_port.rsplit(":", 1)
     if host not in {"127.0.0.1", "localhost", "::1"}:
@@ -133,9 +147,17 @@ async def run_client(
     clock = CpuClock()
     started = time.perf_counter()
     deadline = started + duration
+    in_order = iter(ids)
+
+    def picker(seed: int) -> Callable[[], str | None]:
+        if sweep:
+            return lambda: next(in_order, None)
+        rng = random.Random(seed)
+        return lambda: rng.choice(ids)
+
     await asyncio.gather(
         *(
-            _worker(host, int(port), headers, ids, deadline, budget, latencies, statuses, seed)
+            _worker(host, int(port), headers, deadline, budget, latencies, statuses, picker(seed))
             for seed in range(concurrency)
         )
     )
@@ -155,6 +177,7 @@ def client_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--sweep", action="store_true", help="read every resident once, in order, then stop")
     args = parser.parse_args(argv)
     token = os.environ["RENKOU_BENCH_TOKEN"]  # not on the command line, where `ps` would show it
     ids = args.ids.read_text().split()
@@ -165,7 +188,9 @@ def client_main(argv: Sequence[str] | None = None) -> None:
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         pass
     result = asyncio.run(
-        run_client(args.url, token, args.purpose, ids, args.concurrency, args.duration, args.max_requests)
+        run_client(
+            args.url, token, args.purpose, ids, args.concurrency, args.duration, args.max_requests, sweep=args.sweep
+        )
     )
     sys.stdout.write(json.dumps(result) + "\n")
 
@@ -319,52 +344,56 @@ async def _access_log_entries(database_url: str) -> int:
         await conn.close()
 
 
-def _load(url: str, token: str, ids_file: str, concurrency: int, duration: float, max_requests: int) -> dict[str, Any]:
+def _child(arguments: list[str], secrets: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run ``python -m benchmarks.query_api <arguments>`` in a fresh interpreter; its last line of JSON.
+
+    ``secrets`` go in its environment, not on the command line, where ``ps`` would show them.
+    """
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.query_api",
-            "--client",
-            f"--url={url}",
-            f"--purpose={PURPOSE}",
-            f"--ids={ids_file}",
-            f"--concurrency={concurrency}",
-            f"--duration={duration}",
-            f"--max-requests={max_requests}",
-        ],
-        env={**os.environ, "RENKOU_BENCH_TOKEN": token},
+        [sys.executable, "-m", "benchmarks.query_api", *arguments],
+        env={**os.environ, **secrets},
         cwd=project_root(),
         capture_output=True,
         check=True,
-        timeout=duration + 120,
+        timeout=timeout,
     )
     result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
     return result
+
+
+def _load(
+    url: str,
+    token: str,
+    ids_file: str,
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    *,
+    sweep: bool = False,
+) -> dict[str, Any]:
+    arguments = [
+        "--client",
+        f"--url={url}",
+        f"--purpose={PURPOSE}",
+        f"--ids={ids_file}",
+        f"--concurrency={concurrency}",
+        f"--duration={duration}",
+        f"--max-requests={max_requests}",
+    ]
+    return _child([*arguments, "--sweep"] if sweep else arguments, {"RENKOU_BENCH_TOKEN": token}, duration + 120)
 
 
 def _parts(database: str, ids_file: str, concurrency: int, duration: float) -> dict[str, Any]:
     # In a fresh interpreter, as the load generator is: not in this process, whose heap (and garbage collector)
     # the earlier benchmarks have grown.
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.query_api",
-            "--parts",
-            f"--ids={ids_file}",
-            "--consumer=bench",
-            f"--concurrency={concurrency}",
-            f"--duration={duration}",
-        ],
-        env={**os.environ, "RENKOU_BENCH_DATABASE": database},  # not on the command line (its password)
-        cwd=project_root(),
-        capture_output=True,
-        check=True,
-        timeout=duration + 120,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
-    return result
+    arguments = [
+        "--parts",
+        f"--ids={ids_file}",
+        "--consumer=bench",
+        f"--concurrency={concurrency}",
+        f"--duration={duration}",
+    ]
+    return _child(arguments, {"RENKOU_BENCH_DATABASE": database}, duration + 120)
 
 
 def parts_main(argv: Sequence[str] | None = None) -> None:
@@ -439,7 +468,9 @@ async def _measure(
     try:
         await asyncio.to_thread(_wait_healthy, port, proc, log.name)
         url = f"http://127.0.0.1:{port}"
-        await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, 3.0, 20_000)  # warm-up
+        # Warm-up: every resident read once, as on a service in use (a citizen's first read also starts their
+        # access-log chain, a dearer statement than each read after it).
+        await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, 300.0, len(ids), sweep=True)
         logged_before = await _access_log_entries(database)
         load_average = os.getloadavg()[0]
         result = await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, duration, max_requests)

@@ -37,7 +37,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -227,54 +227,19 @@ async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[in
     return events, ids
 
 
-async def raw_point_selects(
-    database_url: str, ids: Sequence[str], concurrency: int, duration: float
+async def _closed_loop(
+    database_url: str,
+    ids: Sequence[str],
+    concurrency: int,
+    duration: float,
+    read: Callable[[asyncpg.Connection, str], Awaitable[object]],
+    warmup: float = 0.0,
 ) -> dict[str, float]:
-    """The raw limit: asyncpg point selects of one resident's section rows, ``concurrency`` connections."""
+    """``read`` of random residents from ``concurrency`` connections, each in a closed loop, for ``duration``
+    seconds: throughput, latency, and the whole machine's busy CPU per read (``cpu_us_per_read``: this process
+    and PostgreSQL's backends). Each connection prepares with one read, then all run ``warmup`` seconds unmeasured."""
     conns = [await asyncpg.connect(asyncpg_dsn(database_url)) for _ in range(concurrency)]
     latencies: list[float] = []
-    query = "SELECT department, state::text FROM projection.sections WHERE citizen_id = $1"
-
-    async def loop(conn: asyncpg.Connection, seed: int, deadline: float) -> None:
-        rng = random.Random(seed)
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await conn.fetch(query, rng.choice(ids))
-            latencies.append(time.perf_counter() - started)
-
-    try:
-        for conn in conns:  # prepare once per connection, outside the measurement
-            await conn.fetch(query, ids[0])
-        started = time.perf_counter()
-        await asyncio.gather(*(loop(c, i, started + duration) for i, c in enumerate(conns)))
-        return latency_summary(latencies, time.perf_counter() - started)
-    finally:
-        for conn in conns:
-            await conn.close()
-
-
-async def logged_statement_reads(
-    database_url: str, ids: Sequence[str], consumer: str, concurrency: int, duration: float, warmup: float = 3.0
-) -> dict[str, float]:
-    """The query API's own statement for a live read, access-log entry included, with nothing around it.
-
-    ``single_read.load_resident`` exactly as the query API runs it (the grant's sections, the entry appended and
-    committed by the same statement) from ``concurrency`` asyncpg connections in this process: no HTTP, no
-    authentication, no rendering. ``cpu_us_per_read`` is the whole machine's busy CPU (this process and
-    PostgreSQL's backends) per read.
-    """
-    conns = [await asyncpg.connect(asyncpg_dsn(database_url)) for _ in range(concurrency)]
-    latencies: list[float] = []
-    departments = sources_of(GRANT_SECTIONS)
-    family = "family" in GRANT_SECTIONS
-
-    async def read(conn: asyncpg.Connection, citizen_id: str) -> None:
-        entry = AccessEntry(uuid.uuid4(), consumer, PURPOSE, GRANT_SECTIONS, "resident", datetime.now(UTC))
-        stored = await load_resident(
-            conn, citizen_id, departments=departments, family=family, log=entry, statement_timeout=10.0
-        )
-        if stored is None:
-            raise RuntimeError(f"no resident {citizen_id} in the benchmark's projection")
 
     async def loop(conn: asyncpg.Connection, seed: int, deadline: float) -> None:
         rng = random.Random(seed)
@@ -284,10 +249,11 @@ async def logged_statement_reads(
             latencies.append(time.perf_counter() - started)
 
     try:
-        # Warm up as the HTTP run is warmed up: the first reads of a fresh database also create chain heads,
-        # extend tables and split index pages, and cost a quarter more.
-        await asyncio.gather(*(loop(c, -1 - i, time.perf_counter() + warmup) for i, c in enumerate(conns)))
-        latencies.clear()
+        for conn in conns:
+            await read(conn, ids[0])
+        if warmup > 0:
+            await asyncio.gather(*(loop(c, -1 - i, time.perf_counter() + warmup) for i, c in enumerate(conns)))
+            latencies.clear()
         clock = CpuClock()
         started = time.perf_counter()
         await asyncio.gather(*(loop(c, i, started + duration) for i, c in enumerate(conns)))
@@ -297,6 +263,42 @@ async def logged_statement_reads(
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def raw_point_selects(
+    database_url: str, ids: Sequence[str], concurrency: int, duration: float
+) -> dict[str, float]:
+    """The raw limit: asyncpg point selects of one resident's section rows, ``concurrency`` connections."""
+    query = "SELECT department, state::text FROM projection.sections WHERE citizen_id = $1"
+
+    async def read(conn: asyncpg.Connection, citizen_id: str) -> object:
+        return await conn.fetch(query, citizen_id)
+
+    return await _closed_loop(database_url, ids, concurrency, duration, read)
+
+
+async def logged_statement_reads(
+    database_url: str, ids: Sequence[str], consumer: str, concurrency: int, duration: float, warmup: float = 3.0
+) -> dict[str, float]:
+    """The query API's own statement for a live read, access-log entry included, with nothing around it.
+
+    ``single_read.load_resident`` exactly as the query API runs it (the grant's sections, the entry appended and
+    committed by the same statement) from ``concurrency`` asyncpg connections in this process: no HTTP, no
+    authentication, no rendering; ``warmup`` seconds unmeasured first, as the HTTP run is warmed up.
+    """
+    departments = sources_of(GRANT_SECTIONS)
+    family = "family" in GRANT_SECTIONS
+
+    async def read(conn: asyncpg.Connection, citizen_id: str) -> object:
+        entry = AccessEntry(uuid.uuid4(), consumer, PURPOSE, GRANT_SECTIONS, "resident", datetime.now(UTC))
+        stored = await load_resident(
+            conn, citizen_id, departments=departments, family=family, log=entry, statement_timeout=10.0
+        )
+        if stored is None:
+            raise RuntimeError(f"no resident {citizen_id} in the benchmark's projection")
+        return stored
+
+    return await _closed_loop(database_url, ids, concurrency, duration, read, warmup)
 
 
 async def render_cost(database_url: str, ids: Sequence[str], sample: int = 1000) -> float:

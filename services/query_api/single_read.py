@@ -99,7 +99,7 @@ def _sql(schema: str, *, logged: bool) -> str:
     SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
            NULL::text AS f, NULL::text AS g, seq AS n, NULL::integer AS q, NULL::timestamptz AS t, NULL::bytea AS h
       FROM logged
-    UNION ALL{union.replace("SELECT 0 AS k, department AS a,", "SELECT 0, department,", 1)}"""
+    UNION ALL{union}"""
 
 
 _STATEMENTS: dict[tuple[str, bool], str] = {}

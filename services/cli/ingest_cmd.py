@@ -292,7 +292,11 @@ async def simulate_city(
     monitor = Monitor(settings)
     async with monitor.open():
         with display.shown():
-            watcher = asyncio.create_task(_watch(monitor, display, report))
+            # The monitor's one database connection takes one query at a time: the watcher samples while
+            # publishing, and is let finish its sample (not cancelled inside it) before anything else samples.
+            publishing = asyncio.Event()
+            publishing.set()
+            watcher = asyncio.create_task(_watch(monitor, display, report, publishing))
             started = time.monotonic()
             try:
                 if direct:
@@ -301,23 +305,26 @@ async def simulate_city(
                     await _publish_via_gateway(settings, records, tokens or {}, lanes, display, report)
                 report.seconds = time.monotonic() - started
                 display.published_all(report.events)
-                if wait_projected_s is not None:
-                    report.caught_up = await _wait_projected(monitor, display, report, wait_projected_s)
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                publishing.clear()
+                await watcher
+            if wait_projected_s is not None:
+                report.caught_up = await _wait_projected(monitor, display, report, wait_projected_s)
             report.last = await monitor.sample()
             display.backbone(report.last)
     return report
 
 
-async def _watch(monitor: Monitor, display: Display, report: Report) -> None:
-    while True:
+async def _watch(monitor: Monitor, display: Display, report: Report, running: asyncio.Event) -> None:
+    """Sample every 0.5 s while ``running`` is set; return (between samples) once it is cleared."""
+    while running.is_set():
         with contextlib.suppress(Exception):  # a missed sample only delays the display
             report.last = await monitor.sample()
             display.backbone(report.last)
-        await asyncio.sleep(0.5)
+        for _ in range(5):
+            if not running.is_set():
+                break
+            await asyncio.sleep(0.1)
 
 
 async def _wait_projected(monitor: Monitor, display: Display, report: Report, stall_s: float) -> bool:

@@ -11,15 +11,14 @@ import asyncio
 import os
 import platform
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from benchmarks.common import (
     CpuClock,
+    bench_namespace,
+    bench_settings,
     delete_namespace_topics,
     drop_database,
     free_port,
@@ -27,8 +26,6 @@ from benchmarks.common import (
     python_probe,
 )
 from benchmarks.projector import generate, publish_all, raw_consume, raw_copy, run_projector
-from services.infra.topics import ensure_topics, load_topics
-from services.settings import Settings
 from services.workers import worker_count
 from tests.support.infra import Endpoints, provide
 
@@ -38,9 +35,8 @@ QUICK_RESULTS = Path(__file__).parent / "out" / "RESULTS-quick.md"
 
 
 async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
-    namespace = f"bench{uuid.uuid4().hex[:6]}."
-    await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
-    database = await fresh_database(infra.database_url, "bench")
+    namespace = await bench_namespace(infra, "bench")
+    database = await fresh_database(infra, "bench")
     print(f"generating {events:,} simulated events ...", flush=True)
     started = time.perf_counter()
     records = generate(events)
@@ -55,9 +51,7 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
         f"{copy.archive_shaped:,.0f} rows/s into an archive-shaped table",
         flush=True,
     )
-    settings = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database), topic_namespace=namespace
-    )
+    settings = bench_settings(infra, database, namespace)
     del records
     # The projector as deployed: one worker process per core, in one consumer group.
     workers = worker_count("RENKOU_PROJECTOR_WORKERS")
@@ -68,11 +62,7 @@ async def bench_projector(infra: Endpoints, events: int) -> dict[str, Any]:
         flush=True,
     )
     # One worker process alone, from offset 0 into a fresh database: what a core's worth of projector does.
-    settings1 = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap,
-        database_url=SecretStr(await fresh_database(infra.database_url, "bench")),
-        topic_namespace=namespace,
-    )
+    settings1 = bench_settings(infra, await fresh_database(infra, "bench"), namespace)
     single = await run_projector(settings1, events, free_port(), 1)
     print(f"one worker process: {single.rate:,.0f} events/s ({single.seconds:.1f}s)", flush=True)
     return {

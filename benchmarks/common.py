@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -9,36 +10,70 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from pydantic import SecretStr
 
 from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
+from services.db.roles import create_database
 from services.infra.ports import free_port
-from services.infra.topics import delete_topics_with_prefixes
+from services.infra.topics import delete_topics_with_prefixes, ensure_topics, load_topics
+from services.kafka_principals import STACK_PRINCIPALS, grant_role, revoke_roles
+from services.settings import Settings
+from tests.support.infra import Endpoints, current
 
-__all__ = ["CpuClock", "delete_namespace_topics", "drop_database", "free_port", "fresh_database", "python_probe"]
+__all__ = [
+    "CpuClock",
+    "bench_namespace",
+    "bench_settings",
+    "delete_namespace_topics",
+    "drop_database",
+    "free_port",
+    "fresh_database",
+    "python_probe",
+]
 
 
 def _admin_dsn(url: str) -> str:
     return asyncpg_dsn(url).rsplit("/", 1)[0] + "/postgres"
 
 
-async def fresh_database(base_url: str, label: str = "bench") -> str:
-    """Create ``renkou_<label>_<random>`` beside ``base_url``'s database, migrate it, return its URL."""
+async def fresh_database(infra: Endpoints, label: str = "bench") -> str:
+    """Create ``renkou_<label>_<random>`` (owned by the owner role) beside ``infra``'s database, migrate it,
+    return the owner's URL of it (services started on it connect as their own roles, see ``bench_settings``)."""
     name = f"renkou_{label}_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(_admin_dsn(base_url))
+    conn = await asyncpg.connect(_admin_dsn(infra.superuser_url))
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await create_database(conn, name)
     finally:
         await conn.close()
-    url = base_url.rsplit("/", 1)[0] + f"/{name}"
+    url = infra.database_url.rsplit("/", 1)[0] + f"/{name}"
     await upgrade(url)
     return url
+
+
+async def bench_namespace(infra: Endpoints, prefix: str) -> str:
+    """A fresh namespace of the contract's topics, with the stack principals' roles over them."""
+    namespace = f"{prefix}{uuid.uuid4().hex[:6]}."
+    await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace), infra.kafka_admin)
+    if infra.secured:
+        await asyncio.to_thread(grant_role, infra.kafka_bootstrap, infra.kafka_admin, STACK_PRINCIPALS, namespace)
+    return namespace
+
+
+def bench_settings(infra: Endpoints, database_url: str, namespace: str) -> Settings:
+    """A service's settings on the benchmark's stack (its principals' secrets in the stack's state folder)."""
+    return Settings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=SecretStr(database_url),
+        topic_namespace=namespace,
+        state_dir=infra.state_dir,
+    )
 
 
 async def drop_database(url: str) -> None:
     """Drop the database ``url`` names (connections to it are terminated)."""
     name = url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(_admin_dsn(url))
+    conn = await asyncpg.connect(_admin_dsn(current().superuser_url))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -46,8 +81,11 @@ async def drop_database(url: str) -> None:
 
 
 async def delete_namespace_topics(bootstrap: str, namespace: str) -> None:
-    """Delete every topic of the benchmark's ``namespace`` (its published log)."""
-    await delete_topics_with_prefixes(bootstrap, [namespace])
+    """Delete every topic of the benchmark's ``namespace`` (its published log) and the roles' bindings there."""
+    infra = current()
+    await delete_topics_with_prefixes(bootstrap, [namespace], infra.kafka_admin)
+    if infra.secured:
+        await asyncio.to_thread(revoke_roles, bootstrap, infra.kafka_admin, STACK_PRINCIPALS, namespace)
 
 
 def python_probe(iterations: int = 3_000_000) -> float:

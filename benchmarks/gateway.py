@@ -17,23 +17,21 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from benchmarks.common import delete_namespace_topics, drop_database, free_port, fresh_database
+from benchmarks.common import bench_namespace, delete_namespace_topics, drop_database, free_port, fresh_database
 from events import DEPARTMENTS
 from services.db.dsn import asyncpg_dsn
 from services.gateway.__main__ import workers as gateway_workers
 from services.gateway.auth import issue_token
-from services.infra.topics import ensure_topics, load_topics
 from services.publisher.gateway_client import GatewayClient
 from services.settings import project_root
 from services.simulator import simulate_bytes
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 
 EVENTS_PER_RESIDENT = 50
 
@@ -60,9 +58,8 @@ async def bench_gateway(
     ``workers`` is the gateway's worker processes (default: its own default, one per core up to four).
     """
     workers = workers or gateway_workers()
-    namespace = f"benchgw{uuid.uuid4().hex[:6]}."
-    await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
-    database = await fresh_database(infra.database_url, "bench_gw")
+    namespace = await bench_namespace(infra, "benchgw")
+    database = await fresh_database(infra, "bench_gw")
     conn = await asyncpg.connect(asyncpg_dsn(database))
     try:
         tokens = {d: await issue_token(conn, d, "benchmark") for d in DEPARTMENTS}
@@ -75,6 +72,7 @@ async def bench_gateway(
         "RENKOU_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "RENKOU_DATABASE_URL": database,
         "RENKOU_TOPIC_NAMESPACE": namespace,
+        "RENKOU_STATE_DIR": str(infra.state_dir),
         "RENKOU_GATEWAY_PORT": str(port),
         "RENKOU_GATEWAY_WORKERS": str(workers),
     }
@@ -189,7 +187,7 @@ def _peak_rss_mb(pid: int) -> float:
 async def _count_on_kafka(bootstrap: str, namespace: str) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     try:
         total = 0

@@ -29,6 +29,7 @@ from projections.resident.store import ARCHIVE_COLUMNS
 from services.db.dsn import asyncpg_dsn
 from services.settings import Settings
 from services.simulator import simulate_bytes
+from tests.support.infra import kafka_options
 from tests.support.projector import spawn_projector
 
 EVENTS_PER_RESIDENT = 45  # a first guess, corrected from the generator's own count
@@ -42,7 +43,7 @@ def generate(events: int, seed: int = 1) -> list[tuple[str, bytes, bytes]]:
 
 async def publish_all(bootstrap: str, namespace: str, records: list[tuple[str, bytes, bytes]]) -> float:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
@@ -68,7 +69,7 @@ async def raw_consume(bootstrap: str, namespace: str, total: int) -> float:
     topics = [f"{namespace}population.{d}.v1" for d in ("public_security", "education", "social_security", "health")]
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

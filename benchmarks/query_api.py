@@ -47,13 +47,14 @@ import asyncpg
 from benchmarks.common import CpuClock, drop_database, free_port, fresh_database
 from projections.resident.store import ProjectionStore
 from services.db.dsn import asyncpg_dsn
+from services.db.roles import QUERY_API, stored_password, with_credentials
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.query_api.access_log import AccessEntry
 from services.query_api.single_read import load_resident, render_sections, sources_of
 from services.query_api.views import today_in_china
 from services.settings import project_root
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, current
 
 GRANT_SECTIONS = ("identity", "hukou", "residence", "family", "flags", "meta")
 PURPOSE = "benchmark"
@@ -395,7 +396,9 @@ def _parts(database: str, ids_file: str, concurrency: int, duration: float) -> d
         f"--concurrency={concurrency}",
         f"--duration={duration}",
     ]
-    return _child(arguments, {"RENKOU_BENCH_DATABASE": database}, duration + 120)
+    # The statement runs as the query API's own role, as the service runs it (its appends are SECURITY DEFINER).
+    as_api = with_credentials(database, QUERY_API, stored_password(current().state_dir, QUERY_API) or "")
+    return _child(arguments, {"RENKOU_BENCH_DATABASE": as_api}, duration + 120)
 
 
 def parts_main(argv: Sequence[str] | None = None) -> None:
@@ -426,7 +429,7 @@ async def bench_query_api(
     max_requests: int = 200_000,
 ) -> dict[str, Any]:
     """Run the query API read benchmark against ``infra``'s PostgreSQL; figures for ``benchmarks/RESULTS.md``."""
-    database = await fresh_database(infra.database_url, "bench_q")
+    database = await fresh_database(infra, "bench_q")
     try:
         return await _measure(database, residents, duration, concurrency, max_requests)
     finally:
@@ -458,6 +461,7 @@ async def _measure(
     env = {
         **os.environ,
         "RENKOU_DATABASE_URL": database,
+        "RENKOU_STATE_DIR": str(current().state_dir),  # the API connects as its own role, renkou_query_api
         "RENKOU_QUERY_API_PORT": str(port),
     }
     proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited

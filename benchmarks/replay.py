@@ -10,17 +10,12 @@ this benchmark generate, publish and use a fresh database of its own.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
-from pydantic import SecretStr
-
-from benchmarks.common import delete_namespace_topics, drop_database, fresh_database
+from benchmarks.common import bench_namespace, bench_settings, delete_namespace_topics, drop_database, fresh_database
 from benchmarks.projector import generate, publish_all
-from services.infra.topics import ensure_topics, load_topics
 from services.operations.replay import DEFAULT_BATCH, default_workers, replay
 from services.operations.schemas import DEFAULT_SHADOW
-from services.settings import Settings
 from tests.support.infra import Endpoints
 
 TARGET_SECONDS_PER_MILLION = 60.0
@@ -43,18 +38,15 @@ async def bench_replay(
     """
     own_namespace = namespace is None
     if namespace is None:
-        namespace = f"benchr{uuid.uuid4().hex[:6]}."
-        await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=namespace))
+        namespace = await bench_namespace(infra, "benchr")
         print(f"generating and publishing {events:,} simulated events ...", flush=True)
         records = generate(events)
         await publish_all(infra.kafka_bootstrap, namespace, records)
         events = len(records)
         del records
     own_database = database_url is None
-    database = database_url or await fresh_database(infra.database_url, "bench_replay")
-    settings = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database), topic_namespace=namespace
-    )
+    database = database_url or await fresh_database(infra, "bench_replay")
+    settings = bench_settings(infra, database, namespace)
     workers = workers or default_workers()
     print(f"replaying into {DEFAULT_SHADOW} with {workers} worker(s), batches of {batch_size} ...", flush=True)
     started = time.perf_counter()

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENKOU_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # SASL/SCRAM-SHA-512 (CONTRACT §10): a process's own principal; unset, the one `renkou up` stored for it.
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    # TLS on the client listener, verified by the local CA `renkou up` creates (or this CA file).
+    kafka_tls: bool = False
+    kafka_ca_file: Path | None = None
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     # Prefixed to every topic name; empty in production (the contract's names), unique per test run so that
     # tests sharing one broker never see each other's records.

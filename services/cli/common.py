@@ -15,6 +15,7 @@ from rich.console import Console
 
 from events.citizen_id import CitizenIdError, normalize_citizen_id
 from projections.resident.dates import business_date
+from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.settings import get_settings
 
@@ -68,7 +69,7 @@ def today() -> date:
 @asynccontextmanager
 async def database() -> AsyncIterator[asyncpg.Connection]:
     """A connection to the configured database, or a one-line error saying it cannot be reached."""
-    url = get_settings().database_url.get_secret_value()
+    url = db_roles.url_for(get_settings(), db_roles.OPERATOR)
     dsn = asyncpg_dsn(url)
     try:
         conn = await asyncpg.connect(dsn, timeout=5)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -28,10 +27,20 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from events import DEPARTMENTS, topic_for
 from services.cli.common import database, fail
+from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.dead_letters import DEAD_LETTER_TOPIC
 from services.gateway.auth import issue_token, token_hash
 from services.grants import add_grant, find_grant
+from services.kafka_auth import (
+    MECHANISM,
+    OPERATOR,
+    client_options,
+    credentials_for,
+    demo_department_principal,
+    stored_credentials,
+    write_private,
+)
 from services.publisher import Publisher, PublishError
 from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally
 from services.settings import Settings, get_settings
@@ -94,9 +103,20 @@ async def ensure_demo_credentials(conn: asyncpg.Connection, settings: Settings) 
         "departments": departments,
         "query_api": query_api_url(settings),
         "gateway": gateway_url(settings),
+        "kafka": _demo_kafka_credentials(settings),
     }
-    _write_private(path, json.dumps(credentials, indent=2) + "\n")
+    write_private(path, json.dumps(credentials, indent=2) + "\n")
     return credentials
+
+
+def _demo_kafka_credentials(settings: Settings) -> dict[str, Any]:
+    """The demo departments' Kafka principals (SCRAM-SHA-512) that `renkou up` created, for the publisher SDK."""
+    principals = {}
+    for department in DEPARTMENTS:
+        stored = stored_credentials(settings.state_dir, demo_department_principal(department))
+        if stored is not None:
+            principals[department] = {"username": stored.username, "password": stored.password}
+    return {"bootstrap": settings.kafka_bootstrap, "mechanism": MECHANISM, "departments": principals}
 
 
 async def _demo_consumer(conn: asyncpg.Connection, token: object) -> dict[str, Any]:
@@ -143,16 +163,6 @@ async def _department_token_valid(conn: asyncpg.Connection, token: str, departme
     return bool(found == department)
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(temporary, 0o600)
-    temporary.replace(path)
-
-
 # --- the live display ---------------------------------------------------------------------------------------------
 
 
@@ -184,9 +194,9 @@ class Monitor:
     async def open(self) -> AsyncIterator[Monitor]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**client_options(self.settings, OPERATOR), enable_auto_commit=False)
         await consumer.start()
-        url = asyncpg_dsn(self.settings.database_url.get_secret_value())
+        url = asyncpg_dsn(db_roles.url_for(self.settings, db_roles.OPERATOR))
         try:
             self._conn = await asyncpg.connect(url, timeout=10)
             await consumer._client.force_metadata_update()
@@ -364,7 +374,14 @@ async def _publish_direct(
 ) -> None:
     namespace = settings.topic_namespace
     topics: dict[str, str] = {d: namespace + topic_for(d) for d in DEPARTMENTS}
-    async with Publisher(settings.kafka_bootstrap, namespace=namespace, client_id="renkou-simulate") as publisher:
+    # Straight onto the four department topics: an operator's principal (the gateway path uses department tokens).
+    publisher = Publisher(
+        settings.kafka_bootstrap,
+        namespace=namespace,
+        client_id="renkou-simulate",
+        credentials=credentials_for(settings, OPERATOR),
+    )
+    async with publisher:
         chunk: list[tuple[str, bytes, bytes]] = []
         for department, key, value in records:
             chunk.append((topics[department], key, value))
@@ -505,7 +522,15 @@ def demo_tokens(
     for department, token in credentials["departments"].items():
         # Plain print: a token must never be wrapped or folded by the terminal width.
         print(f"  {department:<16} {token}")
-    console.print(f"(from {path}; only their hashes are in the database)")
+    kafka = credentials.get("kafka") or {"departments": {}}
+    if kafka["departments"]:
+        console.print(
+            f"[bold]Kafka[/bold] {kafka['bootstrap']} ({kafka['mechanism']}) — one principal per department, "
+            "each may write only its own topic:"
+        )
+        for department, principal in kafka["departments"].items():
+            print(f"  {department:<16} {principal['username']} {principal['password']}")
+    console.print(f"(from {path}; only the tokens' hashes are in the database, and Kafka keeps salted keys)")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ def _register() -> None:
         grants_cmd,
         infra_cmd,
         ingest_cmd,
+        kafka_cmd,
         ops_cmd,
         policy_cmd,
         resident_cmd,
@@ -39,7 +40,7 @@ def _register() -> None:
     app.add_typer(schemas_cmd.app, name="schemas")
     app.add_typer(resident_cmd.app, name="resident")
     # Each of these modules adds its own commands (sub-apps or top-level commands) to ``app``.
-    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd, policy_cmd):
+    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd, policy_cmd, kafka_cmd):
         module.register(app)
 
 

@@ -241,6 +241,7 @@ def drop_schema(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Drop a shadow or an old projection schema kept by a swap."""
+    from services.db.roles import OWNER
     from services.operations.base import database
     from services.operations.schemas import LIVE, check_name, drop_schema
 
@@ -256,7 +257,7 @@ def drop_schema(
         typer.confirm(f"drop schema {name} and everything in it?", abort=True)
 
     async def go() -> None:
-        async with database(get_settings()) as conn:
+        async with database(get_settings(), role=OWNER) as conn:
             await drop_schema(conn, name)
 
     run_operation(go())

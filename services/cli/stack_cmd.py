@@ -199,7 +199,29 @@ def _print_queries(settings: Settings, credentials: dict[str, Any], report: Repo
         # Plain print: a command must never be wrapped by the terminal width.
         print(f"  {line}", flush=True)
     gateway = credentials["gateway"]
+    department_token = credentials["departments"]["health"]
+    console.print("\n[bold]As a department[/bold] (health records a vaccination; the same event again answers 200):")
+    print(f"  {_department_curl(gateway, department_token, example)}", flush=True)
     console.print(
-        f"\nDepartments publish to the gateway at {gateway} (`POST /v1/events`, `/v1/events:batch`; "
-        f"OpenAPI at {gateway}/docs) with the tokens `renkou demo-tokens` prints."
+        f"Departments publish to the gateway at {gateway} (`POST /v1/events`, `/v1/events:batch`; "
+        f"OpenAPI at {gateway}/docs) with the tokens `renkou demo-tokens` prints, or straight onto Kafka with the "
+        "department's own SCRAM principal (printed there too; each may write only its own topic)."
+    )
+
+
+def _department_curl(gateway: str, token: str, example: _Example | None) -> str:
+    """A ``curl`` that publishes one valid health event for the example resident (fixed event ID: idempotent)."""
+    import json
+    import uuid
+
+    from events.examples import example_event
+
+    event = example_event("vaccination.recorded")
+    if example is not None:
+        event["citizen_id"] = example.citizen_id
+        event["event_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"renkou-demo/{example.citizen_id}"))
+    body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return (
+        f'curl -s -X POST -H "Authorization: Bearer {token}" -H "Content-Type: application/json" '
+        f"--data {shlex.quote(body)} {shlex.quote(gateway + '/v1/events')}"
     )

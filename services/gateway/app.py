@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events import DEPARTMENTS, EVENT_TYPES
 from events.examples import example_event
+from services.db import roles as db_roles
 from services.db.engine import driver_connection, make_engine
 from services.gateway.auth import bearer, department_of_token
 from services.gateway.errors import (
@@ -37,6 +38,7 @@ from services.gateway.errors import (
 )
 from services.gateway.ingest import DB_ERRORS, Ingestor, NotJson, Result, Submitted
 from services.gateway.metrics import GatewayMetrics
+from services.kafka_auth import GATEWAY, credentials_for
 from services.publisher import Publisher, PublishError
 from services.settings import Settings, get_settings
 from services.workers import metrics_registry, start_worker
@@ -76,8 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url.get_secret_value(), pool_size=8, application_name="renkou-gateway")
-        publisher = Publisher(settings.kafka_bootstrap, namespace=settings.topic_namespace, client_id="renkou-gateway")
+        engine = make_engine(
+            db_roles.url_for(settings, db_roles.GATEWAY), pool_size=8, application_name="renkou-gateway"
+        )
+        publisher = Publisher(
+            settings.kafka_bootstrap,
+            namespace=settings.topic_namespace,
+            client_id="renkou-gateway",
+            credentials=credentials_for(settings, GATEWAY),
+        )
         try:
             await publisher.start()
         except PublishError as exc:

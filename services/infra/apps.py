@@ -72,6 +72,8 @@ class AppProcess:
             "RENKOU_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
             "RENKOU_DATABASE_URL": self.settings.database_url.get_secret_value(),
             "RENKOU_TOPIC_NAMESPACE": self.settings.topic_namespace,
+            # Each service finds its own Kafka principal and PostgreSQL role here (secrets/, mode 0600).
+            "RENKOU_STATE_DIR": str(self.settings.state_dir),
             "PYTHONUNBUFFERED": "1",
         }
         pid = spawn(

@@ -3,6 +3,11 @@
 ``infra/kafka/pom.xml`` names the broker; Maven copies its runtime classpath to ``infra/kafka/target/lib``
 once (and caches it in ``~/.m2``). The storage directory is formatted once with ``kafka.tools.StorageTool``;
 the broker then runs as ``kafka.Kafka server.properties`` in the background, bound to 127.0.0.1.
+
+The broker is secured (CONTRACT §10): SASL/SCRAM-SHA-512 on the client listener (TLS too when the stack has
+``RENKOU_KAFKA_TLS=1``), SASL/PLAIN on the loopback controller listener, Kafka's ``StandardAuthorizer`` with no
+access unless an ACL grants it. The admin's SCRAM credential is written into the metadata when the storage is
+formatted (``--add-scram``); its password and the controller's live in ``<state_dir>/secrets/kafka`` (0600).
 """
 
 from __future__ import annotations
@@ -18,11 +23,20 @@ from string import Template
 
 from services.infra.ports import StackLayout, port_open
 from services.infra.process import InfraError, alive, is_ours, spawn, tail, terminate
+from services.kafka_auth import (
+    ADMIN,
+    KafkaCredentials,
+    new_password,
+    save_credentials,
+    stored_credentials,
+    write_private,
+)
 from services.settings import project_root
 
 KAFKA_DIR = project_root() / "infra" / "kafka"
 LIB_DIR = KAFKA_DIR / "target" / "lib"
 HEAP = "-Xmx1g"
+CONTROLLER = "renkou-controller"  # the controller listener's static SASL/PLAIN principal (never a client)
 
 
 def _java() -> str:
@@ -86,22 +100,66 @@ class KafkaServer:
     def pid(self) -> int | None:
         return is_ours(self.pid_file, str(self.config))
 
+    def admin_credentials(self) -> KafkaCredentials | None:
+        """The cluster's super user, as ``renkou up`` stored it (None before the first start)."""
+        return stored_credentials(self.layout.state_dir, ADMIN, tls=self.layout.kafka_tls)
+
+    def _ensure_secrets(self) -> tuple[KafkaCredentials, KafkaCredentials]:
+        """The admin's and the controller's credentials, created once per stack."""
+        state = self.layout.state_dir
+        formatted = (self.data_dir / "meta.properties").exists()
+        for name, role in ((ADMIN, "admin"), (CONTROLLER, "controller")):
+            if stored_credentials(state, name) is None:
+                if formatted:
+                    raise InfraError(
+                        f"the Kafka storage in {self.data_dir} was formatted before this stack kept credentials "
+                        f"(an unsecured broker of an older renkou); remove {self.home} (make clean) to start a "
+                        "secured one"
+                    )
+                save_credentials(state, name, new_password(), role)
+        admin, controller = stored_credentials(state, ADMIN), stored_credentials(state, CONTROLLER)
+        assert admin is not None and controller is not None
+        return admin, controller
+
     def _render_config(self) -> None:
+        admin, controller = self._ensure_secrets()
+        tls_settings = ""
+        if self.layout.kafka_tls:
+            from services.infra.tls import ensure_local_ca
+
+            ca, keystore = ensure_local_ca(self.layout.state_dir)
+            tls_settings = (
+                "# TLS on the client listener (RENKOU_KAFKA_TLS=1), with the local CA renkou up created.\n"
+                f"ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n"
+                f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
+                "ssl.endpoint.identification.algorithm=https\n"
+            )
         template = Template((KAFKA_DIR / "server.properties.in").read_text())
-        self.config.write_text(
+        write_private(
+            self.config,
             template.substitute(
                 port=self.layout.kafka_port,
                 controller_port=self.layout.controller_port,
                 data_dir=self.data_dir,
-            )
+                client_protocol="SASL_SSL" if self.layout.kafka_tls else "SASL_PLAINTEXT",
+                admin_user=admin.username,
+                admin_password=admin.password,
+                controller_user=controller.username,
+                controller_password=controller.password,
+                tls_settings=tls_settings,
+            ),
         )
 
     def _format(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
+        admin, _ = self._ensure_secrets()
         cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
         result = subprocess.run(
-            self._java_args("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
+            self._java_args(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config), "--add-scram", scram
+            ),
             capture_output=True,
             text=True,
             check=False,
@@ -113,7 +171,9 @@ class KafkaServer:
         """Start the broker unless ours already runs; return whether it was started now."""
         if self.pid() is not None:
             return False
-        if port_open(self.layout.kafka_port) and asyncio.run(broker_answers(self.layout.kafka_bootstrap)):
+        if port_open(self.layout.kafka_port) and asyncio.run(
+            broker_answers(self.layout.kafka_bootstrap, self.admin_credentials())
+        ):
             return False  # a broker we did not start (docker compose, a shared one) already serves: use it
         for port in (self.layout.kafka_port, self.layout.controller_port):
             if port_open(port):
@@ -139,7 +199,9 @@ class KafkaServer:
         while time.monotonic() < deadline:
             if not alive(pid):
                 raise InfraError(f"Kafka exited during start-up; last log lines:\n{tail(self.log_dir / 'stdout.log')}")
-            if port_open(self.layout.kafka_port) and asyncio.run(broker_answers(self.layout.kafka_bootstrap)):
+            if port_open(self.layout.kafka_port) and asyncio.run(
+                broker_answers(self.layout.kafka_bootstrap, self.admin_credentials())
+            ):
                 return
             time.sleep(0.5)
         raise InfraError(f"Kafka did not answer within {timeout:.0f}s; see {self.log_dir / 'server.log'}")
@@ -155,11 +217,12 @@ class KafkaServer:
         return True
 
 
-async def broker_answers(bootstrap: str, wait_s: float = 5.0) -> bool:
-    """Whether a Kafka broker at ``bootstrap`` answers a metadata request."""
+async def broker_answers(bootstrap: str, credentials: KafkaCredentials | None, wait_s: float = 5.0) -> bool:
+    """Whether a Kafka broker at ``bootstrap`` answers a metadata request from ``credentials``' principal."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000))
+    options = credentials.aiokafka_options() if credentials is not None else {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000), **options)
     try:
         await asyncio.wait_for(admin.start(), wait_s)
         await asyncio.wait_for(admin.list_topics(), wait_s)

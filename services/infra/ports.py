@@ -24,6 +24,7 @@ class StackLayout:
     pg_user: str
     pg_password: str
     pg_database: str
+    kafka_tls: bool = False
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -31,7 +32,18 @@ class StackLayout:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql+asyncpg://{self.pg_user}:{self.pg_password}@127.0.0.1:{self.pg_port}/{self.pg_database}"
+        """The stack's database as the owner role (migrations); services swap in their own role (db.roles)."""
+        from services.db.roles import OWNER, stored_password
+
+        password = stored_password(self.state_dir, OWNER) or self.pg_password
+        return f"postgresql+asyncpg://{OWNER}:{password}@127.0.0.1:{self.pg_port}/{self.pg_database}"
+
+    def superuser_url(self, database: str = "postgres") -> str:
+        """The bootstrap superuser's URL (creating roles and databases; never a service's)."""
+        from services.db.roles import SUPERUSER, stored_password
+
+        password = stored_password(self.state_dir, SUPERUSER) or ""
+        return f"postgresql+asyncpg://{SUPERUSER}:{password}@127.0.0.1:{self.pg_port}/{database}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackLayout:
@@ -52,6 +64,7 @@ class StackLayout:
             pg_user=url.username or "renkou",
             pg_password=url.password or "renkou",
             pg_database=url.path.lstrip("/") or "renkou",
+            kafka_tls=settings.kafka_tls,
         )
 
 

@@ -2,6 +2,10 @@
 
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the ``postgres`` system user
 (created by Debian's package) and every server command runs through ``runuser``.
+
+Only password authentication over TCP (scram-sha-256; no ``trust``, no Unix socket). The bootstrap superuser
+``postgres`` creates the login roles of ``services.db.roles`` and the database (owned by ``renkou``); their
+random passwords live in ``<state_dir>/secrets/postgres`` (mode 0600).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from services.db.roles import SUPERUSER, create_database, ensure_password, ensure_roles, stored_password
 from services.infra.ports import StackLayout, port_open
 from services.infra.process import InfraError
 
@@ -110,6 +115,12 @@ class PostgresServer:
 
     def _init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
+            if stored_password(self.layout.state_dir, SUPERUSER) is None:
+                raise InfraError(
+                    f"the PostgreSQL cluster in {self.data_dir} was made before this stack kept credentials (a "
+                    f"superuser shared by every service, from an older renkou); remove {self.home} (make clean) "
+                    "to start one with a login role per service"
+                )
             return
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +128,7 @@ class PostgresServer:
         for directory in (self.home, self.log_dir):
             self._chown(directory)
         pwfile = self.home / "pwfile"
-        pwfile.write_text(self.layout.pg_password + "\n")
+        pwfile.write_text(ensure_password(self.layout.state_dir, SUPERUSER) + "\n")
         pwfile.chmod(0o600)
         self._chown(pwfile)
         try:
@@ -126,7 +137,7 @@ class PostgresServer:
                 "-D",
                 str(self.data_dir),
                 "-U",
-                self.layout.pg_user,
+                SUPERUSER,
                 f"--pwfile={pwfile}",
                 "--auth=scram-sha-256",
                 "-E",
@@ -171,23 +182,26 @@ class PostgresServer:
         return True
 
     async def _create_database(self) -> bool:
+        """The login roles and the stack's database, as the superuser; False while the server does not answer."""
         import asyncpg
 
+        password = stored_password(self.layout.state_dir, SUPERUSER)
+        if password is None:
+            return False  # not our cluster, or not initialised yet
         try:
             conn = await asyncpg.connect(
                 host="127.0.0.1",
                 port=self.layout.pg_port,
-                user=self.layout.pg_user,
-                password=self.layout.pg_password,
+                user=SUPERUSER,
+                password=password,
                 database="postgres",
                 timeout=5,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.layout.pg_database)
-            if not exists:
-                await conn.execute(f'CREATE DATABASE "{self.layout.pg_database}"')
+            await ensure_roles(conn, self.layout.state_dir)
+            await create_database(conn, self.layout.pg_database)
         finally:
             await conn.close()
         return True

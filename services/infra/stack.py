@@ -10,6 +10,8 @@ from services.infra.kafka import KafkaServer, broker_answers, kafka_version
 from services.infra.ports import StackLayout
 from services.infra.postgres import PostgresServer, server_version
 from services.infra.topics import ensure_topics, load_topics
+from services.kafka_auth import KafkaCredentials
+from services.kafka_principals import ensure_stack_principals
 
 
 @dataclass(frozen=True)
@@ -38,19 +40,27 @@ class LocalStack:
             done.append(f"started PostgreSQL {server_version()} on 127.0.0.1:{self.layout.pg_port}")
         if self.kafka.start():
             done.append(f"started Kafka {kafka_version()} (KRaft) on {self.layout.kafka_bootstrap}")
+        admin = self.kafka.admin_credentials()
         created = asyncio.run(
             ensure_topics(
-                self.layout.kafka_bootstrap, load_topics(namespace=self.namespace, partitions=self.partitions)
+                self.layout.kafka_bootstrap, load_topics(namespace=self.namespace, partitions=self.partitions), admin
             )
         )
         if created:
             done.append(f"created topics: {', '.join(created)}")
+        added = self.ensure_principals(admin)
+        if added:
+            done.append(f"created Kafka principals: {', '.join(added)}")
         before = asyncio.run(current_revision(self.layout.database_url))
         asyncio.run(upgrade(self.layout.database_url))
         after = asyncio.run(current_revision(self.layout.database_url))
         if before != after:
             done.append(f"migrated the database from {before or 'empty'} to {after}")
         return done
+
+    def ensure_principals(self, admin: KafkaCredentials | None) -> list[str]:
+        """Every stack principal (§10) with its stored password and its role's ACLs; return those created now."""
+        return ensure_stack_principals(self.layout.kafka_bootstrap, admin, self.layout.state_dir, self.namespace)
 
     def down(self) -> list[str]:
         """Stop what this stack started (by PID file); return what was stopped."""
@@ -63,7 +73,9 @@ class LocalStack:
 
     def status(self) -> list[ServiceStatus]:
         kafka_pid = self.kafka.pid()
-        kafka_ok = kafka_pid is not None and asyncio.run(broker_answers(self.layout.kafka_bootstrap))
+        kafka_ok = kafka_pid is not None and asyncio.run(
+            broker_answers(self.layout.kafka_bootstrap, self.kafka.admin_credentials())
+        )
         pg_pid = self.postgres.pid()
         detail = "not running"
         if pg_pid is not None:

@@ -15,6 +15,8 @@ from services.settings import project_root
 if TYPE_CHECKING:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from services.kafka_auth import KafkaCredentials
+
 TOPICS_FILE = project_root() / "infra" / "topics.toml"
 
 
@@ -43,12 +45,20 @@ def load_topics(path: Path = TOPICS_FILE, *, namespace: str = "", partitions: in
     return specs
 
 
-async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
-    """Create every topic in ``specs`` that does not exist yet; return the names created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+def _admin(bootstrap: str, credentials: KafkaCredentials | None) -> AIOKafkaAdminClient:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = credentials.aiokafka_options() if credentials is not None else {}
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec], credentials: KafkaCredentials | None) -> list[str]:
+    """Create every topic in ``specs`` that does not exist yet (as ``credentials``' principal, an admin's);
+    return the names created."""
+    from aiokafka.admin import NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = _admin(bootstrap, credentials)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -65,19 +75,19 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
         await admin.close()
 
 
-async def delete_topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+async def delete_topics_with_prefixes(
+    bootstrap: str, prefixes: Iterable[str], credentials: KafkaCredentials | None
+) -> list[str]:
     """Delete every topic whose name starts with one of ``prefixes`` (namespaced test or benchmark topics).
 
     An empty prefix is refused: it would name the contract's own topics. Returns the names deleted.
     """
-    from aiokafka.admin import AIOKafkaAdminClient
-
     wanted = tuple(prefixes)
     if any(not p for p in wanted):
         raise ValueError("an empty prefix would delete the contract's own topics")
     if not wanted:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = _admin(bootstrap, credentials)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(wanted)]

@@ -13,7 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from projections.resident.store import PROJECTION
+from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
+from services.kafka_auth import OPERATOR, client_options
 from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.settings import Settings
 
@@ -48,20 +50,22 @@ class NotFoundError(OperationError):
     code = 4
 
 
-def dsn(settings: Settings) -> str:
-    """The asyncpg DSN of the configured database."""
-    return asyncpg_dsn(settings.database_url.get_secret_value())
+def dsn(settings: Settings, role: str = db_roles.OPERATOR) -> str:
+    """The asyncpg DSN of the configured database, as ``role`` (the operator's; schema changes: the owner's)."""
+    return asyncpg_dsn(db_roles.url_for(settings, role))
 
 
 def _where(settings: Settings) -> str:
     return dsn(settings).rsplit("@", 1)[-1]
 
 
-async def connect(settings: Settings, *, application_name: str = "renkou-operator") -> asyncpg.Connection:
-    """A connection to the configured database, or ``UnavailableError`` saying where it looked."""
+async def connect(
+    settings: Settings, *, application_name: str = "renkou-operator", role: str = db_roles.OPERATOR
+) -> asyncpg.Connection:
+    """A connection to the configured database as ``role``, or ``UnavailableError`` saying where it looked."""
     try:
         return await asyncpg.connect(
-            dsn(settings),
+            dsn(settings, role),
             timeout=5,
             server_settings={"application_name": application_name, "timezone": "UTC"},
         )
@@ -73,10 +77,10 @@ async def connect(settings: Settings, *, application_name: str = "renkou-operato
 
 @asynccontextmanager
 async def database(
-    settings: Settings, *, application_name: str = "renkou-operator"
+    settings: Settings, *, application_name: str = "renkou-operator", role: str = db_roles.OPERATOR
 ) -> AsyncIterator[asyncpg.Connection]:
     """``connect`` as a context manager."""
-    conn = await connect(settings, application_name=application_name)
+    conn = await connect(settings, application_name=application_name, role=role)
     try:
         yield conn
     finally:
@@ -92,7 +96,7 @@ def quiet_kafka_logs() -> None:
 async def kafka_consumer(settings: Settings, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer without a group (nothing committed, positions set by the caller)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings, OPERATOR),
         group_id=None,
         enable_auto_commit=False,
         request_timeout_ms=KAFKA_TIMEOUT_MS,
@@ -116,7 +120,7 @@ async def kafka_consumer(settings: Settings, **options: Any) -> AsyncIterator[AI
 async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     """A started idempotent producer that waits for every in-sync replica (acks=all)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings, OPERATOR),
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=KAFKA_TIMEOUT_MS,

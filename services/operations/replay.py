@@ -31,6 +31,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from projections.resident.store import ProjectionStore
+from services.db import roles as db_roles
+from services.kafka_auth import OPERATOR, KafkaCredentials, credentials_for
 from services.operations.base import (
     OperationError,
     Partition,
@@ -229,6 +231,7 @@ class Job:
     work: tuple[tuple[str, int, int, int], ...]  # (topic, partition, start, target)
     batch_size: int
     parent_pid: int | None = None  # set for worker processes: they stop when their parent is gone
+    kafka_credentials: KafkaCredentials | None = None
 
 
 async def run_job(job: Job) -> ReplayStats:
@@ -243,8 +246,10 @@ async def run_job(job: Job) -> ReplayStats:
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise UnavailableError(f"replay worker cannot reach PostgreSQL ({exc.__class__.__name__})") from exc
+    security = job.kafka_credentials.aiokafka_options() if job.kafka_credentials is not None else {}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=job.bootstrap,
+        **security,
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=FETCH_BYTES,
@@ -340,13 +345,14 @@ async def replay_range(
         await _check_log_starts(settings, work)
         jobs = [
             Job(
-                dsn(settings),
+                dsn(settings, db_roles.OWNER),
                 settings.kafka_bootstrap,
                 settings.topic_namespace,
                 shadow,
                 tuple((t, p, s, e) for (t, p), (s, e) in sorted(group.items())),
                 batch_size,
                 os.getpid() if len(groups) > 1 else None,
+                credentials_for(settings, OPERATOR),
             )
             for group in groups
         ]
@@ -433,7 +439,10 @@ async def replay(
     Resumable: the shadow's checkpoints say where a previous, interrupted replay stopped.
     """
     check_name(shadow)
-    async with database(settings, application_name="renkou-replay") as conn, shadow_lock(conn, shadow):
+    async with (
+        database(settings, application_name="renkou-replay", role=db_roles.OWNER) as conn,
+        shadow_lock(conn, shadow),
+    ):
         async with replay_consumer(settings) as consumer:
             ends = await log_ends(consumer, await department_partitions(consumer, settings.topic_namespace))
         created = await ensure_shadow(conn, shadow, fresh=fresh)

@@ -134,6 +134,9 @@ async def create_shadow(
                 table,
             ):
                 await conn.execute(retarget(row["def"], source, name, table))
+        # The live schema's privilege matrix (migration 0009), so that after a swap every service finds the
+        # rights it had, and no more.
+        await conn.execute("SELECT renkou_grant_projection($1)", name)
         if not defer_indexes:
             await complete_indexes(conn, name, source)
     return tables

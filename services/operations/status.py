@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from projections.resident.store import PROJECTION
+from services.kafka_auth import OPERATOR, client_options
 from services.operations.base import (
     KAFKA_TIMEOUT_MS,
     database,
@@ -91,7 +92,7 @@ class Status:
 
 async def group_offsets(settings: Settings, group_id: str) -> dict[tuple[str, int], int]:
     """The consumer group's committed offsets (empty when the group has committed nothing)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=KAFKA_TIMEOUT_MS)
+    admin = AIOKafkaAdminClient(**client_options(settings, OPERATOR), request_timeout_ms=KAFKA_TIMEOUT_MS)
     try:
         await admin.start()
         offsets = await admin.list_consumer_group_offsets(group_id)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from services.db import roles as db_roles
 from services.operations.base import (
     OperationError,
     Positions,
@@ -95,7 +96,10 @@ async def swap(
 ) -> SwapReport:
     """Make ``shadow`` live. Refuses a shadow that ``verify`` has not found identical, unless ``force``."""
     check_name(shadow)
-    async with database(settings, application_name="renkou-swap") as conn, shadow_lock(conn, shadow):
+    async with (
+        database(settings, application_name="renkou-swap", role=db_roles.OWNER) as conn,
+        shadow_lock(conn, shadow),
+    ):
         if not await schema_exists(conn, shadow):
             raise OperationError(f"no shadow schema {shadow}: run `renkou replay` and `renkou verify` first")
         await check_compatible(conn, shadow)

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from services.db import roles as db_roles
 from services.operations.base import (
     Positions,
     database,
@@ -233,7 +234,10 @@ async def verify(
     See the module's docstring for why the comparison is exact on a live, still-ingesting stack.
     """
     check_name(shadow)
-    async with database(settings, application_name="renkou-verify") as conn, shadow_lock(conn, shadow):
+    async with (
+        database(settings, application_name="renkou-verify", role=db_roles.OWNER) as conn,
+        shadow_lock(conn, shadow),
+    ):
         created = False
         if await schema_exists(conn, shadow):
             await check_compatible(conn, shadow)

@@ -21,7 +21,10 @@ from faststream.specification import AsyncAPI
 from prometheus_client import make_asgi_app
 
 from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
+from services.db import roles as db_roles
 from services.db.engine import make_engine
+from services.kafka_auth import PROJECTOR, client_options, credentials_for
+from services.kafka_principals import PROJECTOR_GROUP
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.projector.service import Projector, SeekToCheckpoints
@@ -29,7 +32,7 @@ from services.runtime import tune_gc_for_batches
 from services.settings import Settings, get_settings
 from services.workers import metrics_registry, start_worker
 
-GROUP_ID = "renkou-projector.resident_view"
+GROUP_ID = PROJECTOR_GROUP
 
 
 def department_topics(namespace: str) -> list[str]:
@@ -73,8 +76,10 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
     """The projector application for ``settings`` (the process's settings by default)."""
     settings = settings or get_settings()
     metrics = ProjectorMetrics.create()
+    credentials = credentials_for(settings, PROJECTOR)
     broker = KafkaBroker(
         settings.kafka_bootstrap,
+        security=credentials.security() if credentials is not None else None,
         client_id="renkou-projector",
         log_level=logging.DEBUG,  # per-batch "Received/Processed" lines: debug only, metrics tell the rest
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")],
@@ -106,9 +111,11 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
     listener.subscriber = subscriber
 
     async def startup() -> None:
-        engine = make_engine(settings.database_url.get_secret_value(), pool_size=4, application_name="renkou-projector")
+        engine = make_engine(
+            db_roles.url_for(settings, db_roles.PROJECTOR), pool_size=4, application_name="renkou-projector"
+        )
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings, PROJECTOR),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

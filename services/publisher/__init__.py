@@ -8,7 +8,8 @@
 
     event = new_event(ResidenceRegistered(...), citizen_id=..., occurred_at=..., system="hukou-core",
                       region_code="110105")
-    async with Publisher("127.0.0.1:9092") as publisher:
+    credentials = KafkaCredentials("demo-public_security", password)   # the department's principal (§10)
+    async with Publisher("127.0.0.1:9092", credentials=credentials) as publisher:
         receipt = await publisher.publish(event)   # idempotent, acks=all, keyed by citizen ID
 
 Or, transactionally with the department's own data: ``Outbox.add(conn, event)`` inside the department's

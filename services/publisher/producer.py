@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from events import Event, topic_for
+from services.kafka_auth import KafkaCredentials
 
 if TYPE_CHECKING:
     from events import Payload
@@ -52,7 +53,8 @@ class Publisher:
 
     ::
 
-        async with Publisher("127.0.0.1:9092") as publisher:
+        credentials = KafkaCredentials("demo-health", password)  # the department's SCRAM principal (§10)
+        async with Publisher("127.0.0.1:9092", credentials=credentials) as publisher:
             receipt = await publisher.publish(event)  # returns once Kafka acknowledged it
 
     ``namespace`` is prefixed to every topic name (empty in production, a unique prefix in tests). One
@@ -69,8 +71,10 @@ class Publisher:
         linger_ms: int = 2,
         request_timeout_ms: int = 15_000,
         max_batch_bytes: int = 512 * 1024,
+        credentials: KafkaCredentials | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.credentials = credentials
         self.namespace = namespace
         self.client_id = client_id
         self.linger_ms = linger_ms
@@ -87,8 +91,10 @@ class Publisher:
         async with self._starting:
             if self._producer is not None:
                 return
+            security = self.credentials.aiokafka_options() if self.credentials is not None else {}
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
+                **security,
                 client_id=self.client_id,
                 acks="all",
                 enable_idempotence=True,

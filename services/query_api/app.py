@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from projections.resident.store import DEFAULT_SCHEMA
+from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.eligibility_api import router as eligibility_router
 from services.grants import Grant, find_grant
@@ -77,7 +78,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(
-            settings.database_url.get_secret_value(),
+            db_roles.url_for(settings, db_roles.QUERY_API),
             pool_size=pool_size + ACCESS_LOG_FLUSHES,
             application_name="renkou-query-api",
         )

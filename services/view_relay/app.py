@@ -12,8 +12,10 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from projections.resident.store import DEFAULT_SCHEMA
+from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
+from services.kafka_auth import VIEW_RELAY, client_options
 from services.settings import Settings, get_settings
 from services.view_relay.publisher import ViewPublisher
 
@@ -28,10 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = settings.database_url.get_secret_value()
+        url = db_roles.url_for(settings, db_roles.VIEW_RELAY)
         engine = make_engine(url, pool_size=2, application_name="renkou-view-relay")
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=10
+            **client_options(settings, VIEW_RELAY), acks="all", enable_idempotence=True, linger_ms=10
         )
         await producer.start()
         publisher = ViewPublisher(

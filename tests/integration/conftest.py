@@ -16,7 +16,9 @@ import pytest
 
 from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
+from services.db.roles import create_database
 from services.infra.topics import delete_topics_with_prefixes, ensure_topics, load_topics
+from services.kafka_principals import STACK_PRINCIPALS, grant_role, revoke_roles
 from tests.support.infra import USED_INFRASTRUCTURE, Endpoints, provide
 
 TEST_PARTITIONS = 4
@@ -34,14 +36,22 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
         # A broker kept between sessions (or shared, with explicit endpoints) must not pile up every session's
         # topics: tens of thousands of partitions make a single broker markedly slower.
         if _NAMESPACES:
-            asyncio.run(delete_topics_with_prefixes(endpoints.kafka_bootstrap, sorted(_NAMESPACES)))
+            asyncio.run(
+                delete_topics_with_prefixes(endpoints.kafka_bootstrap, sorted(_NAMESPACES), endpoints.kafka_admin)
+            )
+            if endpoints.secured:
+                for ns in sorted(_NAMESPACES):
+                    revoke_roles(endpoints.kafka_bootstrap, endpoints.kafka_admin, STACK_PRINCIPALS, ns)
 
 
 async def create_namespace(infra: Endpoints) -> str:
     """A fresh set of the contract's topics, prefixed by a unique namespace."""
     ns = f"t{uuid.uuid4().hex[:10]}."
     _NAMESPACES.add(ns)
-    await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=ns, partitions=TEST_PARTITIONS))
+    await ensure_topics(infra.kafka_bootstrap, load_topics(namespace=ns, partitions=TEST_PARTITIONS), infra.kafka_admin)
+    if infra.secured:
+        # The stack's principals get their roles over this test's topics, and nothing else.
+        await asyncio.to_thread(grant_role, infra.kafka_bootstrap, infra.kafka_admin, STACK_PRINCIPALS, ns)
     return ns
 
 
@@ -63,10 +73,11 @@ class Databases:
         self.names: list[str] = []
 
     async def create(self) -> str:
+        """A new database owned by the owner role, migrated; returns the owner's URL of it."""
         name = f"renkou_test_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
+        admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.superuser_url, "postgres")))
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await create_database(admin, name)
         finally:
             await admin.close()
         self.names.append(name)
@@ -75,7 +86,7 @@ class Databases:
         return url
 
     async def drop_all(self) -> None:
-        admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.database_url, "postgres")))
+        admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.superuser_url, "postgres")))
         try:
             for name in self.names:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -32,7 +32,8 @@ from services.dead_letters import REASON, REJECTED_BY
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
 from services.settings import Settings
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
+from tests.support.projector import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,9 +64,7 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def gateway(infra: Endpoints, namespace: str, database_url: str) -> AsyncIterator[Gateway]:
-    settings = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(database_url), topic_namespace=namespace
-    )
+    settings = settings_for(infra.kafka_bootstrap, database_url, namespace)
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         tokens: dict[str, str] = {d: await issue_token(conn, d, "test") for d in DEPARTMENTS}
@@ -85,7 +84,7 @@ def _event(event_type: str = "birth.registered", **changes: Any) -> dict[str, An
 
 async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record of ``topic`` up to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -425,11 +424,7 @@ async def test_kafka_unavailable_is_503_not_500(infra: Endpoints, database_url: 
 
 
 async def test_postgresql_unavailable_is_503_not_500(infra: Endpoints, namespace: str) -> None:
-    settings = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap,
-        database_url=SecretStr("postgresql+asyncpg://renkou:renkou@127.0.0.1:1/renkou"),
-        topic_namespace=namespace,
-    )
+    settings = settings_for(infra.kafka_bootstrap, "postgresql+asyncpg://renkou:renkou@127.0.0.1:1/renkou", namespace)
     async with serving(settings) as client:
         response = await client.post("/v1/events", json=_event(), headers={"Authorization": "Bearer rk_d_x"})
         _error(response, 503, "database_unavailable")

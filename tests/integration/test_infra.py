@@ -10,11 +10,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services.db.migrate import current_revision, head_revision
 from services.infra.topics import load_topics
 from tests.integration.conftest import TEST_PARTITIONS
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 
 
 async def test_declared_topics_exist_with_their_configs(infra: Endpoints, namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options())
     await admin.start()
     try:
         specs = load_topics(namespace=namespace)
@@ -46,16 +46,14 @@ async def test_database_is_at_the_newest_migration(database_url: str) -> None:
 
 async def test_acknowledged_records_are_read_back_in_key_order(infra: Endpoints, namespace: str) -> None:
     topic = f"{namespace}population.health.v1"
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         sent = [await producer.send_and_wait(topic, f"{i}".encode(), key=b"11010519491231002X") for i in range(20)]
     finally:
         await producer.stop()
     assert len({m.partition for m in sent}) == 1, "one key must map to one partition"
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(topic, **kafka_options(), auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         values: list[bytes] = []

@@ -38,7 +38,7 @@ from services.resident_views import load_views
 from services.settings import Settings
 from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import (
     AS_OF,
     publish,
@@ -109,6 +109,7 @@ def cli_env(settings: Settings | None, extra: Mapping[str, str] | None = None) -
             "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
             "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
+            "RENKOU_STATE_DIR": str(settings.state_dir),
         }
     return env | dict(extra or {})
 
@@ -190,7 +191,7 @@ async def test_replay_verify_swap_on_a_live_ingesting_stack_loses_and_duplicates
     async def ingest() -> None:
         # Keep ingesting, slowly, until the swap is done, then send the rest.
         nonlocal sent
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**kafka_options(), acks="all", enable_idempotence=True)
         await producer.start()
         try:
             queue = list(middle)

@@ -26,7 +26,7 @@ from services.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
 from services.infra.ports import free_port
 from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import (
     publish,
     running_projector,
@@ -138,7 +138,7 @@ async def test_duplicates_count_once_and_poison_goes_to_the_dead_letter_topic(
 
     consumer = AIOKafkaConsumer(
         f"{ns}population.dead_letter.v1",
-        bootstrap_servers=infra.kafka_bootstrap,
+        **kafka_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -212,7 +212,7 @@ async def test_changed_views_reach_the_compacted_view_topic(
         latest: dict[str, Any] = {}
         consumer = AIOKafkaConsumer(
             f"{namespace}population.resident_view.v1",
-            bootstrap_servers=infra.kafka_bootstrap,
+            **kafka_options(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )

@@ -27,10 +27,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events import Event, Payload, parse_event
 from services.db.dsn import asyncpg_dsn
+from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
 from services.publisher import Outbox, OutboxConflict, OutboxRelay, Publisher, PublishError
 from services.settings import project_root
 from services.simulator import simulate
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import running_projector, settings_for, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -44,8 +45,13 @@ def _events(residents: int, limit: int, seed: int = 5) -> list[Event[Payload]]:
     return [parse_event(e) for e in islice(wanted, limit)]
 
 
+def _department(infra: Endpoints) -> KafkaCredentials | None:
+    """The demo principal of the department these tests publish for (None on an unsecured broker)."""
+    return stored_credentials(infra.state_dir, demo_department_principal(DEPARTMENT))
+
+
 async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -127,6 +133,9 @@ async def _department_writes(database: str, events: list[Event[Payload]], writer
 
 def _spawn_relay(database: str, infra: Endpoints, namespace: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RENKOU_KAFKA_BOOTSTRAP": infra.kafka_bootstrap, "RENKOU_TOPIC_NAMESPACE": namespace}
+    department = stored_credentials(infra.state_dir, demo_department_principal(DEPARTMENT))
+    if department is not None:  # the relay runs as the department's own principal
+        env |= {"RENKOU_KAFKA_USERNAME": department.username, "RENKOU_KAFKA_PASSWORD": department.password}
     with log.open("ab") as out:
         return subprocess.Popen(
             [
@@ -180,7 +189,7 @@ async def _assert_projected_once(
 
 async def test_the_publisher_returns_where_kafka_stored_each_event(infra: Endpoints, namespace: str) -> None:
     events = _events(20, 300)
-    async with Publisher(infra.kafka_bootstrap, namespace=namespace) as publisher:
+    async with Publisher(infra.kafka_bootstrap, namespace=namespace, credentials=_department(infra)) as publisher:
         receipts = await publisher.publish_many(events)
         single = await publisher.publish(events[0])  # publishing again is allowed: consumers dedupe by event_id
     records = await _read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
@@ -295,7 +304,7 @@ async def test_a_crash_between_ack_and_commit_duplicates_and_the_duplicates_are_
 ) -> None:
     events = _events(30, 400)
     await _department_writes(department_db, events)
-    publisher = _DiesAfterKafkaAcked(infra.kafka_bootstrap, namespace=namespace)
+    publisher = _DiesAfterKafkaAcked(infra.kafka_bootstrap, namespace=namespace, credentials=_department(infra))
     relay = OutboxRelay(Outbox("outbox", schema="dept"), publisher, batch_size=150)
     conn = await asyncpg.connect(department_db)
     try:
@@ -320,7 +329,9 @@ async def test_two_relays_on_one_outbox_keep_each_citizens_order(
 ) -> None:
     events = _events(40, 800)
     await _department_writes(department_db, events)
-    publishers = [Publisher(infra.kafka_bootstrap, namespace=namespace) for _ in range(2)]
+    publishers = [
+        Publisher(infra.kafka_bootstrap, namespace=namespace, credentials=_department(infra)) for _ in range(2)
+    ]
     relays = [OutboxRelay(Outbox("outbox", schema="dept"), p, batch_size=40) for p in publishers]
 
     async def drain(relay: OutboxRelay) -> None:

@@ -20,12 +20,19 @@ from services.db.dsn import asyncpg_dsn
 from services.projector.app import create_app, department_topics
 from services.resident_views import load_views
 from services.settings import Settings, project_root
+from tests.support.infra import current, kafka_options
 
 AS_OF = date(2026, 6, 30)
 
 
 def settings_for(bootstrap: str, database_url: str, namespace: str) -> Settings:
-    return Settings(kafka_bootstrap=bootstrap, database_url=SecretStr(database_url), topic_namespace=namespace)
+    """A service's settings in a test: the session's stack, whose state folder holds every principal's secret."""
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        database_url=SecretStr(database_url),
+        topic_namespace=namespace,
+        state_dir=current().state_dir,
+    )
 
 
 async def publish(
@@ -34,7 +41,7 @@ async def publish(
     headers: Sequence[tuple[str, bytes]] = (),
 ) -> int:
     """Send ``(topic, key, value)`` records in order, acks=all; return how many."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = [await producer.send(t, value=v, key=k, headers=list(headers)) for t, k, v in records]
@@ -45,7 +52,7 @@ async def publish(
 
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     try:
         tps = [
@@ -102,6 +109,7 @@ def spawn_projector(settings: Settings, port: int, log_path: str, *, workers: in
         "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
         "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
+        "RENKOU_STATE_DIR": str(settings.state_dir),
         "RENKOU_PROJECTOR_METRICS_PORT": str(port),
         "RENKOU_PROJECTOR_WORKERS": str(workers),
     }

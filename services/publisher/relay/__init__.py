@@ -31,9 +31,11 @@ import asyncpg
 
 from events import topic_for
 from services.db.dsn import asyncpg_dsn
+from services.kafka_auth import explicit_credentials
 from services.publisher.outbox import Outbox
 from services.publisher.producer import Publisher, PublishError
 from services.runtime import configure_logging
+from services.settings import Settings
 
 __all__ = ["OutboxRelay", "main"]
 
@@ -139,7 +141,13 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    publisher = Publisher(args.bootstrap, namespace=args.namespace, client_id="renkou-outbox-relay")
+    # The department's own principal (CONTRACT §10), from RENKOU_KAFKA_USERNAME / RENKOU_KAFKA_PASSWORD.
+    publisher = Publisher(
+        args.bootstrap,
+        namespace=args.namespace,
+        client_id="renkou-outbox-relay",
+        credentials=explicit_credentials(Settings()),
+    )
     relay = OutboxRelay(Outbox.named(args.table), publisher, batch_size=args.batch_size)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

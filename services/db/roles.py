@@ -58,15 +58,20 @@ def stored_password(state_dir: Path, role: str) -> str | None:
         return None
 
 
+def save_password(state_dir: Path, role: str, password: str) -> None:
+    """Keep ``role``'s password under the state folder (mode 0600 in a 0700 folder)."""
+    directory = secrets_dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
+    write_private(directory / f"{role}.json", json.dumps({"role": role, "password": password}) + "\n")
+
+
 def ensure_password(state_dir: Path, role: str) -> str:
     """``role``'s stored password, created (random, 256 bits) when there is none."""
     password = stored_password(state_dir, role)
     if password is None:
         password = new_password()
-        directory = secrets_dir(state_dir)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        directory.chmod(0o700)
-        write_private(directory / f"{role}.json", json.dumps({"role": role, "password": password}) + "\n")
+        save_password(state_dir, role, password)
     return password
 
 

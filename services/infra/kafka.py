@@ -13,6 +13,7 @@ formatted (``--add-scram``); its password and the controller's live in ``<state_
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -167,10 +168,18 @@ class KafkaServer:
         if result.returncode != 0:
             raise InfraError(f"kafka-storage format failed:\n{result.stdout}{result.stderr}")
 
+    def _adopt_admin(self) -> None:
+        """A broker started elsewhere (infra/docker-compose.yml) names its admin's password in
+        ``RENKOU_KAFKA_ADMIN_PASSWORD``: keep it like our own, once."""
+        password = os.environ.get("RENKOU_KAFKA_ADMIN_PASSWORD")
+        if password and stored_credentials(self.layout.state_dir, ADMIN) is None:
+            save_credentials(self.layout.state_dir, ADMIN, password, "admin")
+
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker unless ours already runs; return whether it was started now."""
         if self.pid() is not None:
             return False
+        self._adopt_admin()
         if port_open(self.layout.kafka_port) and asyncio.run(
             broker_answers(self.layout.kafka_bootstrap, self.admin_credentials())
         ):

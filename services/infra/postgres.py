@@ -19,7 +19,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.db.roles import SUPERUSER, create_database, ensure_password, ensure_roles, stored_password
+from services.db.roles import (
+    SUPERUSER,
+    create_database,
+    ensure_password,
+    ensure_roles,
+    save_password,
+    stored_password,
+)
 from services.infra.ports import StackLayout, port_open
 from services.infra.process import InfraError
 
@@ -153,6 +160,10 @@ class PostgresServer:
         """Start the cluster unless it already runs; return whether it was started now."""
         if self.running():
             return False
+        # A server started elsewhere (infra/docker-compose.yml) names its superuser's password: keep it, once.
+        adopted = os.environ.get("RENKOU_PG_SUPERUSER_PASSWORD")
+        if adopted and stored_password(self.layout.state_dir, SUPERUSER) is None:
+            save_password(self.layout.state_dir, SUPERUSER, adopted)
         if port_open(self.layout.pg_port) and asyncio.run(self._create_database()):
             return False  # a server we did not start (docker compose, a shared one) already serves: use it
         if port_open(self.layout.pg_port):

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     # tests sharing one broker never see each other's records.
     topic_namespace: str = ""
     state_dir: Path = Field(default_factory=lambda: project_root() / ".local" / "stack")
+    # Citizens' ID tokens (CONTRACT §11): the city's OpenID Connect provider; unset, the local one `renkou up`
+    # configures (its key set under the state folder).
+    citizen_oidc_issuer: str = "urn:renkou:local-idp"
+    citizen_oidc_audience: str = "renkou"
+    citizen_oidc_jwks: str | None = None
+    citizen_id_claim: str = "citizen_id"
     query_api_port: int = 8000
     gateway_port: int = 8001
     projector_metrics_port: int = 8002

@@ -20,6 +20,7 @@ app = typer.Typer(
 def _register() -> None:
     from services.cli import (
         audit_cmd,
+        citizens_cmd,
         dlq_cmd,
         grants_cmd,
         infra_cmd,
@@ -40,7 +41,7 @@ def _register() -> None:
     app.add_typer(schemas_cmd.app, name="schemas")
     app.add_typer(resident_cmd.app, name="resident")
     # Each of these modules adds its own commands (sub-apps or top-level commands) to ``app``.
-    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd, policy_cmd, kafka_cmd):
+    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd, policy_cmd, kafka_cmd, citizens_cmd):
         module.register(app)
 
 

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from services.db.migrate import current_revision, head_revision, upgrade
+from services.identity.local_idp import ensure_keys
 from services.infra.kafka import KafkaServer, broker_answers, kafka_version
 from services.infra.ports import StackLayout
 from services.infra.postgres import PostgresServer, server_version
@@ -51,6 +52,8 @@ class LocalStack:
         added = self.ensure_principals(admin)
         if added:
             done.append(f"created Kafka principals: {', '.join(added)}")
+        if ensure_keys(self.layout.state_dir):
+            done.append("made the local identity provider's signing key (renkou citizens token ID)")
         before = asyncio.run(current_revision(self.layout.database_url))
         asyncio.run(upgrade(self.layout.database_url))
         after = asyncio.run(current_revision(self.layout.database_url))

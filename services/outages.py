@@ -44,6 +44,8 @@ import asyncio
 import errno
 import socket
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, Literal
 
 import asyncpg
@@ -52,12 +54,16 @@ from asyncpg.exceptions._base import DataError as _AsyncpgClientDataError
 from sqlalchemy import exc as sa
 
 __all__ = [
+    "OUTAGE_ROOTS",
+    "RETRY_AFTER_HEADERS",
     "RETRY_AFTER_S",
     "Dependency",
     "DependencyUnavailableError",
     "describe",
     "is_outage",
     "outage_dependency",
+    "outage_error",
+    "outages_of",
 ]
 
 Dependency = Literal["postgresql", "kafka"]
@@ -65,6 +71,7 @@ Dependency = Literal["postgresql", "kafka"]
 RETRY_AFTER_S: Final = 5
 """What a 503 for an outage advises in ``Retry-After`` (seconds): long enough for a restart to be noticed, short
 enough that a client riding out the outage is back soon after the dependency."""
+RETRY_AFTER_HEADERS: Final = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 class DependencyUnavailableError(RuntimeError):
@@ -72,6 +79,38 @@ class DependencyUnavailableError(RuntimeError):
 
     dependency: Dependency | None = None
 
+    def __init__(self, message: str, dependency: Dependency | None = None) -> None:
+        super().__init__(message)
+        if dependency is not None:
+            self.dependency = dependency
+
+
+@contextmanager
+def outages_of(dependency: Dependency) -> Iterator[None]:
+    """Within the block, an outage is ``dependency``'s: a bare network error (a refused connection says nothing of
+    whose it was) is raised as ``DependencyUnavailableError`` naming it; anything else passes unchanged."""
+    try:
+        yield
+    except DependencyUnavailableError:
+        raise
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        raise DependencyUnavailableError(describe(exc), dependency) from exc
+
+
+OUTAGE_ROOTS: Final[tuple[type[Exception], ...]] = (
+    OSError,
+    asyncio.IncompleteReadError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    sa.SQLAlchemyError,
+    kafka.KafkaError,
+    DependencyUnavailableError,
+)
+"""The base classes of every exception ``is_outage`` can say yes to by itself (an HTTP service registers its 503
+handler on each); an exception raised *from* an outage, or a group of them, can be of any class."""
 
 _PG_OUTAGE_CLASSES: Final = frozenset({"08", "28", "3D", "53", "57", "58"})
 _PG_OUTAGE_CODES: Final = frozenset({"40001", "40P01", "40003", "55P03", "25006", "25P03", "42501"})
@@ -126,6 +165,28 @@ def outage_dependency(exc: BaseException) -> Dependency | None:
     if found == "postgresql" or found == "kafka":
         return found
     return None
+
+
+def outage_error(exc: BaseException) -> tuple[str, str]:
+    """The error code and one-line message of the 503 that answers outage ``exc``."""
+    dependency = outage_dependency(exc)
+    # The first error of the chain names what happened (the driver's, not a wrapper's); no message, which may
+    # name internal hosts and ports.
+    what = type(_first_outage(exc)).__name__
+    if dependency == "postgresql":
+        return "database_unavailable", f"PostgreSQL is unavailable ({what}); retry later"
+    if dependency == "kafka":
+        return "kafka_unavailable", f"Kafka is unavailable ({what}); retry later"
+    return "service_unavailable", f"a dependency is unreachable ({what}); retry later"
+
+
+def _first_outage(exc: BaseException) -> BaseException:
+    for _ in range(_MAX_DEPTH):
+        cause = exc.__cause__
+        if cause is None or not is_outage(cause):
+            break
+        exc = cause
+    return exc
 
 
 def describe(exc: BaseException) -> str:

@@ -224,3 +224,18 @@ def test_a_dependency_declared_unavailable_is_an_outage() -> None:
 def test_describe_names_the_type_and_the_first_line() -> None:
     assert describe(TimeoutError()) == "TimeoutError"
     assert describe(asyncpg.InterfaceError("connection is closed\ndetail")) == "InterfaceError: connection is closed"
+
+
+def test_outages_of_names_the_dependency_of_a_bare_network_error() -> None:
+    from services.outages import DependencyUnavailableError, outage_error, outages_of
+
+    with pytest.raises(DependencyUnavailableError) as caught, outages_of("postgresql"):
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5433)")
+    assert outage_dependency(caught.value) == "postgresql"
+    code, message = outage_error(caught.value)
+    assert code == "database_unavailable"
+    assert message == "PostgreSQL is unavailable (ConnectionRefusedError); retry later"  # no host, no port
+    with pytest.raises(ValueError, match="bad"), outages_of("postgresql"):
+        raise ValueError("bad")  # not an outage: unchanged
+    assert outage_error(kafka.NodeNotReadyError())[0] == "kafka_unavailable"
+    assert outage_error(TimeoutError())[0] == "service_unavailable"

@@ -248,3 +248,69 @@ async def test_projector_and_view_relay_readiness_follow_postgresql(
         while [r.status for r in await probes("/readyz")] != [200, 200]:
             assert time.monotonic() < deadline, [r.body for r in await probes("/readyz")]
             await asyncio.sleep(0.5)
+
+
+async def test_simulate_rides_out_a_postgresql_outage_and_revokes_its_tokens(
+    infra: Endpoints, namespace: str, postgres: ThrowAwayPostgres
+) -> None:
+    """``renkou simulate``'s pieces against a gateway served by uvicorn: PostgreSQL killed mid-stream and back
+    8 s later; every event is accepted in the end, nothing refused, and the run's tokens are revoked."""
+    import io
+
+    import uvicorn
+    from rich.console import Console
+
+    from services.cli.ingest_cmd import simulate_city, simulation_tokens
+    from services.retry import RetryPolicy
+
+    settings = Settings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=SecretStr(postgres.url),
+        topic_namespace=namespace,
+        gateway_port=free_port(),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_gateway(settings), host="127.0.0.1", port=settings.gateway_port, log_level="error")
+    )
+    serving = asyncio.create_task(server.serve())
+    killed_at: list[float] = []
+
+    async def outage() -> None:
+        await asyncio.sleep(2.0)
+        killed_at.append(time.monotonic())
+        await asyncio.to_thread(postgres.kill)
+        await asyncio.sleep(8.0)
+        await asyncio.to_thread(postgres.start)
+
+    try:
+        while not server.started:
+            assert not serving.done(), serving
+            await asyncio.sleep(0.05)
+        retry = RetryPolicy(deadline_s=120.0)
+        started = time.monotonic()
+        async with simulation_tokens(settings, retry) as tokens:
+            breaking = asyncio.create_task(outage())
+            report = await simulate_city(
+                settings,
+                residents=1500,
+                years=20,
+                seed=3,
+                direct=False,
+                tokens=tokens,
+                retry=retry,
+                stream=Console(file=io.StringIO()),
+            )
+            await breaking
+    finally:
+        server.should_exit = True
+        await serving
+    assert killed_at and started + report.seconds > killed_at[0], "the outage came after the run"
+    assert report.events > 0 and report.rejected == 0, report.first_rejections
+    assert report.accepted + report.duplicates == report.events
+    assert report.last.on_kafka >= report.accepted
+    conn = await asyncpg.connect(asyncpg_dsn(postgres.url))
+    try:
+        rows = await conn.fetch("SELECT revoked_at FROM department_tokens WHERE label LIKE 'renkou simulate %'")
+    finally:
+        await conn.close()
+    assert len(rows) == 4 and all(r["revoked_at"] is not None for r in rows)

@@ -221,7 +221,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         current = holder.get("runtime")
         if current is None:
             starting = {"postgresql": "unavailable (starting)", "kafka": "unavailable (starting)"}
-            return json_response({"status": "unavailable", "checks": starting}, 503, retry_later(503))
+            body = {"status": "unavailable", "checks": starting, "unavailable": list(starting)}
+            return json_response(body, 503, retry_later(503))
         publisher = current.publisher
 
         async def kafka() -> None:

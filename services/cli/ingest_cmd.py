@@ -4,20 +4,26 @@
 department, in order per citizen) or, with ``--direct``, straight to Kafka; a live display shows what was
 published, what the projector has applied, the lag between them and the dead letters. ``renkou run`` uses the
 same pieces (``ensure_demo_credentials``, ``simulate_city``) for the main job.
+
+An outage of a few minutes is ridden out (``services.retry``: the gateway's 503s and lost connections, Kafka and
+PostgreSQL unavailable, up to ``--retry-deadline`` seconds each time); a refusal (4xx) ends the run at once. The
+department tokens ``simulate`` creates are revoked when it ends, however it ends: done, failed or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import httpx
@@ -41,8 +47,10 @@ from services.kafka_auth import (
     stored_credentials,
     write_private,
 )
+from services.outages import describe, is_outage
 from services.publisher import Publisher, PublishError
 from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally
+from services.retry import DEFAULT_DEADLINE_S, GaveUpError, RetryPolicy
 from services.settings import Settings, get_settings
 from services.simulator import simulate_bytes
 
@@ -213,13 +221,23 @@ class Monitor:
             await consumer.stop()
 
     async def sample(self) -> Sample:
-        assert self._conn is not None
+        """One sample; raises while Kafka or PostgreSQL is unavailable (the next sample reconnects)."""
+        if self._conn is None or self._conn.is_closed():
+            # The connection did not survive a restart of PostgreSQL: a new one.
+            self._conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url.get_secret_value()), timeout=10)
         ends = await self._consumer.end_offsets(self._partitions)
-        rows = await self._conn.fetch(
-            "SELECT topic, next_offset FROM projection.checkpoints WHERE projection = 'resident_view' "
-            "AND topic = ANY($1::text[])",
-            self.topics,
-        )
+        try:
+            rows = await self._conn.fetch(
+                "SELECT topic, next_offset FROM projection.checkpoints WHERE projection = 'resident_view' "
+                "AND topic = ANY($1::text[])",
+                self.topics,
+                timeout=10,
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                broken, self._conn = self._conn, None
+                broken.terminate()
+            raise
         return Sample(
             on_kafka=sum(off for tp, off in ends.items() if tp.topic != self.dead_letter_topic),
             projected=sum(int(r["next_offset"]) for r in rows),
@@ -244,6 +262,8 @@ class Report:
 class Display:
     """Two bars (published, projected) and a status line; Rich redraws them from its own thread."""
 
+    waiting: str = ""
+
     def __init__(self, estimate: int, stream: Console) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description:>9}"),
@@ -262,7 +282,13 @@ class Display:
 
     def publishing(self, sent: int) -> None:
         rate = sent / max(1e-6, time.monotonic() - self.started)
+        self.waiting = ""
         self.progress.update(self.published, completed=sent, note=f"{rate:,.0f} events/s")
+
+    def retrying(self, error: BaseException, wait_s: float) -> None:
+        """An outage is being ridden out: say so instead of the rate until the next batch goes through."""
+        self.waiting = f"retrying in {wait_s:.0f} s: {describe(error)[:60]}"
+        self.progress.update(self.published, note=self.waiting)
 
     def published_all(self, sent: int) -> None:
         self.progress.update(self.published, completed=sent, total=max(sent, 1), total_text=f"{sent:,}")
@@ -293,9 +319,12 @@ async def simulate_city(
     lanes: int = 4,
     wait_projected_s: float | None = None,
     stream: Console = err,
+    retry: RetryPolicy | None = None,
 ) -> Report:
     """Publish the simulated city and show progress; with ``wait_projected_s``, also wait (at most that long
-    without progress) until the projector applied everything published."""
+    without progress) until the projector applied everything published. ``retry`` (``RetryPolicy()`` by default)
+    is how long each step rides out an outage."""
+    retry = retry or RetryPolicy()
     records = simulate_bytes(residents, years=years, seed=seed)
     report = Report()
     display = Display(residents * EVENTS_PER_RESIDENT, stream)
@@ -310,17 +339,18 @@ async def simulate_city(
             started = time.monotonic()
             try:
                 if direct:
-                    await _publish_direct(settings, records, display, report)
+                    await _publish_direct(settings, records, display, report, retry)
                 else:
-                    await _publish_via_gateway(settings, records, tokens or {}, lanes, display, report)
+                    await _publish_via_gateway(settings, records, tokens or {}, lanes, display, report, retry)
                 report.seconds = time.monotonic() - started
                 display.published_all(report.events)
             finally:
                 publishing.clear()
                 await watcher
+            sample = partial_sample(monitor, retry)
             if wait_projected_s is not None:
-                report.caught_up = await _wait_projected(monitor, display, report, wait_projected_s)
-            report.last = await monitor.sample()
+                report.caught_up = await _wait_projected(sample, display, report, wait_projected_s)
+            report.last = await sample()
             display.backbone(report.last)
     return report
 
@@ -337,10 +367,22 @@ async def _watch(monitor: Monitor, display: Display, report: Report, running: as
             await asyncio.sleep(0.1)
 
 
-async def _wait_projected(monitor: Monitor, display: Display, report: Report, stall_s: float) -> bool:
+def partial_sample(monitor: Monitor, retry: RetryPolicy) -> Callable[[], Awaitable[Sample]]:
+    """``monitor.sample`` riding out an outage of Kafka or PostgreSQL under ``retry``."""
+
+    async def sample() -> Sample:
+        result: Sample = await retry.retrying("sampling the projector's progress")(monitor.sample)
+        return result
+
+    return sample
+
+
+async def _wait_projected(
+    take_sample: Callable[[], Awaitable[Sample]], display: Display, report: Report, stall_s: float
+) -> bool:
     last_progress, last_value = time.monotonic(), -1
     while True:
-        sample = await monitor.sample()
+        sample = await take_sample()
         display.backbone(sample)
         if sample.lag == 0:
             return True
@@ -358,6 +400,7 @@ async def _publish_via_gateway(
     lanes: int,
     display: Display,
     report: Report,
+    retry: RetryPolicy,
 ) -> None:
     def on_batch(tally: Tally) -> None:
         report.events, report.accepted, report.duplicates = tally.sent, tally.accepted, tally.duplicates
@@ -365,23 +408,30 @@ async def _publish_via_gateway(
         report.first_rejections = tally.first_rejections
         display.publishing(tally.sent)
 
-    async with GatewayClient(gateway_url(settings), tokens) as client:
+    async with GatewayClient(gateway_url(settings), tokens, retry=retry, on_retry=display.retrying) as client:
         await client.publish_stream(records, lanes=lanes, on_batch=on_batch)
 
 
 async def _publish_direct(
-    settings: Settings, records: Iterator[tuple[str, bytes, bytes]], display: Display, report: Report
+    settings: Settings,
+    records: Iterator[tuple[str, bytes, bytes]],
+    display: Display,
+    report: Report,
+    retry: RetryPolicy,
 ) -> None:
     namespace = settings.topic_namespace
     topics: dict[str, str] = {d: namespace + topic_for(d) for d in DEPARTMENTS}
     # Straight onto the four department topics: an operator's principal (the gateway path uses department tokens).
+    # Not ``async with``: the producer connects on the first chunk, inside the retries, so that a Kafka that is
+    # down at the start is waited for like one that goes down later.
     publisher = Publisher(
         settings.kafka_bootstrap,
         namespace=namespace,
         client_id="renkou-simulate",
+        retry=retry,
         credentials=credentials_for(settings, OPERATOR),
     )
-    async with publisher:
+    try:
         chunk: list[tuple[str, bytes, bytes]] = []
         for department, key, value in records:
             chunk.append((topics[department], key, value))
@@ -389,6 +439,8 @@ async def _publish_direct(
                 await _send_chunk(publisher, chunk, display, report)
                 chunk = []
         await _send_chunk(publisher, chunk, display, report)
+    finally:
+        await publisher.stop()
 
 
 async def _send_chunk(
@@ -396,10 +448,7 @@ async def _send_chunk(
 ) -> None:
     if not chunk:
         return
-    results = await publisher.send_records(chunk)
-    failures = [r for r in results if isinstance(r, PublishError)]
-    if failures:
-        raise failures[0]
+    await publisher.deliver(chunk)  # rides out an outage; PublishError once the retry policy gives up
     report.events += len(chunk)
     report.accepted += len(chunk)
     display.publishing(report.events)
@@ -433,34 +482,98 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same city (and same event IDs).")] = 0,
     direct: Annotated[bool, typer.Option("--direct", help="Straight to Kafka instead of through the gateway.")] = False,
     lanes: Annotated[int, typer.Option("--lanes", min=1, max=16, help="Parallel batches to the gateway.")] = 4,
+    retry_deadline: Annotated[
+        float,
+        typer.Option(
+            "--retry-deadline",
+            min=0,
+            help="Seconds to ride out an outage (the gateway answering 503, Kafka or PostgreSQL down) before "
+            "giving up.",
+        ),
+    ] = DEFAULT_DEADLINE_S,
 ) -> None:
     """Publish a simulated city (deterministic) through the gateway, with a live progress display."""
     settings = get_settings()
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    retry = RetryPolicy(deadline_s=retry_deadline)
 
     async def go() -> Report:
-        issued: list[str] = []
-        try:
-            tokens: dict[str, str] | None = None
-            if not direct:
-                await _require_gateway(settings)
-                async with database() as conn:
-                    tokens = {d: await issue_token(conn, d, "renkou simulate") for d in DEPARTMENTS}
-                issued = list(tokens.values())
+        if direct:
             return await simulate_city(
-                settings, residents=residents, years=years, seed=seed, direct=direct, tokens=tokens, lanes=lanes
+                settings, residents=residents, years=years, seed=seed, direct=True, tokens=None, retry=retry
             )
-        finally:
-            if issued:
-                # The command's own tokens live as long as the command.
-                async with database() as conn:
-                    await conn.execute(
-                        "UPDATE department_tokens SET revoked_at = now() WHERE token_hash = ANY($1::bytea[])",
-                        [token_hash(t) for t in issued],
-                    )
+        await _require_gateway(settings)
+        async with simulation_tokens(settings, retry) as tokens:
+            return await simulate_city(
+                settings,
+                residents=residents,
+                years=years,
+                seed=seed,
+                direct=False,
+                tokens=tokens,
+                lanes=lanes,
+                retry=retry,
+            )
 
     report = _run_simulation(go())
     _print_summary(report, direct)
+
+
+T = TypeVar("T")
+CLEANUP_DEADLINE_S = 60.0
+"""How long the revocation of a run's tokens waits for PostgreSQL at most (the run is over; a user waits)."""
+
+
+@contextlib.asynccontextmanager
+async def simulation_tokens(settings: Settings, retry: RetryPolicy) -> AsyncIterator[dict[str, str]]:
+    """A gateway token per department for one run, revoked when the block ends, however it ends (done, an error,
+    Ctrl-C). Issuing and revoking ride out an outage of PostgreSQL; the tokens carry a label of their own run, so
+    that a revocation also catches tokens of an issuing attempt whose commit was never confirmed."""
+    label = f"renkou simulate {uuid.uuid4().hex[:12]}"
+
+    async def issue(conn: asyncpg.Connection) -> dict[str, str]:
+        async with conn.transaction():
+            return {d: await issue_token(conn, d, label) for d in DEPARTMENTS}
+
+    async def revoke(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "UPDATE department_tokens SET revoked_at = now() WHERE label = $1 AND revoked_at IS NULL", label
+        )
+
+    try:
+        tokens = await _with_database(settings, retry, "issuing the run's department tokens", issue)
+        yield tokens
+    finally:
+        cleanup = dataclasses.replace(retry, deadline_s=min(retry.deadline_s or CLEANUP_DEADLINE_S, CLEANUP_DEADLINE_S))
+        try:
+            await _with_database(settings, cleanup, "revoking the run's department tokens", revoke)
+        except Exception as exc:  # the run's own outcome (or Ctrl-C) is what the user must see; this is a warning
+            err.print(
+                f"[yellow]warning:[/yellow] the run's department tokens (label {label!r}) could not be revoked "
+                f"({describe(exc)}); revoke them with: UPDATE department_tokens SET revoked_at = now() "
+                f"WHERE label = '{label}'"
+            )
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    return await asyncpg.connect(asyncpg_dsn(settings.database_url.get_secret_value()), timeout=10)
+
+
+async def _with_database(
+    settings: Settings, retry: RetryPolicy, what: str, work: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """``work`` on a connection of its own, connecting again and repeating it while PostgreSQL is unavailable."""
+
+    async def attempt() -> T:
+        conn = await _connect(settings)
+        try:
+            return await work(conn)
+        finally:
+            with contextlib.suppress(Exception):  # a connection that broke is dropped either way
+                await conn.close(timeout=5)
+
+    result: T = await retry.retrying(what)(attempt)
+    return result
 
 
 def _run_simulation(coro: Any) -> Report:
@@ -468,6 +581,8 @@ def _run_simulation(coro: Any) -> Report:
         report: Report = asyncio.run(coro)
     except BatchRefused as exc:
         fail(str(exc), 1)
+    except GaveUpError as exc:
+        fail(f"{exc}; is the stack up? (make up)", 3)
     except (PublishError, httpx.TransportError) as exc:
         fail(f"publishing failed: {exc}; is the stack up? (make up)", 3)
     except KeyboardInterrupt:

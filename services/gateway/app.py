@@ -1,7 +1,11 @@
 """Composition root of the gateway: settings → engine, publisher, ingestor, HTTP routes (CONTRACT §7).
 
 ``create_app()`` builds everything and connects to nothing; connections open in the app's lifespan. Serve it
-with ``python -m services.gateway`` (uvicorn on 127.0.0.1, ``/openapi.json``, ``/healthz``, ``/metrics``).
+with ``python -m services.gateway`` (uvicorn on 127.0.0.1, ``/openapi.json``, ``/healthz`` (liveness), ``/readyz``
+(PostgreSQL and Kafka answer), ``/metrics``).
+
+Outages (``services.outages``) are answered 503 with ``Retry-After``, never 500; a request body is read only after
+its token was checked, and never beyond its cap (``MAX_EVENT_BYTES``, ``MAX_BATCH_BYTES``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events import DEPARTMENTS, EVENT_TYPES
 from events.examples import example_event
@@ -32,14 +35,17 @@ from services.gateway.errors import (
     ApiError,
     BatchResponse,
     ErrorResponse,
-    api_error_handler,
-    http_error_handler,
+    install_error_handlers,
     json_response,
+    retry_later,
 )
-from services.gateway.ingest import DB_ERRORS, Ingestor, NotJson, Result, Submitted
+from services.gateway.ingest import Ingestor, NotJson, Result, Submitted
 from services.gateway.metrics import GatewayMetrics
 from services.kafka_auth import GATEWAY, credentials_for
+from services.outages import is_outage, outages_of
 from services.publisher import Publisher, PublishError
+from services.readiness import check_readiness, kafka_metadata, postgresql
+from services.request_body import BodyTooLargeError, read_body
 from services.settings import Settings, get_settings
 from services.workers import metrics_registry, start_worker
 
@@ -47,7 +53,11 @@ log = logging.getLogger("renkou.gateway")
 
 MAX_BATCH_EVENTS = 1000
 MAX_EVENT_BYTES = 1024 * 1024
-MAX_BATCH_BYTES = 32 * 1024 * 1024
+"""The body of ``POST /v1/events``: one event, at most what Kafka takes in one record by default (1 MiB)."""
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+"""The body of ``POST /v1/events:batch``: 1000 events of 16 KiB on average. A department's events are well under
+2 KiB each (the simulator's average about 0.7 KiB), so a full batch is ~2 MiB; the cap is generous on purpose,
+while the per-record size rule (``events``) decides what one event may be."""
 
 
 @dataclass
@@ -110,8 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=_DESCRIPTION,
         lifespan=lifespan,
     )
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    install_error_handlers(app)
 
     def runtime() -> _Runtime:
         found = holder.get("runtime")
@@ -120,12 +129,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return found
 
     async def authenticate(authorization: str | None) -> str:
+        # Before the body is read: an unauthenticated request is refused without reading it. An unavailable
+        # PostgreSQL is answered 503 by the outage handler (services.gateway.errors).
         token = bearer(authorization)
-        try:
+        with outages_of("postgresql"):
             async with driver_connection(runtime().ingestor.engine) as conn:
                 return await department_of_token(conn, token)
-        except DB_ERRORS as exc:
-            raise ApiError(503, "database_unavailable", f"PostgreSQL is unavailable ({type(exc).__name__})") from exc
 
     @app.post(
         "/v1/events",
@@ -150,14 +159,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = 500
         try:
             department = await authenticate(authorization)
-            body = await _read_body(request, MAX_EVENT_BYTES)
+            body = await read_body(request, MAX_EVENT_BYTES)
             result = (await runtime().ingestor.ingest(department, [Submitted(body, _decode(body))]))[0]
             status = result.status
             if result.error is not None:
-                return json_response({"error": result.error}, result.status)
+                return json_response({"error": result.error}, result.status, retry_later(result.status))
             return json_response(result.coordinates(), result.status)
         except ApiError as exc:
             status = exc.status
+            raise
+        except Exception as exc:
+            status = _status_of(exc)
             raise
         finally:
             metrics.requests.labels("event", str(status)).inc()
@@ -185,39 +197,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = 500
         try:
             department = await authenticate(authorization)
-            body = await _read_body(request, MAX_BATCH_BYTES)
+            body = await read_body(request, MAX_BATCH_BYTES)
             events = _batch_events(_decode(body))
             metrics.batch_size.observe(len(events))
             results = await runtime().ingestor.ingest(department, [Submitted(_encode(e), e) for e in events])
             status = _batch_status(results)
-            return json_response(_batch_body(results), status)
+            return json_response(_batch_body(results), status, retry_later(status))
         except ApiError as exc:
             status = exc.status
+            raise
+        except Exception as exc:
+            status = _status_of(exc)
             raise
         finally:
             metrics.requests.labels("batch", str(status)).inc()
             metrics.request_seconds.labels("batch").observe(time.perf_counter() - started)
 
-    @app.get("/healthz", summary="Liveness and readiness", responses={503: {"description": "Not ready"}})
+    @app.get("/healthz", summary="Liveness: the process is up")
     async def healthz() -> Response:
-        """200 when PostgreSQL answers and the Kafka producer is connected; 503 (with what is missing) otherwise.
-        A producer that is not connected is (re)connected in the background."""
-        checks = {"database": "ok", "kafka": "ok"}
+        """200 while the process serves, whatever PostgreSQL and Kafka do (``/readyz`` says whether they answer)."""
+        return json_response({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: PostgreSQL and Kafka answer",
+        responses={503: {"description": "Not ready: `unavailable` names the dependencies that do not answer."}},
+    )
+    async def readyz() -> Response:
+        """200 ``{"status": "ready", "checks": {"postgresql": "ok", "kafka": "ok"}}`` when PostgreSQL answers
+        ``SELECT 1`` and a Kafka broker answers the producer's metadata request, each within 2 s; 503 naming what
+        does not otherwise. A producer that is not connected is (re)connected in the background."""
         current = holder.get("runtime")
         if current is None:
-            return json_response({"status": "starting", **checks}, 503)
-        try:
-            async with driver_connection(current.ingestor.engine) as conn:
-                await conn.fetchval("SELECT 1")
-        except DB_ERRORS as exc:
-            checks["database"] = f"unavailable ({type(exc).__name__})"
-        if not current.publisher.started:
-            # Connect in the background: a probe must answer within its own short timeout, whatever Kafka does.
-            if current.connecting is None or current.connecting.done():
-                current.connecting = asyncio.create_task(_connect(current.publisher))
-            checks["kafka"] = "not connected"
-        healthy = all(v == "ok" for v in checks.values())
-        return json_response({"status": "ok" if healthy else "unavailable", **checks}, 200 if healthy else 503)
+            starting = {"postgresql": "unavailable (starting)", "kafka": "unavailable (starting)"}
+            body = {"status": "unavailable", "checks": starting, "unavailable": list(starting)}
+            return json_response(body, 503, retry_later(503))
+        publisher = current.publisher
+
+        async def kafka() -> None:
+            if not publisher.started:
+                # Connect in the background: a probe must answer within its own short timeout, whatever Kafka does.
+                if current.connecting is None or current.connecting.done():
+                    current.connecting = asyncio.create_task(_connect(publisher))
+                raise ConnectionError("the producer is not connected; connecting")
+            await kafka_metadata(publisher.producer.client)()
+
+        readiness = await check_readiness({"postgresql": postgresql(current.ingestor.engine), "kafka": kafka})
+        return json_response(readiness.body(), readiness.status_code, readiness.headers or None)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
@@ -230,23 +256,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 # --- request bodies -------------------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) more than ``limit`` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"the body exceeds {limit // (1024 * 1024)} MiB")
+def _status_of(exc: Exception) -> int:
+    """The status the error handlers give ``exc`` (for the request metrics)."""
+    if isinstance(exc, BodyTooLargeError):
+        return 413
+    return 503 if is_outage(exc) else 500
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,19 +1,27 @@
 """The gateway's error shape and documented response bodies (CONTRACT §7).
 
 Every error is ``{"error": {"code", "message", "details"}}``; ``details`` is always a list of
-``{"field", "message"}`` (``field`` empty for the request or the event as a whole), one per failed rule.
+``{"field", "message"}`` (``field`` empty for the request or the event as a whole), one per failed rule. An
+unavailable PostgreSQL or Kafka (``services.outages``) is a 503 with ``Retry-After``, wherever it is raised; an
+unexpected error is a 500 in the same shape, never plain text.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.outages import OUTAGE_ROOTS, RETRY_AFTER_HEADERS, describe, is_outage, outage_error
+from services.request_body import BodyTooLargeError
+
+log = logging.getLogger("renkou.gateway")
 
 
 class ErrorDetail(BaseModel):
@@ -93,9 +101,55 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
 
 
+def retry_later(status: int, headers: dict[str, str] | None = None) -> dict[str, str] | None:
+    """``headers`` with ``Retry-After`` added to a 503 that does not say it yet."""
+    if status != 503 or (headers and "Retry-After" in headers):
+        return headers
+    return {**(headers or {}), **RETRY_AFTER_HEADERS}
+
+
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return json_response({"error": exc.body()}, exc.status, exc.headers)
+    return json_response({"error": exc.body()}, exc.status, retry_later(exc.status, exc.headers))
+
+
+def outage_response(exc: BaseException) -> Response:
+    """The 503 answering outage ``exc``: which dependency, ``Retry-After``."""
+    code, message = outage_error(exc)
+    log.info("answered 503 %s: %s", code, describe(exc))
+    return json_response({"error": error_body(code, message)}, 503, dict(RETRY_AFTER_HEADERS))
+
+
+async def outage_handler(request: Request, exc: Exception) -> Response:
+    """A driver's error that reached the top of a request: 503 if it is an outage; anything else goes on to
+    ``unexpected_error_handler``."""
+    if not is_outage(exc):
+        raise exc
+    return outage_response(exc)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """Last resort (Starlette's server-error handler): an outage raised from anything is still a 503; a bug is a
+    500 in the contract's shape, logged with its traceback."""
+    if is_outage(exc):
+        return outage_response(exc)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return json_response({"error": error_body("internal_error", "internal error; it has been logged")}, 500)
+
+
+async def body_too_large_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLargeError)
+    return json_response({"error": error_body("body_too_large", str(exc))}, 413)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error the gateway can raise, answered in the contract's shape."""
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(BodyTooLargeError, body_too_large_handler)
+    for root in OUTAGE_ROOTS:
+        app.add_exception_handler(root, outage_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

@@ -36,7 +36,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events import DEPARTMENTS, EVENT_TYPES, Event, InvalidEvent, Payload, department_of, parse_event, topic_for
@@ -44,11 +43,11 @@ from services.db.engine import driver_connection
 from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, publish_dead_letters
 from services.gateway.errors import error_body
 from services.gateway.metrics import GatewayMetrics
+from services.outages import describe, is_outage, outage_error, outages_of
 from services.publisher import Publisher, PublishError
 
 log = logging.getLogger("renkou.gateway")
 
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, SQLAlchemyError)
 _CLAIM_ATTEMPTS = 3
 
 
@@ -185,17 +184,23 @@ class Ingestor:
     # --- steps 2-4 --------------------------------------------------------------------------------------------
     async def _claim_and_publish(self, candidates: list[_Candidate]) -> list[Result]:
         try:
-            for attempt in range(_CLAIM_ATTEMPTS):
-                try:
-                    return await self._transaction(candidates)
-                except asyncpg.DeadlockDetectedError:
-                    if attempt == _CLAIM_ATTEMPTS - 1:
-                        raise
-                    log.info("deadlock while claiming event IDs; retrying")
-        except DB_ERRORS as exc:
-            log.warning("PostgreSQL unavailable: %s", exc)
-            message = f"PostgreSQL is unavailable ({type(exc).__name__}); retry, repeats are safe"
-            return [_unavailable(c, "database_unavailable", message) for c in candidates]
+            with outages_of("postgresql"):  # Kafka's errors are answered inside, per event
+                for attempt in range(_CLAIM_ATTEMPTS):
+                    try:
+                        return await self._transaction(candidates)
+                    except asyncpg.DeadlockDetectedError:
+                        if attempt == _CLAIM_ATTEMPTS - 1:
+                            raise
+                        log.info("deadlock while claiming event IDs; retrying")
+        except Exception as exc:
+            # Any outage — a refused connection, the server gone at COMMIT ("cannot switch to state 15"), a pool
+            # timeout — leaves nothing claimed (the transaction did not commit): every event gets a 503 and the
+            # department sends it again. A bug is not an outage and stays a 500.
+            if not is_outage(exc):
+                raise
+            code, message = outage_error(exc)
+            log.warning("%s while claiming and publishing: %s", code, describe(exc))
+            return [_unavailable(c, code, f"{message} (repeats are safe)") for c in candidates]
         raise AssertionError("unreachable")
 
     async def _transaction(self, candidates: list[_Candidate]) -> list[Result]:

@@ -1,7 +1,8 @@
 """Composition root of the projector: settings → broker, engine, producer, subscriber, HTTP routes.
 
 ``create_app()`` builds everything and connects to nothing; connections open in the app's startup hooks.
-Serve it with ``python -m services.projector`` (uvicorn on 127.0.0.1, ``/healthz``, ``/metrics``, ``/asyncapi``).
+Serve it with ``python -m services.projector`` (uvicorn on 127.0.0.1, ``/healthz`` (liveness), ``/readyz``
+(PostgreSQL and a Kafka broker answer), ``/metrics``, ``/asyncapi``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
-from faststream.asgi import AsgiFastStream, make_ping_asgi
+from faststream.asgi import AsgiFastStream, AsgiResponse, HttpHandler, get
+from faststream.asgi.types import Scope
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -28,6 +31,7 @@ from services.kafka_principals import PROJECTOR_GROUP
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.projector.service import Projector, SeekToCheckpoints
+from services.readiness import READY_TIMEOUT_S, Check, check_readiness, postgresql
 from services.runtime import tune_gc_for_batches
 from services.settings import Settings, get_settings
 from services.workers import metrics_registry, start_worker
@@ -62,6 +66,35 @@ async def _raw_decoder(message: Any, original: Callable[[Any], Awaitable[Any]]) 
     # The pipeline parses every record itself with events.parse_event; never let FastStream json-decode a
     # poison record by its content-type header and fail the batch.
     return [r.value for r in message.raw_message]
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
+    return AsgiResponse(orjson.dumps(body), status, {"Content-Type": "application/json", **(headers or {})})
+
+
+def _probes(broker: KafkaBroker, holder: dict[str, Projector]) -> tuple[HttpHandler, HttpHandler]:
+    """``/healthz`` (the process is up) and ``/readyz`` (PostgreSQL answers ``SELECT 1``, a Kafka broker answers
+    the broker's cluster description; 503 naming what does not)."""
+
+    @get(description="Liveness: the process is up, whatever PostgreSQL and Kafka do.")
+    async def healthz(scope: Scope) -> AsgiResponse:
+        return _json({"status": "ok"})
+
+    async def kafka() -> None:
+        if not await broker.ping(READY_TIMEOUT_S):
+            raise ConnectionError("no Kafka broker answered")
+
+    async def starting() -> None:
+        raise ConnectionError("the projector is starting or stopping")
+
+    @get(description="Readiness: PostgreSQL and Kafka answer (503 naming what does not).")
+    async def readyz(scope: Scope) -> AsgiResponse:
+        projector = holder.get("projector")
+        database: Check = postgresql(projector.engine) if projector is not None else starting
+        readiness = await check_readiness({"postgresql": database, "kafka": kafka})
+        return _json(readiness.body(), readiness.status_code, readiness.headers)
+
+    return healthz, readyz
 
 
 def create_worker_app() -> AsgiFastStream:
@@ -139,11 +172,13 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
         await projector.producer.stop()
         await projector.engine.dispose()
 
+    healthz, readyz = _probes(broker, holder)
     return AsgiFastStream(
         broker,
         asgi_routes=[
             ("/metrics", make_asgi_app(metrics_registry(metrics.registry))),
-            ("/healthz", make_ping_asgi(broker, timeout=5.0)),
+            ("/healthz", healthz),
+            ("/readyz", readyz),
         ],
         on_startup=[startup],
         after_shutdown=[shutdown],

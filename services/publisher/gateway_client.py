@@ -2,8 +2,10 @@
 
 Events are sent in batches of up to 1000 per department over a few parallel lanes. A citizen always travels in
 the same lane and a lane sends one batch at a time, so every citizen's events reach Kafka in the order given.
-A batch answered 503 (or not answered at all) is sent again after a pause: repeats are answered 200 with the
-original coordinates, so retrying never publishes twice.
+A batch answered 503 (or 502/504, a plain 500 once or twice, or not answered at all) is sent again under the
+backbone's retry policy (``services.retry``: backoff with jitter, ``Retry-After`` honoured, a 5-minute deadline
+by default): repeats are answered 200 with the original coordinates, so retrying never publishes twice. A 4xx
+refuses the batch at once (``BatchRefused``); past the deadline the call raises ``GaveUpError``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-__all__ = ["BatchRefused", "GatewayClient", "Tally"]
+from services.retry import GaveUpError, RetryPolicy, ServerUnavailableError, retry_after_seconds
+
+__all__ = ["BatchRefused", "GatewayClient", "GaveUpError", "Tally"]
 
 MAX_BATCH = 1000
 
@@ -61,11 +65,15 @@ class GatewayClient:
         tokens: Mapping[str, str],
         *,
         timeout_s: float = 120.0,
-        max_attempts: int = 8,
+        retry: RetryPolicy | None = None,
+        on_retry: Callable[[BaseException, float], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``retry``: the policy of every batch (``RetryPolicy()``, 5 minutes, by default); ``on_retry(error,
+        wait_s)`` is told before each wait (a progress display)."""
         self.tokens = dict(tokens)
-        self.max_attempts = max_attempts
+        self.retry = retry or RetryPolicy()
+        self.on_retry = on_retry
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=10.0),
@@ -85,32 +93,38 @@ class GatewayClient:
     async def publish_batch(self, department: str, values: Sequence[bytes]) -> list[dict[str, object]]:
         """Send one batch of one department's events (JSON bytes each); return the per-event results.
 
-        Retries (with a growing pause) while the gateway is unreachable or answers 503; raises ``BatchRefused``
-        when it refuses the batch as a whole.
+        Retries under ``self.retry`` while the gateway is unreachable or answers that it is unavailable; raises
+        ``BatchRefused`` when it refuses the batch as a whole (4xx, or a 500 beyond the policy's allowance) and
+        ``GaveUpError`` past the policy's deadline.
         """
         return (await self._post(department, values))[0]
 
     async def _post(self, department: str, values: Sequence[bytes]) -> tuple[list[dict[str, object]], int]:
+        """The batch's results and how many times it was sent again."""
         if len(values) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} events")
         body = b'{"events":[' + b",".join(values) + b"]}"
         headers = {"Authorization": f"Bearer {self.tokens[department]}", "Content-Type": "application/json"}
-        delay = 0.5
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                response = await self._client.post("/v1/events:batch", content=body, headers=headers)
-            except httpx.TransportError:
-                if attempt == self.max_attempts:
-                    raise
-            else:
-                if response.status_code in (200, 207):
-                    results: list[dict[str, object]] = orjson.loads(response.content)["results"]
-                    return results, attempt - 1
-                if response.status_code != 503 or attempt == self.max_attempts:
-                    raise BatchRefused(f"the gateway answered {response.status_code}: {response.text[:500]}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+        attempts = 0
+
+        async def attempt() -> list[dict[str, object]]:
+            nonlocal attempts
+            attempts += 1
+            response = await self._client.post("/v1/events:batch", content=body, headers=headers)
+            if response.status_code in (200, 207):
+                results: list[dict[str, object]] = orjson.loads(response.content)["results"]
+                return results
+            if response.status_code >= 500:
+                after = retry_after_seconds(response.headers.get("retry-after"))
+                raise ServerUnavailableError(response.status_code, response.text, after)
+            raise BatchRefused(f"the gateway answered {response.status_code}: {response.text[:500]}")
+
+        what = f"sending a batch of {len(values)} {department} events to the gateway"
+        try:
+            results: list[dict[str, object]] = await self.retry.retrying(what, on_retry=self.on_retry)(attempt)
+        except ServerUnavailableError as exc:  # a 500 beyond the allowance, or a 5xx that says nothing of later
+            raise BatchRefused(str(exc).replace("the server", "the gateway", 1)) from exc
+        return results, attempts - 1
 
     async def publish_stream(
         self,

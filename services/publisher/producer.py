@@ -4,6 +4,11 @@ Idempotent producer, ``acks=all``, keyed by citizen ID, the event's canonical by
 returns only once Kafka acknowledged every record, with the (topic, partition, offset) of each. Records are
 packed into one Kafka batch per partition (``send_batch``) instead of one future per record: several times less
 Python per event, which is what lets the gateway keep up with whole batches of events.
+
+``publish``/``publish_many``/``deliver`` ride out a Kafka outage: what Kafka did not acknowledge because it was
+unavailable is sent again under the backbone's retry policy (``services.retry``; 5 minutes by default), and
+only then is ``PublishError`` raised. ``send_records`` (the gateway's, which answers 503 instead of waiting) tries
+once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from events import Event, topic_for
 from services.kafka_auth import KafkaCredentials
+from services.retry import GaveUpError, RetryPolicy
 
 if TYPE_CHECKING:
     from events import Payload
@@ -44,8 +50,16 @@ class Receipt:
 class PublishError(RuntimeError):
     """Kafka did not acknowledge (unreachable, timed out, refused): the records may or may not be in the log.
 
-    Publishing the same events again is always safe: every consumer applies one ``event_id`` once.
+    Publishing the same events again is always safe: every consumer applies one ``event_id`` once. Its
+    ``__cause__`` is Kafka's (or the network's) error, so that ``services.outages.is_outage`` tells an outage,
+    worth retrying, from a refusal (a record too large).
     """
+
+
+def _publish_error(message: str, cause: BaseException) -> PublishError:
+    error = PublishError(message)
+    error.__cause__ = cause
+    return error
 
 
 class Publisher:
@@ -72,7 +86,11 @@ class Publisher:
         request_timeout_ms: int = 15_000,
         max_batch_bytes: int = 512 * 1024,
         credentials: KafkaCredentials | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        """``retry``: how long ``publish``/``publish_many``/``deliver`` ride out an outage (``RetryPolicy()``:
+        up to 5 minutes, backoff with jitter)."""
+        self.retry = retry or RetryPolicy()
         self.bootstrap_servers = bootstrap_servers
         self.credentials = credentials
         self.namespace = namespace
@@ -105,7 +123,7 @@ class Publisher:
             )
             try:
                 await asyncio.wait_for(producer.start(), self.request_timeout_ms / 1000)
-            except (KafkaError, OSError, TimeoutError) as exc:
+            except (KafkaError, OSError, TimeoutError) as exc:  # a refusal too: is_outage(cause) tells them apart
                 await _quietly_stop(producer)
                 raise PublishError(f"Kafka at {self.bootstrap_servers} is unavailable ({_describe(exc)})") from exc
             self._producer = producer
@@ -146,18 +164,40 @@ class Publisher:
         return (await self.publish_many([event]))[0]
 
     async def publish_many(self, events: Sequence[Event[Payload]]) -> list[Receipt]:
-        """Publish validated events (in order per citizen) and wait until Kafka acknowledged all of them.
+        """Publish validated events (in order per citizen) and wait until Kafka acknowledged all of them, riding
+        out an outage under ``self.retry``.
 
-        Raises ``PublishError`` if any was not acknowledged (those that were stay published; publishing all of
-        them again is safe).
+        Raises ``PublishError`` if any was not acknowledged in the end (those that were stay published;
+        publishing all of them again is safe).
         """
-        results = await self.send_records([(self.topic(e), e.key, e.canonical_bytes()) for e in events])
-        receipts = []
-        for event, result in zip(events, results, strict=True):
-            if isinstance(result, BaseException):
-                raise PublishError(str(result)) from result
-            receipts.append(Receipt(str(event.event_id), result[0], result[1], result[2]))
-        return receipts
+        results = await self.deliver([(self.topic(e), e.key, e.canonical_bytes()) for e in events])
+        return [Receipt(str(e.event_id), *where) for e, where in zip(events, results, strict=True)]
+
+    async def deliver(self, records: Sequence[Record]) -> list[tuple[str, int, int]]:
+        """``send_records`` until Kafka acknowledged every record: what it did not take because it was
+        unavailable is sent again (in order: of each partition only a suffix is ever missing) under
+        ``self.retry``. Raises ``PublishError`` for a refusal, or once the policy gives up (the cause says so)."""
+        acknowledged: list[tuple[str, int, int] | None] = [None] * len(records)
+        pending = list(range(len(records)))
+
+        async def attempt() -> None:
+            nonlocal pending
+            outcomes = await self.send_records([records[i] for i in pending])
+            failed = [i for i, outcome in zip(pending, outcomes, strict=True) if isinstance(outcome, PublishError)]
+            for i, outcome in zip(pending, outcomes, strict=True):
+                if not isinstance(outcome, PublishError):
+                    acknowledged[i] = outcome
+            first = next((o for o in outcomes if isinstance(o, PublishError)), None)
+            pending = failed
+            if first is not None:
+                raise first
+
+        what = f"publishing {len(records)} records to Kafka at {self.bootstrap_servers}"
+        try:
+            await self.retry.retrying(what)(attempt)
+        except GaveUpError as exc:
+            raise PublishError(f"Kafka at {self.bootstrap_servers} is unavailable ({exc})") from exc
+        return [where for where in acknowledged if where is not None]
 
     # --- records ----------------------------------------------------------------------------------------------
     async def send_records(self, records: Sequence[Record]) -> list[tuple[str, int, int] | PublishError]:
@@ -177,7 +217,7 @@ class Publisher:
         except PublishError as exc:
             return [exc] * len(records)
         except (KafkaError, OSError, TimeoutError) as exc:
-            error = PublishError(f"Kafka at {self.bootstrap_servers} is unavailable ({_describe(exc)})")
+            error = _publish_error(f"Kafka at {self.bootstrap_servers} is unavailable ({_describe(exc)})", exc)
             return [error] * len(records)
 
         results: list[tuple[str, int, int] | PublishError] = [PublishError("not sent")] * len(records)
@@ -211,7 +251,7 @@ class Publisher:
                 if isinstance(metadata, BaseException):
                     raise metadata
             except (KafkaError, OSError, TimeoutError, RuntimeError) as exc:
-                error = PublishError(f"Kafka did not acknowledge {topic}[{partition}] ({_describe(exc)})")
+                error = _publish_error(f"Kafka did not acknowledge {topic}[{partition}] ({_describe(exc)})", exc)
                 for _, rest in chunks[n:]:
                     for i in rest:
                         results[i] = error

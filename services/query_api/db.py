@@ -5,8 +5,9 @@ out once and keeps them, handing the raw asyncpg connection to one request at a 
 out of SQLAlchemy's async pool per request (with its pre-ping and reset-on-return round trips) costs several
 hundred microseconds — more than the reads themselves — while a lease is an ``asyncio.Queue`` hand-over.
 
-Reads run as single autocommit statements; a connection that broke (server restart, network) is invalidated
-and replaced on the next request, and the request that saw it fail gets a 503.
+Reads run as single autocommit statements; a connection that broke (server restart, network: any outage of
+``services.outages``) is invalidated and replaced on the next request, and the request that saw it fail gets a
+503. Once PostgreSQL is back, the next request opens a new connection: no restart of the service is needed.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.outages import DependencyUnavailableError, is_outage
+
 __all__ = ["ConnectionLease", "DatabaseUnavailableError"]
 
 
-class DatabaseUnavailableError(RuntimeError):
+class DatabaseUnavailableError(DependencyUnavailableError):
     """No connection to PostgreSQL could be had (or the one in use broke)."""
+
+    dependency = "postgresql"
 
 
 class ConnectionLease:
@@ -45,19 +50,37 @@ class ConnectionLease:
             raw = await sa_conn.get_raw_connection()
             conn = raw.driver_connection
             assert conn is not None
-        except (OSError, TimeoutError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+        except BaseException as exc:
             await self._forget_one()
-            raise DatabaseUnavailableError(f"cannot connect to PostgreSQL ({type(exc).__name__})") from exc
+            # Whatever stops a connection from opening is the database's unavailability to this service (a
+            # missing database or role included), except a cancellation or a bug.
+            if isinstance(exc, (SQLAlchemyError, asyncpg.PostgresError)) or is_outage(exc):
+                raise DatabaseUnavailableError(f"cannot connect to PostgreSQL ({type(exc).__name__})") from exc
+            raise
         self._all.add(sa_conn)
         return sa_conn, conn
 
     async def _take(self) -> tuple[AsyncConnection, asyncpg.Connection]:
-        async with self._changed:
-            while not self._idle and self._open >= self.size:
-                await self._changed.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._open += 1
+        dead: list[AsyncConnection] = []
+        try:
+            async with self._changed:
+                while True:
+                    # An idle connection the server dropped meanwhile (a restart) is not handed out: after an
+                    # outage the first request gets a fresh connection instead of a 503 per stale one.
+                    while self._idle and self._idle[-1][1].is_closed():
+                        dead.append(self._idle.pop()[0])
+                        self._open -= 1
+                    if self._idle:
+                        return self._idle.pop()
+                    if self._open < self.size:
+                        self._open += 1
+                        break
+                    await self._changed.wait()
+                if dead:
+                    self._changed.notify(len(dead))
+        finally:
+            for sa_conn in dead:
+                await self._close_dead(sa_conn)
         return await self._connect()
 
     async def _give_back(self, pair: tuple[AsyncConnection, asyncpg.Connection]) -> None:
@@ -81,7 +104,10 @@ class ConnectionLease:
         broken = False
         try:
             yield conn
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, ConnectionError) as exc:
+        except Exception as exc:
+            if not is_outage(exc) or isinstance(exc, DependencyUnavailableError):
+                broken = conn.is_closed() or conn.is_in_transaction()
+                raise
             broken = True
             raise DatabaseUnavailableError(f"the connection to PostgreSQL broke ({type(exc).__name__})") from exc
         except BaseException:
@@ -95,11 +121,14 @@ class ConnectionLease:
                 await self._give_back((sa_conn, conn))
 
     async def _discard(self, sa_conn: AsyncConnection) -> None:
+        await self._close_dead(sa_conn)
+        await self._forget_one()
+
+    async def _close_dead(self, sa_conn: AsyncConnection) -> None:
         self._all.discard(sa_conn)
         with contextlib.suppress(Exception):  # the connection is gone either way; nothing to report
             await sa_conn.invalidate()
             await sa_conn.close()
-        await self._forget_one()
 
     async def close(self) -> None:
         """Return every connection to SQLAlchemy (the engine is disposed by its owner)."""

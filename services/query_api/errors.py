@@ -1,7 +1,8 @@
 """Errors in the contract's shape: ``{"error": {"code", "message", "details"}}`` (CONTRACT §7).
 
 Every refusal is an ``ApiError``; FastAPI's own validation errors, unknown routes and wrong methods are turned
-into the same shape, so a client never has to parse two kinds of error. Bad input is a 4xx, never a 500.
+into the same shape, so a client never has to parse two kinds of error. Bad input is a 4xx, never a 500; an
+unavailable PostgreSQL (``services.outages``), wherever it is raised, is a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from events.citizen_id import CitizenIdError, normalize_citizen_id
+from services.outages import OUTAGE_ROOTS, RETRY_AFTER_HEADERS, describe, is_outage, outage_error
+from services.request_body import BodyTooLargeError
 
 __all__ = [
     "ApiError",
@@ -26,6 +29,7 @@ __all__ = [
     "database_unavailable_response",
     "error_response",
     "install_error_handlers",
+    "outage_response",
     "responses",
 ]
 
@@ -65,6 +69,8 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
+    if status == 503 and not (headers and "Retry-After" in headers):
+        headers = {**(headers or {}), **RETRY_AFTER_HEADERS}
     document = {"error": {"code": code, "message": message, "details": details}}
     try:
         body = orjson.dumps(document, default=str)
@@ -77,6 +83,13 @@ def error_response(
 def database_unavailable_response(exc: Exception) -> Response:
     """The 503 of a read that could not reach PostgreSQL (``db.DatabaseUnavailableError``)."""
     return error_response(503, "database_unavailable", f"{exc}; nothing was answered, retry later")
+
+
+def outage_response(exc: BaseException) -> Response:
+    """The 503 answering any outage (``services.outages.is_outage``), with ``Retry-After``."""
+    code, message = outage_error(exc)
+    log.info("answered 503 %s: %s", code, describe(exc))
+    return error_response(503, code, message)
 
 
 _STATUS_CODES = {
@@ -128,10 +141,26 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, message, None, headers)
 
+    @app.exception_handler(BodyTooLargeError)
+    async def body_too_large(request: Request, exc: BodyTooLargeError) -> Response:
+        return error_response(413, "body_too_large", str(exc), {"limit_bytes": exc.limit})
+
+    async def outage(request: Request, exc: Exception) -> Response:
+        # A driver's error that reached the top of a request: an outage is a 503; anything else goes on to
+        # ``unexpected`` (Starlette's server-error handler).
+        if not is_outage(exc):
+            raise exc
+        return outage_response(exc)
+
+    for root in OUTAGE_ROOTS:
+        app.add_exception_handler(root, outage)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        if is_outage(exc):  # raised from an outage, whatever its own class
+            return outage_response(exc)
         # A bug, not bad input: log it with its traceback, answer in the contract's shape without internals.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "internal error; it has been logged")
 
 
@@ -142,6 +171,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, unknown, expired or revoked token.",
         403: "The grant does not cover this purpose or section.",
         404: "No such resident, household or endpoint.",
+        413: "The body is larger than the endpoint takes.",
         422: "Invalid parameter (the message names the failed rule).",
         503: "The access log (or the database) is unavailable; nothing was answered.",
     }

@@ -4,8 +4,9 @@ Single-resident reads are most of the query API's traffic, and on a small machin
 (its middleware stack, routing across every route, the endpoint wrapper and dependency solving) cost about as
 much CPU as the read itself. ``ResidentReadLane`` is a plain ASGI middleware that recognises exactly that
 operation and calls the same handler (``routes.read_resident``) with a Starlette ``Request``; errors take the
-same shape and statuses as through FastAPI (``ApiError`` and a lost database here, anything unexpected through
-the application's 500 handler, since the lane sits inside Starlette's ``ServerErrorMiddleware``). Every other
+same shape and statuses as through FastAPI (``ApiError``, a lost database and any other outage of
+``services.outages`` — 503 with ``Retry-After`` — here, anything unexpected through the application's 500 handler,
+since the lane sits inside Starlette's ``ServerErrorMiddleware``). Every other
 request, and any method but GET, goes on to FastAPI, which also keeps declaring the operation in OpenAPI and
 serves it when the lane is off (``create_app(fast_lane=False)``; the test suite runs the read cases both ways).
 """
@@ -18,8 +19,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.outages import is_outage
 from services.query_api.db import DatabaseUnavailableError
-from services.query_api.errors import ApiError, database_unavailable_response
+from services.query_api.errors import ApiError, database_unavailable_response, outage_response
 from services.query_api.routes import get_resident, read_resident, router
 
 __all__ = ["RESIDENT_PREFIX", "ResidentReadLane", "resident_route"]
@@ -51,6 +53,10 @@ class ResidentReadLane:
             response = exc.response()
         except DatabaseUnavailableError as exc:
             response = database_unavailable_response(exc)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            response = outage_response(exc)
         await response(scope, receive, send)
 
 

@@ -138,3 +138,11 @@ class StatisticsResponse(RegionFigures):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """``/readyz``: whether every dependency answers (``services.readiness``)."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description='Per dependency: "ok" or "unavailable (why)".')
+    unavailable: list[str] | None = Field(default=None, description="The dependencies that do not answer.")

@@ -1,9 +1,10 @@
 """The query API's endpoints (CONTRACT §7, all but eligibility): residents, events, access log, households,
-statistics, and the operational ``/healthz`` and ``/metrics``.
+statistics, and the operational ``/healthz`` (liveness), ``/readyz`` (PostgreSQL answers) and ``/metrics``.
 
-Every handler follows the same order: authenticate (401/400/403) → validate the input (422) → read → record
-the read in the access log and commit (503 if that fails) → answer. Nothing of a resident leaves before its
-access-log entry is durable.
+Every handler follows the same order: authenticate (401/400/403) → read the body, if any, within its cap
+(413) → validate the input (422) → read → record the read in the access log and commit (503 if that fails) →
+answer. Nothing of a resident leaves before its access-log entry is durable, and no body is read before the
+token was checked.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from events.citizen_id import CitizenIdError, normalize_citizen_id
@@ -33,11 +36,14 @@ from services.query_api.models import (
     EventsResponse,
     Health,
     HouseholdResponse,
+    Readiness,
     ResidentView,
     StatisticsResponse,
 )
 from services.query_api.statistics import population_statistics, validate_region_prefix
 from services.query_api.views import ReadTime, read_views, today_in_china
+from services.readiness import check_readiness, postgresql
+from services.request_body import read_body
 from services.workers import metrics_registry
 
 __all__ = ["operations", "read_resident", "router"]
@@ -51,6 +57,12 @@ EXAMPLE_CITIZEN: Final = CITIZENS["child"]
 EXAMPLE_HOUSEHOLD: Final = "510107-00012345"
 _EARLIEST: Final = date(1870, 1, 1)
 _LATEST: Final = date(9998, 12, 31)
+
+MAX_BODY_BYTES: Final = 256 * 1024
+"""The largest request body taken (``POST /v1/residents:batchGet``, the only endpoint with one). 1000 citizen IDs
+are 21 KB as compact JSON (18 characters, 2 quotes, a comma each); written as wastefully as JSON allows — every
+character a 6-byte ``\\uXXXX`` escape, ", " between and a line of indentation each — about 130 bytes an ID, 127
+KiB in all. Twice that is the cap: any honest batch fits, and a body of megabytes is refused unread."""
 
 # Read as text and parsed by hand (_query_date, _query_instant), so that both read endpoints refuse a bad value
 # with the same code and message.
@@ -253,23 +265,42 @@ async def read_resident(request: Request, citizen_id: str) -> Response:
     return json_answer(view, caller)
 
 
+async def _batch_request(request: Request) -> BatchGetRequest:
+    """The batch's body, read only now (the caller is authenticated) and at most ``MAX_BODY_BYTES`` of it."""
+    raw = await read_body(request, MAX_BODY_BYTES)
+    try:
+        return BatchGetRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        # FastAPI's own shape for a body that does not validate (the error handler renders it).
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+        raise RequestValidationError(errors) from None
+
+
 @router.post(
     "/residents:batchGet",
     response_model=BatchGetResponse,
-    responses=responses(400, 401, 403, 422, 503),
+    responses=responses(400, 401, 403, 413, 422, 503),
     summary="Up to 1000 residents' views in one request",
+    # The body is read by hand, after the token was checked (FastAPI reads a declared body before any
+    # dependency runs); it is declared here for the OpenAPI document.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BatchGetRequest.model_json_schema()}},
+        }
+    },
 )
 async def batch_get(
     request: Request,
     caller: AuthCaller,
-    body: Annotated[BatchGetRequest, Body()],
     as_of: AsOf = None,
     known_at: KnownAt = None,
     sections: Sections = None,
 ) -> Response:
     """The views of up to 1000 citizens, each filtered like the single read; one access-log entry per resident
-    returned, all written in one transaction before the answer."""
+    returned, all written in one transaction before the answer. The body is at most 256 KiB (413 otherwise)."""
     ctx = context_of(request)
+    body = await _batch_request(request)
     ids: list[str] = []
     invalid: list[dict[str, Any]] = []
     for index, raw in enumerate(body.citizen_ids):
@@ -503,7 +534,26 @@ async def get_population_statistics(
 
 @operations.get("/healthz", response_model=Health, summary="Liveness")
 async def healthz() -> dict[str, str]:
+    """200 while the process serves, whatever PostgreSQL does (``/readyz`` says whether it answers)."""
     return {"status": "ok"}
+
+
+@operations.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: PostgreSQL answers",
+    responses={503: {"model": Readiness, "description": "PostgreSQL does not answer; `unavailable` says so."}},
+)
+async def readyz(request: Request) -> Response:
+    """200 ``{"status": "ready", "checks": {"postgresql": "ok"}}`` when PostgreSQL answers ``SELECT 1`` within
+    2 s; 503 naming it (with ``Retry-After``) otherwise."""
+    readiness = await check_readiness({"postgresql": postgresql(context_of(request).lease.engine)})
+    return Response(
+        orjson.dumps(readiness.body()),
+        status_code=readiness.status_code,
+        media_type="application/json",
+        headers=readiness.headers or None,
+    )
 
 
 @operations.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

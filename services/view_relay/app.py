@@ -1,4 +1,5 @@
-"""Composition root of the view relay: settings → engine, producer, publisher loop, ``/healthz``, ``/metrics``."""
+"""Composition root of the view relay: settings → engine, producer, publisher loop, ``/healthz`` (liveness),
+``/readyz`` (PostgreSQL and Kafka answer), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from projections.resident.store import DEFAULT_SCHEMA
@@ -16,6 +18,8 @@ from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
 from services.kafka_auth import VIEW_RELAY, client_options
+from services.outages import RETRY_AFTER_HEADERS
+from services.readiness import check_readiness, kafka_metadata, postgresql
 from services.settings import Settings, get_settings
 from services.view_relay.publisher import ViewPublisher
 
@@ -27,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     published = Counter(
         "renkou_view_relay_views_published", "Views published to the compacted view topic", registry=registry
     )
+    holder: dict[str, ViewPublisher] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,18 +50,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             today=lambda: datetime.now(UTC).date(),
         )
         await publisher.start(asyncpg_dsn(url))
+        holder["publisher"] = publisher
         try:
             yield
         finally:
+            holder.pop("publisher", None)
             await publisher.stop()
             await producer.stop()
             await engine.dispose()
 
     app = FastAPI(title="renkou view relay", lifespan=lifespan)
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="Liveness: the process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: PostgreSQL and Kafka answer", responses={503: {"description": "Not ready"}})
+    async def readyz() -> Response:
+        """200 when PostgreSQL answers ``SELECT 1`` and a Kafka broker the producer's metadata request, each
+        within 2 s; 503 naming what does not."""
+        publisher = holder.get("publisher")
+        if publisher is None:
+            starting = {"postgresql": "unavailable (starting)", "kafka": "unavailable (starting)"}
+            body = {"status": "unavailable", "checks": starting, "unavailable": list(starting)}
+            return Response(orjson.dumps(body), 503, headers=dict(RETRY_AFTER_HEADERS), media_type="application/json")
+        readiness = await check_readiness(
+            {"postgresql": postgresql(publisher.engine), "kafka": kafka_metadata(publisher.producer.client)}
+        )
+        return Response(
+            orjson.dumps(readiness.body()),
+            readiness.status_code,
+            headers=readiness.headers or None,
+            media_type="application/json",
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> bytes:

@@ -407,14 +407,16 @@ async def test_kafka_unavailable_is_503_not_500(infra: Endpoints, database_url: 
         event = _event("student.enrolled")
         response = await client.post("/v1/events", json=event, headers=headers)
         error = _error(response, 503, "kafka_unavailable")
-        assert "retry" in error["message"]
+        assert "retry" in error["message"] and response.headers["Retry-After"].isdigit()
         batch = await client.post(
             "/v1/events:batch", json={"events": [event, _event("student.graduated")]}, headers=headers
         )
-        assert batch.status_code == 503
+        assert batch.status_code == 503 and batch.headers["Retry-After"].isdigit()
         assert [r["status"] for r in batch.json()["results"]] == [503, 503]
-        health = await client.get("/healthz")
-        assert health.status_code == 503 and health.json()["kafka"] != "ok"
+        assert (await client.get("/healthz")).json() == {"status": "ok"}  # liveness: the process is up
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["unavailable"] == ["kafka"]
+        assert ready.json()["checks"]["postgresql"] == "ok"
         # Nothing was remembered: once Kafka is back, the same event is published, not answered from memory.
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
@@ -428,7 +430,10 @@ async def test_postgresql_unavailable_is_503_not_500(infra: Endpoints, namespace
     async with serving(settings) as client:
         response = await client.post("/v1/events", json=_event(), headers={"Authorization": "Bearer rk_d_x"})
         _error(response, 503, "database_unavailable")
-        assert (await client.get("/healthz")).status_code == 503
+        assert response.headers["Retry-After"].isdigit()
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["unavailable"] == ["postgresql"]
 
 
 # --- the HTTP surface -------------------------------------------------------------------------------------------
@@ -436,12 +441,15 @@ async def test_postgresql_unavailable_is_503_not_500(infra: Endpoints, namespace
 
 async def test_openapi_healthz_and_metrics(gateway: Gateway) -> None:
     spec = (await gateway.client.get("/openapi.json")).json()
-    assert {"/v1/events", "/v1/events:batch", "/healthz", "/metrics"} <= set(spec["paths"])
+    assert {"/v1/events", "/v1/events:batch", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
     single = spec["paths"]["/v1/events"]["post"]
     assert {"200", "202", "400", "401", "403", "409", "413", "422", "503"} <= set(single["responses"])
     assert single["requestBody"]["content"]["application/json"]["schema"]["title"] == "Event"
     health = await gateway.client.get("/healthz")
-    assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok", "kafka": "ok"}
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    ready = await gateway.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"postgresql": "ok", "kafka": "ok"}}
     await gateway.client.post("/v1/events", json=_event(), headers=gateway.auth("public_security"))
     metrics = (await gateway.client.get("/metrics")).text
     assert 'renkou_gateway_events_total{department="public_security",outcome="accepted"} 1.0' in metrics

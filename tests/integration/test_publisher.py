@@ -29,6 +29,7 @@ from events import Event, Payload, parse_event
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
 from services.publisher import Outbox, OutboxConflict, OutboxRelay, Publisher, PublishError
+from services.retry import GaveUpError, RetryPolicy
 from services.settings import project_root
 from services.simulator import simulate
 from tests.support.infra import Endpoints, kafka_options
@@ -203,10 +204,13 @@ async def test_the_publisher_returns_where_kafka_stored_each_event(infra: Endpoi
     assert _first_deliveries(records) == _expected_order(events)
 
 
-async def test_an_unreachable_kafka_is_a_publish_error() -> None:
-    publisher = Publisher("127.0.0.1:1", request_timeout_ms=3000)
-    with pytest.raises(PublishError, match="unavailable"):
+async def test_an_unreachable_kafka_is_a_publish_error_once_the_retry_deadline_passed() -> None:
+    publisher = Publisher("127.0.0.1:1", request_timeout_ms=3000, retry=RetryPolicy(deadline_s=4.0, initial_s=0.2))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(PublishError, match=r"unavailable .*gave up after \d+ attempts") as caught:
         await publisher.publish(_events(3, 1)[0])
+    assert isinstance(caught.value.__cause__, GaveUpError) and caught.value.__cause__.attempts >= 2
+    assert asyncio.get_running_loop().time() - started < 4.0 + 3.0 + 1.0  # the deadline, one attempt, a margin
     await publisher.stop()
 
 

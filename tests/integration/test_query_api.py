@@ -506,6 +506,8 @@ async def test_the_single_read_loader_agrees_with_the_projection_store(stack: St
 
 async def test_health_metrics_and_openapi(stack: Stack, client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "checks": {"postgresql": "ok"}}
     await client.get(f"/v1/residents/{CHILD}", headers=_auth(stack, "full", "audit"))
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
@@ -530,9 +532,12 @@ async def test_without_its_database_the_service_answers_503(infra: Endpoints) ->
     missing = infra.database_url.rsplit("/", 1)[0] + f"/renkou_absent_{uuid.uuid4().hex[:8]}"
     async with running_query_api(missing) as api, httpx.AsyncClient(base_url=api.url) as client:
         assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["unavailable"] == ["postgresql"]
         for _ in range(2):  # and again: a failed connection leaves no slot behind
             response = await client.get(f"/v1/residents/{CHILD}", headers=headers("rk_c_any", "audit"))
             _error(response, 503, "database_unavailable")
+            assert response.headers["Retry-After"].isdigit()
 
 
 async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stack) -> None:

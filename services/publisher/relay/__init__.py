@@ -11,6 +11,10 @@ One round: in a transaction, lock the oldest unsent rows (``ORDER BY id ... FOR 
   relays on one table are safe: ``FOR UPDATE`` (deliberately not ``SKIP LOCKED``, which would let a second relay
   publish a citizen's later rows while the first still holds the earlier ones) makes the others wait, so they
   act as hot standbys.
+* Outages are ridden out: a lost or refused database connection, or Kafka not acknowledging, is retried under
+  the backbone's retry policy (``services.retry``: backoff with jitter up to 30 s, no deadline — the relay waits
+  as long as it runs), reconnecting as needed; each round that works starts the backoff afresh. Any other
+  database error (a missing table) stops the relay with its traceback.
 
 Run it as a process::
 
@@ -26,14 +30,17 @@ import logging
 import os
 import signal
 from collections.abc import Sequence
+from functools import partial
 
 import asyncpg
 
 from events import topic_for
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import explicit_credentials
+from services.outages import describe, is_outage
 from services.publisher.outbox import Outbox
 from services.publisher.producer import Publisher, PublishError
+from services.retry import GaveUpError, RetryPolicy
 from services.runtime import configure_logging
 from services.settings import Settings
 
@@ -52,13 +59,15 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         idle_s: float = 0.2,
-        retry_s: float = 1.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        """``retry``: how outages are ridden out (default: backoff with jitter up to 30 s, for as long as it
+        runs)."""
         self.outbox = outbox
         self.publisher = publisher
         self.batch_size = batch_size
         self.idle_s = idle_s
-        self.retry_s = retry_s
+        self.retry = retry or RetryPolicy(deadline_s=None)
         self.published = 0
 
     async def relay_once(self, conn: asyncpg.Connection) -> int:
@@ -94,36 +103,66 @@ class OutboxRelay:
         return len(acked)
 
     async def run(self, dsn: str, stop: asyncio.Event | None = None) -> None:
-        """Relay until ``stop`` is set; reconnects and retries when PostgreSQL or Kafka are unavailable."""
+        """Relay until ``stop`` is set, riding out outages of PostgreSQL and Kafka under ``self.retry``."""
         stop = stop or asyncio.Event()
-        while not stop.is_set():
-            try:
-                conn = await asyncpg.connect(dsn, timeout=10)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                log.warning("cannot reach the outbox database (%s); retrying", exc)
-                await _sleep_unless(stop, self.retry_s)
-                continue
-            try:
-                await self._loop(conn, stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox database connection lost (%s); reconnecting", exc)
-                await _sleep_unless(stop, self.retry_s)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        link = _Link(dsn)
+        retrying = partial(
+            self.retry.retrying,
+            f"relaying {self.outbox.name}",
+            retryable=self.retry.retryable(also=lambda exc: isinstance(exc, PublishError)),
+            should_stop=stop.is_set,
+            sleep=partial(_sleep_unless, stop),
+            on_retry=_warn,
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    sent: int = await retrying()(self._round, link)
+                except GaveUpError:
+                    if stop.is_set():
+                        break
+                    raise
+                if sent:
+                    log.debug("published %d outbox rows", sent)
+                if sent < self.batch_size:
+                    await _sleep_unless(stop, self.idle_s)
+        finally:
+            await link.close()
 
-    async def _loop(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.relay_once(conn)
-            except PublishError as exc:
-                log.warning("Kafka did not acknowledge (%s); retrying", exc)
-                await _sleep_unless(stop, self.retry_s)
-                continue
-            if sent:
-                log.debug("published %d outbox rows", sent)
-            if sent < self.batch_size:
-                await _sleep_unless(stop, self.idle_s)
+    async def _round(self, link: _Link) -> int:
+        conn = await link.connection()
+        try:
+            return await self.relay_once(conn)
+        except Exception as exc:
+            if is_outage(exc):
+                await link.close()  # reconnect on the next attempt
+            raise
+
+
+class _Link:
+    """The relay's one connection to the outbox database, opened when needed."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+
+    async def connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self.dsn, timeout=10)
+        return self._conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection is dropped either way
+                await conn.close(timeout=5)
+
+
+def _warn(error: BaseException, wait_s: float) -> None:
+    if isinstance(error, PublishError) and not is_outage(error):
+        log.error("Kafka refused the oldest unsent rows (%s); retrying in %.1f s", describe(error), wait_s)
+    else:
+        log.warning("outbox relay: %s; retrying in %.1f s", describe(error), wait_s)
 
 
 def _failed(result: tuple[str, int, int] | PublishError) -> bool:

@@ -1,0 +1,183 @@
+"""The one retry policy of everything that sends events into renkou: ride out an outage, never retry a refusal.
+
+``RetryPolicy`` is a tenacity policy: exponential backoff with full jitter (a random wait up to 0.5 s, 1 s, 2 s …
+capped at 30 s, so that many clients coming back together do not stampede), a server's ``Retry-After`` honoured as
+the least wait, and a total deadline (5 minutes by default; ``None`` for a daemon that waits as long as it runs),
+after which ``GaveUpError`` says what was tried, how often and for how long, with the last error as its cause.
+
+What is retried is decided by ``RetryPolicy.retryable``: an outage (``services.outages.is_outage``), a request
+that never got an answer (``httpx`` connect, read and write errors, timeouts, a connection closed before the
+answer), and an answer that says "later" (``ServerUnavailableError``: 502, 503, 504, and a plain 500 at most
+``server_errors`` times, since an older server may still answer an outage 500). A 4xx — a refusal — never is.
+
+Used by the gateway client (``services.publisher.gateway_client``, and so ``renkou simulate``), the publisher SDK
+(``Publisher.publish``), the outbox relay and the simulator's own database work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay, stop_never
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_random_exponential
+
+from services.outages import describe, is_outage
+
+__all__ = [
+    "DEFAULT_DEADLINE_S",
+    "GaveUpError",
+    "RetryPolicy",
+    "ServerUnavailableError",
+    "retry_after_seconds",
+]
+
+log = logging.getLogger("renkou.retry")
+
+DEFAULT_DEADLINE_S: Final = 300.0
+_AGAIN_STATUSES: Final = frozenset({502, 503, 504})
+
+
+class GaveUpError(RuntimeError):
+    """Retried until the deadline (or until told to stop) without success; ``__cause__`` is the last error."""
+
+    def __init__(self, what: str, attempts: int, seconds: float, last: BaseException | None) -> None:
+        reason = describe(last) if last is not None else "no answer"
+        super().__init__(f"{what}: gave up after {attempts} attempts in {seconds:.0f} s; last error: {reason}")
+        self.what = what
+        self.attempts = attempts
+        self.seconds = seconds
+        self.last = last
+
+
+class ServerUnavailableError(Exception):
+    """A server answered 5xx: ``status``, its ``Retry-After`` in seconds (if it said), the start of its body."""
+
+    def __init__(self, status: int, text: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"the server answered {status}: {text[:500]}")
+        self.status = status
+        self.text = text
+        self.retry_after_s = retry_after_s
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (only the delay-seconds form; an HTTP date is ignored)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+_NEVER_ANSWERED: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff with jitter within a deadline; see the module's docstring."""
+
+    deadline_s: float | None = DEFAULT_DEADLINE_S
+    """Stop retrying once the next attempt would start after this many seconds; ``None``: never stop."""
+    initial_s: float = 0.5
+    """The first wait is up to this long; each next window doubles."""
+    max_wait_s: float = 30.0
+    """No wait is longer (a ``Retry-After`` included)."""
+    server_errors: int = 2
+    """A plain 500 is retried at most this many times in one call."""
+
+    def retryable(self, also: Callable[[BaseException], bool] | None = None) -> Callable[[BaseException], bool]:
+        """The decision for one call (it counts that call's 500s): outages, unanswered requests, 502/503/504,
+        the first ``server_errors`` 500s, and whatever ``also`` accepts."""
+        server_errors = 0
+
+        def decide(exc: BaseException) -> bool:
+            nonlocal server_errors
+            if isinstance(exc, ServerUnavailableError):
+                if exc.status in _AGAIN_STATUSES:
+                    return True
+                if exc.status == 500:
+                    server_errors += 1
+                    return server_errors <= self.server_errors
+                return False
+            if isinstance(exc, _NEVER_ANSWERED):
+                return True
+            return is_outage(exc) or (also is not None and also(exc))
+
+        return decide
+
+    def retrying(
+        self,
+        what: str,
+        *,
+        retryable: Callable[[BaseException], bool] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        on_retry: Callable[[BaseException, float], None] | None = None,
+    ) -> AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for one call: ``await policy.retrying("sending X")(fn, *args)``.
+
+        ``what`` names the work in the give-up message; ``retryable`` defaults to ``self.retryable()``;
+        ``should_stop`` ends the retries early (a daemon asked to stop); ``sleep`` replaces ``asyncio.sleep``;
+        ``on_retry(error, wait_s)`` is told before each wait (logging, progress displays).
+        """
+        stop: stop_base = stop_before_delay(self.deadline_s) if self.deadline_s is not None else stop_never
+        if should_stop is not None:
+            stop = stop | _StopWhen(should_stop)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            wait_s = state.upcoming_sleep
+            if error is not None:
+                log.info(
+                    "%s failed (%s); attempt %d, retrying in %.1f s",
+                    what,
+                    describe(error),
+                    state.attempt_number,
+                    wait_s,
+                )
+                if on_retry is not None:
+                    on_retry(error, wait_s)
+
+        def give_up(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            raise GaveUpError(what, state.attempt_number, state.seconds_since_start or 0.0, error) from error
+
+        return AsyncRetrying(
+            retry=retry_if_exception(retryable or self.retryable()),
+            wait=_Backoff(self),
+            stop=stop,
+            sleep=sleep or asyncio.sleep,
+            before_sleep=before_sleep,
+            retry_error_callback=give_up,
+        )
+
+
+class _Backoff(wait_base):
+    """Full-jitter exponential backoff, never shorter than the server's ``Retry-After``, never over the cap."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.cap = policy.max_wait_s
+        self.jitter = wait_random_exponential(multiplier=policy.initial_s, max=policy.max_wait_s)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        wait = float(self.jitter(retry_state))
+        error = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        hinted = getattr(error, "retry_after_s", None)
+        if isinstance(hinted, (int, float)):
+            wait = max(wait, min(float(hinted), self.cap))
+        return wait
+
+
+class _StopWhen(stop_base):
+    def __init__(self, condition: Callable[[], bool]) -> None:
+        self.condition = condition
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.condition()

@@ -22,6 +22,7 @@ call them from a thread in async code.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,11 +211,26 @@ def grant_role(
     bootstrap: str, admin: KafkaCredentials | None, principals: Sequence[tuple[str, str]], namespace: str = ""
 ) -> int:
     """Give each ``(principal, role)`` its role's bindings in ``namespace``; return how many bindings."""
-    bindings = [_binding(name, acl) for name, role in principals for acl in role_acls(role, namespace)]
-    if bindings:
+    wanted = {(name, acl) for name, role in principals for acl in role_acls(role, namespace)}
+    if wanted:
         client = _admin(bootstrap, admin)  # held while the futures resolve: a collected client cancels them
-        _wait(client.create_acls(bindings), "cannot create ACLs")
-    return len(bindings)
+        _wait(client.create_acls([_binding(name, acl) for name, acl in sorted(wanted)]), "cannot create ACLs")
+        _until_visible(client, wanted)
+    return len(wanted)
+
+
+def _until_visible(client: Any, wanted: set[tuple[str, Acl]], wait_s: float = 15.0) -> None:
+    """Return once the broker authorises with every binding of ``wanted``: the controller commits new ACLs
+    first, the broker's authorizer applies them a moment later, and a client arriving in between is refused."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        have = set(_principal_acls(client, namespaced=True))
+        missing = wanted - have
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise PrincipalError(f"{len(missing)} ACL bindings not in force after {wait_s:.0f}s")
+        time.sleep(0.05)
 
 
 def ensure_stack_principals(
@@ -334,7 +350,7 @@ def list_principals(bootstrap: str, admin: KafkaCredentials | None) -> list[Prin
     ]
 
 
-def _principal_acls(client: Any) -> list[tuple[str, Acl]]:
+def _principal_acls(client: Any, *, namespaced: bool = False) -> list[tuple[str, Acl]]:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import (
         AclBindingFilter,
@@ -354,7 +370,7 @@ def _principal_acls(client: Any) -> list[tuple[str, Acl]]:
     return [
         (b.principal.removeprefix("User:"), Acl(b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name))
         for b in bindings
-        if _in_namespace(b.name, "")
+        if namespaced or _in_namespace(b.name, "")
     ]
 
 

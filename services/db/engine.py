@@ -9,14 +9,21 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = "renkou") -> AsyncEngine:
-    """An asyncpg-backed engine for ``url`` with the settings every renkou service uses."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    application_name: str = "renkou",
+    server_settings: dict[str, str] | None = None,
+) -> AsyncEngine:
+    """An asyncpg-backed engine for ``url`` with the settings every renkou service uses (and ``server_settings``)."""
+    settings = {"application_name": application_name, "timezone": "UTC", **(server_settings or {})}
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": application_name, "timezone": "UTC"}},
+        connect_args={"server_settings": settings},
     )
 
 

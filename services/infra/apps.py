@@ -1,7 +1,7 @@
 """renkou's own long-running services (projector, view relay, gateway, query API) as background processes.
 
 Same discipline as the servers: started detached with a PID file under the stack's state folder, reported up
-only once their ``/healthz`` answers, stopped by that PID and nothing else.
+only once their ``/readyz`` answers (every dependency reached), stopped by that PID and nothing else.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class AppProcess:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.spec.port}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.spec.port}/readyz", timeout=3) as response:
                 return bool(200 <= response.status < 300)
         except OSError:
             return False
@@ -90,7 +90,7 @@ class AppProcess:
             if self.healthy():
                 return True
             time.sleep(0.3)
-        raise InfraError(f"the {self.spec.name} did not answer /healthz within {timeout:.0f}s; see {self.log_file}")
+        raise InfraError(f"the {self.spec.name} did not become ready (/readyz) within {timeout:.0f}s; see {self.log_file}")
 
     def stop(self) -> bool:
         pid = self.pid()

@@ -81,6 +81,9 @@ def create_app(
             db_roles.url_for(settings, db_roles.QUERY_API),
             pool_size=pool_size + ACCESS_LOG_FLUSHES,
             application_name="renkou-query-api",
+            # The server gives up waiting for a chain head's lock before the API gives up on the statement: an
+            # entry whose read was answered 503 must never commit a moment later, once the lock is free.
+            server_settings={"lock_timeout": f"{int(access_log_timeout * 800)}ms"},
         )
         lease = ConnectionLease(engine, pool_size)
         # The access-log writer's own connections: requests holding theirs while they wait for the commit can

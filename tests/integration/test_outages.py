@@ -25,6 +25,7 @@ import pytest
 from pydantic import SecretStr
 
 from events.examples import CITIZENS, example_event, example_events
+from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
 from services.gateway.app import create_app as create_gateway
@@ -62,8 +63,11 @@ class ThrowAwayPostgres:
 
 
 @pytest.fixture(scope="module")
-async def postgres() -> AsyncIterator[ThrowAwayPostgres]:
+async def postgres(infra: Endpoints) -> AsyncIterator[ThrowAwayPostgres]:
     state = project_root() / ".local" / f"outage-postgres-{uuid.uuid4().hex[:8]}"
+    # The same role passwords as the test stack's, so that services given the stack's state folder (for their
+    # Kafka principals) connect to this server as their own roles too.
+    shutil.copytree(db_roles.secrets_dir(infra.state_dir), db_roles.secrets_dir(state))
     layout = StackLayout(
         state_dir=state,
         kafka_port=0,
@@ -119,7 +123,10 @@ async def test_the_gateway_answers_503_while_postgresql_is_down_and_recovers_wit
     finally:
         await conn.close()
     settings = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(postgres.url), topic_namespace=namespace
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=SecretStr(postgres.url),
+        topic_namespace=namespace,
+        state_dir=infra.state_dir,
     )
     app = create_gateway(settings)
     auth = {"Authorization": f"Bearer {token}"}
@@ -225,7 +232,10 @@ async def test_projector_and_view_relay_readiness_follow_postgresql(
     from services.view_relay.app import create_app as create_view_relay
 
     settings = Settings(
-        kafka_bootstrap=infra.kafka_bootstrap, database_url=SecretStr(postgres.url), topic_namespace=namespace
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=SecretStr(postgres.url),
+        topic_namespace=namespace,
+        state_dir=infra.state_dir,
     )
     projector, relay = create_projector(settings), create_view_relay(settings)
 
@@ -268,6 +278,7 @@ async def test_simulate_rides_out_a_postgresql_outage_and_revokes_its_tokens(
         database_url=SecretStr(postgres.url),
         topic_namespace=namespace,
         gateway_port=free_port(),
+        state_dir=infra.state_dir,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_gateway(settings), host="127.0.0.1", port=settings.gateway_port, log_level="error")

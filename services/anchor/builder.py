@@ -323,20 +323,32 @@ async def advance_log(conn: asyncpg.Connection, log: str, schema: str, previous:
 
 
 async def build_anchor(
-    conn: asyncpg.Connection, *, schema: str, previous: SignedAnchor | None, reason: str, now: datetime
+    conn: asyncpg.Connection,
+    *,
+    schema: str,
+    previous: SignedAnchor | None,
+    reason: str,
+    now: datetime,
+    rebase_after: SignedAnchor | None = None,
 ) -> tuple[Anchor, dict[str, Advance]]:
-    """The next anchor after ``previous`` (the first one when ``None``); the anchored heads are written."""
+    """The next anchor after ``previous`` (the first one when ``None``); the anchored heads are written.
+
+    ``rebase_after``: start the anchored state afresh from the chains as they are (``previous`` is ``None``),
+    numbered and linked after that anchor — an operator's decision after a database restore, say, which the
+    series records (``reason`` ``rebase``): what the restore lost stays visible in the anchors before it.
+    """
     if previous is None:
-        # No anchor anywhere (the caller checked Kafka): nothing is pinned, so nothing left here can be trusted.
+        # No anchor to build upon: nothing pinned here can be trusted, every chain is anchored as it stands.
         await conn.execute(f"DELETE FROM {HEADS}")
         await conn.execute(f"DELETE FROM {LEAVES}")
+    after = previous or rebase_after
     advances = {
         log: await advance_log(conn, log, schema, previous.anchor.logs[log] if previous else None) for log in LOGS
     }
     held = [h for a in advances.values() for h in a.held]
     anchor = Anchor(
-        seq=previous.anchor.seq + 1 if previous else 1,
-        previous=previous.digest() if previous else None,
+        seq=after.anchor.seq + 1 if after else 1,
+        previous=after.digest() if after else None,
         anchored_at=now,
         reason=reason,
         projection=PROJECTION,

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from projections.resident.store import DEFAULT_SCHEMA
 from services.anchor import builder
-from services.anchor.keys import anchor_key_path, ensure_anchor_key
+from services.anchor.keys import anchor_key_path, ensure_anchor_key, load_private_key
 from services.anchor.record import AnchorFormatError, SignedAnchor, parse_anchor
 from services.anchor.topic import Published, anchor_topic, publish_anchor, read_anchors
 from services.db.dsn import asyncpg_dsn
@@ -82,10 +82,13 @@ class AnchorService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, producer: AIOKafkaProducer | None = None, **kwargs: str
+        cls, settings: Settings, producer: AIOKafkaProducer | None = None, *, create_key: bool = True, **kwargs: str
     ) -> AnchorService:
-        """The service with the key from ``settings`` (created when missing, as ``renkou up`` does)."""
-        return cls(settings, private_key=ensure_anchor_key(anchor_key_path(settings)), producer=producer, **kwargs)
+        """The service with the key from ``settings``; ``create_key``: create it when missing (as ``renkou up``
+        does — the projector), else ``AnchorKeyError`` (an operator's command must not mint a key of its own)."""
+        path = anchor_key_path(settings)
+        key = ensure_anchor_key(path) if create_key else load_private_key(path)
+        return cls(settings, private_key=key, producer=producer, **kwargs)
 
     # --- connections ----------------------------------------------------------------------------------------------
     async def _connection(self) -> asyncpg.Connection:
@@ -207,10 +210,14 @@ class AnchorService:
         access = anchor.logs[builder.ACCESS_LOG]
         return (row["chains"], row["links"]) == (access.chains, access.links)
 
-    async def anchor_once(self, reason: str, *, force: bool = False, wait_lock_s: float = 0.0) -> AnchorOutcome:
+    async def anchor_once(
+        self, reason: str, *, force: bool = False, wait_lock_s: float = 0.0, rebase: bool = False
+    ) -> AnchorOutcome:
         """Build, sign, store and publish one anchor, unless nothing moved (``force`` anchors anyway).
 
         ``wait_lock_s``: how long to wait while another process builds one (0: give up at once, ``busy``).
+        ``rebase``: anchor every chain as it stands, after the latest anchor on Kafka, whatever the database
+        keeps (``renkou audit anchor --rebase``, after a restore: the one way past a refused state).
         """
         async with self._lock:
             conn = await self._connection()
@@ -220,6 +227,8 @@ class AnchorService:
                     return AnchorOutcome("busy", "another process is building an anchor")
                 await asyncio.sleep(0.1)
             try:
+                if rebase:
+                    return await self._build(conn, "rebase", None, rebase_after=await self.latest_on_kafka())
                 return await self._anchor_locked(conn, reason, force=force)
             finally:
                 # A broken session has released the lock with itself.
@@ -238,10 +247,21 @@ class AnchorService:
                 return AnchorOutcome("recent", f"anchor #{latest.anchor.seq} is {age:.0f} s old", latest)
             if await self._unchanged(conn, latest):
                 return AnchorOutcome("unchanged", f"no chain moved since anchor #{latest.anchor.seq}", latest)
+        return await self._build(conn, reason, latest)
+
+    async def _build(
+        self,
+        conn: asyncpg.Connection,
+        reason: str,
+        latest: SignedAnchor | None,
+        *,
+        rebase_after: SignedAnchor | None = None,
+    ) -> AnchorOutcome:
+        now = datetime.now(UTC)
         started = time.perf_counter()
         async with conn.transaction(isolation="repeatable_read"):
             anchor, advances = await builder.build_anchor(
-                conn, schema=self.schema, previous=latest, reason=reason, now=now
+                conn, schema=self.schema, previous=latest, reason=reason, now=now, rebase_after=rebase_after
             )
             signed = anchor.sign(self.key)
             await builder.store_anchor(conn, signed)

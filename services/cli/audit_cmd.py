@@ -34,7 +34,7 @@ from services.operations.base import (
 )
 from services.operations.log_check import compare_with_log, locate_rewrites
 from services.operations.schemas import LIVE, check_name
-from services.settings import get_settings
+from services.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from services.anchor.service import AnchorOutcome
@@ -123,31 +123,52 @@ async def _audit(
         if chains_only:
             return result
         try:
-            key, _ = trusted_public_key(settings, public_key)
-        except AnchorKeyError as exc:
-            raise BadInputError(str(exc)) from exc
-        async with kafka_consumer(settings) as consumer:
-            result.anchor, rewritten = await check_against_anchor(
-                conn,
-                consumer,
-                namespace=settings.topic_namespace,
-                public_key=key,
-                citizen_id=cid,
-                schema=schema,
-                limit=limit,
-                last=anchors or None,
+            return await _against_anchor(settings, conn, result, cid, schema, limit, anchors, log, public_key)
+        except asyncpg.UndefinedTableError as exc:
+            raise OperationError(
+                f"{exc.args[0] if exc.args else exc}: the anchored heads are gone (is the database at migration "
+                "0009? if it is, they were dropped)"
+            ) from exc
+
+
+async def _against_anchor(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    result: _Audit,
+    cid: str | None,
+    schema: str,
+    limit: int,
+    anchors: int,
+    log: bool,
+    public_key: Path | None,
+) -> _Audit:
+    """The chains against the latest anchor (and the archive against the log, with ``log``)."""
+    try:
+        key, _ = trusted_public_key(settings, public_key)
+    except AnchorKeyError as exc:
+        raise BadInputError(str(exc)) from exc
+    async with kafka_consumer(settings) as consumer:
+        result.anchor, rewritten = await check_against_anchor(
+            conn,
+            consumer,
+            namespace=settings.topic_namespace,
+            public_key=key,
+            citizen_id=cid,
+            schema=schema,
+            limit=limit,
+            last=anchors or None,
+        )
+        if rewritten:
+            for finding in await locate_rewrites(
+                conn, consumer, schema=schema, namespace=settings.topic_namespace, chains=rewritten
+            ):
+                result.anchor.findings_total += 1
+                if len(result.anchor.findings) < limit:
+                    result.anchor.findings.append(finding)
+        if log:
+            result.log = await compare_with_log(
+                conn, consumer, schema=schema, namespace=settings.topic_namespace, citizen_id=cid, limit=limit
             )
-            if rewritten:
-                for finding in await locate_rewrites(
-                    conn, consumer, schema=schema, namespace=settings.topic_namespace, chains=rewritten
-                ):
-                    result.anchor.findings_total += 1
-                    if len(result.anchor.findings) < limit:
-                        result.anchor.findings.append(finding)
-            if log:
-                result.log = await compare_with_log(
-                    conn, consumer, schema=schema, namespace=settings.topic_namespace, citizen_id=cid, limit=limit
-                )
     return result
 
 
@@ -155,7 +176,10 @@ def _anchor_line(report: AnchorReport, chains: ChainReport, whole: bool) -> str:
     if report.anchor is None:
         return "anchor: none found"
     a = report.anchor.anchor
-    pinned = f"pins {a.logs['archive'].chains:,} archive chains and {a.logs['access_log'].chains:,} access-log chains"
+    pinned = (
+        f"pins {_count(a.logs['archive'].chains, 'archive chain')} and "
+        f"{_count(a.logs['access_log'].chains, 'access-log chain')}"
+    )
     newer = ""
     if whole:
         newer = (
@@ -258,18 +282,26 @@ def _print_findings(findings: list[Finding], total: int) -> None:
 @app.command("anchor")
 def anchor_cmd(
     force: Annotated[bool, typer.Option("--force", help="Anchor even if no chain moved since the last one.")] = False,
+    rebase: Annotated[
+        bool,
+        typer.Option(
+            "--rebase",
+            help="Anchor every chain as it stands now, after the latest anchor, whatever the database kept "
+            "(after restoring the database from a backup: only once `audit verify` was read and understood).",
+        ),
+    ] = False,
 ) -> None:
-    """Publish a signed anchor of every chain head now (the projector does so every minute while chains move)."""
+    """Publish a signed anchor of every chain head now (the projector does so every 30 s while chains move)."""
     from services.anchor.service import AnchorService
 
     async def anchor() -> AnchorOutcome:
         settings = get_settings()
         try:
-            service = AnchorService.from_settings(settings, application_name="renkou-anchor-cli")
-        except (AnchorKeyError, OSError) as exc:
+            service = AnchorService.from_settings(settings, create_key=False, application_name="renkou-anchor-cli")
+        except AnchorKeyError as exc:
             raise BadInputError(f"cannot use the anchor key: {exc}") from exc
         try:
-            return await service.anchor_once("manual", force=force, wait_lock_s=60.0)
+            return await service.anchor_once("manual", force=force, wait_lock_s=60.0, rebase=rebase)
         except (OSError, asyncpg.PostgresError) as exc:
             raise UnavailableError(f"cannot reach PostgreSQL ({exc.__class__.__name__}); is the stack up?") from exc
         except KafkaError as exc:

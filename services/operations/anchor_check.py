@@ -483,6 +483,12 @@ async def check_against_anchor(
             "its chains were checked for consistency only"
         )
         return report, []
+    if anchor.anchor.reason == "rebase":
+        report.notes.append(
+            f"anchor #{anchor.anchor.seq} re-based the anchored state (`renkou audit anchor --rebase`, "
+            f"{anchor.anchor.anchored_at:%Y-%m-%d %H:%M} UTC): chains are checked from there on; the anchors "
+            "before it (`--anchors 0`) pin what they were"
+        )
     report.chains_pinned = {log: anchor.anchor.logs[log].chains for log in LOGS}
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         altered = await check_heads(conn, anchor, found, citizen_id)

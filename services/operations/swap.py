@@ -131,7 +131,7 @@ async def _anchor_swap(settings: Settings) -> str:
     from services.anchor.service import AnchorService
 
     try:
-        service = AnchorService.from_settings(settings, application_name="renkou-swap")
+        service = AnchorService.from_settings(settings, create_key=False, application_name="renkou-swap")
     except Exception as exc:
         return f"no anchor: the signing key is unusable ({exc})"
     try:

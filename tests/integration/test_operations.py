@@ -110,6 +110,8 @@ def cli_env(settings: Settings | None, extra: Mapping[str, str] | None = None) -
             "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
             "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
         }
+        if settings.audit_anchor_key_file is not None:
+            env["RENKOU_AUDIT_ANCHOR_KEY_FILE"] = str(settings.audit_anchor_key_file)
     return env | dict(extra or {})
 
 

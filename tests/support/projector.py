@@ -20,12 +20,18 @@ from services.db.dsn import asyncpg_dsn
 from services.projector.app import create_app, department_topics
 from services.resident_views import load_views
 from services.settings import Settings, project_root
+from tests.support.infra import TEST_ANCHOR_KEY
 
 AS_OF = date(2026, 6, 30)
 
 
 def settings_for(bootstrap: str, database_url: str, namespace: str) -> Settings:
-    return Settings(kafka_bootstrap=bootstrap, database_url=SecretStr(database_url), topic_namespace=namespace)
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        database_url=SecretStr(database_url),
+        topic_namespace=namespace,
+        audit_anchor_key_file=TEST_ANCHOR_KEY,
+    )
 
 
 async def publish(
@@ -104,6 +110,7 @@ def spawn_projector(settings: Settings, port: int, log_path: str, *, workers: in
         "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
         "RENKOU_PROJECTOR_METRICS_PORT": str(port),
         "RENKOU_PROJECTOR_WORKERS": str(workers),
+        "RENKOU_AUDIT_ANCHOR_KEY_FILE": str(settings.audit_anchor_key_file or TEST_ANCHOR_KEY),
     }
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
     return subprocess.Popen(

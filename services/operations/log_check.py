@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from services.anchor.builder import ARCHIVE, checkpoints
@@ -340,7 +341,11 @@ async def locate_rewrites(
             dept,
             upto,
         )
-        ends = await consumer.end_offsets(list({TopicPartition(r["topic"], r["kafka_partition"]) for r in rows}))
+        wanted = {TopicPartition(r["topic"], r["kafka_partition"]) for r in rows}
+        try:
+            ends = await consumer.end_offsets(list(wanted))
+        except KafkaError:  # a partition the log does not have: every row naming it is reported below
+            ends = {}
         for row in rows:
             tp = TopicPartition(row["topic"], row["kafka_partition"])
             here = _where(row["topic"], row["kafka_partition"], row["kafka_offset"])

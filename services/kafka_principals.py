@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from events import topic_for
 from events.fields import DEPARTMENTS
+from services.anchor.topic import ANCHOR_TOPIC
 from services.dead_letters import DEAD_LETTER_TOPIC
 from services.kafka_auth import (
     AUDITOR,
@@ -47,7 +48,6 @@ from services.view_relay.publisher import VIEW_TOPIC
 if TYPE_CHECKING:
     from services.kafka_auth import KafkaCredentials
 
-ANCHOR_TOPIC = "population.audit_anchor.v1"
 PROJECTOR_GROUP = "renkou-projector.resident_view"
 SCRAM_ITERATIONS = 8192
 FIXED_ROLES = ("gateway", "projector", "view-relay", "auditor", "operator")
@@ -125,8 +125,10 @@ def role_acls(role: str, namespace: str = "") -> list[Acl]:
         for topic in department_topics:
             acls += _topic(ns, topic, "READ", "DESCRIBE")
         acls += [Acl("GROUP", ns + PROJECTOR_GROUP, "LITERAL", op) for op in ("READ", "DESCRIBE")]
-        for topic in (DEAD_LETTER_TOPIC, ANCHOR_TOPIC):
-            acls += _topic(ns, topic, "WRITE", "DESCRIBE")
+        acls += _topic(ns, DEAD_LETTER_TOPIC, "WRITE", "DESCRIBE")
+        # Anchors: written, and the latest read back (an anchor follows its predecessor; a database rolled back
+        # behind Kafka's latest anchor is refused).
+        acls += _topic(ns, ANCHOR_TOPIC, "READ", "WRITE", "DESCRIBE")
     elif role == "view-relay":
         acls += _topic(ns, VIEW_TOPIC, "WRITE", "DESCRIBE")
         acls += _topic(ns, f"{VIEW_TOPIC}.", "WRITE", "DESCRIBE", pattern="PREFIXED")

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     gateway_port: int = 8001
     projector_metrics_port: int = 8002
     view_relay_port: int = 8003
+    # The Ed25519 key that signs the audit anchors (CONTRACT §10); default <state_dir>/secrets/audit-anchor.ed25519.pem.
+    audit_anchor_key_file: Path | None = None
+    # Seconds between the projector's anchors while chains move (the contract asks for at least one a minute).
+    audit_anchor_interval_s: float = 30.0
 
 
 @lru_cache(maxsize=1)

@@ -1,23 +1,50 @@
-"""``renkou audit timeline ID`` and ``renkou audit verify [ID]``: the archive and the access log, for auditors."""
+"""``renkou audit timeline|verify|anchor|public-key``: the archive and the access log, for auditors.
+
+``verify`` recomputes every hash chain and checks every chain against the latest signed anchor on
+``population.audit_anchor.v1`` (``--log``: every archived event against its Kafka record too).
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import asyncpg
 import typer
+from aiokafka.errors import KafkaError
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from services.anchor.keys import AnchorKeyError, trusted_public_key
+from services.anchor.record import key_id, public_jwk, public_pem
 from services.cli.common import citizen_id_arg, fail, print_json
 from services.cli.ops_cmd import run_operation
+from services.db.roles import OWNER
+from services.kafka_auth import OPERATOR
+from services.operations.anchor_check import AnchorReport, Finding, LogReport, check_against_anchor
 from services.operations.audit import ChainReport, TimelineEntry, timeline, verify_chains
-from services.operations.base import OperationError, database
+from services.operations.base import (
+    BadInputError,
+    OperationError,
+    UnavailableError,
+    database,
+    kafka_consumer,
+)
+from services.operations.log_check import compare_with_log, locate_rewrites
 from services.operations.schemas import LIVE, check_name
-from services.settings import get_settings
+from services.settings import Settings, get_settings
 
-app = typer.Typer(help="Audit trails: one resident's archived events; hash chains recomputed.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from services.anchor.service import AnchorOutcome
+
+app = typer.Typer(
+    help="Audit trails: one resident's archived events; hash chains recomputed and checked against signed anchors.",
+    no_args_is_help=True,
+)
 console = Console(highlight=False)
 
 SchemaOption = Annotated[str, typer.Option("--schema", help="Projection schema to read (a shadow or an old one, say).")]
@@ -76,30 +103,135 @@ def timeline_cmd(
     console.print(table)
 
 
+@dataclass
+class _Audit:
+    chains: ChainReport
+    anchor: AnchorReport | None = None
+    log: LogReport | None = None
+
+    @property
+    def intact(self) -> bool:
+        return (
+            self.chains.intact and (self.anchor is None or self.anchor.intact) and (self.log is None or self.log.intact)
+        )
+
+
+async def _audit(
+    cid: str | None, schema: str, limit: int, *, anchors: int, chains_only: bool, log: bool, public_key: Path | None
+) -> _Audit:
+    settings = get_settings()
+    async with database(settings) as conn:
+        result = _Audit(await verify_chains(conn, cid, schema=schema, limit=limit))
+        if chains_only:
+            return result
+        try:
+            return await _against_anchor(settings, conn, result, cid, schema, limit, anchors, log, public_key)
+        except asyncpg.UndefinedTableError as exc:
+            raise OperationError(
+                f"{exc.args[0] if exc.args else exc}: the anchored heads are gone (is the database at migration "
+                "0009? if it is, they were dropped)"
+            ) from exc
+
+
+async def _against_anchor(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    result: _Audit,
+    cid: str | None,
+    schema: str,
+    limit: int,
+    anchors: int,
+    log: bool,
+    public_key: Path | None,
+) -> _Audit:
+    """The chains against the latest anchor (and the archive against the log, with ``log``)."""
+    try:
+        key, _ = trusted_public_key(settings, public_key)
+    except AnchorKeyError as exc:
+        raise BadInputError(str(exc)) from exc
+    async with kafka_consumer(settings) as consumer:
+        result.anchor, rewritten = await check_against_anchor(
+            conn,
+            consumer,
+            namespace=settings.topic_namespace,
+            public_key=key,
+            citizen_id=cid,
+            schema=schema,
+            limit=limit,
+            last=anchors or None,
+        )
+        if rewritten:
+            for finding in await locate_rewrites(
+                conn, consumer, schema=schema, namespace=settings.topic_namespace, chains=rewritten
+            ):
+                result.anchor.findings_total += 1
+                if len(result.anchor.findings) < limit:
+                    result.anchor.findings.append(finding)
+        if log:
+            result.log = await compare_with_log(
+                conn, consumer, schema=schema, namespace=settings.topic_namespace, citizen_id=cid, limit=limit
+            )
+    return result
+
+
+def _anchor_line(report: AnchorReport, chains: ChainReport, whole: bool) -> str:
+    if report.anchor is None:
+        return "anchor: none found"
+    a = report.anchor.anchor
+    pinned = (
+        f"pins {_count(a.logs['archive'].chains, 'archive chain')} and "
+        f"{_count(a.logs['access_log'].chains, 'access-log chain')}"
+    )
+    newer = ""
+    if whole:
+        newer = (
+            f"; newer than it: {max(0, chains.archive_links - a.logs['archive'].links):,} archive links, "
+            f"{max(0, chains.access_links - a.logs['access_log'].links):,} access-log entries"
+        )
+    return (
+        f"anchor #{a.seq} ({report.source}, anchored {a.anchored_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, "
+        f"{a.reason}, key {report.key_id}): {pinned}{newer}"
+    )
+
+
 @app.command("verify")
 def verify_cmd(
     citizen_id: Annotated[str | None, typer.Argument(help="Only this resident's chains (default: all).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Broken links to list in detail.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
     schema: SchemaOption = LIVE,
+    log: Annotated[
+        bool, typer.Option("--log", help="Also compare every archive row with its Kafka record, byte for byte.")
+    ] = False,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="The anchors' public key (PEM); default: the stack's key file."),
+    ] = None,
+    anchors: Annotated[
+        int, typer.Option("--anchors", min=0, help="Check the signatures of this many latest anchors (0: all).")
+    ] = 50,
+    chains_only: Annotated[
+        bool, typer.Option("--chains-only", help="Only recompute the hash chains (no anchor, no Kafka).")
+    ] = False,
 ) -> None:
-    """Recompute every hash chain of the event archive and the access log; exit 1 when any link is broken."""
+    """Recompute every hash chain of the event archive and the access log and check each against the latest
+    signed anchor (with --log, every archived event against its Kafka record); exit 1 when anything broke."""
     cid = None if citizen_id is None else citizen_id_arg(citizen_id)
     where = _schema(schema)
-
-    async def check() -> ChainReport:
-        async with database(get_settings()) as conn:
-            return await verify_chains(conn, cid, schema=where, limit=limit)
-
-    report = run_operation(check())
+    result = run_operation(
+        _audit(cid, where, limit, anchors=anchors, chains_only=chains_only, log=log, public_key=public_key)
+    )
+    report = result.chains
     if as_json:
         print_json(
             {
-                "intact": report.intact,
+                "intact": result.intact,
                 "archive": {"links": report.archive_links, "chains": report.archive_chains},
                 "access_log": {"links": report.access_links, "chains": report.access_chains},
                 "broken_total": report.broken_total,
                 "broken": [b.__dict__ for b in report.broken],
+                "anchor": None if result.anchor is None else result.anchor.to_json(),
+                "log": None if result.log is None else result.log.to_json(),
             }
         )
     else:
@@ -111,10 +243,102 @@ def verify_cmd(
             console.print(f"  [red]broken[/red] {link.describe()}", soft_wrap=True)
         if report.broken_total > len(report.broken):
             console.print(f"  … and {report.broken_total - len(report.broken):,} more (--limit)")
-    if not report.intact:
-        fail(f"{report.broken_total:,} broken chain links", 1)
+        if result.anchor is not None:
+            console.print(_anchor_line(result.anchor, report, cid is None), soft_wrap=True)
+            for note in result.anchor.notes:
+                console.print(f"  note: {note}", soft_wrap=True)
+            _print_findings(result.anchor.findings, result.anchor.findings_total)
+        if result.log is not None:
+            console.print(
+                f"log: {result.log.rows:,} archive rows compared with their records "
+                f"({result.log.records:,} records of the log read)"
+            )
+            _print_findings(result.log.findings, result.log.findings_total)
+    if not result.intact:
+        problems = []
+        if report.broken_total:
+            problems.append(f"{report.broken_total:,} broken chain links")
+        if result.anchor is not None and result.anchor.findings_total:
+            problems.append(_count(result.anchor.findings_total, "problem") + " against the anchor")
+        if result.log is not None and result.log.findings_total:
+            problems.append(_count(result.log.findings_total, "difference") + " from the log")
+        fail("; ".join(problems), 1)
     if not as_json:
-        console.print("[green]every chain verifies[/green]")
+        anchored = ""
+        if result.anchor is not None and result.anchor.anchor is not None:
+            anchored = f" against anchor #{result.anchor.anchor.anchor.seq}"
+        console.print(f"[green]every chain verifies{anchored}[/green]" + (" and matches the log" if log else ""))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_findings(findings: list[Finding], total: int) -> None:
+    for finding in findings:
+        console.print(f"  [red]broken[/red] {finding.describe()}", soft_wrap=True)
+    if total > len(findings):
+        console.print(f"  … and {total - len(findings):,} more (--limit)")
+
+
+@app.command("anchor")
+def anchor_cmd(
+    force: Annotated[bool, typer.Option("--force", help="Anchor even if no chain moved since the last one.")] = False,
+    rebase: Annotated[
+        bool,
+        typer.Option(
+            "--rebase",
+            help="Anchor every chain as it stands now, after the latest anchor, whatever the database kept "
+            "(after restoring the database from a backup: only once `audit verify` was read and understood).",
+        ),
+    ] = False,
+) -> None:
+    """Publish a signed anchor of every chain head now (the projector does so every 30 s while chains move)."""
+    from services.anchor.service import AnchorService
+
+    async def anchor() -> AnchorOutcome:
+        settings = get_settings()
+        try:
+            service = AnchorService.from_settings(
+                settings,
+                create_key=False,
+                application_name="renkou-anchor-cli",
+                database_role=OWNER,
+                kafka_principal=OPERATOR,
+            )
+        except AnchorKeyError as exc:
+            raise BadInputError(f"cannot use the anchor key: {exc}") from exc
+        try:
+            return await service.anchor_once("manual", force=force, wait_lock_s=60.0, rebase=rebase)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise UnavailableError(f"cannot reach PostgreSQL ({exc.__class__.__name__}); is the stack up?") from exc
+        except KafkaError as exc:
+            raise UnavailableError(f"cannot reach Kafka ({exc.__class__.__name__}); is the stack up?") from exc
+        finally:
+            await service.close()
+
+    outcome = run_operation(anchor())
+    if outcome.status in ("refused", "busy"):
+        fail(f"no anchor: {outcome.message}", 1)
+    if outcome.published:
+        console.print(f"[green]✓[/green] {outcome.message} (built in {outcome.build_ms:,.0f} ms)")
+    else:
+        console.print(f"nothing to anchor: {outcome.message} (--force anchors anyway)")
+
+
+@app.command("public-key")
+def public_key_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="The key id, PEM and JWK as JSON.")] = False,
+) -> None:
+    """The public key that verifies the anchors (as the query API serves it at /v1/audit/public-key)."""
+    try:
+        key, path = trusted_public_key(get_settings())
+    except AnchorKeyError as exc:
+        fail(str(exc), 2)
+    if as_json:
+        print_json({"key_id": key_id(key), "algorithm": "Ed25519", "pem": public_pem(key), "jwk": public_jwk(key)})
+        return
+    sys.stdout.write(f"# key id {key_id(key)} ({path})\n{public_pem(key)}")
 
 
 def register(app_: typer.Typer) -> None:

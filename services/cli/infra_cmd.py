@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.anchor.keys import anchor_key_path, ensure_anchor_key
 from services.infra.ports import StackLayout
 from services.infra.process import InfraError
 from services.infra.stack import LocalStack
@@ -29,6 +30,10 @@ def up() -> None:
     except InfraError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
+    key = anchor_key_path(get_settings())
+    if not key.exists():
+        ensure_anchor_key(key)  # signs the audit anchors (CONTRACT §10); kept outside PostgreSQL
+        done.append(f"created the audit anchor signing key {key}")
     for line in done or ["already up: nothing to do"]:
         console.print(f"[green]✓[/green] {line}")
 

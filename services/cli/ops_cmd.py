@@ -234,6 +234,8 @@ def swap(
         f"the previous live schema is kept as [bold]{report.old_schema}[/bold]; "
         f"drop it with `renkou drop-schema {report.old_schema}`"
     )
+    if report.anchor is not None:
+        console.print(f"audit anchor: {report.anchor}")
 
 
 def drop_schema(

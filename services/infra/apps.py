@@ -90,7 +90,9 @@ class AppProcess:
             if self.healthy():
                 return True
             time.sleep(0.3)
-        raise InfraError(f"the {self.spec.name} did not become ready (/readyz) within {timeout:.0f}s; see {self.log_file}")
+        raise InfraError(
+            f"the {self.spec.name} did not become ready (/readyz) within {timeout:.0f}s; see {self.log_file}"
+        )
 
     def stop(self) -> bool:
         pid = self.pid()

@@ -24,13 +24,16 @@ converges on the rebuilt views, which is what a rebuild after a projection fix n
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from services.anchor.builder import LOCK_KEY as ANCHOR_LOCK_KEY
 from services.db import roles as db_roles
+from services.kafka_auth import OPERATOR
 from services.operations.base import (
     OperationError,
     Positions,
@@ -77,6 +80,7 @@ class SwapReport:
     locked_ms: float
     carried_views: int
     carried_redrives: int
+    anchor: str | None = None  # the anchor published after the swap, or why there is none (CONTRACT §10)
 
     @property
     def events(self) -> int:
@@ -121,9 +125,36 @@ async def swap(
             await complete_indexes(conn, shadow)
             # The consumer is started before the lock: the projector should wait for records, not for a bootstrap.
             async with replay_consumer(settings) as consumer:
-                return await _swap_locked(
+                report = await _swap_locked(
                     conn, consumer, settings, shadow, caught, lock_timeout_s=lock_timeout_s, batch_size=batch_size
                 )
+    return dataclasses.replace(report, anchor=await _anchor_swap(settings))
+
+
+async def _anchor_swap(settings: Settings) -> str:
+    """An anchor of the chains as the swap left them; never fails the swap, which has committed already."""
+    from services.anchor.service import AnchorService
+
+    try:
+        service = AnchorService.from_settings(
+            settings,
+            create_key=False,
+            application_name="renkou-swap",
+            database_role=db_roles.OWNER,
+            kafka_principal=OPERATOR,
+        )
+    except Exception as exc:
+        return f"no anchor: the signing key is unusable ({exc})"
+    try:
+        outcome = await service.anchor_once("swap", force=True, wait_lock_s=60.0)
+    except Exception as exc:
+        return f"no anchor: {exc.__class__.__name__}: {exc}"
+    finally:
+        await service.close()
+    if not outcome.published:
+        return f"no anchor ({outcome.status}): {outcome.message}"
+    held = outcome.signed.anchor.held_total if outcome.signed else 0
+    return outcome.message + (f"; it holds {held} chains that did not extend their anchored heads" if held else "")
 
 
 async def _swap_locked(
@@ -165,6 +196,8 @@ async def _swap_locked(
         )
         await write_note(conn, LIVE, retired=True, replaced_by=shadow, events=total(live_checkpoints))
         await write_note(conn, shadow, live=True, swapped_from=shadow, events=total(live_checkpoints))
+        # No anchor is being built across the renaming (it would read one schema's heads with the other's names).
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ANCHOR_LOCK_KEY)
         await conn.execute(f"ALTER SCHEMA {LIVE} RENAME TO {old}")
         await conn.execute(f"ALTER SCHEMA {shadow} RENAME TO {LIVE}")
         locked_ms = (time.perf_counter() - locked) * 1000

@@ -24,6 +24,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import make_asgi_app
 
 from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
+from services.anchor.service import AnchorService
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.kafka_auth import PROJECTOR, client_options, credentials_for
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")],
     )
     holder: dict[str, Projector] = {}
+    anchors: dict[str, AnchorService] = {}
     listener = SeekToCheckpoints()
     subscriber = broker.subscriber(
         *department_topics(settings.topic_namespace),
@@ -164,11 +166,21 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
         )
         holder["projector"] = projector
         listener.projector = projector
+        # Signed anchors of every chain head (CONTRACT §10), on the side: a failure here never stops projecting.
+        try:
+            anchors["service"] = AnchorService.from_settings(settings, producer, application_name="renkou-anchor")
+        except Exception:
+            logging.getLogger("renkou.anchor").exception("no audit anchors: the signing key is unusable")
+        else:
+            anchors["service"].start()
 
     async def shutdown() -> None:
         projector = holder.pop("projector", None)
         if projector is None:
             return
+        anchor_service = anchors.pop("service", None)
+        if anchor_service is not None:
+            await anchor_service.stop()  # a last anchor over what moved since the previous one
         await projector.producer.stop()
         await projector.engine.dispose()
 

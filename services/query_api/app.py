@@ -19,6 +19,7 @@ from services.db.engine import make_engine
 from services.eligibility_api import router as eligibility_router
 from services.grants import Grant, find_grant
 from services.query_api.access_log import AccessLogWriter
+from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
 from services.query_api.context import QueryApiContext
 from services.query_api.db import ConnectionLease, DatabaseUnavailableError
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(router)
     app.include_router(eligibility_router)
     app.include_router(operations)
+    app.include_router(audit_key_router(settings))
     if fast_lane:
         app.add_middleware(ResidentReadLane, route=resident_route())
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -111,6 +111,8 @@ def cli_env(settings: Settings | None, extra: Mapping[str, str] | None = None) -
             "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
             "RENKOU_STATE_DIR": str(settings.state_dir),
         }
+        if settings.audit_anchor_key_file is not None:
+            env["RENKOU_AUDIT_ANCHOR_KEY_FILE"] = str(settings.audit_anchor_key_file)
     return env | dict(extra or {})
 
 

@@ -23,6 +23,8 @@ from services.kafka_auth import ADMIN, KafkaCredentials, stored_credentials
 from services.settings import Settings, project_root
 
 TEST_STATE_DIR = project_root() / ".local" / "test-stack"
+# The tests' audit-anchor signing key (CONTRACT §10): in the test stack's folder, never a developer stack's key.
+TEST_ANCHOR_KEY = TEST_STATE_DIR / "secrets" / "audit-anchor.ed25519.pem"
 # Overridable so that two checkouts on one machine (a fresh clone beside a working tree) never share a stack.
 TEST_KAFKA = f"127.0.0.1:{os.environ.get('RENKOU_TEST_KAFKA_PORT', '19092')}"
 TEST_DATABASE = f"postgresql+asyncpg://renkou:renkou@127.0.0.1:{os.environ.get('RENKOU_TEST_PG_PORT', '15433')}/renkou"

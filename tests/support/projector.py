@@ -20,7 +20,7 @@ from services.db.dsn import asyncpg_dsn
 from services.projector.app import create_app, department_topics
 from services.resident_views import load_views
 from services.settings import Settings, project_root
-from tests.support.infra import current, kafka_options
+from tests.support.infra import TEST_ANCHOR_KEY, current, kafka_options
 
 AS_OF = date(2026, 6, 30)
 
@@ -32,6 +32,7 @@ def settings_for(bootstrap: str, database_url: str, namespace: str) -> Settings:
         database_url=SecretStr(database_url),
         topic_namespace=namespace,
         state_dir=current().state_dir,
+        audit_anchor_key_file=TEST_ANCHOR_KEY,
     )
 
 
@@ -112,6 +113,7 @@ def spawn_projector(settings: Settings, port: int, log_path: str, *, workers: in
         "RENKOU_STATE_DIR": str(settings.state_dir),
         "RENKOU_PROJECTOR_METRICS_PORT": str(port),
         "RENKOU_PROJECTOR_WORKERS": str(workers),
+        "RENKOU_AUDIT_ANCHOR_KEY_FILE": str(settings.audit_anchor_key_file or TEST_ANCHOR_KEY),
     }
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
     return subprocess.Popen(

@@ -29,10 +29,12 @@ import orjson
 from events import Event, Payload, parse_event
 from events.examples import example_event
 from projections.resident.store import ProjectionStore
+from services.anchor.keys import ensure_anchor_key
 from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
+from tests.support.infra import TEST_ANCHOR_KEY
 
 
 def free_port() -> int:
@@ -55,10 +57,12 @@ async def running_query_api(database_url: str, *, startup_s: float = 30.0) -> As
     """``python -m services.query_api`` on a free loopback port against ``database_url``; stopped on exit."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="query-api-", suffix=".log", delete=False)  # noqa: SIM115
+    ensure_anchor_key(TEST_ANCHOR_KEY)  # served at /v1/audit/public-key
     env = {
         **os.environ,
         "RENKOU_DATABASE_URL": database_url,
         "RENKOU_QUERY_API_PORT": str(port),
+        "RENKOU_AUDIT_ANCHOR_KEY_FILE": str(TEST_ANCHOR_KEY),
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited

@@ -41,14 +41,14 @@ from tests.integration.test_operations import (
     renkou,
     write_access_log,
 )
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 
 pytestmark = pytest.mark.integration
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
 async def anchors_on_kafka(settings: Settings) -> list[SignedAnchor]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(settings.kafka_bootstrap), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         return [parse_anchor(p.value) for p in await read_anchors(consumer, anchor_topic(settings.topic_namespace))]
@@ -68,7 +68,7 @@ async def anchor_now(settings: Settings, *, force: bool = True) -> SignedAnchor:
 
 
 async def publish_raw(settings: Settings, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(settings.kafka_bootstrap), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(anchor_topic(settings.topic_namespace), value=value, key=b"resident_view")

@@ -151,7 +151,10 @@ def test_run_reaches_ready_the_printed_queries_work_and_ctrl_c_stops_everything(
             for line in metrics.splitlines()
             if line.startswith("renkou_gateway_events_total{") and 'outcome="accepted"' in line
         )
-        assert accepted == published + 1, metrics
+        # ...the simulated city, the printed department `curl` (one new event), and the event just sent.
+        printed = sum(1 for c in commands if "/v1/events" in c)
+        assert printed == 1, commands
+        assert accepted == published + printed + 1, metrics
     finally:
         if run.poll() is None:
             run.send_signal(signal.SIGINT)

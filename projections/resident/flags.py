@@ -4,16 +4,23 @@
 department's fact calls for another department's action, the view shows a flag instead of choosing. Each check
 is a pure function of the department states that returns a ``Flag`` (a code and a sentence a clerk can act on)
 or ``None``; ``evaluate_flags`` runs them all.
+
+Each flag speaks of some of the view's sections — its condition reads them and its detail repeats what they
+hold (a death's date and certificate, an employer's name, a hukou's region). ``FLAG_SECTIONS`` declares them
+beside the rules (CONTRACT §11): a reader is shown a flag only when it may read every one of them, so a
+``flags``-only grant learns nothing that its sections would not tell it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Final, TypedDict
 
 from projections.resident.state import EducationState, HealthState, PublicSecurityState, SocialSecurityState
 
 __all__ = [
     "EMPLOYEE_SCHEMES",
+    "FLAG_SECTIONS",
     "Flag",
     "death_claims_disagree",
     "death_not_deregistered",
@@ -29,6 +36,18 @@ class Flag(TypedDict):
     code: str
     detail: str
 
+
+FLAG_SECTIONS: Final[dict[str, frozenset[str]]] = {
+    # Public security's cancellation (hukou) and recorded death (identity) against health's certificate.
+    "death_claims_disagree": frozenset({"identity", "hukou", "health"}),
+    # Health's certificate (date and number) against the hukou's status and region.
+    "death_not_deregistered": frozenset({"hukou", "health"}),
+    # The employers' names against the insurance schemes' status.
+    "employed_without_insurance": frozenset({"employment", "social_insurance"}),
+    # The school and its region against the hukou's and the residence registration's regions.
+    "enrolled_outside_residence": frozenset({"education", "hukou", "residence"}),
+}
+"""Flag code → the view sections it speaks of (besides ``flags`` itself)."""
 
 EMPLOYEE_SCHEMES: Final = ("pension_employee", "medical_employee")
 """Schemes an employer must enrol an employee in; one of them active counts as insured."""
@@ -114,12 +133,24 @@ def enrolled_outside_residence(ed: EducationState, ps: PublicSecurityState) -> F
     return Flag(code="enrolled_outside_residence", detail=detail)
 
 
-def evaluate_flags(ps: PublicSecurityState, ed: EducationState, ss: SocialSecurityState, hs: HealthState) -> list[Flag]:
-    """All flags raised by the four states of one resident, ordered by code."""
+def evaluate_flags(
+    ps: PublicSecurityState,
+    ed: EducationState,
+    ss: SocialSecurityState,
+    hs: HealthState,
+    readable: Collection[str] | None = None,
+) -> list[Flag]:
+    """The flags raised by the four states of one resident, ordered by code; with ``readable`` (the sections the
+    reader may read), only those whose every section is among them."""
     found = (
         death_claims_disagree(ps, hs),
         death_not_deregistered(ps, hs),
         employed_without_insurance(ss),
         enrolled_outside_residence(ed, ps),
     )
-    return sorted((flag for flag in found if flag is not None), key=lambda flag: flag["code"])
+    shown = (
+        flag
+        for flag in found
+        if flag is not None and (readable is None or FLAG_SECTIONS[flag["code"]].issubset(readable))
+    )
+    return sorted(shown, key=lambda flag: flag["code"])

@@ -112,7 +112,8 @@ def render_view(
     if "family" in wanted:
         view["family"] = _family(family or FamilyView())
     if "flags" in wanted:
-        view["flags"] = [dict(flag) for flag in evaluate_flags(ps, ed, ss, hs)]
+        # A flag only for a reader of every section it speaks of; without a choice of sections, all of them.
+        view["flags"] = [dict(flag) for flag in evaluate_flags(ps, ed, ss, hs, None if sections is None else wanted)]
     if "meta" in wanted:
         view["meta"] = _meta(meta or Meta())
     return view

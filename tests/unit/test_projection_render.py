@@ -19,6 +19,7 @@ from projections.resident import (
     render_view,
 )
 from projections.resident.dates import add_months, business_date, completed_years, whole_months
+from projections.resident.flags import FLAG_SECTIONS
 from tests.unit.test_projection_support import (
     CHILD,
     EMPLOYER_B,
@@ -480,3 +481,41 @@ def test_flags_are_ordered_by_code() -> None:
             "enrolled_outside_residence",
         ]
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Flags reveal nothing ungranted (CONTRACT §11)
+# ---------------------------------------------------------------------------------------------------------
+
+ALL_FLAGS = (
+    ev("hukou.cancelled", citizen=MIGRANT, on=date(2024, 12, 10)),
+    ev("death.certified", citizen=MIGRANT),
+    ev("employment.registered"),
+    ev("student.enrolled", citizen=MIGRANT),
+)
+
+
+def _shown(*sections: str) -> list[str]:
+    rendered = render_view(MIGRANT, fold(ALL_FLAGS), as_of=date(2024, 6, 1), sections=("flags", *sections))
+    return [f["code"] for f in rendered["flags"]]
+
+
+def test_a_flag_is_shown_only_to_a_reader_of_every_section_it_speaks_of() -> None:
+    every = [f["code"] for f in view(MIGRANT, *ALL_FLAGS)["flags"]]
+    assert every == ["death_claims_disagree", "employed_without_insurance", "enrolled_outside_residence"]
+    assert _shown() == []  # a flags-only grant: no death dates, employers or schools by the back door
+    assert _shown("employment") == []
+    assert _shown("employment", "social_insurance") == ["employed_without_insurance"]
+    assert _shown("identity", "hukou", "health") == ["death_claims_disagree"]
+    assert _shown("education", "hukou", "residence") == ["enrolled_outside_residence"]
+    assert _shown(*VIEW_SECTIONS) == every
+
+
+def test_every_flag_declares_its_sections() -> None:
+    assert set(FLAG_SECTIONS) == {
+        "death_claims_disagree",
+        "death_not_deregistered",
+        "employed_without_insurance",
+        "enrolled_outside_residence",
+    }
+    assert all(sections and sections <= set(VIEW_SECTIONS) - {"flags"} for sections in FLAG_SECTIONS.values())

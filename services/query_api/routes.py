@@ -107,8 +107,10 @@ def json_answer(data: Any, caller: Caller | None = None, status: int = 200) -> R
 
 
 def _utc(moment: datetime) -> str:
-    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body).
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body). asyncpg hands
+    # back the very first instant of Python's calendar without its time zone: it is UTC all the same.
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:

@@ -12,12 +12,14 @@ projector's ``BatchProjector`` (no Kafka, so that an example costs milliseconds)
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +27,11 @@ from hypothesis import strategies as st
 
 from events import bounds, parse_event
 from events.citizen_id import make_citizen_id
+from events.examples import example_event
 from projections.eligibility import POLICY_IDS
+from projections.resident import fold
+from projections.resident.state import state_to_json_text
+from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
@@ -140,3 +146,62 @@ async def test_extreme_valid_events_project_and_every_read_answers(
             as_of = data.draw(st.sampled_from(event_days))
             _ok(await client.get(resident, params={"known_at": known_at, "as_of": as_of}), *allowed)
             _ok(await batch(known_at=known_at), 200, *allowed[2:])
+
+
+async def test_events_archived_before_the_bounds_existed_still_read(api: Api) -> None:
+    """A database projected by an older projector may hold events the register's bounds now refuse (timestamps
+    at the ends of Python's calendar, which asyncpg even hands back without a time zone): every read still
+    answers, leaving such events out of what it folds; a rebuild dead-letters them."""
+    raw = example_event("vaccination.recorded")  # its fold reads no timestamp: the old projector applied it
+    cid = fresh_citizen(date(1980, 1, 1))
+    event = parse_event({**raw, "citizen_id": cid})
+    state = fold([event])["health"]
+    conn = await asyncpg.connect(asyncpg_dsn(api.database_url))
+    try:
+        for seq, moment in enumerate(("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00", None), start=1):
+            body = {**raw, "citizen_id": cid, "event_id": str(uuid4())}
+            if moment is not None:
+                body["occurred_at"] = moment
+            await conn.execute(
+                "INSERT INTO projection.event_archive (citizen_id, department, chain_seq, event_id, event_type, "
+                "schema_version, occurred_at, recorded_at, topic, kafka_partition, kafka_offset, body, prev_hash, "
+                "hash) VALUES ($1, 'health', $2::int, $3, $4, 1, $5, $6, 't', 0, $2::bigint, $7, $8, $8)",
+                cid,
+                seq,
+                UUID(body["event_id"]),
+                body["event_type"],
+                datetime.fromisoformat(body["occurred_at"]),
+                event.recorded_at,
+                json.dumps(body, ensure_ascii=False).encode(),
+                bytes(32),
+            )
+        await conn.execute(
+            "INSERT INTO projection.sections (citizen_id, department, state, event_count, last_event_at, chain_seq, "
+            "chain_head) VALUES ($1, 'health', $2::jsonb, 3, $3, 3, $4)",
+            cid,
+            state_to_json_text(state),
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+            bytes(32),
+        )
+    finally:
+        await conn.close()
+    resident = f"/v1/residents/{cid}"
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth, timeout=60.0) as client:
+        _ok(await client.get(resident), 200)
+        events = await client.get(f"{resident}/events")
+        _ok(events, 200)
+        assert [e["occurred_at"] for e in events.json()["events"]][:2] == [
+            "9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+        ]
+        as_of = await client.get(resident, params={"as_of": "2030-01-01"})
+        _ok(as_of, 200)
+        meta = as_of.json()["meta"]
+        assert (meta["event_count"], meta["unreadable_events"]) == (1, 1)  # the one of 9999 is after as_of
+        _ok(await client.get(resident, params={"known_at": "2030-01-01T00:00:00Z"}), 200)
+        _ok(
+            await client.post("/v1/residents:batchGet", params={"as_of": "2030-01-01"}, json={"citizen_ids": [cid]}),
+            200,
+        )
+        for policy in sorted(POLICY_IDS):
+            _ok(await client.get(f"{resident}/eligibility", params={"policy": policy, "as_of": "2030-01-01"}), 200)

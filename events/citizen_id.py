@@ -7,7 +7,10 @@ renkou enforces (CONTRACT §5):
 * **length** — exactly 18 characters; a 15-digit legacy number is rejected with its 18-digit form named;
 * **characters** — 17 ASCII digits, then a digit or ``X`` (a lower-case ``x`` is normalised to ``X``);
 * **check character** — the GB 11643 ISO 7064 MOD 11-2 checksum;
-* **birth date** — a real date between 1870-01-01 and today;
+* **birth date** — a real date from 1870-01-01 on, and not in the future. Validation never reads the clock (a
+  rebuild must judge a record as it was judged the first time): an event's citizen IDs are bounded by the day
+  the event was recorded (``recorded_at``, in China), which the envelope checks; on its own, a number is
+  bounded by the register's range (``events.bounds``), or by an explicit ``today`` that a read path may pass;
 * **division code** — a GB/T 2260 code that has existed. A code *created after* the birth year is fine (most
   people born before the 1980s received their number decades after birth); a code *abolished before* the
   birth year cannot have been assigned to that person.
@@ -23,15 +26,16 @@ have existed in the birth year, which wrongly rejects numbers assigned later in 
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from stdnum import numdb
 from stdnum.cn.ric import calc_check_digit
+
+from events.bounds import BIRTH_BOUND, EARLIEST_DATE, LATEST_DATE
 
 __all__ = [
     "EARLIEST_BIRTH_DATE",
@@ -40,6 +44,7 @@ __all__ = [
     "Division",
     "RegionCode",
     "birth_date_of",
+    "born_after",
     "division_name",
     "division_of",
     "lookup_division",
@@ -50,14 +55,11 @@ __all__ = [
     "upgrade_legacy",
 ]
 
-EARLIEST_BIRTH_DATE: Final = date(1870, 1, 1)
+EARLIEST_BIRTH_DATE: Final = EARLIEST_DATE
 """No living (or recently deceased) person registered in the system can be born before this date."""
 
 _DIGITS: Final = frozenset("0123456789")
 _CHECK_CHARACTERS: Final = frozenset("0123456789X")
-# China has used a single time zone (UTC+08:00) since 1949; a child born just after midnight Beijing time
-# must be accepted by a server whose clock runs on UTC.
-_CHINA: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 class CitizenIdError(ValueError):
@@ -181,22 +183,6 @@ def normalize_region_code(raw: str) -> str:
 # Citizen ID numbers
 # ---------------------------------------------------------------------------------------------------------
 
-_today_cache: tuple[float, date] = (float("-inf"), date.min)
-
-
-def _default_today() -> date:
-    """Today in China (UTC+08:00), or the host's local date if that is later.
-
-    Recomputed at most once a minute: this runs for every event on the hot path.
-    """
-    global _today_cache
-    now = time.monotonic()
-    expires, today = _today_cache
-    if now >= expires:
-        today = max(date.today(), datetime.now(_CHINA).date())
-        _today_cache = (now + 60.0, today)
-    return today
-
 
 def _show(raw: str, limit: int = 40) -> str:
     return repr(raw if len(raw) <= limit else raw[:limit] + "…")
@@ -207,8 +193,9 @@ def _check_character(first17: str) -> str:
     return str(calc_check_digit(first17 + "0"))
 
 
-def _problems(cid: str, today: date) -> list[str]:
-    """Every rule ``cid`` (already upper-cased) breaks; empty if it is valid."""
+def _problems(cid: str, today: date | None) -> list[str]:
+    """Every rule ``cid`` (already upper-cased) breaks; empty if it is valid. ``today``: the latest birth date
+    allowed (``None``: the end of the register's range)."""
     problems: list[str] = []
     if len(cid) != 18:
         if len(cid) == 15 and _DIGITS.issuperset(cid):
@@ -243,8 +230,12 @@ def _problems(cid: str, today: date) -> list[str]:
         else:
             if born < EARLIEST_BIRTH_DATE:
                 problems.append(f"birth date {born.isoformat()} is before {EARLIEST_BIRTH_DATE.isoformat()}")
-            elif born > today:
+            elif today is not None and born > today:
                 problems.append(f"birth date {born.isoformat()} is after today ({today.isoformat()})")
+            elif born > LATEST_DATE:
+                problems.append(
+                    f"birth date {born.isoformat()} is after {LATEST_DATE.isoformat()} (the register's range)"
+                )
             else:
                 birth_year = born.year
 
@@ -256,9 +247,9 @@ def _problems(cid: str, today: date) -> list[str]:
     return problems
 
 
-# Recently accepted IDs. Safe to remember: the division data is static and a valid birth date stays valid
-# as today moves on; only failures depend on the clock, and those are never remembered. Cleared when full
-# rather than kept in LRU order: cheaper per event, and a resident's events arrive close together anyway.
+# Recently accepted IDs (without an explicit ``today``). Safe to remember: the verdict is a pure function of the
+# number. Cleared when full rather than kept in LRU order: cheaper per event, and a resident's events arrive
+# close together anyway.
 _ACCEPTED: dict[str, None] = {}
 _ACCEPTED_MAX: Final = 200_000
 
@@ -282,7 +273,10 @@ def _is_valid(cid: str, today: date) -> bool:
 def normalize_citizen_id(raw: str, *, today: date | None = None) -> str:
     """Validate an 18-character citizen ID and return its canonical form (lower-case ``x`` → ``X``).
 
-    ``today`` is the upper bound for the birth date (default: today in China). Surrounding whitespace is *not*
+    ``today`` is the upper bound for the birth date; by default it is the end of the register's range
+    (``events.bounds.LATEST_DATE``): this function never reads the clock, so the same number gets the same
+    verdict on any day. (An event's numbers are also bounded by the day it was recorded: ``events.envelope``.)
+    A read path that wants "not born after today" passes today in China itself. Surrounding whitespace is *not*
     stripped: an ID is a key, and a department system sending padded keys has a bug worth hearing about.
 
     Raises ``CitizenIdError`` listing every rule that failed.
@@ -293,14 +287,14 @@ def normalize_citizen_id(raw: str, *, today: date | None = None) -> str:
     if today is None:
         if cid in _ACCEPTED:
             return cid
-        if _is_valid(cid, _default_today()):
+        if _is_valid(cid, LATEST_DATE):
             if len(_ACCEPTED) >= _ACCEPTED_MAX:
                 _ACCEPTED.clear()
             _ACCEPTED[cid] = None
             return cid
-    elif _is_valid(cid, today):
+    elif _is_valid(cid, min(today, LATEST_DATE)):
         return cid
-    problems = _problems(cid, today or _default_today())
+    problems = _problems(cid, today)
     if problems:
         raise CitizenIdError(problems)
     return cid
@@ -327,6 +321,14 @@ def make_citizen_id(division: str, birth: date, seq: int, *, today: date | None 
         raise CitizenIdError([f"characters: the sequence number must be 0-999, got {seq}"])
     first17 = f"{division}{birth.year:04d}{birth.month:02d}{birth.day:02d}{seq:03d}"
     return normalize_citizen_id(first17 + _check_character(first17), today=today)
+
+
+def born_after(cid: str, day: date) -> date | None:
+    """The birth date encoded in a *valid* citizen ID if it is after ``day``, else ``None`` (no re-validation)."""
+    stamp = cid[6:14]
+    if stamp <= f"{day.year:04d}{day.month:02d}{day.day:02d}":  # YYYYMMDD text sorts like the date
+        return None
+    return date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
 
 
 def birth_date_of(cid: str) -> date:
@@ -368,6 +370,7 @@ def _validate_region_code(value: str) -> str:
 CitizenId = Annotated[
     str,
     AfterValidator(_validate_citizen_id),
+    BIRTH_BOUND,
     WithJsonSchema(
         {
             "type": "string",
@@ -377,7 +380,8 @@ CitizenId = Annotated[
         }
     ),
 ]
-"""A valid 18-character citizen ID number, normalised (``x`` → ``X``)."""
+"""A valid 18-character citizen ID number, normalised (``x`` → ``X``); in an event, its birth date must not be
+after the day the event was recorded."""
 
 RegionCode = Annotated[
     str,

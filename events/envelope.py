@@ -10,13 +10,16 @@ its own event types.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
+from datetime import date
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, Self, TypeVar, get_args, get_origin
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
-from events.citizen_id import CitizenId, RegionCode
+from events.bounds import BIRTH_BOUND, SHORT_TEXT_MAX_CHARS, business_date
+from events.citizen_id import CitizenId, RegionCode, born_after
 from events.fields import TEXT_PATTERN, Department, Timestamp
 
 __all__ = [
@@ -58,11 +61,30 @@ class Payload(BaseModel):
     event_type: ClassVar[str]
     department: ClassVar[Department]
     schema_version: ClassVar[int] = 1
+    birth_fields: ClassVar[tuple[str, ...]] = ()
+    """The fields that carry a birth date (``BirthDay``, ``CitizenId``): found from the types, never listed."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.birth_fields = tuple(
+            name for name, info in cls.model_fields.items() if BIRTH_BOUND in info.metadata or _marked(info.annotation)
+        )
 
 
 PayloadT = TypeVar("PayloadT", bound=Payload, covariant=True)
 
-SystemName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+SystemName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=SHORT_TEXT_MAX_CHARS, pattern=TEXT_PATTERN),
+]
+
+
+def _marked(annotation: Any) -> bool:
+    """Whether a field's type carries ``BIRTH_BOUND`` anywhere (``CitizenId | None`` hides it in a union)."""
+    if get_origin(annotation) is Annotated:
+        return BIRTH_BOUND in annotation.__metadata__ or _marked(get_args(annotation)[0])
+    return any(_marked(arg) for arg in get_args(annotation))
 
 
 class Source(BaseModel):
@@ -123,6 +145,51 @@ class EventEnvelope(BaseModel):
     source: Source
     correlation_id: UUID | None = Field(default=None, description="Tracing across departments.")
     causation_id: UUID | None = Field(default=None, description="The event that caused this one.")
+
+    @model_validator(mode="after")
+    def _born_by_recording(self) -> Self:
+        """No birth date after the day the event was recorded: the clock-free form of "not born in the future".
+
+        A record is judged by its own content only, so a rebuild years later gives the same verdict.
+        """
+        # The hot path (every event) compares YYYYMMDD digits with the local date of recorded_at, without a time zone
+        # conversion: whatever the offset (under 24 hours), the date in China is at least the local date minus
+        # one day, so a birth before the local date is never after the date in China.
+        at = self.recorded_at
+        fields = getattr(type(getattr(self, "payload", None)), "birth_fields", ())  # () for a dict (OutdatedEvent)
+        if not fields and int(self.citizen_id[6:14]) < at.year * 10000 + at.month * 100 + at.day:
+            return self
+        recorded = business_date(at)
+        problems: list[tuple[str, str]] = []
+        born = born_after(self.citizen_id, recorded)
+        if born is not None:
+            problems.append(("citizen_id", _born_message(born, recorded)))
+        payload = getattr(self, "payload", None)
+        for name in fields:
+            value = getattr(payload, name)
+            if isinstance(value, str):
+                born = born_after(value, recorded)
+            elif isinstance(value, date) and value > recorded:
+                born = value
+            else:
+                born = None
+            if born is not None:
+                problems.append((f"payload.{name}", _born_message(born, recorded)))
+        if problems:
+            # InvalidEvent reports each (field, message) pair on its own.
+            raise PydanticCustomError(
+                "born_after_recording",
+                "{summary}",
+                {"summary": "; ".join(f"{loc}: {msg}" for loc, msg in problems), "problems": problems},
+            )
+        return self
+
+
+def _born_message(born: date, recorded: date) -> str:
+    return (
+        f"birth date {born.isoformat()} is after the day the event was recorded ({recorded.isoformat()}, "
+        "recorded_at in China): nobody is recorded before they are born"
+    )
 
 
 class Event(EventEnvelope, Generic[PayloadT]):

@@ -5,6 +5,8 @@ auditor replaying the log years later, so these types are stricter than Pydantic
 
 * a date is exactly ``YYYY-MM-DD`` (Pydantic would also take ``"1577836800"`` or a datetime at midnight);
 * a timestamp is RFC 3339 *with* an offset (``Z`` or ``±hh:mm``);
+* dates, months and timestamps lie in the register's calendar range (``events.bounds``: 1870-01-01 to
+  2199-12-31 in China), so that PostgreSQL, the driver and every read path can store and compute with them;
 * money is a decimal *string* (a JSON number would pass through binary floating point);
 * free text is stripped, non-empty, bounded and free of control characters (PostgreSQL rejects NUL in text,
   and a poison record must be stopped at the door, not in the projector).
@@ -26,6 +28,21 @@ from pydantic_core import PydanticCustomError, core_schema
 from stdnum.cn import uscc
 from stdnum.exceptions import InvalidChecksum, ValidationError
 
+from events.bounds import (
+    BIRTH_BOUND,
+    EARLIEST_DATE,
+    EARLIEST_INSTANT,
+    EARLIEST_PERIOD,
+    IDENTIFIER_MAX_CHARS,
+    LATEST_DATE,
+    LATEST_INSTANT,
+    LATEST_PERIOD,
+    NAME_MAX_CHARS,
+    PERIOD_IN_RANGE_PATTERN,
+    SHORT_TEXT_MAX_CHARS,
+    TEXT_MAX_CHARS,
+)
+
 __all__ = [
     "DATE_PATTERN",
     "DEPARTMENTS",
@@ -35,6 +52,7 @@ __all__ = [
     "PERIOD_PATTERN",
     "TEXT_PATTERN",
     "TIMESTAMP_PATTERN",
+    "BirthDay",
     "Day",
     "Department",
     "EmployerCode",
@@ -70,6 +88,9 @@ PATTERN_RULES: Final[dict[str, str]] = {
     DATE_PATTERN: "must be a date in the form YYYY-MM-DD",
     TIMESTAMP_PATTERN: "must be an RFC 3339 timestamp with an offset, e.g. 2024-05-01T09:30:00+08:00",
     PERIOD_PATTERN: "must be a month in the form YYYY-MM",
+    PERIOD_IN_RANGE_PATTERN: (
+        f"must be a month in the form YYYY-MM between {EARLIEST_PERIOD} and {LATEST_PERIOD} (the register's range)"
+    ),
     MONEY_PATTERN: 'must be a non-negative decimal string in CNY with at most 2 decimal places, e.g. "1234.50"',
     TEXT_PATTERN: "must not contain control characters (line breaks, tabs, NUL…)",
     IDENTIFIER_PATTERN: "must be printable ASCII without spaces",
@@ -117,19 +138,30 @@ def _to_text(value: object) -> str:
     raise TypeError(f"no text form for {type(value).__name__}")
 
 
+# The range checks run inside pydantic-core too. The published JSON Schemas keep their shape (a published version
+# never changes, ``events.schemas``): the range is the register's rule, named in every rejection.
 Day = Annotated[
     date,
-    _FromString(DATE_PATTERN, core_schema.date_schema(strict=False), date),
+    _FromString(DATE_PATTERN, core_schema.date_schema(strict=False, ge=EARLIEST_DATE, le=LATEST_DATE), date),
     WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
 ]
-"""A calendar date, ``YYYY-MM-DD`` on the wire (from Python, also a ``date`` but never a ``datetime``)."""
+"""A calendar date in the register's range, ``YYYY-MM-DD`` on the wire (from Python, also a ``date`` but never a
+``datetime``)."""
+
+BirthDay = Annotated[Day, BIRTH_BOUND]
+"""A birth date: a ``Day`` that must also not be after the day the event was recorded (``events.envelope``)."""
 
 Timestamp = Annotated[
     datetime,
-    _FromString(TIMESTAMP_PATTERN, core_schema.datetime_schema(strict=False, tz_constraint="aware"), datetime),
+    _FromString(
+        TIMESTAMP_PATTERN,
+        core_schema.datetime_schema(strict=False, tz_constraint="aware", ge=EARLIEST_INSTANT, le=LATEST_INSTANT),
+        datetime,
+    ),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
 ]
-"""A timezone-aware instant, RFC 3339 with offset on the wire; the offset is kept as received."""
+"""A timezone-aware instant whose date in China is in the register's range, RFC 3339 with offset on the wire;
+the offset is kept as received."""
 
 Money = Annotated[
     Decimal,
@@ -140,27 +172,28 @@ Money = Annotated[
 
 Period = Annotated[
     str,
-    StringConstraints(strict=True, pattern=PERIOD_PATTERN),
+    StringConstraints(strict=True, pattern=PERIOD_IN_RANGE_PATTERN),
     WithJsonSchema({"type": "string", "pattern": PERIOD_PATTERN, "description": "a month, YYYY-MM"}),
 ]
-"""A calendar month, ``YYYY-MM``."""
+"""A calendar month, ``YYYY-MM``, in the register's range."""
 
 
 def _text(max_length: int) -> Any:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length, pattern=TEXT_PATTERN)
 
 
-Name = Annotated[str, _text(100)]
+Name = Annotated[str, _text(NAME_MAX_CHARS)]
 """A person's name: stripped, 1–100 characters (long transliterated minority names exist)."""
 
-Text = Annotated[str, _text(200)]
+Text = Annotated[str, _text(TEXT_MAX_CHARS)]
 """Free text such as an address or a reason: stripped, 1–200 characters."""
 
-ShortText = Annotated[str, _text(64)]
+ShortText = Annotated[str, _text(SHORT_TEXT_MAX_CHARS)]
 """A short label (ethnicity, level, team, system name): stripped, 1–64 characters."""
 
 Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_MAX_CHARS, pattern=IDENTIFIER_PATTERN),
 ]
 """A department's own number or code (household, permit, school, clinic…): 1–64 printable ASCII characters."""
 

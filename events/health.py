@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from events.citizen_id import CitizenId, RegionCode
 from events.envelope import Payload
-from events.fields import Day, Department, Identifier, Name, Sex, ShortText
+from events.fields import BirthDay, Day, Department, Identifier, Name, Sex, ShortText
 
 __all__ = [
     "PAYLOADS",
@@ -37,7 +37,7 @@ class BirthCertified(Payload):
     certificate_no: Identifier
     child_name: Name
     child_sex: Sex
-    birth_date: Day
+    birth_date: BirthDay
     father_citizen_id: CitizenId | None = None
 
 

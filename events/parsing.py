@@ -2,8 +2,10 @@
 
 The whole record (envelope and payload) is checked by a single pydantic-core validation built once per
 registry; only failures pay for the Python that turns Pydantic's errors into messages naming each rule and
-field path. Whatever the input (bytes that are not UTF-8, JSON that is not an object, a list, a huge integer,
-nesting 10,000 deep), the only exception that leaves ``parse_event`` is ``InvalidEvent``.
+field path. The checks include the register's bounds (``events.bounds``: the calendar range, text lengths, the
+largest record), so what passes here the projector can store and the read paths can compute with. Whatever the
+input (bytes that are not UTF-8, JSON that is not an object, a list, a huge integer, nesting 10,000 deep), the
+only exception that leaves ``parse_event`` is ``InvalidEvent``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from uuid import UUID, uuid4
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from events.bounds import MAX_RECORD_BYTES, RANGE_RULE
 from events.envelope import Event, OutdatedEvent, Payload
 from events.fields import DEPARTMENTS, PATTERN_RULES
 from events.registry import REGISTRY, EventRegistry
@@ -52,6 +55,7 @@ def parse_event(raw: bytes | str | Mapping[str, Any], *, registry: EventRegistry
     """
     registry = registry or REGISTRY
     data = _as_json(raw)
+    _check_size(data)
     adapter = registry.adapter()
     try:
         event = adapter.validate_json(data)
@@ -135,6 +139,18 @@ def _as_json(raw: object) -> bytes | str:
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidEvent([("", f"the mapping has no JSON form: {exc}")]) from None
     raise InvalidEvent([("", f"an event must be JSON bytes, text or a mapping, got {type(raw).__name__}")])
+
+
+def _check_size(data: bytes | str) -> None:
+    """Refuse a record larger than ``MAX_RECORD_BYTES`` before reading it (size is a rule like any other)."""
+    size = len(data)
+    # A character is 1-4 bytes in UTF-8: only text near the limit needs counting.
+    if isinstance(data, str) and size * 4 > MAX_RECORD_BYTES:
+        size = len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_RECORD_BYTES:
+        raise InvalidEvent(
+            [("", f"record size: {size:,} bytes, more than the {MAX_RECORD_BYTES:,} bytes an event may have")]
+        )
 
 
 def _upcast(event: OutdatedEvent, registry: EventRegistry) -> Event[Payload]:
@@ -283,6 +299,9 @@ def _message(error: ErrorDetails, path: str, event_type: str | None, registry: E
     if kind == "string_too_long":
         length = len(value) if isinstance(value, str) else "?"
         return [f"must be at most {ctx.get('max_length')} characters, got {length}"]
+    if kind in {"greater_than_equal", "less_than_equal"} and isinstance(value, str | date):
+        # Only dates and timestamps have bounds and text (or date) input: the register's calendar range.
+        return [f"{RANGE_RULE}, got {_show(value)}"]
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
         bound = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
         limit = next(iter(ctx.values()), "?")
@@ -318,6 +337,8 @@ def _explain(exc: ValidationError, registry: EventRegistry, data: bytes | str | 
             else:
                 results.append(("event_type", f"unknown event type {_show(got)}"))
             probe_needed = True
+        elif kind == "born_after_recording":
+            results.extend((str(loc), str(msg)) for loc, msg in (error.get("ctx") or {}).get("problems", ()))
         elif kind in {"union_tag_not_found", "union_tag_invalid"} and event_type:
             got = value.get("schema_version") if isinstance(value, dict) else None
             message = "field required" if got is None else _version_message(event_type, got, registry)

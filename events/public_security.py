@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from events.citizen_id import CitizenId, RegionCode
 from events.envelope import Payload
-from events.fields import Day, Department, Identifier, Name, Sex, ShortText, Text
+from events.fields import BirthDay, Day, Department, Identifier, Name, Sex, ShortText, Text
 
 __all__ = [
     "PAYLOADS",
@@ -74,7 +74,7 @@ class BirthRegistered(Payload):
 
     name: Name
     sex: Sex
-    birth_date: Day
+    birth_date: BirthDay
     ethnicity: ShortText
     household_id: Identifier
     household_type: HouseholdType

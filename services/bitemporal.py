@@ -7,15 +7,17 @@ could have known then. Both together: what we knew at ``known_at`` about the wor
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
 
-from events import parse_event
+from events import Event, InvalidEvent, Payload, parse_event
 from projections.resident.apply import fold
-from projections.resident.dates import business_date
+from projections.resident.dates import CHINA_TZ
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
 from projections.resident.store import DEFAULT_SCHEMA, load_residents
@@ -27,10 +29,30 @@ class TimeSlice:
     known_at: datetime | None = None
 
 
-def _included(occurred_at: datetime, recorded_at: datetime, when: TimeSlice) -> bool:
-    if business_date(occurred_at) > when.as_of:
-        return False
-    return when.known_at is None or recorded_at <= when.known_at
+log = logging.getLogger("renkou.bitemporal")
+
+
+def _cutoff(as_of: date) -> datetime:
+    """The first instant after ``as_of`` in China: an event happened by the end of ``as_of`` iff it is before."""
+    return datetime.combine(as_of + timedelta(days=1), time(), CHINA_TZ)
+
+
+def parse_archived(bodies: Iterable[bytes]) -> tuple[list[Event[Payload]], int]:
+    """The archived events, and how many could not be read.
+
+    The archive keeps what was applied, validated by the rules of its day; an event archived before a rule was
+    added (the register's bounds, say) may no longer pass ``parse_event``. A read leaves it out, and says so,
+    rather than failing; a rebuild (``renkou replay``) dead-letters it for good.
+    """
+    events: list[Event[Payload]] = []
+    skipped = 0
+    for body in bodies:
+        try:
+            events.append(parse_event(body))
+        except InvalidEvent as exc:
+            skipped += 1
+            log.warning("archived event left out of a read, it no longer validates: %s", exc)
+    return events, skipped
 
 
 async def reconstruct(
@@ -45,17 +67,22 @@ async def reconstruct(
     Family links come from the current family tables (they are not versioned); every section and every flag
     comes from the archived events alone.
     """
+    # The slice is chosen by PostgreSQL, comparing instants: an archived timestamp may lie at the very edge of
+    # Python's calendar (archived before the register's bounds existed), where converting it — or the driver's
+    # decoding of it — cannot be trusted.
     rows = await conn.fetch(
-        f"SELECT department, body, occurred_at, recorded_at FROM {schema}.event_archive "
-        "WHERE citizen_id = $1 ORDER BY department, chain_seq",
+        f"SELECT department, body, occurred_at < $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3) AS included "
+        f"FROM {schema}.event_archive WHERE citizen_id = $1 ORDER BY department, chain_seq",
         citizen_id,
+        _cutoff(when.as_of),
+        when.known_at,
     )
     if not rows:
         return None
-    chosen = [r for r in rows if _included(r["occurred_at"], r["recorded_at"], when)]
+    chosen = [r for r in rows if r["included"]]
     if not chosen:
         return None
-    events = [parse_event(bytes(r["body"])) for r in chosen]
+    events, skipped = parse_archived(bytes(r["body"]) for r in chosen)
     states = fold(events)
     counts: dict[str, int] = {}
     latest: dict[str, datetime] = {}
@@ -81,6 +108,8 @@ async def reconstruct(
         last_event_at=latest,
     )
     view = render_view(citizen_id, states, as_of=when.as_of, family=family, meta=meta)
+    if skipped:
+        view["meta"]["unreadable_events"] = skipped
     view["meta"]["as_of"] = when.as_of.isoformat()
     if when.known_at is not None:
         view["meta"]["known_at"] = when.known_at.isoformat()

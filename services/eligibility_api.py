@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from events.bounds import EARLIEST_DATE
 from projections.eligibility import POLICY_IDS, UnknownPolicyError, policy_ids
 from services.eligibility import eligibility, policy_directory, resolve_policy
 from services.query_api.context import context_of
@@ -29,7 +30,7 @@ __all__ = ["EligibilityResponse", "router"]
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
 SECTION: Final = "eligibility"
-_EARLIEST: Final = date(1870, 1, 1)
+_EARLIEST: Final = EARLIEST_DATE  # the register's first day (events.bounds), as for the resident reads
 _LATEST: Final = date(9998, 12, 31)
 
 

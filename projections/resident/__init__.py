@@ -13,14 +13,18 @@ from __future__ import annotations
 from projections.resident.apply import ProjectionError, apply, fold, fold_by_citizen
 from projections.resident.family import (
     BirthCertificate,
+    CertificateRecord,
+    CertificateStatement,
     ChildRef,
     FamilyFact,
     FamilyView,
     HouseholdMember,
     Membership,
     ParentLink,
+    certificate_record,
     family_facts,
     household_membership,
+    merge_certificates,
 )
 from projections.resident.flags import Flag, evaluate_flags
 from projections.resident.render import VIEW_SECTIONS, Meta, permit_status, render_view
@@ -40,6 +44,8 @@ __all__ = [
     "DEPARTMENTS",
     "VIEW_SECTIONS",
     "BirthCertificate",
+    "CertificateRecord",
+    "CertificateStatement",
     "ChildRef",
     "DepartmentState",
     "EducationState",
@@ -55,12 +61,14 @@ __all__ = [
     "PublicSecurityState",
     "SocialSecurityState",
     "apply",
+    "certificate_record",
     "evaluate_flags",
     "family_facts",
     "fold",
     "fold_by_citizen",
     "household_membership",
     "initial_state",
+    "merge_certificates",
     "permit_status",
     "render_view",
     "state_from_json",

@@ -6,23 +6,13 @@ Pure functions of their arguments: the view is computed for an explicit ``as_of`
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, timedelta, timezone
-from typing import Final
+from datetime import date
+
+# One definition of China's calendar for the whole code base: event validation needs it too (a birth date is
+# bounded by the day the event was recorded), and events must not import projections.
+from events.bounds import CHINA_TZ, business_date
 
 __all__ = ["CHINA_TZ", "add_months", "business_date", "completed_years", "whole_months"]
-
-CHINA_TZ: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
-"""China has kept one time zone, UTC+08:00, since 1949 (and no daylight saving since 1991)."""
-
-
-def business_date(moment: datetime) -> date:
-    """The calendar date in China of an aware timestamp.
-
-    Events carry ``occurred_at`` with whatever offset the producer used; converting to UTC+08:00 first makes
-    ``2024-05-01T20:00:00Z`` and ``2024-05-02T04:00:00+08:00`` the same business day, as a clerk in the city
-    would date it.
-    """
-    return moment.astimezone(CHINA_TZ).date()
 
 
 def add_months(day: date, months: int) -> date:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import asyncpg
+
+from projections.resident.family import CertificateRecord, CertificateStatement, merge_certificates
 
 DEFAULT_SCHEMA = "projection"
 PROJECTION = "resident_view"
@@ -73,6 +75,9 @@ class SectionRow:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterRow:
+    """A rejected record as the ``dead_letters`` table keeps it. ``value_size`` is set when the value was too large
+    to keep (``value`` is then ``None``; the record stays in its topic at the row's coordinates)."""
+
     topic: str
     partition: int
     offset: int
@@ -80,25 +85,7 @@ class DeadLetterRow:
     key: bytes | None
     value: bytes | None
     event_id: str | None
-
-
-CERTIFICATE_SHARED = ("mother_citizen_id", "father_citizen_id", "child_name", "child_sex", "birth_date")
-"""Certificate columns both departments state; public security's registration decides where they disagree."""
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateSide:
-    """What one department says about a birth certificate; ``None`` columns are left as they are."""
-
-    certificate_no: str
-    mother_citizen_id: str | None = None
-    father_citizen_id: str | None = None
-    child_name: str | None = None
-    child_sex: str | None = None
-    birth_date: date | None = None
-    certified_event_id: UUID | None = None
-    child_citizen_id: str | None = None
-    registered_event_id: UUID | None = None
+    value_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +113,16 @@ class BatchWrite:
     archive: list[ArchiveRow]
     sections: list[SectionRow]
     parent_links: list[ParentLinkRow]
-    certificates: list[CertificateSide]
+    certificates: list[CertificateRecord]
     households: dict[str, Household | None]  # citizen -> membership now (None: no longer in a household)
     checkpoints: dict[tuple[str, int], int]  # (topic, partition) -> next offset
     dead_letters: list[DeadLetterRow]
     changed_citizens: set[str]
+
+    @classmethod
+    def nothing(cls) -> BatchWrite:
+        """A write of no rows (checkpoints and dead letters are added to it)."""
+        return cls([], [], [], [], {}, {}, [], set())
 
 
 class ProjectionStore:
@@ -280,8 +272,8 @@ class ProjectionStore:
             dl = batch.dead_letters
             await conn.execute(
                 f"INSERT INTO {s}.dead_letters (topic, kafka_partition, kafka_offset, reason, record_key, "
-                "record_value, event_id) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], "
-                "$5::bytea[], $6::bytea[], $7::text[]) ON CONFLICT DO NOTHING",
+                "record_value, event_id, value_size) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], "
+                "$4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::bigint[]) ON CONFLICT DO NOTHING",
                 [d.topic for d in dl],
                 [d.partition for d in dl],
                 [d.offset for d in dl],
@@ -289,6 +281,7 @@ class ProjectionStore:
                 [d.key for d in dl],
                 [d.value for d in dl],
                 [d.event_id for d in dl],
+                [d.value_size for d in dl],
             )
         if batch.changed_citizens:
             await conn.execute(
@@ -310,37 +303,113 @@ class ProjectionStore:
                 [o for _, o in items],
             )
 
-    async def _write_certificates(self, conn: asyncpg.Connection, sides: Sequence[CertificateSide]) -> None:
-        # COALESCE(EXCLUDED.x, t.x): each department's side fills only the columns it knows. Where both speak
-        # (parents, the child's name, sex, birth date) and disagree, public security's registration wins and a
-        # health certificate arriving after it only fills what the registration left empty: the row ends the
-        # same whichever of birth.certified and birth.registered arrives first — as a rebuild, which meets the
-        # two topics in another interleaving than the live projector did, must find it.
-        cols = [
-            "certificate_no",
-            "mother_citizen_id",
-            "father_citizen_id",
-            "child_name",
-            "child_sex",
-            "birth_date",
-            "certified_event_id",
-            "child_citizen_id",
-            "registered_event_id",
-        ]
-        types = ["text", "text", "text", "text", "text", "date", "uuid", "text", "uuid"]
-        updates = ", ".join(
-            f"{c} = CASE WHEN EXCLUDED.registered_event_id IS NULL AND t.registered_event_id IS NOT NULL "
-            f"THEN COALESCE(t.{c}, EXCLUDED.{c}) ELSE COALESCE(EXCLUDED.{c}, t.{c}) END"
-            if c in CERTIFICATE_SHARED
-            else f"{c} = COALESCE(EXCLUDED.{c}, t.{c})"
-            for c in cols[1:]
+    async def _write_certificates(self, conn: asyncpg.Connection, records: Sequence[CertificateRecord]) -> None:
+        # Read, merge, write back — with the rows locked: the two statements of one birth come from different
+        # partitions, so two projector workers may hold the same certificate at once. The merge is
+        # ``family.merge_certificates`` (order-independent), the only rule there is; the locks are taken in key
+        # order (the INSERT's ORDER BY), so two workers never wait for each other in a cycle.
+        keys = sorted(r.key for r in records)
+        stored = await conn.fetch(
+            f"INSERT INTO {self.schema}.birth_certificates AS t (certificate_no, mother_citizen_id) "
+            "SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2 "
+            "ON CONFLICT (certificate_no, mother_citizen_id) DO UPDATE SET certificate_no = t.certificate_no "
+            f"RETURNING {', '.join(f't.{c}' for c in _CERTIFICATE_COLUMNS)}",
+            [n for n, _ in keys],
+            [m for _, m in keys],
         )
-        params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        merged = {r.key: r for r in records}
+        for row in stored:
+            previous = _certificate_of(row)
+            if previous is not None:
+                merged[previous.key] = merge_certificates(previous, merged[previous.key])
+        rows = [_certificate_row(merged[key]) for key in keys]
+        columns = _CERTIFICATE_COLUMNS[2:]
+        types = [_CERTIFICATE_TYPES[c] for c in _CERTIFICATE_COLUMNS]
         await conn.execute(
-            f"INSERT INTO {self.schema}.birth_certificates AS t ({', '.join(cols)}) "
-            f"SELECT * FROM unnest({params}) ON CONFLICT (certificate_no) DO UPDATE SET {updates}",
-            *[[getattr(side, c) for side in sides] for c in cols],
+            f"UPDATE {self.schema}.birth_certificates AS t SET "
+            + ", ".join(f"{c} = u.{c}" for c in columns)
+            + " FROM unnest("
+            + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+            + f") AS u({', '.join(_CERTIFICATE_COLUMNS)}) "
+            "WHERE t.certificate_no = u.certificate_no AND t.mother_citizen_id = u.mother_citizen_id",
+            *[[row[i] for row in rows] for i in range(len(_CERTIFICATE_COLUMNS))],
         )
+
+
+# The table's columns: the key, what the two departments say together (what readers use), then each department's
+# latest statement (what the next merge needs).
+_CERTIFICATE_TYPES: Final = {
+    "certificate_no": "text",
+    "mother_citizen_id": "text",
+    "father_citizen_id": "text",
+    "child_name": "text",
+    "child_sex": "text",
+    "birth_date": "date",
+    "child_citizen_id": "text",
+    "registered_event_id": "uuid",
+    "certified_event_id": "uuid",
+    "registered_at": "timestamptz",
+    "registered_father_citizen_id": "text",
+    "registered_child_name": "text",
+    "registered_child_sex": "text",
+    "registered_birth_date": "date",
+    "certified_at": "timestamptz",
+    "certified_father_citizen_id": "text",
+    "certified_child_name": "text",
+    "certified_child_sex": "text",
+    "certified_birth_date": "date",
+}
+_CERTIFICATE_COLUMNS: Final = tuple(_CERTIFICATE_TYPES)
+
+
+def _certificate_row(record: CertificateRecord) -> tuple[Any, ...]:
+    """``record`` as a row in ``_CERTIFICATE_COLUMNS`` order."""
+    sides = tuple(
+        value
+        for s in (record.registration, record.certification)
+        for value in (
+            (s.recorded_at, s.father_citizen_id, s.child_name, s.child_sex, s.birth_date) if s else (None,) * 5
+        )
+    )
+    return (
+        record.certificate_no,
+        record.mother_citizen_id,
+        record.father_citizen_id,
+        record.child_name,
+        record.child_sex,
+        record.birth_date,
+        record.child_citizen_id,
+        record.registered_event_id,
+        record.certified_event_id,
+        *sides,
+    )
+
+
+def _certificate_of(row: asyncpg.Record) -> CertificateRecord | None:
+    """The stored record of a row, ``None`` for a row just inserted (no statement yet)."""
+    registration = certification = None
+    if row["registered_event_id"] is not None:
+        registration = CertificateStatement(
+            row["registered_event_id"],
+            row["registered_at"],
+            row["registered_father_citizen_id"],
+            row["registered_child_name"],
+            row["registered_child_sex"],
+            row["registered_birth_date"],
+            row["child_citizen_id"],
+        )
+    if row["certified_event_id"] is not None:
+        certification = CertificateStatement(
+            row["certified_event_id"],
+            row["certified_at"],
+            row["certified_father_citizen_id"],
+            row["certified_child_name"],
+            row["certified_child_sex"],
+            row["certified_birth_date"],
+        )
+    if registration is None and certification is None:
+        return None
+    return CertificateRecord(row["certificate_no"], row["mother_citizen_id"], registration, certification)
 
 
 @dataclass(frozen=True, slots=True)

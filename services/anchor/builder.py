@@ -2,7 +2,7 @@
 
 Chain heads are already stored per chain — ``<schema>.sections`` (``chain_seq``, ``chain_head``) for the archive,
 ``access_log_heads`` for the access log — so an anchor reads those, never the archive itself. It compares them
-with the anchored heads (``audit_anchor_heads``, migration 0009) in one join that returns only the chains that
+with the anchored heads (``audit_anchor_heads``, migration 0010) in one join that returns only the chains that
 moved, and then, for those chains only:
 
 1. what was anchored in their buckets must still be as signed — the leaf digests kept (``audit_anchor_leaves``)

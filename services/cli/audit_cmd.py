@@ -129,7 +129,7 @@ async def _audit(
         except asyncpg.UndefinedTableError as exc:
             raise OperationError(
                 f"{exc.args[0] if exc.args else exc}: the anchored heads are gone (is the database at migration "
-                "0009? if it is, they were dropped)"
+                "0010? if it is, they were dropped)"
             ) from exc
 
 

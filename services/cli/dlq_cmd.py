@@ -100,10 +100,13 @@ def show_cmd(
     console.print(f"[bold]reason[/bold]: {letter.reason}", soft_wrap=True)
     console.print(f"[bold]key[/bold]: {shown['key']}")
     value = value_for_display(letter.value)
-    console.print("[bold]value[/bold]:")
-    console.print(
-        json.dumps(value, ensure_ascii=False, indent=2) if not isinstance(value, str) else value, soft_wrap=True
-    )
+    if letter.omitted is not None:
+        console.print(f"[bold]value[/bold]: {letter.omitted}", soft_wrap=True)
+    else:
+        console.print("[bold]value[/bold]:")
+        console.print(
+            json.dumps(value, ensure_ascii=False, indent=2) if not isinstance(value, str) else value, soft_wrap=True
+        )
     if headers is None:
         console.print("[bold]headers[/bold]: not found on the dead-letter topic")
     else:

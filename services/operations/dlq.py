@@ -8,6 +8,9 @@ also arrived by another way, cannot apply it twice.
 
 Order: a re-driven event is applied after the events that reached the log before it. Re-drive one resident's
 dead letters in their original order.
+
+A record too large to keep is dead-lettered by reference (``value_size`` set, no value): it stays in its topic at
+the dead letter's coordinates; re-driving it needs the fixed record (``value``).
 """
 
 from __future__ import annotations
@@ -73,10 +76,18 @@ class DeadLetter:
     event_id: str | None
     rejected_at: datetime
     redriven_at: datetime | None
+    value_size: int | None = None  # set when the value was too large to keep (``value`` is then None)
 
     @property
     def coordinates(self) -> str:
         return format_coordinates(self.topic, self.partition, self.offset)
+
+    @property
+    def omitted(self) -> str | None:
+        """What to say instead of the value when it was not kept, else ``None``."""
+        if self.value_size is None:
+            return None
+        return f"omitted: {self.value_size:,} bytes, too large to keep; the record stays at {self.coordinates}"
 
     def to_json(self, *, full: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -89,9 +100,13 @@ class DeadLetter:
             "rejected_at": self.rejected_at.isoformat(),
             "redriven_at": self.redriven_at.isoformat() if self.redriven_at else None,
         }
+        if self.value_size is not None:
+            out["value_size"] = self.value_size
         if full:
             out["key"] = _text(self.key)
             out["value"] = value_for_display(self.value)
+            if self.omitted is not None:
+                out["value_omitted"] = self.omitted
         return out
 
 
@@ -120,10 +135,14 @@ def _row(r: asyncpg.Record) -> DeadLetter:
         r["event_id"],
         r["rejected_at"],
         r["redriven_at"],
+        r["value_size"],
     )
 
 
-_COLUMNS = "topic, kafka_partition, kafka_offset, reason, record_key, record_value, event_id, rejected_at, redriven_at"
+_COLUMNS = (
+    "topic, kafka_partition, kafka_offset, reason, record_key, record_value, event_id, rejected_at, redriven_at, "
+    "value_size"
+)
 
 
 async def list_dead_letters(
@@ -209,9 +228,8 @@ async def redrive(
             )
         raw = letter.value if value is None else value
         if raw is None:
-            raise BadInputError(
-                f"{letter.coordinates} has no value (a tombstone); give the fixed record with --value-file"
-            )
+            what = f"no value kept ({letter.omitted})" if letter.omitted else "no value (a tombstone)"
+            raise BadInputError(f"{letter.coordinates} has {what}; give the fixed record with --value-file")
         try:
             event = parse_event(raw)
         except InvalidEvent as exc:

@@ -9,8 +9,8 @@ published them to the dead-letter topic when it met them first.
 Throughput: parsing and folding events is Python CPU work, so ``workers`` > 1 runs the batches of disjoint sets
 of partition *numbers* in separate processes. A citizen is keyed to the same partition number on all four
 department topics, so every row keyed by a citizen is written by one worker only; the one table written across
-citizens (``birth_certificates``, mother's and child's sides) merges column-wise, and the rare lock conflict
-between workers (deadlock, a shared ``event_id``) rolls that batch back and retries it.
+citizens (``birth_certificates``, mother's and child's sides) merges order-independently under row locks, and the
+rare lock conflict between workers (a deadlock) rolls that batch back and retries it.
 """
 
 from __future__ import annotations
@@ -199,8 +199,8 @@ async def _apply(
     attempt = 0
     while True:
         try:
-            async with conn.transaction():
-                result = await projector.process(conn, records)
+            # The live projector's own commit: a record that cannot be applied is dead-lettered here as it was live.
+            result = await projector.commit(conn, records)
             break
         except _RETRYABLE:
             attempt += 1

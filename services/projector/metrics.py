@@ -19,6 +19,7 @@ class ProjectorMetrics:
     lag: Gauge
     last_batch: Gauge
     batch_failures: Counter
+    isolated: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ProjectorMetrics:
@@ -57,4 +58,9 @@ class ProjectorMetrics:
                 multiprocess_mode="max",
             ),
             batch_failures=Counter("renkou_projector_batch_failures", "Batches rolled back and retried", registry=reg),
+            isolated=Counter(
+                "renkou_projector_isolated_records",
+                "Records dead-lettered because applying them failed (found by bisecting their batch)",
+                registry=reg,
+            ),
         )

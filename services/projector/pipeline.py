@@ -11,6 +11,14 @@ The steps, all inside the caller's transaction:
 5. write archive, sections, family and household rows, dead letters, the view outbox and the new checkpoints.
 
 Dead letters are published to Kafka before the transaction commits (at least once; the table row is exact).
+
+Nothing stalls (CONTRACT §10). ``commit`` runs the batch in one transaction; if that fails for a reason other
+than an outage (``failures.is_outage``), it runs the batch once more with ``isolate=True``: after the fence,
+the records are applied in halves, each in a savepoint of its own, halving a failing part again down to the
+record that fails alone — which becomes a dead letter with the error as its reason, while every other record
+is applied. The halves are consecutive slices of the fenced records (in partition and offset order), so each
+partition's records are still applied in order; the fence, the dead letters and the checkpoints (past every
+record of the batch, dead-lettered or not) are written once, in the enclosing transaction.
 """
 
 from __future__ import annotations
@@ -26,22 +34,31 @@ from uuid import UUID
 import asyncpg
 
 from events import InvalidEvent, parse_event
+from events.bounds import MAX_RECORD_BYTES
 from events.envelope import Event, Payload
 from projections.resident.apply import apply
-from projections.resident.family import BirthCertificate, ParentLink, family_facts, household_membership
+from projections.resident.family import (
+    BirthCertificate,
+    CertificateRecord,
+    ParentLink,
+    certificate_record,
+    family_facts,
+    household_membership,
+    merge_certificates,
+)
 from projections.resident.state import initial_state, state_from_json_text, state_to_json_text
 from projections.resident.store import (
-    CERTIFICATE_SHARED,
     GENESIS,
     ArchiveRow,
     BatchWrite,
-    CertificateSide,
     DeadLetterRow,
     Household,
     ParentLinkRow,
     ProjectionStore,
     SectionRow,
 )
+from services.dead_letters import COPY_LIMIT, printable, record_size
+from services.projector.failures import describe, is_outage
 
 DEPARTMENT_TOPICS = ("public_security", "education", "social_security", "health")
 
@@ -98,6 +115,21 @@ class BatchResult:
     changed_citizens: set[str] = field(default_factory=set)
     # The last offset of the batch in each of its partitions (applied, stale or not), for lag metrics.
     last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Records dead-lettered because applying them failed (found by isolating them), and the parts tried to find
+    # them (for logs and metrics; 0 when the batch applied whole).
+    isolated: int = 0
+    attempts: int = 0
+    # What failed the batch's first transaction, when ``commit`` had to isolate records.
+    failure: BaseException | None = None
+
+    def absorb(self, part: BatchResult) -> None:
+        """Add what ``part`` (a slice of this batch, applied in a savepoint) did."""
+        self.applied += part.applied
+        self.duplicates += part.duplicates
+        self.dead_letters.extend(part.dead_letters)
+        for department, count in part.applied_by_department.items():
+            self.applied_by_department[department] += count
+        self.changed_citizens |= part.changed_citizens
 
 
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
@@ -121,31 +153,79 @@ class BatchProjector:
         # Looked up once per record: the department topics of this namespace.
         self._departments = {f"{namespace}population.{d}.v1": d for d in DEPARTMENT_TOPICS}
 
-    async def process(self, conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
-        """Apply ``records`` inside the caller's open transaction on ``conn``."""
+    async def commit(self, conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
+        """Apply ``records`` and commit, on ``conn`` (no transaction open): in one transaction, or — when that
+        fails for the records' content rather than an outage — in a second one that isolates and dead-letters
+        the records that cannot be applied. An outage (or a failure of the second transaction) is raised; the
+        caller retries the same records later."""
+        try:
+            async with conn.transaction():
+                return await self.process(conn, records)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            failure = exc
+        async with conn.transaction():
+            result = await self.process(conn, records, isolate=True)
+        result.failure = failure
+        return result
+
+    async def process(
+        self, conn: asyncpg.Connection, records: Sequence[Record], *, isolate: bool = False
+    ) -> BatchResult:
+        """Apply ``records`` inside the caller's open transaction on ``conn``.
+
+        ``isolate``: apply them in savepoints, bisecting whatever fails for its content down to the records that
+        fail alone, and dead-letter those (see the module docstring); an outage is raised as it is.
+        """
         result = BatchResult()
         fresh = await self._fence(conn, records, result)
         checkpoints = {tp: max(r.offset for r in recs) + 1 for tp, recs in _by_partition(fresh).items()}
-        accepted = self._parse(fresh, result)
-        unique = await self._dedupe(conn, accepted, result)
-        write = await self._fold(conn, unique, result)
+        if isolate:
+            await self._isolate(conn, fresh, result)
+            write = BatchWrite.nothing()
+        else:
+            write = await self._prepare(conn, fresh, result)
         write.checkpoints = checkpoints
-        write.dead_letters = [
-            DeadLetterRow(
-                d.record.topic,
-                d.record.partition,
-                d.record.offset,
-                d.reason,
-                d.record.key,
-                d.record.value,
-                d.event_id,
-            )
-            for d in result.dead_letters
-        ]
+        write.dead_letters = [_dead_letter_row(d) for d in result.dead_letters]
+        await self.store.write(conn, write)
+        # Published once the batch is written (a write that fails publishes nothing), before it commits.
         if result.dead_letters and self.publish_dead_letters is not None:
             await self.publish_dead_letters(result.dead_letters)
-        await self.store.write(conn, write)
         return result
+
+    async def _prepare(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> BatchWrite:
+        """Parse, deduplicate and fold ``records``: what they write (without checkpoints and dead letters)."""
+        accepted = self._parse(records, result)
+        unique = await self._dedupe(conn, accepted, result)
+        return await self._fold(conn, unique, result)
+
+    async def _isolate(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> None:
+        """Apply ``records`` in a savepoint; if that fails for their content, each half in turn the same way, and a
+        single record that fails alone becomes a dead letter. Only what a savepoint committed counts."""
+        if not records:
+            return
+        part = BatchResult()
+        result.attempts += 1
+        try:
+            async with conn.transaction():  # a savepoint inside the batch's transaction
+                write = await self._prepare(conn, records, part)
+                await self.store.write(conn, write)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            if len(records) > 1:
+                middle = len(records) // 2
+                await self._isolate(conn, records[:middle], result)
+                await self._isolate(conn, records[middle:], result)
+                return
+            [record] = records
+            result.isolated += 1
+            result.dead_letters.append(
+                DeadLetter(record, f"could not be applied: {describe(exc)}", _event_id_of(record.value))
+            )
+            return
+        result.absorb(part)
 
     async def _fence(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> list[Record]:
         groups = _by_partition(records)
@@ -178,6 +258,8 @@ class BatchProjector:
         topic_dept = self._departments.get(record.topic)
         if record.value is None:
             return "record has no value (a tombstone is not an event)", None
+        if len(record.key or b"") > MAX_RECORD_BYTES:  # parse_event bounds the value; a key is the record's too
+            return f"record key: {len(record.key or b''):,} bytes, no citizen ID is that long", None
         try:
             event = parse_event(record.value)
         except InvalidEvent as exc:
@@ -232,7 +314,7 @@ class BatchProjector:
         sections: dict[tuple[str, str], _Section] = {}
         archive: list[ArchiveRow] = []
         links: dict[tuple[str, str, str], ParentLinkRow] = {}
-        certificates: dict[str, CertificateSide] = {}
+        certificates: dict[tuple[str, str], CertificateRecord] = {}
         applied_by_department = result.applied_by_department
         changed = result.changed_citizens
         for record, event, body in accepted:
@@ -279,9 +361,10 @@ class BatchProjector:
                         event.event_id,
                     )
                 elif isinstance(fact, BirthCertificate):
-                    certificates[fact.certificate_no] = _merge_certificate(
-                        certificates.get(fact.certificate_no), fact, event
-                    )
+                    stated = certificate_record(fact, event.event_id, event.recorded_at)
+                    if stated is not None:
+                        known = certificates.get(stated.key)
+                        certificates[stated.key] = stated if known is None else merge_certificates(known, stated)
             applied_by_department[department] += 1
             changed.add(citizen)
         result.applied += len(accepted)
@@ -337,33 +420,24 @@ class _Section:
         return cls(state, row.event_count, row.last_event_at, row.chain_seq, row.chain_head)
 
 
-def _merge_certificate(
-    previous: CertificateSide | None, fact: BirthCertificate, event: Event[Payload]
-) -> CertificateSide:
-    certified = event.department == "health"
-    side = CertificateSide(
-        certificate_no=fact.certificate_no,
-        mother_citizen_id=fact.mother_citizen_id,
-        father_citizen_id=fact.father_citizen_id,
-        child_name=fact.child_name,
-        child_sex=fact.child_sex,
-        birth_date=fact.birth_date,
-        certified_event_id=event.event_id if certified else None,
-        child_citizen_id=fact.child_citizen_id,
-        registered_event_id=None if certified else event.event_id,
+def _dead_letter_row(letter: DeadLetter) -> DeadLetterRow:
+    """The table row of a dead letter: like the letter on the topic, a record too large to copy is kept by
+    reference (its coordinates are the row's key; the record stays in its topic)."""
+    record = letter.record
+    value, size = record.value, None
+    if record_size(record.key, value) > COPY_LIMIT:
+        value, size = None, len(value or b"")
+    key = record.key if len(record.key or b"") <= COPY_LIMIT // 2 else None
+    return DeadLetterRow(
+        record.topic,
+        record.partition,
+        record.offset,
+        printable(letter.reason),
+        key,
+        value,
+        letter.event_id,
+        size,
     )
-    if previous is None:
-        return side
-    # Two sides of one certificate in one batch: later facts win, unknown (None) ones keep the earlier value —
-    # except that a health certificate after the registration only fills what the registration left empty
-    # (the rule the store applies across batches, so the result never depends on the arrival order).
-    registration_first = certified and previous.registered_event_id is not None
-    merged = {}
-    for name in CertificateSide.__dataclass_fields__:
-        new, old = getattr(side, name), getattr(previous, name)
-        first, second = (old, new) if registration_first and name in CERTIFICATE_SHARED else (new, old)
-        merged[name] = first if first is not None else second
-    return CertificateSide(**merged)
 
 
 def _same_event(archived_body: bytes, event: Event[Payload]) -> bool:
@@ -393,4 +467,5 @@ def _event_id_of(value: bytes | None) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     event_id = data.get("event_id") if isinstance(data, dict) else None
-    return str(event_id)[:64] if event_id is not None else None
+    # Stored as text and sent in headers: no NUL, no lone surrogate, whatever the record holds.
+    return printable(str(event_id))[:64] if event_id is not None else None

@@ -2,7 +2,9 @@
 
 Kafka delivers; PostgreSQL decides. A batch's effects and its checkpoints commit in one transaction; on
 assignment the consumer seeks to the stored checkpoints, so Kafka's own committed offsets only serve lag
-monitoring. A failed batch is rolled back and its partitions rewound (``nack``), never skipped.
+monitoring. A batch that fails for its content has the records that cause it dead-lettered and the rest
+applied (``BatchProjector.commit``); a batch that fails for an outage is rolled back and its partitions
+rewound (``nack``) and retried, never skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.db.engine import driver_connection
-from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, publish_dead_letters
+from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, printable, publish_dead_letters
+from services.projector.failures import describe
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import BatchProjector, BatchResult, DeadLetter
 
@@ -61,7 +64,7 @@ class Projector:
                     d.record.key,
                     d.record.value,
                     d.reason,
-                    list(d.record.headers),
+                    list(d.record.headers or ()),
                     d.record.topic,
                     d.record.partition,
                     d.record.offset,
@@ -76,7 +79,7 @@ class Projector:
                 letter.record.topic,
                 letter.record.partition,
                 letter.record.offset,
-                letter.reason,
+                printable(letter.reason, 500),
             )
 
     async def handle(self, message: KafkaMessage) -> None:
@@ -88,14 +91,24 @@ class Projector:
             return
         started = time.perf_counter()
         try:
-            async with driver_connection(self.engine) as conn, conn.transaction():
-                result = await self.pipeline.process(conn, records)
+            async with driver_connection(self.engine) as conn:
+                result = await self.pipeline.commit(conn, records)
         except Exception:
             self.metrics.batch_failures.inc()
             log.exception("batch of %d records failed; rolled back, rewinding and retrying", len(records))
             await message.nack()
             await asyncio.sleep(_RETRY_DELAY)
             return
+        if result.failure is not None:
+            self.metrics.isolated.inc(result.isolated)
+            log.warning(
+                "batch of %d records failed for its content (%s); %d record(s) dead-lettered after %d attempts, the "
+                "rest applied",
+                len(records),
+                describe(result.failure),
+                result.isolated,
+                result.attempts,
+            )
         consumer = self.consumer
         if consumer is not None:
             for (topic, partition), offset in result.resync.items():

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, normalize_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
@@ -55,8 +56,11 @@ _bearer = HTTPBearer(auto_error=False, description="The consumer token of a gran
 # The catalogue's example child (events.examples) and its household, as examples in the OpenAPI document.
 EXAMPLE_CITIZEN: Final = CITIZENS["child"]
 EXAMPLE_HOUSEHOLD: Final = "510107-00012345"
-_EARLIEST: Final = date(1870, 1, 1)
+# A business date a read may ask for: the register's first day (events.bounds) up to a last day that leaves room
+# for the calendar arithmetic of rendering (Python's dates end with the year 9999).
+_EARLIEST: Final = EARLIEST_DATE
 _LATEST: Final = date(9998, 12, 31)
+_NO_OVERFLOW: Final = date(1, 1, 2)  # a local date from which any offset converts without leaving Python's range
 
 MAX_BODY_BYTES: Final = 256 * 1024
 """The largest request body taken (``POST /v1/residents:batchGet``, the only endpoint with one). 1000 citizen IDs
@@ -115,8 +119,10 @@ def json_answer(data: Any, caller: Caller | None = None, status: int = 200) -> R
 
 
 def _utc(moment: datetime) -> str:
-    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body).
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body). asyncpg hands
+    # back the very first instant of Python's calendar without its time zone: it is UTC all the same.
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:
@@ -125,8 +131,12 @@ def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:
     if known_at is not None:
         if known_at.tzinfo is None or known_at.utcoffset() is None:
             raise ApiError(422, "invalid_known_at", "known_at needs a UTC offset (e.g. 2024-05-01T12:00:00+08:00)")
-        if not _EARLIEST <= known_at.date() <= _LATEST:
-            raise ApiError(422, "invalid_known_at", f"known_at must be between {_EARLIEST} and {_LATEST}")
+        # Judged by its date in China, like every recorded_at it is compared with (the local date first: converting
+        # a moment of the year 9999 could overflow).
+        if not (_NO_OVERFLOW <= known_at.date() <= _LATEST and _EARLIEST <= business_date(known_at) <= _LATEST):
+            raise ApiError(
+                422, "invalid_known_at", f"known_at must be between {_EARLIEST} and {_LATEST} (dates in China)"
+            )
     return ReadTime(as_of=as_of, known_at=known_at)
 
 

@@ -81,9 +81,9 @@ def simulate(
 
     Each event is an envelope dict exactly as CONTRACT §2 describes it (``event_id`` a UUID from the seeded
     generator, timestamps RFC 3339 with ``+08:00``, payload as CONTRACT §4), accepted by ``events.parse_event``
-    as long as ``end`` is not in the future. Events come household by household; within a household in
-    ``occurred_at`` order, so each citizen's events of each department are chronological. On average a
-    resident yields roughly fifty events over twenty years.
+    on any day (validation reads no clock; nothing is recorded after ``end``, nobody is born after it). Events
+    come household by household; within a household in ``occurred_at`` order, so each citizen's events of each
+    department are chronological. On average a resident yields roughly fifty events over twenty years.
 
     ``residents`` counts everyone simulated, children born in the window included. Deterministic: the same
     arguments give the same events, whatever the machine, ``PYTHONHASHSEED`` or date. The yielded dicts are

@@ -60,13 +60,16 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health):
             yield [event for _, _, event in self.buffer]
 
     def kids_plan(self, mother_born: date, lo: int, hi: int) -> list[date]:
-        """Birth dates of a woman's children between days ``lo`` and ``hi`` (one-, two- and three-child eras)."""
+        """Birth dates of a woman's children between days ``lo`` and ``hi`` (one-, two- and three-child eras).
+
+        Never after the window's last day, whatever ``hi`` says (a parent's death may fall after the window, and
+        a child born after it would be recorded after the window too: its own city would reject it)."""
         rng = self.rng
         r = rng.random()
         wanted = 1 if r < 0.5 else 2 if r < 0.92 else 3
         births: list[date] = []
         day = max(lo, mother_born.toordinal() + 22 * 365 + rng.randrange(9 * 365))
-        latest = min(hi, mother_born.toordinal() + 40 * 365)
+        latest = min(hi, self.end, mother_born.toordinal() + 40 * 365)
         while len(births) < wanted and day <= latest:
             # Second children were rare for urban couples before the 2016 two-child policy.
             if births and date.fromordinal(day).year < 2016 and rng.random() < 0.6:

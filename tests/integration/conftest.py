@@ -72,8 +72,9 @@ class Databases:
         self.infra = infra
         self.names: list[str] = []
 
-    async def create(self) -> str:
-        """A new database owned by the owner role, migrated; returns the owner's URL of it."""
+    async def create(self, revision: str = "head") -> str:
+        """A new database owned by the owner role, migrated to ``revision`` (the newest by default); returns the
+        owner's URL of it."""
         name = f"renkou_test_{uuid.uuid4().hex[:12]}"
         admin = await asyncpg.connect(asyncpg_dsn(_with_database(self.infra.superuser_url, "postgres")))
         try:
@@ -82,7 +83,7 @@ class Databases:
             await admin.close()
         self.names.append(name)
         url = _with_database(self.infra.database_url, name).replace("postgresql+psycopg2://", "postgresql+asyncpg://")
-        await upgrade(url)
+        await upgrade(url, revision)
         return url
 
     async def drop_all(self) -> None:

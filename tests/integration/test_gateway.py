@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from events import DEPARTMENTS, parse_event
+from events.bounds import MAX_RECORD_BYTES, RANGE_RULE
 from events.examples import example_event
 from services.db.dsn import asyncpg_dsn
-from services.dead_letters import REASON, REJECTED_BY
+from services.dead_letters import OMITTED, REASON, REJECTED_BY, VALUE_SIZE
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
 from services.settings import Settings
@@ -212,6 +213,71 @@ async def test_an_invalid_event_is_422_naming_every_failed_rule(gateway: Gateway
     assert len(letters) == 1
     assert json.loads(letters[0].value) == event  # the single endpoint dead-letters the body untouched
     assert b"payload.sex" in dict(letters[0].headers)[REASON]
+
+
+def _out_of_range(value: str) -> str:
+    return f"{RANGE_RULE}, got {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "path", "value", "field", "message"),
+    [
+        # Each of these was once accepted here and then stalled the projector (CONTRACT §10): now one rule says no.
+        ("hukou.moved_out", "occurred_at", "9999-12-31T23:59:59-14:00", "occurred_at", None),
+        ("hukou.moved_out", "occurred_at", "0001-01-01T00:00:00+14:00", "occurred_at", None),
+        ("hukou.moved_out", "occurred_at", "9999-12-31T23:59:59+00:00", "occurred_at", None),
+        ("hukou.moved_out", "recorded_at", "0001-01-01T00:00:00Z", "recorded_at", None),
+        ("insurance.contributed", "payload.period", "0000-01", "payload.period", "between 1870-01 and 2199-12"),
+        ("residence_permit.renewed", "payload.valid_until", "9999-12-31", "payload.valid_until", None),
+        ("birth.registered", "recorded_at", "2024-04-30T20:00:00+08:00", "citizen_id", "after the day the event was"),
+    ],
+)
+async def test_a_value_the_projector_could_not_store_is_422_naming_the_rule(
+    gateway: Gateway, event_type: str, path: str, value: str, field: str, message: str | None
+) -> None:
+    event = _event(event_type)
+    target = event
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target[part]
+    target[leaf] = value
+    department = event["source"]["department"]
+    error = _error(
+        await gateway.client.post("/v1/events", json=event, headers=gateway.auth(department)), 422, "invalid_event"
+    )
+    found = {d["field"]: d["message"] for d in error["details"]}
+    assert field in found, error
+    assert (message or "") in found[field]
+    if message is None:
+        assert found[field] == _out_of_range(value)
+
+
+async def test_a_record_larger_than_an_event_may_be_is_422(gateway: Gateway) -> None:
+    event = json.dumps(_event("hukou.cancelled"))
+    body = (event[:-1] + " " * (MAX_RECORD_BYTES + 1 - len(event)) + "}").encode()
+    response = await gateway.client.post(
+        "/v1/events", content=body, headers={**gateway.auth("public_security"), "Content-Type": "application/json"}
+    )
+    error = _error(response, 422, "invalid_event")
+    assert "record size: 65,537 bytes" in error["message"]
+
+
+async def test_a_rejected_event_too_large_to_copy_is_dead_lettered_by_reference(
+    gateway: Gateway, infra: Endpoints
+) -> None:
+    huge = _event("hukou.cancelled")
+    huge["padding"] = "x" * (2 * 1024 * 1024)  # fits a batch body (32 MiB), not a Kafka record (1 MiB)
+    response = await gateway.client.post(
+        "/v1/events:batch", json={"events": [huge, _event("hukou.cancelled")]}, headers=gateway.auth("public_security")
+    )
+    assert [r["status"] for r in response.json()["results"]] == [422, 202], response.text
+    letters = await _read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
+    [letter] = letters
+    headers = dict(letter.headers)
+    assert letter.value is None and letter.key == huge["citizen_id"].encode()
+    assert headers[OMITTED] == b"value"
+    assert int(headers[VALUE_SIZE]) > 2 * 1024 * 1024
+    assert b"record size" in headers[REASON]
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
 from tests.support.infra import TEST_ANCHOR_KEY
+from tests.unit.test_projection_support import latest_birth
 
 
 def free_port() -> int:
@@ -177,6 +178,11 @@ def event(
     body = {k: v for k, v in raw["payload"].items() if k not in set(drop)}
     body.update({k: v.isoformat() if isinstance(v, date) else v for k, v in payload.items()})
     raw["payload"] = body
+    # Nobody is recorded before they are born (events.envelope): a made-up history of the catalogue's examples is
+    # recorded no earlier than the birth of everyone its event names.
+    born = latest_birth(raw)
+    if born is not None and datetime.fromisoformat(raw["recorded_at"]).astimezone(CHINA).date() < born:
+        raw["recorded_at"] = datetime(born.year, born.month, born.day, 12, tzinfo=CHINA).isoformat()
     parse_event(raw)  # fail here, with the rule, rather than as a dead letter later
     return raw
 

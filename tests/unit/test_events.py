@@ -31,6 +31,7 @@ from events import (
     InvalidEvent,
     Payload,
     RegionCode,
+    bounds,
     department_of,
     fields,
     make_citizen_id,
@@ -40,6 +41,7 @@ from events import (
 )
 from events.examples import CITIZENS, example_event, example_events
 from events.registry import UnknownEventTypeError
+from tests.unit.test_projection_support import CHINA, latest_birth
 
 CATALOGUE: dict[str, tuple[str, str]] = {
     "birth.registered": ("public_security", "BirthRegistered"),
@@ -350,8 +352,16 @@ def test_money_from_python_decimal() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("period", "2019-13", "must be a month in the form YYYY-MM, got '2019-13'"),
-        ("period", "2019-3", "must be a month in the form YYYY-MM, got '2019-3'"),
+        (
+            "period",
+            "2019-13",
+            "must be a month in the form YYYY-MM between 1870-01 and 2199-12 (the register's range), got '2019-13'",
+        ),
+        (
+            "period",
+            "2019-3",
+            "must be a month in the form YYYY-MM between 1870-01 and 2199-12 (the register's range), got '2019-3'",
+        ),
         ("months", 0, "must be ≥ 1, got 0"),
         ("months", 13, "must be ≤ 12, got 13"),
         ("months", 3.0, "must be an integer, got 3.0"),
@@ -593,7 +603,10 @@ def test_every_failed_rule_is_named() -> None:
         (b'"text"', "an event must be a JSON object, got a string"),
         (b"null", "an event must be a JSON object, got null"),
         (b"42", "an event must be a JSON object, got a number"),
-        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "record size: 200,000 bytes, more than the 65,536 bytes"),
+        (b"[" * 30_000 + b"]" * 30_000, "not valid JSON"),
+        (" " * 65_537, "record size: 65,537 bytes"),
+        ("{" + "\u00e9" * 40_000 + "}", "record size: 80,002 bytes"),  # two bytes each in UTF-8
         (b'{"a":' * 5000 + b"1" + b"}" * 5000, "not valid JSON"),
         (b'{"schema_version":' + b"9" * 5000 + b"}", "not valid JSON"),
         ('{"event_type":"\ud800"}', "not valid Unicode text"),
@@ -675,7 +688,10 @@ def citizen_ids() -> st.SearchStrategy[str]:
     return st.builds(
         make_citizen_id,
         st.sampled_from(LIVE),
-        st.dates(min_value=date(1870, 1, 1), max_value=date(2024, 12, 31)),
+        st.one_of(
+            st.sampled_from([bounds.EARLIEST_DATE, bounds.LATEST_DATE]),
+            st.dates(bounds.EARLIEST_DATE, bounds.LATEST_DATE),
+        ),
         st.integers(min_value=0, max_value=999),
     )
 
@@ -689,14 +705,31 @@ def employer_codes() -> st.SearchStrategy[str]:
     )
 
 
+def days() -> st.SearchStrategy[str]:
+    """Any day of the register's range, its first and last day often."""
+    return st.one_of(
+        st.sampled_from([bounds.EARLIEST_DATE, bounds.LATEST_DATE]),
+        st.dates(min_value=bounds.EARLIEST_DATE, max_value=bounds.LATEST_DATE),
+    ).map(date.isoformat)
+
+
+def periods() -> st.SearchStrategy[str]:
+    """Any month of the register's range, its first and last month often."""
+    return st.one_of(
+        st.sampled_from([bounds.EARLIEST_PERIOD, bounds.LATEST_PERIOD]),
+        st.builds("{:04d}-{:02d}".format, st.integers(1870, 2199), st.integers(1, 12)),
+    )
+
+
 SIMPLE: dict[Any, Callable[[], st.SearchStrategy[Any]]] = {
-    fields.Day: lambda: st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)).map(date.isoformat),
+    fields.Day: days,
+    fields.BirthDay: days,
     fields.Name: lambda: texts(100),
     fields.Text: lambda: texts(200),
     fields.ShortText: lambda: texts(64),
     fields.Identifier: lambda: st.text(string.ascii_letters + string.digits + "-_./#", min_size=1, max_size=64),
     fields.Money: lambda: st.decimals(min_value=0, max_value=10**11, places=2).map(lambda d: format(d, "f")),
-    fields.Period: lambda: st.builds("{:04d}-{:02d}".format, st.integers(1950, 2100), st.integers(1, 12)),
+    fields.Period: periods,
     fields.EmployerCode: employer_codes,
     CitizenId: citizen_ids,
     RegionCode: lambda: st.sampled_from(REGIONS),
@@ -741,10 +774,35 @@ def payloads(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(parts).map(fix_cross_field_rules)
 
 
+EXTREME_OFFSETS = [
+    timezone(timedelta(hours=14)),
+    timezone(-timedelta(hours=14)),
+    timezone(timedelta(hours=23, minutes=59)),
+]
+
+
 def timestamps() -> st.SearchStrategy[str]:
-    return st.datetimes(
-        min_value=datetime(1949, 10, 1), max_value=datetime(2100, 1, 1), timezones=st.sampled_from(OFFSETS)
-    ).map(datetime.isoformat)
+    """Any instant of the register's range, with offsets from -14:00 to +23:59; its first and last often."""
+    edges = [
+        moment.astimezone(tz)
+        for moment in (bounds.EARLIEST_INSTANT, bounds.LATEST_INSTANT)
+        for tz in [*OFFSETS, *EXTREME_OFFSETS]
+    ]
+    inside = st.datetimes(
+        min_value=datetime(1870, 1, 2),
+        max_value=datetime(2199, 12, 30),
+        timezones=st.sampled_from(OFFSETS + EXTREME_OFFSETS),
+    )
+    return st.one_of(st.sampled_from(edges), inside).map(datetime.isoformat)
+
+
+def recorded_after_births(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` recorded no earlier than the birth of everyone it names (nobody is recorded before birth)."""
+    born = latest_birth(record)
+    recorded = datetime.fromisoformat(record["recorded_at"])
+    if born is not None and bounds.business_date(recorded) < born:
+        record["recorded_at"] = datetime(born.year, born.month, born.day, 23, 59, 59, tzinfo=CHINA).isoformat()
+    return record
 
 
 @st.composite
@@ -768,7 +826,7 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     for name in ("correlation_id", "causation_id"):
         if draw(st.booleans()):
             record[name] = str(draw(st.uuids()))
-    return record
+    return recorded_after_births(record)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

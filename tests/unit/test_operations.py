@@ -201,23 +201,19 @@ def test_a_birth_certificate_merges_the_same_whichever_department_comes_first() 
 
     from events import parse_event
     from events.examples import example_events
-    from projections.resident.family import BirthCertificate, family_facts
-    from services.projector.pipeline import _merge_certificate
+    from projections.resident.family import BirthCertificate, certificate_record, family_facts, merge_certificates
 
     registered = parse_event(example_events()["birth.registered"])
     certified_body = example_events()["birth.certified"]
     certified_body = {**certified_body, "payload": {**certified_body["payload"], "child_name": "李木阳"}}
     certified = parse_event(json.dumps(certified_body, ensure_ascii=False))
 
-    def fact(event: Any) -> BirthCertificate:
-        return next(f for f in family_facts(event) if isinstance(f, BirthCertificate))
+    def record(event: Any) -> Any:
+        fact = next(f for f in family_facts(event) if isinstance(f, BirthCertificate))
+        return certificate_record(fact, event.event_id, event.recorded_at)
 
-    health_first = _merge_certificate(
-        _merge_certificate(None, fact(certified), certified), fact(registered), registered
-    )
-    registration_first = _merge_certificate(
-        _merge_certificate(None, fact(registered), registered), fact(certified), certified
-    )
+    health_first = merge_certificates(record(certified), record(registered))
+    registration_first = merge_certificates(record(registered), record(certified))
     assert health_first == registration_first
     assert health_first.child_name == "李沐阳"  # public security's registration decides
     assert health_first.certified_event_id == certified.event_id

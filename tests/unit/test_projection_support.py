@@ -61,9 +61,27 @@ def ev(
         moment = on if isinstance(on, datetime) else datetime(on.year, on.month, on.day, 10, 30, tzinfo=CHINA)
         raw["occurred_at"] = moment.isoformat()
         raw["recorded_at"] = (moment + timedelta(hours=1)).isoformat()
+    # Nobody is recorded before they are born (events.envelope): an example given to another citizen, or a history
+    # of made-up dates, is recorded no earlier than the birth of everyone its event names.
+    born = latest_birth(raw)
+    if born is not None and datetime.fromisoformat(raw["recorded_at"]).astimezone(CHINA).date() < born:
+        raw["recorded_at"] = datetime(born.year, born.month, born.day, 12, 0, tzinfo=CHINA).isoformat()
     if source_region is not None:
         raw["source"]["region_code"] = source_region
     return parse_event(raw)
+
+
+def latest_birth(raw: dict[str, Any]) -> date | None:
+    """The latest birth date an event (as a JSON-ready dict) names: in its citizen IDs or a ``birth_date``."""
+    payload = raw.get("payload") or {}
+    births = [
+        date(int(cid[6:10]), int(cid[10:12]), int(cid[12:14]))
+        for cid in (raw.get("citizen_id"), payload.get("mother_citizen_id"), payload.get("father_citizen_id"))
+        if isinstance(cid, str) and len(cid) == 18
+    ]
+    if isinstance(payload.get("birth_date"), str):
+        births.append(date.fromisoformat(payload["birth_date"]))
+    return max(births, default=None)
 
 
 def states_of(events: Iterable[Event[Payload]]) -> dict[str, DepartmentState]:

@@ -19,6 +19,7 @@ from stdnum.cn import uscc
 from events import EVENT_TYPES, department_of, parse_event
 from events.citizen_id import lookup_division, normalize_citizen_id
 from services.simulator import CITIES, DEFAULT_END, city_by_key, simulate, simulate_bytes, summary
+from services.simulator.households import Simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 Event = dict[str, Any]
@@ -65,6 +66,28 @@ def test_every_event_of_a_small_city_is_valid(small: list[Event]) -> None:
     # The JSON form is what Kafka carries: it must be accepted as well.
     for _, _, value in simulate_bytes(50, seed=7):
         parse_event(value)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_small_city_never_produces_an_event_its_own_city_would_reject(seed: int) -> None:
+    """Every record of several seeds passes parse_event as Kafka carries it (no clock involved: validation bounds
+    a birth by the event's recorded_at, and the simulator never records anything after the window's end)."""
+    count = 0
+    for _, _, value in simulate_bytes(150, seed=seed):
+        parse_event(value)
+        count += 1
+    assert count > 150 * 30
+
+
+def test_no_child_is_planned_after_the_window() -> None:
+    """``renkou simulate --residents 5000 --seed 3`` once planned a child for 2027-02-02 (a mother who dies after
+    the window's end); a birth after the window cannot be recorded inside it."""
+    simulation = Simulation(3, 20, DEFAULT_END, CITIES)
+    end = DEFAULT_END.toordinal()
+    for k in range(2000):
+        mother_born = date(1990 + k % 15, 1 + k % 12, 1)
+        planned = simulation.kids_plan(mother_born, end - 400 - k % 300, end + 400)
+        assert all(day <= DEFAULT_END for day in planned), planned
 
 
 def test_every_event_type_occurs(city: list[Event]) -> None:

@@ -31,7 +31,7 @@ from services.operations.dlq import get_dead_letter, list_dead_letters
 from services.projector.pipeline import BatchProjector, LogRecord
 from tests.integration.conftest import Databases, create_namespace
 from tests.integration.test_operations import renkou
-from tests.support.infra import Endpoints
+from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import running_projector, settings_for
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ POISON_PILLS = {
 async def _send(bootstrap: str, records: list[tuple[str, bytes, bytes]], partition: int = PARTITION) -> list[int]:
     """Send ``(topic, key, value)`` records to one partition, in order; their offsets."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=2 * 1024 * 1024
+        **kafka_options(bootstrap), acks="all", enable_idempotence=True, max_request_size=2 * 1024 * 1024
     )
     await producer.start()
     try:
@@ -105,7 +105,7 @@ _PAST = "SELECT 1 FROM projection.checkpoints WHERE topic = $1 AND next_offset >
 
 
 async def _dead_letter_topic(bootstrap: str, topic: str, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **kafka_options(bootstrap), auto_offset_reset="earliest")
     await consumer.start()
     try:
         found: list[Any] = []

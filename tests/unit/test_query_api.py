@@ -22,6 +22,7 @@ from events import parse_event
 from events.examples import CITIZENS, example_events
 from projections.resident import fold, state_to_json
 from projections.resident.dates import CHINA_TZ
+from projections.resident.flags import FLAG_SECTIONS
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import SectionRow, StoredResident
 from services.grants import (
@@ -259,6 +260,8 @@ def test_rendering_only_the_needed_states_gives_the_same_sections(
 ) -> None:
     stored = _stored(citizen)
     full = filter_view(render_stored(stored, as_of), sections)
+    if "flags" in full:  # ...but a flag only for a reader of every section it speaks of (§11)
+        full["flags"] = [f for f in full["flags"] if FLAG_SECTIONS[f["code"]] <= set(sections)]
     assert render_sections(stored, as_of, sections) == full  # only those sections, rendered alike
     assert list(full) == ["citizen_id", *[s for s in VIEW_SECTIONS if s in sections]]
 

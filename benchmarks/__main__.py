@@ -219,6 +219,9 @@ def main() -> None:
             from benchmarks.gateway import bench_gateway
 
             sections.append(gateway_section(asyncio.run(bench_gateway(infra, 20_000 if args.quick else 200_000))))
+        from benchmarks.handshakes import bench_handshakes, handshakes_section
+
+        sections.append(handshakes_section(asyncio.run(bench_handshakes(infra, infra.database_url))))
         write_results(sections, args.quick, infra.description, probe, clock)
         if reuse:
             # The projector's log and projection (kept for the replay benchmark) go last: dropping a database

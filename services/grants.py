@@ -1,7 +1,10 @@
 """Consumer grants of the query API: who may read which sections of the resident view, for which purposes, until when.
 
-A grant (CONTRACT §7) is a consumer name, a bearer token, the sections it may read, the purposes it may state
-and an optional expiry. Only ``sha256(token)`` is stored; the token itself is shown once, when the grant is
+A grant (CONTRACT §7, §11) is a consumer name, a bearer token, for each purpose it may state the sections it may
+read for that purpose, and an optional expiry. A read for a purpose returns that purpose's sections only: a
+``statistics`` purpose beside a ``school_enrolment`` one does not see names because enrolment does. The grant
+may name one of its purposes for its own view topic (``population.resident_view.v1.<name>``, §11).
+Only ``sha256(token)`` is stored; the token itself is shown once, when the grant is
 made. Names are never reused — not even after a revocation — because the access log records reads by consumer
 name and must stay unambiguous for as long as it is kept.
 
@@ -12,9 +15,10 @@ demo or test consumers. Every function takes an open asyncpg connection.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final, Literal
@@ -38,6 +42,8 @@ __all__ = [
     "list_grants",
     "new_token",
     "parse_codes",
+    "parse_purpose_sections",
+    "per_purpose",
     "revoke_grant",
     "token_hash",
     "validate_name",
@@ -66,14 +72,30 @@ class GrantError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """One consumer's grant as stored (never the token)."""
+    """One consumer's grant as stored (never the token).
+
+    ``purpose_sections``: purpose → the sections readable for it; ``sections`` and ``purposes`` are their union
+    and their keys (what a grant covers at all).
+    """
 
     name: str
-    sections: frozenset[str]
-    purposes: frozenset[str]
+    purpose_sections: Mapping[str, frozenset[str]]
     expires_at: datetime | None
     created_at: datetime
     revoked_at: datetime | None
+    view_topic: str | None = None  # the purpose whose sections the consumer's view topic carries
+
+    @property
+    def purposes(self) -> frozenset[str]:
+        return frozenset(self.purpose_sections)
+
+    @property
+    def sections(self) -> frozenset[str]:
+        return frozenset().union(*self.purpose_sections.values())
+
+    def sections_for(self, purpose: str) -> frozenset[str]:
+        """The sections readable for ``purpose`` (none for a purpose the grant does not cover)."""
+        return self.purpose_sections.get(purpose, frozenset())
 
     def status(self, now: datetime) -> GrantStatus:
         """``revoked`` once revoked, else ``expired`` from ``expires_at`` on, else ``active``."""
@@ -133,6 +155,21 @@ def validate_sections(sections: Iterable[str]) -> list[str]:
     return chosen
 
 
+def parse_purpose_sections(specs: Iterable[str]) -> dict[str, list[str]]:
+    """``["school_enrolment=identity,education", "statistics=statistics"]`` → purpose → sections, validated;
+    a purpose named twice gets the sections of both."""
+    chosen: dict[str, list[str]] = {}
+    for spec in specs:
+        purpose, sep, sections = spec.partition("=")
+        if not sep:
+            raise GrantError(f"--purpose {spec!r} must read PURPOSE=SECTION,SECTION (e.g. statistics=statistics)")
+        (code,) = validate_purposes([purpose.strip()])
+        chosen[code] = validate_sections([*chosen.get(code, []), *parse_codes(sections)])
+    if not chosen:
+        raise GrantError("a grant needs at least one purpose (e.g. --purpose school_enrolment=identity,education)")
+    return chosen
+
+
 def validate_purposes(purposes: Iterable[str]) -> list[str]:
     """Purpose codes chosen by the operator (``school_enrolment``…): lower-case snake case; at least one."""
     chosen = list(dict.fromkeys(purposes))
@@ -148,37 +185,55 @@ def validate_purposes(purposes: Iterable[str]) -> list[str]:
 
 
 def _grant(row: asyncpg.Record) -> Grant:
+    per_purpose = json.loads(row["purpose_sections"])
     return Grant(
         name=row["name"],
-        sections=frozenset(row["sections"]),
-        purposes=frozenset(row["purposes"]),
+        purpose_sections={p: frozenset(s) for p, s in per_purpose.items()},
         expires_at=row["expires_at"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        view_topic=row["view_topic"],
     )
 
 
-_COLUMNS: Final = "name, sections, purposes, expires_at, created_at, revoked_at"
+_COLUMNS: Final = "name, purpose_sections::text AS purpose_sections, expires_at, created_at, revoked_at, view_topic"
+
+
+def per_purpose(sections: Iterable[str], purposes: Iterable[str]) -> dict[str, list[str]]:
+    """The old form (``--sections … --purposes …``): every section for every purpose, validated."""
+    chosen_sections = validate_sections(sections)
+    return {purpose: list(chosen_sections) for purpose in validate_purposes(purposes)}
 
 
 async def add_grant(
     conn: asyncpg.Connection,
     name: str,
-    sections: Iterable[str],
-    purposes: Iterable[str],
+    sections: Iterable[str] = (),
+    purposes: Iterable[str] = (),
     expires_at: datetime | None = None,
     *,
+    by_purpose: Mapping[str, Iterable[str]] | None = None,
+    view_topic: str | None = None,
     token: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """Store a new grant and return its token (the only time it exists outside the consumer's hands).
 
-    ``token`` may be given (demo credentials); by default a fresh one is drawn. Raises ``GrantError`` for an
-    invalid name, section or purpose, an expiry that is not in the future, or a name already used.
+    ``by_purpose`` (purpose → sections) or, in the old form, ``sections`` × ``purposes``. ``view_topic``: a
+    purpose of the grant whose sections the consumer's own view topic carries. ``token`` may be given (demo
+    credentials); by default a fresh one is drawn. Raises ``GrantError`` for an invalid name, section or
+    purpose, an expiry that is not in the future, or a name already used.
     """
     validate_name(name)
-    chosen_sections = validate_sections(sections)
-    chosen_purposes = validate_purposes(purposes)
+    if by_purpose is not None:
+        chosen = {p: validate_sections(s) for p, s in by_purpose.items()}
+        validate_purposes(chosen)
+    else:
+        chosen = per_purpose(sections, purposes)
+    if view_topic is not None and view_topic not in chosen:
+        raise GrantError(f"--view-topic {view_topic!r} is not one of the grant's purposes ({', '.join(chosen)})")
+    chosen_sections = [s for s in GRANTABLE_SECTIONS if any(s in v for v in chosen.values())]
+    chosen_purposes = list(chosen)
     moment = now or datetime.now(UTC)
     if expires_at is not None:
         if expires_at.tzinfo is None:
@@ -188,13 +243,15 @@ async def add_grant(
     secret = token or new_token()
     try:
         await conn.execute(
-            "INSERT INTO consumer_grants (name, token_hash, sections, purposes, expires_at) "
-            "VALUES ($1, $2, $3::text[], $4::text[], $5)",
+            "INSERT INTO consumer_grants (name, token_hash, sections, purposes, expires_at, purpose_sections, "
+            "view_topic) VALUES ($1, $2, $3::text[], $4::text[], $5, $6::jsonb, $7)",
             name,
             token_hash(secret),
             chosen_sections,
             chosen_purposes,
             expires_at,
+            json.dumps(chosen),
+            view_topic,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "consumer_grants_pkey":

@@ -23,9 +23,10 @@ from services.grants import (
     end_of_day,
     list_grants,
     parse_codes,
+    parse_purpose_sections,
+    per_purpose,
     revoke_grant,
     validate_name,
-    validate_purposes,
     validate_sections,
 )
 
@@ -62,22 +63,48 @@ def _expiry(raw: str | None) -> datetime | None:
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="The consumer's name (letters, digits, _ . -), never reused.")],
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--purpose",
+            help="PURPOSE=SECTION,SECTION: what it may read for that purpose (repeat for each purpose); sections "
+            f"from: {', '.join(GRANTABLE_SECTIONS)}.",
+        ),
+    ] = None,
     sections: Annotated[
-        str, typer.Option("--sections", help=f"Comma-separated, from: {', '.join(GRANTABLE_SECTIONS)}.")
-    ],
+        str | None, typer.Option("--sections", help="The old form: these sections for every one of --purposes.")
+    ] = None,
     purposes: Annotated[
-        str, typer.Option("--purposes", help="Comma-separated purpose codes, e.g. school_enrolment,social_assistance.")
-    ],
+        str | None, typer.Option("--purposes", help="The old form: comma-separated purpose codes.")
+    ] = None,
+    view_topic: Annotated[
+        str | None,
+        typer.Option(
+            "--view-topic",
+            help="One of its purposes: the consumer gets population.resident_view.v1.<NAME> with that purpose's "
+            "sections.",
+        ),
+    ] = None,
     expires: Annotated[
         str | None,
         typer.Option("--expires", help="Valid through this date (YYYY-MM-DD, China time) or until an instant."),
     ] = None,
 ) -> None:
-    """Grant a consumer sections for purposes; print its new token (shown this once only)."""
+    """Grant a consumer sections per purpose; print its new token (shown this once only)."""
     try:
         validate_name(name)
-        chosen_sections = validate_sections(parse_codes(sections))
-        chosen_purposes = validate_purposes(parse_codes(purposes))
+        chosen: dict[str, list[str]] = {}
+        if purpose:
+            chosen = parse_purpose_sections(purpose)
+        if sections is not None or purposes is not None:
+            if sections is None or purposes is None:
+                raise GrantError("the old form needs both --sections and --purposes")
+            for code, granted in per_purpose(parse_codes(sections), parse_codes(purposes)).items():
+                chosen[code] = validate_sections([*chosen.get(code, []), *granted])
+        if not chosen:
+            raise GrantError("name what it may read: --purpose PURPOSE=SECTION,… (or --sections … --purposes …)")
+        if view_topic is not None and view_topic not in chosen:
+            raise GrantError(f"--view-topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
     except GrantError as exc:
         fail(str(exc), 2)
     expires_at = _expiry(expires)
@@ -86,7 +113,7 @@ def add(
 
     async def go() -> str:
         async with database() as conn:
-            return await add_grant(conn, name, chosen_sections, chosen_purposes, expires_at)
+            return await add_grant(conn, name, expires_at=expires_at, by_purpose=chosen, view_topic=view_topic)
 
     try:
         token = run(go())
@@ -94,10 +121,9 @@ def add(
         fail(str(exc), 1)
     print(token)
     until = f" until {expires_at.isoformat()}" if expires_at else ""
-    err.print(
-        f"granted {name!r}: sections {', '.join(chosen_sections)}; purposes {', '.join(chosen_purposes)}{until}. "
-        "Store the token now: it is not shown again."
-    )
+    what = "; ".join(f"{p}: {', '.join(s)}" for p, s in chosen.items())
+    topic = f"; view topic for {view_topic}" if view_topic else ""
+    err.print(f"granted {name!r} — {what}{topic}{until}. Store the token now: it is not shown again.")
 
 
 def _china(moment: datetime | None) -> str | None:
@@ -109,8 +135,11 @@ def _row(grant: Grant, now: datetime) -> dict[str, object]:
     return {
         "name": grant.name,
         "status": grant.status(now),
-        "sections": [s for s in GRANTABLE_SECTIONS if s in grant.sections],
-        "purposes": sorted(grant.purposes),
+        "purposes": {
+            purpose: [s for s in GRANTABLE_SECTIONS if s in granted]
+            for purpose, granted in sorted(grant.purpose_sections.items())
+        },
+        "view_topic": grant.view_topic,
         "expires_at": _china(grant.expires_at),
         "created_at": _china(grant.created_at),
         "revoked_at": _china(grant.revoked_at),
@@ -134,15 +163,18 @@ def list_(
         print_json(rows)
         return
     if not rows:
-        err.print("no grants yet (renkou grants add NAME --sections ... --purposes ...)")
+        err.print("no grants yet (renkou grants add NAME --purpose PURPOSE=SECTION,...)")
         return
-    table = Table("name", "status", "sections", "purposes", "expires", "created")
-    for r in rows:
+    table = Table("name", "status", "purpose → sections", "view topic", "expires", "created")
+    for grant, r in zip(grants, rows, strict=True):
         table.add_row(
-            str(r["name"]),
+            grant.name,
             str(r["status"]),
-            ", ".join(r["sections"]),  # type: ignore[arg-type]
-            ", ".join(r["purposes"]),  # type: ignore[arg-type]
+            "\n".join(
+                f"{purpose} → {', '.join(s for s in GRANTABLE_SECTIONS if s in granted)}"
+                for purpose, granted in sorted(grant.purpose_sections.items())
+            ),
+            grant.view_topic or "-",
             str(r["expires_at"] or "never"),
             str(r["created_at"])[:19],
         )

@@ -58,20 +58,14 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 DEMO_CONSUMER = "demo-school"
-DEMO_SECTIONS = (
-    "identity",
-    "hukou",
-    "residence",
-    "education",
-    "family",
-    "flags",
-    "meta",
-    "events",
-    "access_log",
-    "eligibility",
-    "statistics",
-)
-DEMO_PURPOSES = ("school_enrolment", "statistics", "audit")
+# What the demo consumer may read, purpose by purpose (CONTRACT §11): a school bureau enrolling pupils, its
+# statistics office, its auditors. Its view topic carries the enrolment purpose's sections.
+DEMO_GRANT: dict[str, tuple[str, ...]] = {
+    "school_enrolment": ("identity", "hukou", "residence", "education", "family", "flags", "meta", "eligibility"),
+    "statistics": ("statistics",),
+    "audit": ("identity", "events", "access_log", "meta"),
+}
+DEMO_VIEW_TOPIC = "school_enrolment"
 EVENTS_PER_RESIDENT = 51  # what the simulator yields on average over 20 years; only for the progress estimate
 DIRECT_CHUNK = 5000
 
@@ -140,17 +134,22 @@ async def _demo_consumer(conn: asyncpg.Connection, token: object) -> dict[str, A
             from services.grants import new_token
 
             token = new_token()
+            sections = sorted({s for chosen in DEMO_GRANT.values() for s in chosen})
             await conn.execute(
                 "UPDATE consumer_grants SET token_hash = $2, sections = $3::text[], purposes = $4::text[], "
-                "expires_at = $5, revoked_at = NULL WHERE name = $1",
+                "purpose_sections = $5::jsonb, view_topic = $6, expires_at = $7, revoked_at = NULL WHERE name = $1",
                 DEMO_CONSUMER,
                 token_hash(token),
-                list(DEMO_SECTIONS),
-                list(DEMO_PURPOSES),
+                sections,
+                list(DEMO_GRANT),
+                json.dumps(DEMO_GRANT),
+                DEMO_VIEW_TOPIC,
                 expires,
             )
         else:
-            token = await add_grant(conn, DEMO_CONSUMER, DEMO_SECTIONS, DEMO_PURPOSES, expires)
+            token = await add_grant(
+                conn, DEMO_CONSUMER, expires_at=expires, by_purpose=DEMO_GRANT, view_topic=DEMO_VIEW_TOPIC
+            )
     return _consumer_entry(token, expires)
 
 
@@ -158,8 +157,7 @@ def _consumer_entry(token: str, expires: datetime | None) -> dict[str, Any]:
     return {
         "name": DEMO_CONSUMER,
         "token": token,
-        "sections": list(DEMO_SECTIONS),
-        "purposes": list(DEMO_PURPOSES),
+        "purposes": {purpose: list(sections) for purpose, sections in DEMO_GRANT.items()},
         "expires_at": expires.isoformat() if expires else None,
     }
 
@@ -628,10 +626,11 @@ def demo_tokens(
         return
     consumer = credentials["consumer"]
     console.print(
-        f"[bold]query API[/bold] {credentials['query_api']} — consumer [bold]{consumer['name']}[/bold], purposes "
-        f"{', '.join(consumer['purposes'])}; sections {', '.join(consumer['sections'])}; "
-        f"until {consumer['expires_at']}"
+        f"[bold]query API[/bold] {credentials['query_api']} — consumer [bold]{consumer['name']}[/bold] until "
+        f"{consumer['expires_at']}, purpose → sections:"
     )
+    for purpose, sections in consumer["purposes"].items():
+        console.print(f"  {purpose}: {', '.join(sections)}")
     print(f"  {consumer['token']}")
     console.print(f"[bold]gateway[/bold] {credentials['gateway']} — one token per department:")
     for department, token in credentials["departments"].items():

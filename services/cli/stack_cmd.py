@@ -191,6 +191,11 @@ def _print_queries(settings: Settings, credentials: dict[str, Any], report: Repo
         if example.region_code:
             lines.append(curl("statistics", f"/v1/statistics/population?region_code={example.region_code}"))
         lines.append(curl("audit", f"/v1/residents/{example.citizen_id}/access-log"))
+    citizen = ""
+    if example is not None and "query-api" in apps:
+        # The citizen logs in with the local identity provider (a city's own in production) and sees who read them.
+        login = f"$(.venv/bin/renkou citizens token {example.citizen_id})"
+        citizen = f'curl -s -H "Authorization: Bearer {login}" {shlex.quote(base + "/v1/me/access-log")}'
     if example is not None:
         lines.append(f".venv/bin/renkou resident show {example.citizen_id}")
     lines.extend([".venv/bin/renkou status", ".venv/bin/renkou demo-tokens"])
@@ -198,6 +203,9 @@ def _print_queries(settings: Settings, credentials: dict[str, Any], report: Repo
     for line in lines:
         # Plain print: a command must never be wrapped by the terminal width.
         print(f"  {line}", flush=True)
+    if citizen:
+        console.print(f"\n[bold]As the citizen[/bold] {example.citizen_id if example else ''} (who read my data?):")
+        print(f"  {citizen}", flush=True)
     gateway = credentials["gateway"]
     department_token = credentials["departments"]["health"]
     console.print("\n[bold]As a department[/bold] (health records a vaccination; the same event again answers 200):")

@@ -21,6 +21,7 @@ from services.grants import Grant, find_grant
 from services.query_api.access_log import AccessLogWriter
 from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
+from services.query_api.citizens import citizens_router
 from services.query_api.context import QueryApiContext
 from services.query_api.db import ConnectionLease, DatabaseUnavailableError
 from services.query_api.errors import database_unavailable_response, install_error_handlers
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(eligibility_router)
     app.include_router(operations)
     app.include_router(audit_key_router(settings))
+    app.include_router(citizens_router(settings))
     if fast_lane:
         app.add_middleware(ResidentReadLane, route=resident_route())
     app.add_middleware(LatencyMiddleware, metrics=metrics)

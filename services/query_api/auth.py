@@ -41,14 +41,20 @@ class Caller:
     def consumer(self) -> str:
         return self.grant.name
 
+    @property
+    def sections(self) -> frozenset[str]:
+        """What this request may read: the sections its grant gives its purpose (CONTRACT §11)."""
+        return self.grant.sections_for(self.purpose)
+
     def require(self, section: str) -> None:
-        """403 unless the grant covers ``section``."""
-        if section not in self.grant.sections:
+        """403 unless the grant covers ``section`` for this request's purpose."""
+        if section not in self.sections:
             raise ApiError(
                 403,
                 "section_not_granted",
-                f"the grant of {self.consumer!r} does not include the section {section!r}",
-                {"section": section, "granted": sorted(self.grant.sections)},
+                f"the grant of {self.consumer!r} does not include the section {section!r} for the purpose "
+                f"{self.purpose!r}",
+                {"section": section, "purpose": self.purpose, "granted": sorted(self.sections)},
             )
 
 
@@ -136,8 +142,7 @@ class Authenticator:
             raise ApiError(401, "unknown_token", "the token is not a known consumer token")
         fresh = Grant(
             name=caller.grant.name,
-            sections=caller.grant.sections,
-            purposes=caller.grant.purposes,
+            purpose_sections=caller.grant.purpose_sections,
             expires_at=row["expires_at"],
             created_at=caller.grant.created_at,
             revoked_at=row["revoked_at"],

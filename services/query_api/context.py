@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from services.query_api.auth import Authenticator, Caller
 from services.query_api.db import ConnectionLease
 from services.query_api.errors import ApiError
 from services.query_api.metrics import QueryApiMetrics
-from services.query_api.views import read_live_view
+from services.query_api.views import FAMILY_ENDPOINT, disclosed_relatives, read_live_view
 
 __all__ = ["QueryApiContext", "context_of"]
 
@@ -56,6 +56,15 @@ class QueryApiContext:
         except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
             raise await self._refusal(conn, caller, exc) from None
         self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len(set(citizen_ids)))
+
+    async def record_relatives(
+        self, conn: asyncpg.Connection, caller: Caller, views: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """The entries of the relatives the views' ``family`` sections disclose (CONTRACT §11), committed before
+        the answer like the subjects' own (sections ``family``, endpoint ``family``); refused like ``record``."""
+        relatives = disclosed_relatives(views)
+        if relatives:
+            await self.record(conn, caller, FAMILY_ENDPOINT, ["family"], relatives)
 
     async def read_resident(
         self, conn: asyncpg.Connection, caller: Caller, citizen_id: str, sections: Sequence[str]

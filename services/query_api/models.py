@@ -109,9 +109,9 @@ class HouseholdResponse(BaseModel):
 
 
 class Measure(BaseModel):
-    population: int
-    urban: int
-    urban_share: float | None = Field(description="urban / population; null when the population is 0")
+    population: int | None = Field(description="null when suppressed (a count from 1 to 9, or one that gives it)")
+    urban: int | None = Field(description="null when suppressed")
+    urban_share: float | None = Field(description="urban / population; null when the population is 0 or suppressed")
 
 
 class RegionFigures(BaseModel):
@@ -130,10 +130,17 @@ class DistrictFigures(RegionFigures):
     region_code: str
 
 
+class Disclosure(BaseModel):
+    min_count: int = Field(description="No count from 1 to min_count - 1 is published, nor derivable.")
+    suppressed: list[str] = Field(description='The hidden cells, "total.resident" or "<region_code>.<cell>".')
+
+
 class StatisticsResponse(RegionFigures):
     region_code: str = Field(description="The region code prefix asked for (2, 4 or 6 digits).")
-    as_of: str
+    as_of: str = Field(description="The date counted: the latest month end on or before the date asked.")
+    requested_as_of: str = Field(description="The date asked for (today in China by default).")
     districts: list[DistrictFigures] = Field(description="The same figures per 6-digit region code.")
+    disclosure: Disclosure
 
 
 class Health(BaseModel):

@@ -25,6 +25,7 @@ from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, normalize_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
+from services.disclosure import month_end
 from services.grants import parse_codes
 from services.query_api.access_log import read_access_log
 from services.query_api.auth import Caller
@@ -41,6 +42,7 @@ from services.query_api.models import (
     ResidentView,
     StatisticsResponse,
 )
+from services.query_api.single_read import DEPARTMENT_SECTIONS, readable_departments
 from services.query_api.statistics import population_statistics, validate_region_prefix
 from services.query_api.views import ReadTime, read_views, today_in_china
 from services.readiness import check_readiness, postgresql
@@ -141,14 +143,15 @@ def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:
 
 
 def _view_sections(caller: Caller, requested: str | None) -> list[str]:
-    granted: list[str] = [s for s in VIEW_SECTIONS if s in caller.grant.sections]
+    granted: list[str] = [s for s in VIEW_SECTIONS if s in caller.sections]
     if requested is None:
         if not granted:
             raise ApiError(
                 403,
                 "section_not_granted",
-                f"the grant of {caller.consumer!r} includes none of the resident view's sections",
-                {"granted": sorted(caller.grant.sections)},
+                f"the grant of {caller.consumer!r} includes none of the resident view's sections for the purpose "
+                f"{caller.purpose!r}",
+                {"purpose": caller.purpose, "granted": sorted(caller.sections)},
             )
         return granted
     wanted = parse_codes(requested)
@@ -270,6 +273,8 @@ async def read_resident(request: Request, citizen_id: str) -> Response:
             view = (await read_views(conn, [cid], when, chosen, ctx.schema)).get(cid)
             if view is not None:
                 await ctx.record(conn, caller, "resident", chosen, [cid])
+        if view is not None:
+            await ctx.record_relatives(conn, caller, [view])
     if view is None:
         raise await _not_found(request, caller, f"no resident {cid} (nothing is known about this citizen ID)")
     return json_answer(view, caller)
@@ -334,6 +339,7 @@ async def batch_get(
         views = await read_views(conn, unique, when, chosen, ctx.schema)
         if views:
             await ctx.record(conn, caller, "residents:batchGet", chosen, list(views))
+            await ctx.record_relatives(conn, caller, views.values())
         else:
             await ctx.auth.confirm(conn, caller)
     return json_answer(
@@ -365,12 +371,32 @@ async def get_events(
     ctx = context_of(request)
     caller.require("events")
     cid = citizen_id_param(citizen_id)
+    # Only the events of departments whose sections this purpose may read (CONTRACT §11): a vaccination's clinic
+    # and a contribution's amount are no one's business who may not read health or social insurance.
+    readable = readable_departments(caller.sections)
+    if not readable:
+        raise ApiError(
+            403,
+            "section_not_granted",
+            f"raw events need the sections of their department as well, and the purpose {caller.purpose!r} has "
+            "none of them",
+            {"purpose": caller.purpose, "granted": sorted(caller.sections), "departments": DEPARTMENT_SECTIONS},
+        )
+    if department is not None and department not in readable:
+        raise ApiError(
+            403,
+            "section_not_granted",
+            f"{department}'s events need the sections {', '.join(DEPARTMENT_SECTIONS[department])} for the purpose "
+            f"{caller.purpose!r}",
+            {"department": department, "purpose": caller.purpose, "granted": sorted(caller.sections)},
+        )
     async with ctx.lease.connection() as conn:
         rows = await conn.fetch(
             f"SELECT department, chain_seq, event_id, event_type, schema_version, occurred_at, recorded_at, topic, "
             f"kafka_partition, kafka_offset, archived_at, body, prev_hash, hash FROM {ctx.schema}.event_archive "
-            "WHERE citizen_id = $1 ORDER BY department, chain_seq",
+            "WHERE citizen_id = $1 AND department = ANY($2::text[]) ORDER BY department, chain_seq",
             cid,
+            readable,
         )
         if rows:
             await ctx.record(conn, caller, "events", ["events"], [cid])
@@ -522,21 +548,25 @@ async def get_population_statistics(
     region_code: Annotated[str, Query(description="Region code prefix: 2, 4 or 6 digits.", examples=["5101"])],
     as_of: Annotated[date | None, Query(description="The date counted (default: today in China).")] = None,
 ) -> Response:
-    """Population figures under a region code prefix on a date, in total and per district; definitions in
-    ``services.query_api.statistics``. Aggregates only: no access-log entry."""
+    """Population figures under a region code prefix at the end of a month, in total and per district;
+    definitions in ``services.query_api.statistics``. ``as_of`` resolves to the latest month end on or before it
+    (the answer's ``as_of``, beside ``requested_as_of``); counts that could point at individuals are suppressed
+    (``services.disclosure``). Aggregates only: no resident's access log, but the read is recorded with its
+    consumer, purpose and region."""
     ctx = context_of(request)
     caller.require("statistics")
     try:
         prefix = validate_region_prefix(region_code)
     except ValueError as exc:
         raise ApiError(422, "invalid_region_code", str(exc), {"region_code": region_code}) from None
-    day = as_of or today_in_china()
-    if not _EARLIEST <= day <= _LATEST:
-        raise ApiError(422, "invalid_as_of", f"as_of must be between {_EARLIEST} and {_LATEST}, got {day}")
+    requested = as_of or today_in_china()
+    if not _EARLIEST <= requested <= _LATEST:
+        raise ApiError(422, "invalid_as_of", f"as_of must be between {_EARLIEST} and {_LATEST}, got {requested}")
+    day = month_end(requested)
     async with ctx.lease.connection() as conn:
         await ctx.auth.confirm(conn, caller)
         figures = await population_statistics(conn, prefix, day, ctx.schema)
-    return json_answer(figures.to_json(), caller)
+    return json_answer({**figures.published(), "requested_as_of": requested.isoformat()}, caller)
 
 
 # --- operations -------------------------------------------------------------------------------------------------

@@ -25,7 +25,14 @@ from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResiden
 from services.query_api.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.resident_views import render_stored
 
-__all__ = ["SECTION_SOURCES", "load_resident", "render_sections", "sources_of"]
+__all__ = [
+    "DEPARTMENT_SECTIONS",
+    "SECTION_SOURCES",
+    "load_resident",
+    "readable_departments",
+    "render_sections",
+    "sources_of",
+]
 
 SECTION_SOURCES: Final[dict[str, tuple[str, ...]]] = {
     "identity": ("public_security", "health"),  # life_status also from health's death
@@ -40,6 +47,20 @@ SECTION_SOURCES: Final[dict[str, tuple[str, ...]]] = {
     "meta": (),  # the stored counts and timestamps of every department
 }
 """The department states each view section is rendered from (``projections.resident.render``)."""
+
+DEPARTMENT_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
+    "public_security": ("identity", "hukou", "residence"),
+    "education": ("education",),
+    "social_security": ("employment", "social_insurance"),
+    "health": ("health",),
+}
+"""The view sections each department's events are the one source of (CONTRACT §6)."""
+
+
+def readable_departments(sections: Collection[str]) -> list[str]:
+    """The departments whose raw events a reader of ``sections`` may see: those whose every section it may read
+    (an event carries everything its department knows — a birth registration names, addresses and households)."""
+    return [d for d, owned in DEPARTMENT_SECTIONS.items() if set(owned) <= set(sections)]
 
 
 def sources_of(sections: Iterable[str]) -> frozenset[str]:

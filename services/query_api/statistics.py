@@ -39,6 +39,7 @@ from typing import Any, Final
 import asyncpg
 
 from projections.resident.store import DEFAULT_SCHEMA
+from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 
 __all__ = [
     "DistrictFigures",
@@ -132,11 +133,36 @@ class PopulationStatistics:
     districts: tuple[DistrictFigures, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """Every count as computed (for operators and tests; what is published goes through ``published``)."""
         return {
             "region_code": self.region_code,
             "as_of": self.as_of.isoformat(),
             **self.total.to_json(),
             "districts": [{"region_code": d.region_code, **d.figures.to_json()} for d in self.districts],
+        }
+
+    def published(self, min_count: int = MIN_COUNT) -> dict[str, Any]:
+        """The figures as the API publishes them: ``services.disclosure``'s suppression applied (hidden = null,
+        named in ``suppressed``), so that no count from 1 to ``min_count - 1`` can be read or derived."""
+        districts, total = suppress([counts_of(d.figures) for d in self.districts], counts_of(self.total), min_count)
+        hidden = [
+            f"{region}.{cell}"
+            for region, shown in (
+                ("total", total),
+                *((d.region_code, s) for d, s in zip(self.districts, districts, strict=True)),
+            )
+            for cell in CELLS
+            if shown[cell] is None
+        ]
+        return {
+            "region_code": self.region_code,
+            "as_of": self.as_of.isoformat(),
+            **shown_json(self.total, total),
+            "districts": [
+                {"region_code": d.region_code, **shown_json(d.figures, s)}
+                for d, s in zip(self.districts, districts, strict=True)
+            ],
+            "disclosure": {"min_count": min_count, "suppressed": hidden},
         }
 
 

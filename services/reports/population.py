@@ -6,18 +6,15 @@ The figures are the query API's statistics (``services.query_api.statistics.popu
 /v1/statistics/population`` agree number for number. They are computed from the projection, which replay
 rebuilds from the log: the same ``as_of`` gives the same report, byte for byte (nothing in it reads the clock).
 
-Disclosure control: a count from 1 to ``min_count - 1`` (default 10) could point at individuals, so it is
-suppressed, and so is the urban count when the rural remainder (population minus urban) is that small. Zero
-is shown (it identifies nobody). Where a column has exactly one suppressed district, the next smallest is
-suppressed as well (or the total, if there is none), so that the total minus the shown districts does not
-give the hidden one back. Shares and the gap are shown only where the counts behind them are.
+Disclosure control is the statistics endpoint's own rule (``services.disclosure``): no count from 1 to
+``min_count - 1`` (default 10), directly or as the total minus the shown districts. Shares and the gap are shown
+only where the counts behind them are.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -26,10 +23,10 @@ import asyncpg
 
 from events.citizen_id import division_name, lookup_division
 from projections.resident.store import DEFAULT_SCHEMA
+from services.disclosure import CELLS, MEASURES, Shown, counts_of, gap_points, share, suppress
 from services.query_api.statistics import (
     DistrictFigures,
     Figures,
-    Measure,
     population_statistics,
     validate_region_prefix,
 )
@@ -46,30 +43,8 @@ __all__ = [
     "to_csv",
 ]
 
-MEASURES: Final = ("registered", "resident", "permit_holders")
-CELLS: Final = (
-    "registered",
-    "registered_urban",
-    "resident",
-    "resident_urban",
-    "permit_holders",
-    "permit_holders_urban",
-)
-"""The counts of a row, in column order: each measure's population and how many of it are urban."""
 GAP_TARGET_POINTS: Final = 3.0
 """Nantong (3): registered urbanisation no more than 3 points behind resident urbanisation."""
-
-Counts = Mapping[str, int]
-Shown = dict[str, int | None]
-
-
-def _counts(figures: Figures) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for measure in MEASURES:
-        m: Measure = getattr(figures, measure)
-        out[measure] = m.population
-        out[f"{measure}_urban"] = m.urban
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +62,12 @@ class ReportRow:
 
     def share(self, measure: str) -> float | None:
         """The urban share (a fraction, as the statistics endpoint rounds it) if both counts behind it show."""
-        if self.shown[measure] is None or self.shown[f"{measure}_urban"] is None:
-            return None
-        share = getattr(self.figures, measure).urban_share
-        return round(share, 6) if share is not None else None
+        return share(self.figures, self.shown, measure)
 
     @property
     def gap_points(self) -> float | None:
         """Resident minus registered urbanisation in points, if both shares may be shown."""
-        if self.share("registered") is None or self.share("resident") is None:
-            return None
-        return self.figures.urbanisation_gap_points
+        return gap_points(self.figures, self.shown)
 
     @property
     def suppressed(self) -> list[str]:
@@ -125,64 +95,6 @@ class PopulationReport:
     @property
     def stem(self) -> str:
         return f"population-{self.year}-{self.region or 'all'}"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Suppression (pure)
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _small(value: int, min_count: int) -> bool:
-    return 0 < value < min_count
-
-
-def _primary(counts: Counts, min_count: int) -> Shown:
-    shown: Shown = dict(counts)
-    for measure in MEASURES:
-        population, urban = counts[measure], counts[f"{measure}_urban"]
-        if _small(population, min_count):
-            shown[measure] = None
-        # The urban count gives the rural one away (population minus urban) unless both are safe to show.
-        if shown[measure] is None or _small(urban, min_count) or _small(population - urban, min_count):
-            shown[f"{measure}_urban"] = None
-    return shown
-
-
-def suppress(districts: Sequence[Counts], total: Counts, min_count: int = 10) -> tuple[list[Shown], Shown]:
-    """What may be shown of each district's counts and of the total (``None`` = suppressed); pure.
-
-    Primary suppression hides counts from 1 to ``min_count - 1`` (and urban counts whose rural remainder is
-    that small); secondary suppression makes sure no column has a single hidden district that the total and
-    the other districts would give back.
-    """
-    shown = [_primary(d, min_count) for d in districts]
-    total_shown = _primary(total, min_count)
-    # Hiding a cell can leave another column with a lone hidden district (an urban count goes with its
-    # population): repeat until nothing changes. Each round only hides more, so this ends.
-    changed = True
-    while changed:
-        changed = False
-        for cell in CELLS:
-            hidden = [i for i, s in enumerate(shown) if s[cell] is None]
-            if len(hidden) != 1 or total_shown[cell] is None:
-                continue
-            candidates = sorted(
-                (d[cell], i)
-                for i, (d, s) in enumerate(zip(districts, shown, strict=True))
-                if s[cell] is not None and d[cell] > 0
-            )
-            if candidates:
-                shown[candidates[0][1]][cell] = None
-            else:
-                total_shown[cell] = None
-            changed = True
-        for s in (*shown, total_shown):
-            for measure in MEASURES:
-                # An urban count without its population gives nothing useful: hide it with it.
-                if s[measure] is None and s[f"{measure}_urban"] is not None:
-                    s[f"{measure}_urban"] = None
-                    changed = True
-    return shown, total_shown
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -250,7 +162,7 @@ async def population_report(
     total = Figures()
     for district in districts:
         total = total + district.figures
-    shown, total_shown = suppress([_counts(d.figures) for d in districts], _counts(total), min_count)
+    shown, total_shown = suppress([counts_of(d.figures) for d in districts], counts_of(total), min_count)
     rows = tuple(
         ReportRow(d.region_code, _name(d.region_code), d.figures, s) for d, s in zip(districts, shown, strict=True)
     )

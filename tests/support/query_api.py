@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -34,7 +34,7 @@ from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
-from tests.support.infra import TEST_ANCHOR_KEY
+from tests.support.infra import TEST_ANCHOR_KEY, current
 from tests.unit.test_projection_support import latest_birth
 
 
@@ -62,6 +62,7 @@ async def running_query_api(database_url: str, *, startup_s: float = 30.0) -> As
     env = {
         **os.environ,
         "RENKOU_DATABASE_URL": database_url,
+        "RENKOU_STATE_DIR": str(current().state_dir),  # it connects as its own role, renkou_query_api
         "RENKOU_QUERY_API_PORT": str(port),
         "RENKOU_AUDIT_ANCHOR_KEY_FILE": str(TEST_ANCHOR_KEY),
         "PYTHONUNBUFFERED": "1",
@@ -109,14 +110,17 @@ def _tail(path: str, lines: int = 40) -> str:
 async def grant(
     database_url: str,
     name: str,
-    sections: Sequence[str],
-    purposes: Sequence[str],
+    sections: Sequence[str] = (),
+    purposes: Sequence[str] = (),
     expires_at: datetime | None = None,
+    *,
+    by_purpose: Mapping[str, Sequence[str]] | None = None,
+    view_topic: str | None = None,
 ) -> str:
-    """A new grant in ``database_url``; its token."""
+    """A new grant in ``database_url`` (``sections`` × ``purposes``, or ``by_purpose``); its token."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        return await add_grant(conn, name, sections, purposes, expires_at)
+        return await add_grant(conn, name, sections, purposes, expires_at, by_purpose=by_purpose, view_topic=view_topic)
     finally:
         await conn.close()
 

@@ -69,7 +69,7 @@ class _Lease:
 
 
 def _grant() -> Grant:
-    return Grant("auditor", frozenset(GRANTABLE_SECTIONS), frozenset({"audit"}), None, datetime.now(UTC), None)
+    return Grant("auditor", {"audit": frozenset(GRANTABLE_SECTIONS)}, None, datetime.now(UTC), None)
 
 
 class _Lookup:

@@ -32,6 +32,8 @@ from services.grants import (
     end_of_day,
     new_token,
     parse_codes,
+    parse_purpose_sections,
+    per_purpose,
     token_hash,
     validate_name,
     validate_purposes,
@@ -89,8 +91,7 @@ def test_a_date_expiry_lasts_through_that_day_in_china() -> None:
 def _grant(**changes: Any) -> Grant:
     base: dict[str, Any] = {
         "name": "school",
-        "sections": frozenset({"identity", "hukou"}),
-        "purposes": frozenset({"school_enrolment"}),
+        "purpose_sections": {"school_enrolment": frozenset({"identity", "hukou"})},
         "expires_at": None,
         "created_at": datetime(2026, 1, 1, tzinfo=UTC),
         "revoked_at": None,
@@ -286,3 +287,33 @@ async def test_errors_have_the_contracts_shape_before_any_database_access() -> N
         spec = (await client.get("/openapi.json")).json()
         assert "/v1/statistics/population" in spec["paths"]
         assert "/v1/residents/{citizen_id}/eligibility" in spec["paths"]  # served since the policies landed
+
+
+def test_a_grant_reads_for_a_purpose_only_that_purpose_s_sections() -> None:
+    grant = _grant(
+        purpose_sections={
+            "school_enrolment": frozenset({"identity", "education"}),
+            "statistics": frozenset({"statistics"}),
+        }
+    )
+    assert grant.purposes == {"school_enrolment", "statistics"}
+    assert grant.sections == {"identity", "education", "statistics"}
+    assert grant.sections_for("statistics") == {"statistics"}
+    assert grant.sections_for("marketing") == frozenset()
+
+
+def test_purpose_specs_parse_and_name_what_is_wrong() -> None:
+    assert parse_purpose_sections(["school_enrolment=identity, education", "statistics=statistics"]) == {
+        "school_enrolment": ["identity", "education"],
+        "statistics": ["statistics"],
+    }
+    assert parse_purpose_sections(["audit=events", "audit=access_log"]) == {"audit": ["events", "access_log"]}
+    assert per_purpose(["identity", "hukou"], ["a", "b"]) == {"a": ["identity", "hukou"], "b": ["identity", "hukou"]}
+    for spec, message in (
+        ("statistics", "PURPOSE=SECTION"),
+        ("Stats=statistics", "snake case"),
+        ("statistics=", "at least one section"),
+        ("statistics=names", "unknown section names"),
+    ):
+        with pytest.raises(GrantError, match=message):
+            parse_purpose_sections([spec])

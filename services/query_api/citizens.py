@@ -1,0 +1,104 @@
+"""``GET /v1/me`` and ``GET /v1/me/access-log``: a citizen sees their own data and who read it (CONTRACT §11).
+
+The caller proves who they are with an OpenID Connect ID token of the city's identity provider
+(``services.identity.oidc``; the local one in demos: ``renkou citizens token ID``). The citizen ID comes from the
+token's claim, never from the request: a citizen reaches their own data and nobody else's. Their own reads are
+not entries of their access log — the log tells them who *else* read their data: consumers (with purpose and
+sections), the family reads that disclosed them, operators and view-topic deliveries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from services.identity.local_idp import jwks_path
+from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier
+from services.query_api.access_log import read_access_log
+from services.query_api.context import context_of
+from services.query_api.errors import ApiError, responses
+from services.query_api.models import AccessLogResponse
+from services.query_api.views import ReadTime, read_views
+from services.settings import Settings
+
+__all__ = ["citizens_router", "verifier_for"]
+
+_BEARER = "bearer "
+
+
+def verifier_for(settings: Settings) -> CitizenTokenVerifier:
+    """The verifier of ``settings``' identity provider (the local one's key set unless one is configured)."""
+    return CitizenTokenVerifier(
+        issuer=settings.citizen_oidc_issuer,
+        audience=settings.citizen_oidc_audience,
+        jwks=settings.citizen_oidc_jwks or str(jwks_path(settings.state_dir)),
+        claim=settings.citizen_id_claim,
+    )
+
+
+def citizens_router(settings: Settings) -> APIRouter:
+    """The citizen's two endpoints, checking tokens against ``settings``' identity provider."""
+    router = APIRouter(prefix="/v1", tags=["citizens"])
+    verifier = verifier_for(settings)
+
+    async def citizen(request: Request) -> CitizenIdentity:
+        header = request.headers.get("authorization") or ""
+        if not header[: len(_BEARER)].lower() == _BEARER or not header[len(_BEARER) :].strip():
+            raise ApiError(
+                401,
+                "missing_token",
+                "send the identity provider's ID token as 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            return await verifier.verify(header[len(_BEARER) :].strip())
+        except CitizenAuthError as exc:
+            raise ApiError(401, "invalid_citizen_token", str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+    @router.get(
+        "/me",
+        responses=responses(401, 404, 503),
+        summary="The citizen's own resident view, every section",
+    )
+    async def me(request: Request) -> Response:
+        """The live view of the citizen the ID token names, with every section."""
+        from services.query_api.routes import json_answer
+
+        who = await citizen(request)
+        ctx = context_of(request)
+        async with ctx.lease.connection() as conn:
+            view = (await read_views(conn, [who.citizen_id], ReadTime(), schema=ctx.schema)).get(who.citizen_id)
+        if view is None:
+            raise ApiError(404, "not_found", "nothing is recorded about you in the population register")
+        return json_answer(view)
+
+    @router.get(
+        "/me/access-log",
+        response_model=AccessLogResponse,
+        responses=responses(401, 503),
+        summary="Every access to the citizen's data: who, for which purpose, which sections, when",
+    )
+    async def my_access_log(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many entries, newest first.")] = 100,
+        before_seq: Annotated[int | None, Query(ge=1, description="Entries below this chain position.")] = None,
+    ) -> Response:
+        """The newest entries of the citizen's access log (with the hash-chain values that prove none was
+        removed), newest first; page with ``before_seq``."""
+        from services.query_api.routes import json_answer
+
+        who = await citizen(request)
+        ctx = context_of(request)
+        async with ctx.lease.connection() as conn:
+            entries = await read_access_log(conn, who.citizen_id, limit=limit, before_seq=before_seq)
+        more = len(entries) == limit and entries[-1]["chain_seq"] > 1
+        answer: dict[str, Any] = {
+            "citizen_id": who.citizen_id,
+            "entries": entries,
+            "next_before_seq": entries[-1]["chain_seq"] if more else None,
+        }
+        return json_answer(answer)
+
+    return router

@@ -1,0 +1,211 @@
+"""Sharing by purpose (CONTRACT §11) over the real stack: what a consumer's grant gives each purpose, and what
+derived data (flags, raw events) may not give away."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from events.examples import CITIZENS, example_events
+from services.db.dsn import asyncpg_dsn
+from services.identity import local_idp
+from tests.integration.conftest import Databases, create_namespace
+from tests.support.infra import Endpoints
+from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
+from tests.support.query_api import event, grant, headers, running_query_api
+
+pytestmark = pytest.mark.integration
+
+MIGRANT, CHILD = CITIZENS["migrant"], CITIZENS["child"]
+MOTHER, FATHER = CITIZENS["mother"], CITIZENS["father"]
+
+
+@dataclass
+class Stack:
+    url: str
+    database_url: str
+    tokens: dict[str, str]
+
+
+def _history() -> list[dict[str, Any]]:
+    events = sorted(example_events().values(), key=lambda e: datetime.fromisoformat(e["occurred_at"]))
+    # The migrant works without employee insurance: a flag that names the employer.
+    return [*events, event("employment.registered", MIGRANT, date(2024, 3, 1))]
+
+
+@pytest.fixture(scope="module")
+async def stack(infra: Endpoints) -> AsyncIterator[Stack]:
+    databases = Databases(infra)
+    db = await databases.create()
+    ns = await create_namespace(infra)
+    records = [
+        (f"{ns}population.{e['source']['department']}.v1", e["citizen_id"].encode(), orjson.dumps(e))
+        for e in _history()
+    ]
+    await publish(infra.kafka_bootstrap, records)
+    settings = settings_for(infra.kafka_bootstrap, db, ns)
+    async with running_projector(settings):
+        await wait_caught_up(settings)
+    tokens = {
+        "two_purposes": await grant(
+            db,
+            "city-services",
+            by_purpose={
+                "school_enrolment": ["identity", "hukou", "education", "flags"],
+                "statistics": ["statistics", "flags"],
+            },
+        ),
+        "flags_only": await grant(db, "watchdog", by_purpose={"integrity": ["flags"]}),
+        "family": await grant(db, "school-office", by_purpose={"school_enrolment": ["identity", "family"]}),
+        "flags_work": await grant(db, "labour-inspection", by_purpose={"inspection": ["flags", "employment"]}),
+        "flags_full": await grant(
+            db, "labour-office", by_purpose={"inspection": ["flags", "employment", "social_insurance"]}
+        ),
+        "events_health": await grant(db, "clinic-audit", by_purpose={"audit": ["events", "health"]}),
+        "events_all": await grant(
+            db,
+            "archive",
+            by_purpose={
+                "audit": [
+                    "events",
+                    "identity",
+                    "hukou",
+                    "residence",
+                    "education",
+                    "employment",
+                    "social_insurance",
+                    "health",
+                ]
+            },
+        ),
+    }
+    try:
+        async with running_query_api(db) as api:
+            yield Stack(api.url, db, tokens)
+    finally:
+        await databases.drop_all()
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30.0) as c:
+        yield c
+
+
+async def _get(client: httpx.AsyncClient, stack: Stack, who: str, purpose: str, path: str) -> httpx.Response:
+    return await client.get(path, headers=headers(stack.tokens[who], purpose))
+
+
+async def test_a_purpose_reads_its_own_sections_only(stack: Stack, client: httpx.AsyncClient) -> None:
+    enrolment = await _get(client, stack, "two_purposes", "school_enrolment", f"/v1/residents/{MIGRANT}")
+    assert enrolment.status_code == 200, enrolment.text
+    assert set(enrolment.json()) == {"citizen_id", "identity", "hukou", "education", "flags"}
+    # The same consumer, for statistics: no name, no address — its other purpose's sections are not this one's.
+    statistics = await _get(client, stack, "two_purposes", "statistics", f"/v1/residents/{MIGRANT}")
+    assert statistics.status_code == 200, statistics.text
+    assert set(statistics.json()) == {"citizen_id", "flags"}
+    assert statistics.json()["flags"] == []
+    named = await _get(client, stack, "two_purposes", "statistics", f"/v1/residents/{MIGRANT}?sections=identity")
+    assert named.status_code == 403 and named.json()["error"]["code"] == "section_not_granted"
+    assert named.json()["error"]["details"]["purpose"] == "statistics"
+
+
+async def test_flags_need_every_section_they_speak_of(stack: Stack, client: httpx.AsyncClient) -> None:
+    only = await _get(client, stack, "flags_only", "integrity", f"/v1/residents/{MIGRANT}")
+    assert only.status_code == 200, only.text
+    assert only.json() == {"citizen_id": MIGRANT, "flags": []}
+    half = await _get(client, stack, "flags_work", "inspection", f"/v1/residents/{MIGRANT}")
+    assert half.json()["flags"] == []
+    full = await _get(client, stack, "flags_full", "inspection", f"/v1/residents/{MIGRANT}")
+    assert [f["code"] for f in full.json()["flags"]] == ["employed_without_insurance"]
+
+
+async def test_raw_events_only_of_the_departments_the_purpose_may_read(stack: Stack, client: httpx.AsyncClient) -> None:
+    everything = await _get(client, stack, "events_all", "audit", f"/v1/residents/{CHILD}/events")
+    assert everything.status_code == 200, everything.text
+    departments = {e["department"] for e in everything.json()["events"]}
+    assert {"public_security", "health"} <= departments
+    health = await _get(client, stack, "events_health", "audit", f"/v1/residents/{CHILD}/events")
+    assert health.status_code == 200, health.text
+    assert {e["department"] for e in health.json()["events"]} == {"health"}
+    refused = await _get(
+        client, stack, "events_health", "audit", f"/v1/residents/{CHILD}/events?department=public_security"
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "section_not_granted"
+
+
+async def _log(stack: Stack, citizen_id: str, request_id: str) -> list[tuple[str, str, list[str]]]:
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT consumer, endpoint, sections FROM access_log WHERE citizen_id = $1 AND request_id = $2::uuid",
+            citizen_id,
+            request_id,
+        )
+    finally:
+        await conn.close()
+    return [(r["consumer"], r["endpoint"], list(r["sections"])) for r in rows]
+
+
+async def test_every_relative_a_family_read_discloses_is_logged(stack: Stack, client: httpx.AsyncClient) -> None:
+    read = await _get(client, stack, "family", "school_enrolment", f"/v1/residents/{CHILD}")
+    assert read.status_code == 200, read.text
+    family = read.json()["family"]
+    assert {family["mother"], family["father"]} == {MOTHER, FATHER}
+    request_id = read.headers["x-request-id"]
+    assert await _log(stack, CHILD, request_id) == [("school-office", "resident", ["identity", "family"])]
+    for parent in (MOTHER, FATHER):  # three entries for one read: the child's and each parent's own
+        assert await _log(stack, parent, request_id) == [("school-office", "family", ["family"])]
+    batch = await client.post(
+        "/v1/residents:batchGet",
+        json={"citizen_ids": [CHILD, MOTHER]},
+        headers=headers(stack.tokens["family"], "school_enrolment"),
+    )
+    assert batch.status_code == 200, batch.text
+    batch_id = batch.headers["x-request-id"]
+    # The mother is a subject of the batch (one entry as such); the father only through the child's family.
+    assert [e[1] for e in await _log(stack, MOTHER, batch_id)] == ["residents:batchGet"]
+    assert await _log(stack, FATHER, batch_id) == [("school-office", "family", ["family"])]
+
+
+async def test_a_citizen_sees_their_own_view_and_who_read_it(
+    stack: Stack, client: httpx.AsyncClient, infra: Endpoints
+) -> None:
+    # A consumer reads the migrant's data first: the citizen must see that read.
+    read = await _get(client, stack, "two_purposes", "school_enrolment", f"/v1/residents/{MIGRANT}")
+    assert read.status_code == 200
+    token = local_idp.issue(infra.state_dir, MIGRANT)
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200, me.text
+    assert me.json()["citizen_id"] == MIGRANT
+    assert {"identity", "hukou", "employment", "health", "flags"} <= set(me.json())  # every section: their own
+    log = await client.get("/v1/me/access-log", headers={"Authorization": f"Bearer {token}"})
+    assert log.status_code == 200, log.text
+    entries = log.json()["entries"]
+    mine = [e for e in entries if e["request_id"] == read.headers["x-request-id"]]
+    assert [(e["consumer"], e["purpose"]) for e in mine] == [("city-services", "school_enrolment")]
+    assert log.json()["citizen_id"] == MIGRANT
+    # Another citizen's token reaches that citizen's data only: there is no way to name someone else.
+    other = local_idp.issue(infra.state_dir, CHILD)
+    assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {other}"})).json()["citizen_id"] == CHILD
+
+
+async def test_tokens_the_identity_provider_did_not_sign_are_refused(
+    client: httpx.AsyncClient, infra: Endpoints, tmp_path: Path
+) -> None:
+    local_idp.ensure_keys(tmp_path)  # another provider's keys
+    forged = local_idp.issue(tmp_path, MIGRANT)
+    expired = local_idp.issue(infra.state_dir, MIGRANT, minutes=-10)
+    for token, reason in ((forged, "no key"), (expired, "expired"), ("not-a-jwt", "not a JWT")):
+        answer = await client.get("/v1/me/access-log", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"]["code"] == "invalid_citizen_token" and reason in answer.json()["error"]["message"]
+    assert (await client.get("/v1/me")).status_code == 401

@@ -341,6 +341,60 @@ def public_key_cmd(
     sys.stdout.write(f"# key id {key_id(key)} ({path})\n{public_pem(key)}")
 
 
+@app.command("refused")
+def refused_cmd(
+    consumer: Annotated[str | None, typer.Option("--consumer", help="Only this consumer's refused reads.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only from this instant on (RFC 3339 with offset, or a date).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Every field, as JSON.")] = False,
+) -> None:
+    """Reads the query API refused for want of a right (401, 403): who, which purpose, what, why, when."""
+    start = _since(since)
+
+    async def fetch() -> list[asyncpg.Record]:
+        async with database(get_settings()) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT refused_at, request_id, consumer, purpose, method, path, status, code, message "
+                "FROM refused_reads WHERE ($1::text IS NULL OR consumer = $1) AND ($2::timestamptz IS NULL OR "
+                "refused_at >= $2) ORDER BY refused_at DESC, id DESC LIMIT $3",
+                consumer,
+                start,
+                limit,
+            )
+            return rows
+
+    rows = run_operation(fetch())
+    if as_json:
+        print_json(
+            [{**dict(r), "refused_at": r["refused_at"].isoformat(), "request_id": str(r["request_id"])} for r in rows]
+        )
+        return
+    table = Table("refused (UTC)", "consumer", "purpose", "request", "status", "why", box=box.SIMPLE)
+    for r in rows:
+        table.add_row(
+            _moment(r["refused_at"]),
+            r["consumer"] or "(no known token)",
+            r["purpose"] or "-",
+            f"{r['method']} {r['path']}",
+            str(r["status"]),
+            f"{r['code']}: {r['message']}",
+        )
+    Console(soft_wrap=True).print(table)
+    Console(stderr=True).print(f"{len(rows)} refused read{'s' if len(rows) != 1 else ''} (newest first)")
+
+
+def _since(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        fail(f"--since {raw!r} is not an RFC 3339 instant or a date", 2)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def register(app_: typer.Typer) -> None:
     """Add the ``audit`` sub-app to the root ``renkou`` app."""
     app_.add_typer(app, name="audit")

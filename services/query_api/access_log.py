@@ -108,12 +108,23 @@ class AccessLogWriter:
         Raises ``GrantNoLongerValidError`` if the grant was revoked or expired meanwhile, and
         ``AccessLogUnavailableError`` for any other failure (no commit within ``timeout`` seconds included).
         """
-        ids = sorted(set(citizen_ids))
-        if not ids:
+        await self.append_groups([(entry, citizen_ids)])
+
+    async def append_groups(self, groups: Sequence[tuple[AccessEntry, Sequence[str]]]) -> None:
+        """Append each group's entry for each of its citizens, queued together (so, as a rule, committed in one
+        transaction: a read's subjects and the relatives it disclosed); return when all are committed."""
+        futures = []
+        loop = asyncio.get_running_loop()
+        for entry, citizen_ids in groups:
+            ids = sorted(set(citizen_ids))
+            if not ids:
+                continue
+            done = loop.create_future()
+            done.add_done_callback(_retrieve)  # a caller that gave up must not leave an unretrieved exception
+            self._pending.append(_Pending(entry, ids, done))
+            futures.append(done)
+        if not futures:
             return
-        done = asyncio.get_running_loop().create_future()
-        done.add_done_callback(_retrieve)  # a caller that gave up must not leave an unretrieved exception
-        self._pending.append(_Pending(entry, ids, done))
         if self._flushes < self.max_flushes:
             self._flushes += 1
             task = asyncio.create_task(self._flush())
@@ -121,7 +132,7 @@ class AccessLogWriter:
             task.add_done_callback(self._tasks.discard)
         try:
             # The statement itself gives up after ``timeout``; the margin covers the wait for a flush slot.
-            await asyncio.wait_for(asyncio.shield(done), 2 * self.timeout)
+            await asyncio.wait_for(asyncio.shield(asyncio.gather(*futures)), 2 * self.timeout)
         except TimeoutError:
             raise AccessLogUnavailableError(f"not committed within {2 * self.timeout:.1f}s") from None
 

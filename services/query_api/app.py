@@ -27,6 +27,7 @@ from services.query_api.db import ConnectionLease, DatabaseUnavailableError
 from services.query_api.errors import database_unavailable_response, install_error_handlers
 from services.query_api.fast_lane import ResidentReadLane, resident_route
 from services.query_api.metrics import LatencyMiddleware, QueryApiMetrics
+from services.query_api.refusals import RefusalLog
 from services.query_api.routes import operations, router
 from services.settings import Settings, get_settings
 from services.workers import start_worker
@@ -96,6 +97,7 @@ def create_app(
             async with lease.connection() as conn:
                 return await find_grant(conn, token)
 
+        refusals = RefusalLog(lease.connection, on_drop=metrics.refusals_dropped.inc)
         app.state.renkou = QueryApiContext(
             lease=lease,
             auth=Authenticator(lookup, ttl=grant_cache_ttl),
@@ -104,10 +106,13 @@ def create_app(
             access_log=AccessLogWriter(
                 log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES
             ),
+            refusals=refusals,
         )
+        refusals.start()
         try:
             yield
         finally:
+            await refusals.stop()
             await lease.close()
             await log_lease.close()
             await engine.dispose()

@@ -55,6 +55,7 @@ class Caller:
                 f"the grant of {self.consumer!r} does not include the section {section!r} for the purpose "
                 f"{self.purpose!r}",
                 {"section": section, "purpose": self.purpose, "granted": sorted(self.sections)},
+                consumer=self.consumer,
             )
 
 
@@ -62,10 +63,15 @@ def refuse_grant(grant: Grant, now: datetime) -> ApiError | None:
     """The 401 for a grant that is revoked or expired at ``now``, else ``None``."""
     status = grant.status(now)
     if status == "revoked":
-        return ApiError(401, "token_revoked", f"the grant of {grant.name!r} has been revoked")
+        return ApiError(401, "token_revoked", f"the grant of {grant.name!r} has been revoked", consumer=grant.name)
     if status == "expired":
         assert grant.expires_at is not None
-        return ApiError(401, "token_expired", f"the grant of {grant.name!r} expired at {grant.expires_at.isoformat()}")
+        return ApiError(
+            401,
+            "token_expired",
+            f"the grant of {grant.name!r} expired at {grant.expires_at.isoformat()}",
+            consumer=grant.name,
+        )
     return None
 
 
@@ -125,6 +131,7 @@ class Authenticator:
                 400,
                 "purpose_required",
                 "state the purpose of this request in the X-Purpose header (one of the grant's purposes)",
+                consumer=grant.name,
             )
         if purpose not in grant.purposes:
             raise ApiError(
@@ -132,6 +139,7 @@ class Authenticator:
                 "purpose_not_granted",
                 f"the grant of {grant.name!r} does not cover the purpose {purpose!r}",
                 {"purpose": purpose, "granted": sorted(grant.purposes)},
+                consumer=grant.name,
             )
         return Caller(grant=grant, purpose=purpose, request_id=uuid4())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from services.query_api.auth import Authenticator, Caller
 from services.query_api.db import ConnectionLease
 from services.query_api.errors import ApiError
 from services.query_api.metrics import QueryApiMetrics
+from services.query_api.refusals import RefusalLog
 from services.query_api.views import FAMILY_ENDPOINT, disclosed_relatives, read_live_view
 
 __all__ = ["QueryApiContext", "context_of"]
@@ -37,6 +38,7 @@ class QueryApiContext:
     metrics: QueryApiMetrics
     schema: str
     access_log: AccessLogWriter
+    refusals: RefusalLog
 
     async def record(
         self,
@@ -57,14 +59,27 @@ class QueryApiContext:
             raise await self._refusal(conn, caller, exc) from None
         self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len(set(citizen_ids)))
 
-    async def record_relatives(
-        self, conn: asyncpg.Connection, caller: Caller, views: Iterable[Mapping[str, Any]]
+    async def record_read(
+        self,
+        conn: asyncpg.Connection,
+        caller: Caller,
+        endpoint: str,
+        sections: Sequence[str],
+        views: Sequence[Mapping[str, Any]],
     ) -> None:
-        """The entries of the relatives the views' ``family`` sections disclose (CONTRACT §11), committed before
-        the answer like the subjects' own (sections ``family``, endpoint ``family``); refused like ``record``."""
+        """The entries of a read of ``views``: one per resident read, and one per relative their ``family``
+        sections disclose (CONTRACT §11: sections ``family``, endpoint ``family``), queued together so that they
+        commit together, before the answer; refused like ``record``."""
+        subjects = [view["citizen_id"] for view in views]
         relatives = disclosed_relatives(views)
+        groups = [(self._entry(caller, endpoint, sections), subjects)]
         if relatives:
-            await self.record(conn, caller, FAMILY_ENDPOINT, ["family"], relatives)
+            groups.append((self._entry(caller, FAMILY_ENDPOINT, ["family"]), relatives))
+        try:
+            await self.access_log.append_groups(groups)
+        except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
+            raise await self._refusal(conn, caller, exc) from None
+        self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len(set(subjects)))
 
     async def read_resident(
         self, conn: asyncpg.Connection, caller: Caller, citizen_id: str, sections: Sequence[str]

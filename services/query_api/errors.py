@@ -52,14 +52,30 @@ class ApiError(Exception):
     """A refusal with an HTTP status, a stable code, a one-line message and optional details."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        consumer: str | None = None,
     ) -> None:
+        """``consumer``: whose request it refuses, when the token named one (for the refused-reads log)."""
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
         self.headers = headers
+        self.consumer = consumer
+
+    def noted(self, request: Request) -> ApiError:
+        """This refusal, queued in the app's refused-reads log when it is one (401/403); returns itself."""
+        context = getattr(request.app.state, "renkou", None)
+        if context is not None:
+            context.refusals.note(request, self.status, self.code, self.message, self.consumer)
+        return self
 
     def response(self) -> Response:
         """This refusal in the contract's error shape (the app's handler and the single-read lane use it)."""
@@ -123,7 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return exc.response()
+        return exc.noted(request).response()
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

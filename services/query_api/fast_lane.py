@@ -47,10 +47,11 @@ class ResidentReadLane:
             return
         scope["route"] = self.route
         response: Response
+        request = Request(scope, receive)
         try:
-            response = await read_resident(Request(scope, receive), citizen_id)
+            response = await read_resident(request, citizen_id)
         except ApiError as exc:
-            response = exc.response()
+            response = exc.noted(request).response()
         except DatabaseUnavailableError as exc:
             response = database_unavailable_response(exc)
         except Exception as exc:

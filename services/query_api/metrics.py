@@ -24,6 +24,7 @@ class QueryApiMetrics:
     latency: Histogram
     residents_read: Counter
     access_log_failures: Counter
+    refusals_dropped: Counter
 
     @classmethod
     def create(cls) -> QueryApiMetrics:
@@ -46,6 +47,11 @@ class QueryApiMetrics:
             access_log_failures=Counter(
                 "renkou_query_api_access_log_failures",
                 "Reads refused with 503 because their access-log entry could not be written",
+                registry=reg,
+            ),
+            refusals_dropped=Counter(
+                "renkou_query_api_refusals_dropped",
+                "Refused reads that could not be written to refused_reads (a flood beyond the queue, or an outage)",
                 registry=reg,
             ),
         )

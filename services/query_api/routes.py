@@ -42,6 +42,7 @@ from services.query_api.models import (
     ResidentView,
     StatisticsResponse,
 )
+from services.query_api.refusals import record_aggregate_read
 from services.query_api.single_read import DEPARTMENT_SECTIONS, readable_departments
 from services.query_api.statistics import population_statistics, validate_region_prefix
 from services.query_api.views import ReadTime, read_views, today_in_china
@@ -267,14 +268,14 @@ async def read_resident(request: Request, citizen_id: str) -> Response:
     when = _read_time(_query_date(query.get("as_of"), "as_of"), _query_instant(query.get("known_at"), "known_at"))
     chosen = _view_sections(caller, query.get("sections"))
     async with ctx.lease.connection() as conn:
-        if when.live:  # the hot path: read and recorded by one statement
+        if when.live and "family" not in chosen:  # the hot path: read and recorded by one statement
             view = await ctx.read_resident(conn, caller, cid, chosen)
         else:
+            # A family section discloses relatives, whose entries must commit with the subject's: read first,
+            # then record them all in one group commit (each chain head locked in citizen order: no deadlock).
             view = (await read_views(conn, [cid], when, chosen, ctx.schema)).get(cid)
             if view is not None:
-                await ctx.record(conn, caller, "resident", chosen, [cid])
-        if view is not None:
-            await ctx.record_relatives(conn, caller, [view])
+                await ctx.record_read(conn, caller, "resident", chosen, [view])
     if view is None:
         raise await _not_found(request, caller, f"no resident {cid} (nothing is known about this citizen ID)")
     return json_answer(view, caller)
@@ -338,8 +339,7 @@ async def batch_get(
     async with ctx.lease.connection() as conn:
         views = await read_views(conn, unique, when, chosen, ctx.schema)
         if views:
-            await ctx.record(conn, caller, "residents:batchGet", chosen, list(views))
-            await ctx.record_relatives(conn, caller, views.values())
+            await ctx.record_read(conn, caller, "residents:batchGet", chosen, list(views.values()))
         else:
             await ctx.auth.confirm(conn, caller)
     return json_answer(
@@ -566,6 +566,15 @@ async def get_population_statistics(
     async with ctx.lease.connection() as conn:
         await ctx.auth.confirm(conn, caller)
         figures = await population_statistics(conn, prefix, day, ctx.schema)
+        # Aggregates name no resident, but the read is a read all the same: who, why, which region (§11).
+        await record_aggregate_read(
+            conn,
+            request_id=caller.request_id,
+            consumer=caller.consumer,
+            purpose=caller.purpose,
+            endpoint="statistics/population",
+            detail=orjson.dumps({"region_code": prefix, "as_of": day.isoformat()}).decode(),
+        )
     return json_answer({**figures.published(), "requested_as_of": requested.isoformat()}, caller)
 
 

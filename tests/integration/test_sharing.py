@@ -3,6 +3,7 @@ derived data (flags, raw events) may not give away."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +19,7 @@ from events.examples import CITIZENS, example_events
 from services.db.dsn import asyncpg_dsn
 from services.identity import local_idp
 from tests.integration.conftest import Databases, create_namespace
+from tests.integration.test_operations import renkou
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import event, grant, headers, running_query_api
@@ -209,3 +211,52 @@ async def test_tokens_the_identity_provider_did_not_sign_are_refused(
         assert answer.status_code == 401, answer.text
         assert answer.json()["error"]["code"] == "invalid_citizen_token" and reason in answer.json()["error"]["message"]
     assert (await client.get("/v1/me")).status_code == 401
+
+
+async def test_refused_reads_and_statistics_reads_are_recorded(
+    stack: Stack, client: httpx.AsyncClient, infra: Endpoints
+) -> None:
+    unknown = await client.get(f"/v1/residents/{MIGRANT}", headers=headers("rk_c_made-up", "school_enrolment"))
+    assert unknown.status_code == 401
+    wrong = await _get(client, stack, "flags_only", "marketing", f"/v1/residents/{MIGRANT}")
+    assert wrong.status_code == 403
+    section = await _get(client, stack, "two_purposes", "statistics", f"/v1/residents/{MIGRANT}?sections=identity")
+    assert section.status_code == 403
+    stats = await _get(client, stack, "two_purposes", "statistics", "/v1/statistics/population?region_code=5101")
+    assert stats.status_code == 200, stats.text
+
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:  # refusals are written in batches, every half second
+            rows = await conn.fetch(
+                "SELECT consumer, purpose, path, status, code FROM refused_reads WHERE path LIKE '/v1/residents/%' "
+                "ORDER BY id"
+            )
+            if len(rows) >= 3 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        aggregates = await conn.fetch("SELECT consumer, purpose, endpoint, detail FROM aggregate_reads")
+    finally:
+        await conn.close()
+    refused = {(r["consumer"], r["purpose"], r["status"], r["code"]) for r in rows}
+    assert (None, "school_enrolment", 401, "unknown_token") in refused  # the token named nobody: no consumer
+    assert ("watchdog", "marketing", 403, "purpose_not_granted") in refused
+    assert ("city-services", "statistics", 403, "section_not_granted") in refused
+    assert all(r["path"].startswith("/v1/residents/") for r in rows)
+    assert [(a["consumer"], a["purpose"], a["endpoint"]) for a in aggregates] == [
+        ("city-services", "statistics", "statistics/population")
+    ]
+    assert orjson.loads(aggregates[0]["detail"])["region_code"] == "5101"
+
+    # The operator lists them; nobody may change them.
+    settings = settings_for(infra.kafka_bootstrap, stack.database_url, "")
+    listed = await renkou(settings, "audit", "refused", "--consumer", "watchdog", "--json")
+    assert listed.code == 0, listed.stderr
+    assert [r["code"] for r in orjson.loads(listed.stdout)] == ["purpose_not_granted"]
+    owner = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await owner.execute("DELETE FROM refused_reads")
+    finally:
+        await owner.close()

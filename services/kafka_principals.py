@@ -290,40 +290,8 @@ def remove_bindings(bootstrap: str, admin: KafkaCredentials | None, principal: s
     _wait(client.delete_acls([everything]), f"cannot remove the ACLs of {principal}")
 
 
-def _acls_of(client: Any, principal: str | None, namespace: str = "") -> list[Acl]:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import (
-        AclBindingFilter,
-        AclOperation,
-        AclPermissionType,
-        ResourcePatternType,
-        ResourceType,
-    )
-
-    flt = AclBindingFilter(
-        ResourceType.ANY,
-        None,
-        ResourcePatternType.ANY,
-        None if principal is None else f"User:{principal}",
-        None,
-        AclOperation.ANY,
-        AclPermissionType.ANY,
-    )
-    try:
-        bindings = client.describe_acls(flt).result(timeout=30)
-    except KafkaException as exc:
-        raise PrincipalError(f"cannot list ACLs: {exc.args[0].str() if exc.args else exc}") from exc
-    return [
-        Acl(b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name)
-        for b in bindings
-        if (principal is None or b.principal == f"User:{principal}") and _in_namespace(b.name, namespace)
-    ]
-
-
-def _in_namespace(name: str, namespace: str) -> bool:
-    if namespace:
-        return name.startswith(namespace)
-    # The contract's own resources: names that no test namespace (``t<hex>.``) prefixes.
+def _in_production(name: str) -> bool:
+    # The contract's own resources: names that no test or benchmark namespace (``t<hex>.``) prefixes.
     return not re.match(r"^[a-z0-9]+\.population\.", name) and not re.match(r"^[a-z0-9]+\.renkou-", name)
 
 
@@ -372,7 +340,7 @@ def _principal_acls(client: Any, *, namespaced: bool = False) -> list[tuple[str,
     return [
         (b.principal.removeprefix("User:"), Acl(b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name))
         for b in bindings
-        if namespaced or _in_namespace(b.name, "")
+        if namespaced or _in_production(b.name)
     ]
 
 

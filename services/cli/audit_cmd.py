@@ -24,6 +24,7 @@ from services.anchor.record import key_id, public_jwk, public_pem
 from services.cli.common import citizen_id_arg, fail, print_json
 from services.cli.ops_cmd import run_operation
 from services.db.roles import OWNER
+from services.grants import GrantError, validate_purposes
 from services.kafka_auth import OPERATOR
 from services.operations.anchor_check import AnchorReport, Finding, LogReport, check_against_anchor
 from services.operations.audit import ChainReport, TimelineEntry, timeline, verify_chains
@@ -35,6 +36,7 @@ from services.operations.base import (
     kafka_consumer,
 )
 from services.operations.log_check import compare_with_log, locate_rewrites
+from services.operations.operator_reads import operator_name, record_operator_read
 from services.operations.schemas import LIVE, check_name
 from services.settings import Settings, get_settings
 
@@ -66,14 +68,35 @@ def timeline_cmd(
     citizen_id: Annotated[str, typer.Argument(help="The 18-character citizen ID.")],
     as_json: Annotated[bool, typer.Option("--json", help="Every field in full, with the events, as JSON.")] = False,
     schema: SchemaOption = LIVE,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="Why you look (recorded in the resident's access log).")
+    ] = "audit",
+    operator: Annotated[
+        str | None, typer.Option("--operator", help="Who looks (default: $RENKOU_OPERATOR, else your login).")
+    ] = None,
 ) -> None:
-    """The archived events of one resident in business-time order: coordinates, both times, chain links."""
+    """The archived events of one resident in business-time order: coordinates, both times, chain links. The read
+    is recorded in the resident's access log (CONTRACT §11) before anything is shown."""
     cid = citizen_id_arg(citizen_id)
     where = _schema(schema)
+    try:
+        (stated,) = validate_purposes([purpose])
+    except GrantError as exc:
+        fail(str(exc), 2)
 
     async def fetch() -> list[TimelineEntry]:
         async with database(get_settings()) as conn:
-            return await timeline(conn, cid, schema=where)
+            entries = await timeline(conn, cid, schema=where)
+            if entries:
+                await record_operator_read(
+                    conn,
+                    operator=operator_name(operator),
+                    purpose=stated,
+                    endpoint="cli:audit timeline",
+                    sections=["events"],
+                    views=[{"citizen_id": cid}],
+                )
+            return entries
 
     entries = run_operation(fetch())
     if as_json:

@@ -1,4 +1,5 @@
-"""``renkou resident show ID [--as-of DATE] [--known-at TIMESTAMP]``: the resident view as JSON on stdout."""
+"""``renkou resident show ID [--as-of DATE] [--known-at TIMESTAMP] [--purpose P] [--operator NAME]``: the resident
+view as JSON on stdout, recorded in the resident's access log as the operator's read (CONTRACT §11)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 import typer
 
 from projections.resident.dates import business_date
+from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import DEFAULT_SCHEMA
 from services.bitemporal import TimeSlice, reconstruct
 from services.cli.common import (
@@ -19,6 +21,8 @@ from services.cli.common import (
     timestamp_arg,
     today,
 )
+from services.grants import GrantError, validate_purposes
+from services.operations.operator_reads import operator_name, record_operator_read
 from services.resident_views import load_views
 
 app = typer.Typer(help="Look at one resident.", no_args_is_help=True)
@@ -33,20 +37,42 @@ def show(
     known_at: Annotated[
         str | None, typer.Option("--known-at", help="As the system knew it at this RFC 3339 instant.")
     ] = None,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="Why you look (recorded in the resident's access log).")
+    ] = "operations",
+    operator: Annotated[
+        str | None, typer.Option("--operator", help="Who looks (default: $RENKOU_OPERATOR, else your login).")
+    ] = None,
 ) -> None:
-    """Print the resident view (CONTRACT §6) with flags and meta."""
+    """Print the resident view (CONTRACT §6) with flags and meta; the read is recorded in the access log first."""
     cid = citizen_id_arg(citizen_id)
     day = date_arg(as_of, "--as-of")
     moment = timestamp_arg(known_at, "--known-at")
+    try:
+        (stated,) = validate_purposes([purpose])
+    except GrantError as exc:
+        fail(str(exc), 2)
+    who = operator_name(operator)
 
     async def fetch() -> dict[str, object] | None:
         async with database() as conn:
             if day is None and moment is None:
-                return (await load_views(conn, [cid], today(), DEFAULT_SCHEMA)).get(cid)
-            # Without --as-of, "as known at T" looks at the world on T's own business day (China's calendar, as
-            # every as_of is), not at the calendar date of whatever offset T was written with.
-            when = TimeSlice(as_of=day or (business_date(moment) if moment else today()), known_at=moment)
-            return await reconstruct(conn, cid, when, DEFAULT_SCHEMA)
+                view = (await load_views(conn, [cid], today(), DEFAULT_SCHEMA)).get(cid)
+            else:
+                # Without --as-of, "as known at T" looks at the world on T's own business day (China's calendar,
+                # as every as_of is), not at the calendar date of whatever offset T was written with.
+                when = TimeSlice(as_of=day or (business_date(moment) if moment else today()), known_at=moment)
+                view = await reconstruct(conn, cid, when, DEFAULT_SCHEMA)
+            if view is not None:
+                await record_operator_read(
+                    conn,
+                    operator=who,
+                    purpose=stated,
+                    endpoint="cli:resident show",
+                    sections=[s for s in VIEW_SECTIONS if s in view],
+                    views=[view],
+                )
+            return view
 
     view = run(fetch())
     if view is None and day is None and moment is None:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from events.examples import CITIZENS, example_events
+from projections.resident.render import VIEW_SECTIONS
 from services.db.dsn import asyncpg_dsn
 from services.identity import local_idp
 from tests.integration.conftest import Databases, create_namespace
@@ -260,3 +261,28 @@ async def test_refused_reads_and_statistics_reads_are_recorded(
             await owner.execute("DELETE FROM refused_reads")
     finally:
         await owner.close()
+
+
+async def test_operators_reads_are_in_the_access_log(stack: Stack, infra: Endpoints) -> None:
+    settings = settings_for(infra.kafka_bootstrap, stack.database_url, "")
+    shown = await renkou(settings, "resident", "show", CHILD, "--purpose", "complaint_review", "--operator", "wang")
+    assert shown.code == 0, shown.stderr
+    assert orjson.loads(shown.stdout)["citizen_id"] == CHILD
+    timeline = await renkou(settings, "audit", "timeline", CHILD, "--operator", "wang")
+    assert timeline.code == 0, timeline.stderr
+    bad = await renkou(settings, "resident", "show", CHILD, "--purpose", "Just Looking")
+    assert bad.code == 2 and "snake case" in bad.stderr
+
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT citizen_id, consumer, purpose, endpoint, sections FROM access_log "
+            "WHERE consumer = 'operator:wang' ORDER BY citizen_id, chain_seq"
+        )
+    finally:
+        await conn.close()
+    got = {(r["citizen_id"], r["purpose"], r["endpoint"], tuple(r["sections"])) for r in rows}
+    assert (CHILD, "complaint_review", "cli:resident show", tuple(VIEW_SECTIONS)) in got
+    assert (CHILD, "audit", "cli:audit timeline", ("events",)) in got
+    # The view's family section named the parents: their own entries, as for any consumer's read.
+    assert {(MOTHER, "family"), (FATHER, "family")} <= {(r["citizen_id"], r["endpoint"]) for r in rows}

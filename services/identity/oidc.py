@@ -57,7 +57,7 @@ class CitizenTokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise CitizenAuthError(f"not a JWT: {exc}") from exc
         kid, algorithm = header.get("kid"), header.get("alg")
-        if algorithm not in ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise CitizenAuthError(f"algorithm {algorithm!r} is not accepted (asymmetric signatures only)")
         key = await self._key(kid)
         if key.algorithm_name != algorithm:

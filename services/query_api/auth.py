@@ -24,9 +24,23 @@ from fastapi import Request
 from services.grants import Grant, token_hash
 from services.query_api.errors import ApiError
 
-__all__ = ["Authenticator", "Caller", "refuse_grant"]
+__all__ = ["Authenticator", "Caller", "bearer_token", "refuse_grant"]
 
 _BEARER = "bearer "
+
+
+def bearer_token(request: Request, what: str) -> str:
+    """The token of the request's ``Authorization: Bearer <token>`` header, or the 401 asking for ``what``."""
+    header = request.headers.get("authorization") or ""
+    token = header[len(_BEARER) :].strip()
+    if header[: len(_BEARER)].lower() != _BEARER or not token:
+        raise ApiError(
+            401,
+            "missing_token",
+            f"send the {what} as 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +121,7 @@ class Authenticator:
 
     async def authenticate(self, request: Request) -> Caller:
         """The ``Caller`` of ``request``, or the ``ApiError`` (401/400/403) that refuses it."""
-        header = request.headers.get("authorization")
-        if not header or not header[: len(_BEARER)].lower() == _BEARER or not header[len(_BEARER) :].strip():
-            raise ApiError(
-                401,
-                "missing_token",
-                "send the consumer token as 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        token = header[len(_BEARER) :].strip()
+        token = bearer_token(request, "consumer token")
         grant = await self.grant_for(token)
         if grant is None:
             raise ApiError(

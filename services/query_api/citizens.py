@@ -17,6 +17,7 @@ from starlette.responses import Response
 from services.identity.local_idp import jwks_path
 from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier
 from services.query_api.access_log import read_access_log
+from services.query_api.auth import bearer_token
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, responses
 from services.query_api.models import AccessLogResponse
@@ -24,8 +25,6 @@ from services.query_api.views import ReadTime, read_views
 from services.settings import Settings
 
 __all__ = ["citizens_router", "verifier_for"]
-
-_BEARER = "bearer "
 
 
 def verifier_for(settings: Settings) -> CitizenTokenVerifier:
@@ -44,16 +43,9 @@ def citizens_router(settings: Settings) -> APIRouter:
     verifier = verifier_for(settings)
 
     async def citizen(request: Request) -> CitizenIdentity:
-        header = request.headers.get("authorization") or ""
-        if not header[: len(_BEARER)].lower() == _BEARER or not header[len(_BEARER) :].strip():
-            raise ApiError(
-                401,
-                "missing_token",
-                "send the identity provider's ID token as 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        token = bearer_token(request, "identity provider's ID token")
         try:
-            return await verifier.verify(header[len(_BEARER) :].strip())
+            return await verifier.verify(token)
         except CitizenAuthError as exc:
             raise ApiError(401, "invalid_citizen_token", str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 

@@ -68,8 +68,9 @@ _NO_OVERFLOW: Final = date(1, 1, 2)  # a local date from which any offset conver
 MAX_BODY_BYTES: Final = 256 * 1024
 """The largest request body taken (``POST /v1/residents:batchGet``, the only endpoint with one). 1000 citizen IDs
 are 21 KB as compact JSON (18 characters, 2 quotes, a comma each); written as wastefully as JSON allows — every
-character a 6-byte ``\\uXXXX`` escape, ", " between and a line of indentation each — about 130 bytes an ID, 127
-KiB in all. Twice that is the cap: any honest batch fits, and a body of megabytes is refused unread."""
+character a 6-byte ``\\u`` escape of four hex digits, ", " between and a line of indentation each — about 130
+bytes an ID, 127 KiB in all. Twice that is the cap: any honest batch fits, and a body of megabytes is refused
+unread."""
 
 # Read as text and parsed by hand (_query_date, _query_instant), so that both read endpoints refuse a bad value
 # with the same code and message.

@@ -107,3 +107,15 @@ async def test_key_rotation_keeps_issued_tokens_valid_and_is_picked_up(state: Pa
     verifier._loaded_at = float("-inf")  # the refresh guard's clock, as if 30 s had passed
     assert (await verifier.verify(after)).citizen_id == CITIZEN
     assert (await verifier.verify(before)).citizen_id == CITIZEN
+
+
+async def test_a_header_of_the_wrong_types_is_refused_not_a_crash(state: Path) -> None:
+    import base64
+
+    def part(data: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    for header in ({"alg": {}, "kid": "x"}, {"alg": ["ES256"], "kid": "x"}, {"alg": "ES256", "kid": {}}):
+        token = f"{part(header)}.{part({'sub': 'x'})}.c2ln"
+        with pytest.raises(CitizenAuthError):
+            await _verifier(state).verify(token)

@@ -31,6 +31,7 @@ from events.envelope import (
     EventEnvelope,
     Payload,
     Source,
+    consumer_view_topic,
     topic_for,
 )
 from events.fields import DEPARTMENTS, Department
@@ -66,6 +67,7 @@ __all__ = [
     "RegionCode",
     "Source",
     "birth_date_of",
+    "consumer_view_topic",
     "department_of",
     "division_of",
     "make_citizen_id",

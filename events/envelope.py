@@ -34,6 +34,7 @@ __all__ = [
     "PublicSecuritySource",
     "SocialSecuritySource",
     "Source",
+    "consumer_view_topic",
     "topic_for",
 ]
 
@@ -42,6 +43,11 @@ RESIDENT_VIEW_TOPIC: Final = "population.resident_view.v1"
 
 # strict: JSON ``true`` is not 1, ``"1"`` is not 1; frozen: an event is a fact, it never changes.
 _CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def consumer_view_topic(consumer: str) -> str:
+    """A consumer's own view topic (CONTRACT §11): ``population.resident_view.v1.<consumer>``."""
+    return f"{RESIDENT_VIEW_TOPIC}.{consumer}"
 
 
 def topic_for(department: Department) -> str:

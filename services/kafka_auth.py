@@ -38,6 +38,11 @@ OPERATOR = "renkou-operator"
 AUDITOR = "renkou-auditor"
 
 
+DEMO_CONSUMER = "demo-school"
+"""The demo consumer (`make run`): its query API grant and, of the same name, the Kafka principal of role
+``consumer:demo-school`` that reads its own view topic."""
+
+
 def demo_department_principal(department: str) -> str:
     """The demo principal ``renkou up`` creates for a department (printed by ``renkou demo-tokens``)."""
     return f"demo-{department}"

@@ -6,7 +6,7 @@ A role is what a principal may do, written as ACL bindings for Kafka's ``Standar
 ``department:<department>``  write (and describe) its own department topic
 ``gateway``                  write the four department topics and the dead letters
 ``projector``                read the department topics in its consumer group; write dead letters and anchors
-``view-relay``               write the view topic and the per-consumer view topics
+``view-relay``               write the view topic; create and write the per-consumer view topics
 ``consumer:<grant name>``    read its own view topic ``population.resident_view.v1.<grant name>`` (§11), in
                              consumer groups named after it
 ``auditor``                  read the anchor topic
@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from events import topic_for
+from events import RESIDENT_VIEW_TOPIC, consumer_view_topic, topic_for
 from events.fields import DEPARTMENTS
 from services.anchor.topic import ANCHOR_TOPIC
 from services.dead_letters import DEAD_LETTER_TOPIC
 from services.kafka_auth import (
     AUDITOR,
+    DEMO_CONSUMER,
     GATEWAY,
     OPERATOR,
     PROJECTOR,
@@ -43,7 +44,6 @@ from services.kafka_auth import (
     save_credentials,
     stored_credentials,
 )
-from services.view_relay.publisher import VIEW_TOPIC
 
 if TYPE_CHECKING:
     from services.kafka_auth import KafkaCredentials
@@ -59,6 +59,7 @@ STACK_PRINCIPALS: tuple[tuple[str, str], ...] = (
     (OPERATOR, "operator"),
     (AUDITOR, "auditor"),
     *((demo_department_principal(d), f"department:{d}") for d in DEPARTMENTS),
+    (DEMO_CONSUMER, f"consumer:{DEMO_CONSUMER}"),
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -116,7 +117,7 @@ def role_acls(role: str, namespace: str = "") -> list[Acl]:
     if kind == "department":
         acls += _topic(ns, topic_for(argument), "WRITE", "DESCRIBE")  # type: ignore[arg-type]
     elif kind == "consumer":
-        acls += _topic(ns, f"{VIEW_TOPIC}.{argument}", "READ", "DESCRIBE")
+        acls += _topic(ns, consumer_view_topic(argument), "READ", "DESCRIBE")
         acls += [Acl("GROUP", f"{ns}{argument}", "PREFIXED", op) for op in ("READ", "DESCRIBE")]
     elif role == "gateway":
         for topic in (*department_topics, DEAD_LETTER_TOPIC):
@@ -130,8 +131,9 @@ def role_acls(role: str, namespace: str = "") -> list[Acl]:
         # behind Kafka's latest anchor is refused).
         acls += _topic(ns, ANCHOR_TOPIC, "READ", "WRITE", "DESCRIBE")
     elif role == "view-relay":
-        acls += _topic(ns, VIEW_TOPIC, "WRITE", "DESCRIBE")
-        acls += _topic(ns, f"{VIEW_TOPIC}.", "WRITE", "DESCRIBE", pattern="PREFIXED")
+        acls += _topic(ns, RESIDENT_VIEW_TOPIC, "WRITE", "DESCRIBE")
+        # The consumers' own view topics: created by the relay when it first finds their grant.
+        acls += _topic(ns, consumer_view_topic(""), "CREATE", "WRITE", "DESCRIBE", pattern="PREFIXED")
     elif role == "auditor":
         acls += _topic(ns, ANCHOR_TOPIC, "READ", "DESCRIBE")
     elif role == "operator":
@@ -144,7 +146,7 @@ def infer_role(acls: Iterable[Acl], namespace: str = "") -> str | None:
     """The role whose bindings are exactly ``acls`` (None when they match no role: edited by hand)."""
     have = sorted(set(acls))
     candidates = [*FIXED_ROLES, *(f"department:{d}" for d in DEPARTMENTS)]
-    prefix = f"{namespace}{VIEW_TOPIC}."
+    prefix = namespace + consumer_view_topic("")
     candidates += [
         f"consumer:{a.name[len(prefix) :]}" for a in have if a.resource == "TOPIC" and a.name.startswith(prefix)
     ]

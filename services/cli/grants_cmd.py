@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from events import consumer_view_topic
 from projections.resident.dates import CHINA_TZ
 from services.cli.common import database, err, fail, print_json, run
 from services.grants import (
@@ -29,6 +30,7 @@ from services.grants import (
     validate_name,
     validate_sections,
 )
+from services.settings import get_settings
 
 app = typer.Typer(help="Consumer grants of the query API: sections × purposes × expiry.", no_args_is_help=True)
 
@@ -124,6 +126,12 @@ def add(
     what = "; ".join(f"{p}: {', '.join(s)}" for p, s in chosen.items())
     topic = f"; view topic for {view_topic}" if view_topic else ""
     err.print(f"granted {name!r} — {what}{topic}{until}. Store the token now: it is not shown again.")
+    if view_topic:
+        settings = get_settings()
+        err.print(
+            f"The view relay fills {settings.topic_namespace}{consumer_view_topic(name)} with the {view_topic} "
+            f"sections; its reader: renkou kafka users add {name} --role consumer:{name}"
+        )
 
 
 def _china(moment: datetime | None) -> str | None:

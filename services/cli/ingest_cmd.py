@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from events import DEPARTMENTS, topic_for
+from events import DEPARTMENTS, consumer_view_topic, topic_for
 from services.cli.common import database, fail
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
@@ -39,6 +39,7 @@ from services.dead_letters import DEAD_LETTER_TOPIC
 from services.gateway.auth import issue_token, token_hash
 from services.grants import add_grant, find_grant
 from services.kafka_auth import (
+    DEMO_CONSUMER,
     MECHANISM,
     OPERATOR,
     client_options,
@@ -57,7 +58,6 @@ from services.simulator import simulate_bytes
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-DEMO_CONSUMER = "demo-school"
 # What the demo consumer may read, purpose by purpose (CONTRACT §11): a school bureau enrolling pupils, its
 # statistics office, its auditors. Its view topic carries the enrolment purpose's sections.
 DEMO_GRANT: dict[str, tuple[str, ...]] = {
@@ -112,13 +112,26 @@ async def ensure_demo_credentials(conn: asyncpg.Connection, settings: Settings) 
 
 
 def _demo_kafka_credentials(settings: Settings) -> dict[str, Any]:
-    """The demo departments' Kafka principals (SCRAM-SHA-512) that `renkou up` created, for the publisher SDK."""
+    """The demo departments' Kafka principals (SCRAM-SHA-512) that `renkou up` created, for the publisher SDK, and
+    the demo consumer's, which reads its own view topic."""
     principals = {}
     for department in DEPARTMENTS:
         stored = stored_credentials(settings.state_dir, demo_department_principal(department))
         if stored is not None:
             principals[department] = {"username": stored.username, "password": stored.password}
-    return {"bootstrap": settings.kafka_bootstrap, "mechanism": MECHANISM, "departments": principals}
+    credentials: dict[str, Any] = {
+        "bootstrap": settings.kafka_bootstrap,
+        "mechanism": MECHANISM,
+        "departments": principals,
+    }
+    consumer = stored_credentials(settings.state_dir, DEMO_CONSUMER)
+    if consumer is not None:
+        credentials["consumer"] = {
+            "username": consumer.username,
+            "password": consumer.password,
+            "topic": settings.topic_namespace + consumer_view_topic(DEMO_CONSUMER),
+        }
+    return credentials
 
 
 async def _demo_consumer(conn: asyncpg.Connection, token: object) -> dict[str, Any]:
@@ -644,6 +657,12 @@ def demo_tokens(
         )
         for department, principal in kafka["departments"].items():
             print(f"  {department:<16} {principal['username']} {principal['password']}")
+    if kafka.get("consumer"):
+        reader = kafka["consumer"]
+        console.print(
+            f"[bold]Kafka[/bold] the consumer's own view topic {reader['topic']} ({DEMO_VIEW_TOPIC} sections):"
+        )
+        print(f"  {'consumer':<16} {reader['username']} {reader['password']}")
     console.print(f"(from {path}; only the tokens' hashes are in the database, and Kafka keeps salted keys)")
 
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.query_api.access_log import AccessEntry, canonical_body
-from services.query_api.views import FAMILY_ENDPOINT, disclosed_relatives
+from services.access_log import AccessEntry, canonical_body, read_groups
 
 __all__ = ["operator_name", "record_operator_read"]
 
@@ -41,11 +40,12 @@ async def record_operator_read(
     request_id = uuid.uuid4()
     now = datetime.now(UTC)
     consumer = f"operator:{operator}"
-    subject = AccessEntry(request_id, consumer, purpose, tuple(sections), endpoint, now)
-    family = AccessEntry(request_id, consumer, purpose, ("family",), FAMILY_ENDPOINT, now)
-    entries = {view["citizen_id"]: subject for view in views}
-    for relative in disclosed_relatives(views):
-        entries.setdefault(relative, family)
+    entries: dict[str, AccessEntry] = {}
+    for entry, citizen_ids in read_groups(
+        AccessEntry(request_id, consumer, purpose, tuple(sections), endpoint, now), views
+    ):
+        for citizen_id in citizen_ids:
+            entries.setdefault(citizen_id, entry)
     async with conn.transaction():
         for citizen_id in sorted(entries):  # chain heads in citizen order, as every appender takes them
             entry = entries[citizen_id]

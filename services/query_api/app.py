@@ -14,11 +14,11 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from projections.resident.store import DEFAULT_SCHEMA
+from services.access_log import AccessLogWriter
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.eligibility_api import router as eligibility_router
 from services.grants import Grant, find_grant
-from services.query_api.access_log import AccessLogWriter
 from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
 from services.query_api.citizens import citizens_router

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from services.access_log import read_access_log
 from services.identity.local_idp import jwks_path
 from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier
-from services.query_api.access_log import read_access_log
 from services.query_api.auth import bearer_token
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, responses

@@ -11,18 +11,19 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from services.query_api.access_log import (
+from services.access_log import (
     AccessEntry,
     AccessLogUnavailableError,
     AccessLogWriter,
     GrantNoLongerValidError,
+    read_groups,
 )
 from services.query_api.auth import Authenticator, Caller
 from services.query_api.db import ConnectionLease
 from services.query_api.errors import ApiError
 from services.query_api.metrics import QueryApiMetrics
 from services.query_api.refusals import RefusalLog
-from services.query_api.views import FAMILY_ENDPOINT, disclosed_relatives, read_live_view
+from services.query_api.views import read_live_view
 
 __all__ = ["QueryApiContext", "context_of"]
 
@@ -70,16 +71,11 @@ class QueryApiContext:
         """The entries of a read of ``views``: one per resident read, and one per relative their ``family``
         sections disclose (CONTRACT §11: sections ``family``, endpoint ``family``), queued together so that they
         commit together, before the answer; refused like ``record``."""
-        subjects = [view["citizen_id"] for view in views]
-        relatives = disclosed_relatives(views)
-        groups = [(self._entry(caller, endpoint, sections), subjects)]
-        if relatives:
-            groups.append((self._entry(caller, FAMILY_ENDPOINT, ["family"]), relatives))
         try:
-            await self.access_log.append_groups(groups)
+            await self.access_log.append_groups(read_groups(self._entry(caller, endpoint, sections), views))
         except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
             raise await self._refusal(conn, caller, exc) from None
-        self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len(set(subjects)))
+        self.metrics.residents_read.labels(endpoint, caller.consumer).inc(len({view["citizen_id"] for view in views}))
 
     async def read_resident(
         self, conn: asyncpg.Connection, caller: Caller, citizen_id: str, sections: Sequence[str]

@@ -25,9 +25,9 @@ from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, normalize_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
+from services.access_log import read_access_log
 from services.disclosure import month_end
 from services.grants import parse_codes
-from services.query_api.access_log import read_access_log
 from services.query_api.auth import Caller
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, citizen_id_param, responses

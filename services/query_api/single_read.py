@@ -22,7 +22,7 @@ import asyncpg
 
 from projections.resident.state import DEPARTMENTS
 from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident
-from services.query_api.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
+from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.resident_views import render_stored
 
 __all__ = [

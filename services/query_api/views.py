@@ -22,35 +22,12 @@ import asyncpg
 from projections.resident.dates import business_date
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import DEFAULT_SCHEMA
+from services.access_log import AccessEntry
 from services.bitemporal import TimeSlice, reconstruct
-from services.query_api.access_log import AccessEntry
 from services.query_api.single_read import load_resident, render_sections, sources_of
 from services.resident_views import load_views
 
-__all__ = ["ReadTime", "disclosed_relatives", "filter_view", "read_live_view", "read_views", "today_in_china"]
-
-FAMILY_ENDPOINT = "family"
-"""The access-log endpoint of an entry for a relative disclosed by another resident's ``family`` section."""
-
-
-def disclosed_relatives(views: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The citizens other than the views' own whom their ``family`` sections name (parents, children, household
-    members), in order of first mention: each is disclosed and gets an access-log entry of their own (§11)."""
-    subjects = {view["citizen_id"] for view in views}
-    named: dict[str, None] = {}
-    for view in views:
-        family = view.get("family")
-        if not family:
-            continue
-        for cid in (
-            family.get("mother"),
-            family.get("father"),
-            *(child.get("citizen_id") for child in family.get("children", ())),
-            *(member.get("citizen_id") for member in family.get("household_members", ())),
-        ):
-            if isinstance(cid, str) and cid not in subjects:
-                named.setdefault(cid, None)
-    return list(named)
+__all__ = ["ReadTime", "filter_view", "read_live_view", "read_views", "today_in_china"]
 
 
 def today_in_china() -> date:

@@ -13,15 +13,18 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
+from events import RESIDENT_VIEW_TOPIC
 from projections.resident.store import DEFAULT_SCHEMA
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
-from services.kafka_auth import VIEW_RELAY, client_options
+from services.infra.topics import TopicSpec, ensure_topics, load_topics
+from services.kafka_auth import VIEW_RELAY, client_options, credentials_for
 from services.outages import RETRY_AFTER_HEADERS
 from services.readiness import check_readiness, kafka_metadata, postgresql
 from services.settings import Settings, get_settings
-from services.view_relay.publisher import ViewPublisher
+from services.view_relay.consumer_topics import ConsumerTopics
+from services.view_relay.publisher import BATCH, ViewPublisher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,7 +34,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     published = Counter(
         "renkou_view_relay_views_published", "Views published to the compacted view topic", registry=registry
     )
+    delivered = Counter(
+        "renkou_view_relay_consumer_views_delivered",
+        "Views delivered to consumers' own view topics (each recorded in the access log first)",
+        ["consumer"],
+        registry=registry,
+    )
     holder: dict[str, ViewPublisher] = {}
+
+    async def ensure_topic(topic: str) -> None:
+        """Create a consumer's view topic as the main view topic is declared (compacted, same partitions)."""
+        (main,) = [spec for spec in load_topics() if spec.name == RESIDENT_VIEW_TOPIC]
+        spec = TopicSpec(topic, main.partitions, main.replication_factor, dict(main.config))
+        await ensure_topics(settings.kafka_bootstrap, [spec], credentials_for(settings, VIEW_RELAY))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             namespace=settings.topic_namespace,
             published=published,
             today=lambda: datetime.now(UTC).date(),
+            consumer_topics=ConsumerTopics(
+                producer=producer,
+                ensure_topic=ensure_topic,
+                namespace=settings.topic_namespace,
+                schema=DEFAULT_SCHEMA,
+                delivered=delivered,
+                batch=BATCH,
+            ),
         )
         await publisher.start(asyncpg_dsn(url))
         holder["publisher"] = publisher

@@ -1,10 +1,13 @@
-"""Publishing changed views to the compacted ``population.resident_view.v1`` topic.
+"""Publishing changed views to the compacted ``population.resident_view.v1`` topic and the consumers' own.
 
 The projector's batch transaction records changed citizens in ``view_outbox`` and NOTIFYs at commit; this loop
 wakes, publishes their current views and removes the outbox rows it published — so a crash between commit and
 publish loses nothing, and a burst of changes to one citizen is published once. One publisher at a time (a
 PostgreSQL advisory lock), so an older view can never overtake a newer one on the topic. It runs as a process
 of its own, so that rendering views never takes CPU from projecting events.
+
+The main topic carries every section and is readable by no consumer; each grant with a view topic gets its
+purpose's sections on a topic of its own, every delivery recorded in the access log (``consumer_topics``).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections.resident.store import VIEW_OUTBOX_CHANNEL
+from events import RESIDENT_VIEW_TOPIC
+from projections.resident.store import VIEW_OUTBOX_CHANNEL, load_residents
 from services.db.engine import driver_connection
-from services.resident_views import load_views
+from services.resident_views import render_stored
+from services.view_relay.consumer_topics import ConsumerTopics
 
-VIEW_TOPIC = "population.resident_view.v1"
 _LOCK_KEY = 0x7669657770756273  # "viewpubs": at most one relay publishes at a time
 BATCH = 500
 log = logging.getLogger("renkou.view_relay")
@@ -43,14 +47,16 @@ class ViewPublisher:
         namespace: str,
         published: Counter,
         today: Callable[[], date],
+        consumer_topics: ConsumerTopics,
         poll_s: float = 2.0,
     ) -> None:
         self.engine = engine
         self.producer = producer
         self.schema = schema
-        self.topic = namespace + VIEW_TOPIC
+        self.topic = namespace + RESIDENT_VIEW_TOPIC
         self.published = published
         self.today = today
+        self.consumer_topics = consumer_topics
         self.poll_s = poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -75,40 +81,47 @@ class ViewPublisher:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             self._wake.clear()
             try:
-                while await self.publish_pending() == BATCH:
+                while await self.publish_pending():
                     pass
             except Exception:
                 log.exception("publishing views failed; will retry")
                 await asyncio.sleep(1.0)
 
-    async def publish_pending(self) -> int:
-        """Publish up to one batch of pending views; return how many outbox rows it took."""
+    async def publish_pending(self) -> bool:
+        """Publish up to one batch of pending views (to the main topic and the consumers'), and a batch of each
+        consumer topic still being filled; return whether more is waiting."""
         async with driver_connection(self.engine) as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
-                return 0
+                return False
             try:
+                today = self.today()
+                consumers = await self.consumer_topics.consumers(conn)
                 pending = await conn.fetch(
                     f"SELECT citizen_id, enqueued_at FROM {self.schema}.view_outbox ORDER BY enqueued_at LIMIT {BATCH}"
                 )
-                if not pending:
-                    return 0
-                ids = [r["citizen_id"] for r in pending]
-                views = await load_views(conn, ids, self.today(), self.schema)
-                futures = [
-                    await self.producer.send(
-                        self.topic, key=cid.encode(), value=orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
+                if pending:
+                    ids = [r["citizen_id"] for r in pending]
+                    stored = await load_residents(conn, ids, self.schema)
+                    futures = [
+                        await self.producer.send(
+                            self.topic,
+                            key=cid.encode(),
+                            value=orjson.dumps(render_stored(resident, today), option=orjson.OPT_SORT_KEYS),
+                        )
+                        for cid, resident in stored.items()
+                    ]
+                    await asyncio.gather(*futures)
+                    await self.consumer_topics.deliver(conn, consumers, stored, today)
+                    # Only rows not re-enqueued meanwhile: a newer change keeps its row and is published next round.
+                    await conn.execute(
+                        f"DELETE FROM {self.schema}.view_outbox o "
+                        "USING unnest($1::text[], $2::timestamptz[]) AS k(c, t) "
+                        "WHERE o.citizen_id = k.c AND o.enqueued_at = k.t",
+                        ids,
+                        [r["enqueued_at"] for r in pending],
                     )
-                    for cid, view in views.items()
-                ]
-                await asyncio.gather(*futures)
-                # Only rows not re-enqueued meanwhile: a newer change keeps its row and is published next round.
-                await conn.execute(
-                    f"DELETE FROM {self.schema}.view_outbox o USING unnest($1::text[], $2::timestamptz[]) AS k(c, t) "
-                    "WHERE o.citizen_id = k.c AND o.enqueued_at = k.t",
-                    ids,
-                    [r["enqueued_at"] for r in pending],
-                )
-                self.published.inc(len(views))
-                return len(pending)
+                    self.published.inc(len(stored))
+                backfilling = await self.consumer_topics.backfill(conn, consumers, today)
+                return len(pending) == BATCH or backfilling
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

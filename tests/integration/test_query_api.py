@@ -553,8 +553,8 @@ async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stac
     """Reads of two consumers committed together: the revoked one's are refused, the other's are appended."""
     from contextlib import asynccontextmanager
 
+    from services.access_log import AccessEntry, AccessLogWriter, GrantNoLongerValidError
     from services.grants import revoke_grant
-    from services.query_api.access_log import AccessEntry, AccessLogWriter, GrantNoLongerValidError
 
     await grant(stack.database_url, "group-valid", ["identity"], ["audit"])
     await grant(stack.database_url, "group-revoked", ["identity"], ["audit"])

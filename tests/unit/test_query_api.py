@@ -25,6 +25,7 @@ from projections.resident.dates import CHINA_TZ
 from projections.resident.flags import FLAG_SECTIONS
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import SectionRow, StoredResident
+from services.access_log import AccessEntry, canonical_body
 from services.grants import (
     GRANTABLE_SECTIONS,
     Grant,
@@ -39,7 +40,6 @@ from services.grants import (
     validate_purposes,
     validate_sections,
 )
-from services.query_api.access_log import AccessEntry, canonical_body
 from services.query_api.app import create_app
 from services.query_api.auth import Authenticator, refuse_grant
 from services.query_api.errors import ApiError

@@ -1,5 +1,9 @@
 """The access log of resident reads: append (before the answer leaves) and read back.
 
+Shared by every path that discloses a resident: the query API, operators' CLI reads and the view relay's
+per-consumer topics (CONTRACT §11). ``read_groups`` says who a read's entries are for — each resident shown and
+each relative their ``family`` sections disclose.
+
 Every successful read of a resident — one entry per citizen returned — is appended in a transaction that also
 re-checks that the consumer's grant is still active, and the caller sends its response only after that
 transaction committed; if it fails, nothing of the read leaves the service (``AccessLogUnavailableError``). A
@@ -15,7 +19,7 @@ link is ``sha256(prev_hash || body)`` per citizen, genesis 32 zero bytes, exactl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,13 +30,23 @@ import asyncpg
 import orjson
 
 __all__ = [
+    "FAMILY_ENDPOINT",
     "AccessEntry",
     "AccessLogUnavailableError",
     "AccessLogWriter",
     "GrantNoLongerValidError",
+    "append_now",
     "canonical_body",
+    "disclosed_relatives",
     "read_access_log",
+    "read_groups",
 ]
+
+FAMILY_ENDPOINT = "family"
+"""The access-log endpoint of an entry for a relative disclosed by another resident's ``family`` section."""
+
+EntryGroup = tuple["AccessEntry", Sequence[str]]
+"""One entry and the citizens it is appended for."""
 
 
 class AccessLogUnavailableError(RuntimeError):
@@ -72,6 +86,76 @@ def canonical_body(entry: AccessEntry, citizen_id: str) -> bytes:
     }
     # orjson writes compact UTF-8; with sorted keys that is the canonical form.
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def disclosed_relatives(views: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The citizens other than the views' own whom their ``family`` sections name (parents, children, household
+    members), in order of first mention: each is disclosed and gets an access-log entry of their own (§11)."""
+    subjects = {view["citizen_id"] for view in views}
+    named: dict[str, None] = {}
+    for view in views:
+        family = view.get("family")
+        if not family:
+            continue
+        for cid in (
+            family.get("mother"),
+            family.get("father"),
+            *(child.get("citizen_id") for child in family.get("children", ())),
+            *(member.get("citizen_id") for member in family.get("household_members", ())),
+        ):
+            if isinstance(cid, str) and cid not in subjects:
+                named.setdefault(cid, None)
+    return list(named)
+
+
+def read_groups(entry: AccessEntry, views: Sequence[Mapping[str, Any]]) -> list[EntryGroup]:
+    """The entries of one read of ``views``: ``entry`` for each resident shown, and for each relative their
+    ``family`` sections disclose the same read with sections ``family`` and endpoint ``family`` (§11)."""
+    groups: list[EntryGroup] = [(entry, [view["citizen_id"] for view in views])]
+    relatives = disclosed_relatives(views)
+    if relatives:
+        family = AccessEntry(
+            entry.request_id, entry.consumer, entry.purpose, ("family",), FAMILY_ENDPOINT, entry.accessed_at
+        )
+        groups.append((family, relatives))
+    return groups
+
+
+async def append_now(conn: asyncpg.Connection, groups: Sequence[EntryGroup], *, limit_s: float) -> set[int]:
+    """Append each group's entry for each of its citizens in one statement (``renkou_append_access_logs``, which
+    re-checks every consumer's grant); return the indexes (in ``groups``) refused because their consumer's grant
+    is revoked or expired. Commits with ``conn``'s transaction (at once outside one); the statement gives up
+    after ``limit_s`` seconds."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+    owner: list[int] = []
+    for index, (entry, citizen_ids) in enumerate(groups):
+        sections = ",".join(entry.sections)
+        for cid in citizen_ids:
+            for column, value in zip(
+                columns,
+                (
+                    cid,
+                    canonical_body(entry, cid),
+                    entry.request_id,
+                    entry.consumer,
+                    entry.purpose,
+                    sections,
+                    entry.endpoint,
+                    entry.accessed_at,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+            owner.append(index)
+    if not owner:
+        return set()
+    refused_rows = await conn.fetchval(
+        "SELECT renkou_append_access_logs($1::text[], $2::bytea[], $3::uuid[], $4::text[], $5::text[], "
+        "$6::text[], $7::text[], $8::timestamptz[])",
+        *columns,
+        timeout=limit_s,
+    )
+    return {owner[position - 1] for position in refused_rows}
 
 
 class AccessLogWriter:
@@ -172,36 +256,8 @@ class AccessLogWriter:
 
     async def _write(self, batch: Sequence[_Pending]) -> set[int]:
         """Append ``batch`` in one transaction; the indexes (in ``batch``) of the reads refused for their grant."""
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
-        owner: list[int] = []
-        for index, item in enumerate(batch):
-            entry = item.entry
-            sections = ",".join(entry.sections)
-            for cid in item.citizen_ids:
-                for column, value in zip(
-                    columns,
-                    (
-                        cid,
-                        canonical_body(entry, cid),
-                        entry.request_id,
-                        entry.consumer,
-                        entry.purpose,
-                        sections,
-                        entry.endpoint,
-                        entry.accessed_at,
-                    ),
-                    strict=True,
-                ):
-                    column.append(value)
-                owner.append(index)
         async with self._connection() as conn:
-            refused_rows = await conn.fetchval(
-                "SELECT renkou_append_access_logs($1::text[], $2::bytea[], $3::uuid[], $4::text[], $5::text[], "
-                "$6::text[], $7::text[], $8::timestamptz[])",
-                *columns,
-                timeout=self.timeout,
-            )
-        return {owner[position - 1] for position in refused_rows}
+            return await append_now(conn, [(item.entry, item.citizen_ids) for item in batch], limit_s=self.timeout)
 
 
 @dataclass(slots=True)

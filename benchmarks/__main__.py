@@ -184,11 +184,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer events (a few minutes in all)")
     parser.add_argument("--events", type=int, default=None, help="events for the projector benchmark")
-    parser.add_argument(
-        "--only", choices=["projector", "replay", "query_api", "gateway"], action="append", help="run only these"
-    )
+    benchmarks = ["projector", "replay", "query_api", "gateway", "view_relay"]
+    parser.add_argument("--only", choices=benchmarks, action="append", help="run only these")
     args = parser.parse_args()
-    only = set(args.only or ["projector", "replay", "query_api", "gateway"])
+    only = set(args.only or benchmarks)
     events = args.events or (100_000 if args.quick else 1_000_000)
     sections: list[list[str]] = []
     probe = python_probe()
@@ -219,6 +218,10 @@ def main() -> None:
             from benchmarks.gateway import bench_gateway
 
             sections.append(gateway_section(asyncio.run(bench_gateway(infra, 20_000 if args.quick else 200_000))))
+        if "view_relay" in only:
+            from benchmarks.view_relay import bench_view_relay, view_relay_section
+
+            sections.append(view_relay_section(asyncio.run(bench_view_relay(infra, 5_000))))
         from benchmarks.handshakes import bench_handshakes, handshakes_section
 
         sections.append(handshakes_section(asyncio.run(bench_handshakes(infra, infra.database_url))))

@@ -19,7 +19,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from projections.resident.dates import completed_years, whole_months
 from projections.resident.family import ChildRef, FamilyView, HouseholdMember
-from projections.resident.flags import evaluate_flags
+from projections.resident.flags import FLAG_SECTIONS, evaluate_flags
 from projections.resident.state import (
     DEPARTMENTS,
     DepartmentState,
@@ -31,7 +31,7 @@ from projections.resident.state import (
     initial_state,
 )
 
-__all__ = ["VIEW_SECTIONS", "Meta", "PermitStatus", "permit_status", "render_view"]
+__all__ = ["VIEW_SECTIONS", "Meta", "PermitStatus", "permit_status", "render_view", "restrict_view"]
 
 VIEW_SECTIONS: Final = (
     "identity",
@@ -117,6 +117,20 @@ def render_view(
     if "meta" in wanted:
         view["meta"] = _meta(meta or Meta())
     return view
+
+
+def restrict_view(view: Mapping[str, Any], sections: Collection[str]) -> dict[str, Any]:
+    """``citizen_id`` and only those of ``sections`` that ``view`` has, in the contract's order — and of its
+    ``flags`` only those whose every section is among ``sections``: a whole view restricted is exactly
+    ``render_view(..., sections=sections)``."""
+    wanted = set(sections)
+    out: dict[str, Any] = {"citizen_id": view["citizen_id"]}
+    for name in VIEW_SECTIONS:
+        if name in wanted and name in view:
+            out[name] = view[name]
+    if "flags" in out:
+        out["flags"] = [flag for flag in out["flags"] if FLAG_SECTIONS[flag["code"]] <= wanted]
+    return out
 
 
 def _state(states: Mapping[str, DepartmentState], department: str, cls: type[S]) -> S:

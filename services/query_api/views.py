@@ -12,7 +12,7 @@ view. ``meta.as_of`` (and ``meta.known_at``) say which time the view was rendere
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,14 +20,14 @@ from typing import Any
 import asyncpg
 
 from projections.resident.dates import business_date
-from projections.resident.render import VIEW_SECTIONS
+from projections.resident.render import VIEW_SECTIONS, restrict_view
 from projections.resident.store import DEFAULT_SCHEMA
 from services.access_log import AccessEntry
 from services.bitemporal import TimeSlice, reconstruct
 from services.query_api.single_read import load_resident, render_sections, sources_of
 from services.resident_views import load_views
 
-__all__ = ["ReadTime", "filter_view", "read_live_view", "read_views", "today_in_china"]
+__all__ = ["ReadTime", "read_live_view", "read_views", "today_in_china"]
 
 
 def today_in_china() -> date:
@@ -78,7 +78,7 @@ async def read_views(
             view = await reconstruct(conn, cid, TimeSlice(as_of=day, known_at=when.known_at), schema)
             # Archived events exist, but none had happened (or been recorded) by then: nothing was known yet.
             if view is not None and view["meta"]["event_count"] > 0:
-                views[cid] = filter_view(view, sections)
+                views[cid] = restrict_view(view, sections)
     # Every view now holds only the chosen sections; meta, when chosen, says which time it was rendered for.
     for view in views.values():
         _stamp(view, day, when.known_at)
@@ -131,13 +131,3 @@ def _stamp(view: dict[str, Any], day: date, known_at: datetime | None) -> dict[s
         if known_at is not None:
             meta["known_at"] = known_at.isoformat()
     return view
-
-
-def filter_view(view: Mapping[str, Any], sections: Iterable[str]) -> dict[str, Any]:
-    """``citizen_id`` and only the given view sections, in the contract's order."""
-    wanted = set(sections)
-    out: dict[str, Any] = {"citizen_id": view["citizen_id"]}
-    for name in VIEW_SECTIONS:
-        if name in wanted:
-            out[name] = view[name]
-    return out

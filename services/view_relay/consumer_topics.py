@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -34,10 +35,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from events import consumer_view_topic
-from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import StoredResident, load_residents
+from projections.resident.render import VIEW_SECTIONS, restrict_view
 from services.access_log import AccessEntry, append_now, read_groups
-from services.resident_views import render_stored
+from services.resident_views import load_views
 
 __all__ = ["ConsumerTopic", "ConsumerTopics", "active_consumer_topics"]
 
@@ -115,12 +115,12 @@ class ConsumerTopics:
         self,
         conn: asyncpg.Connection,
         consumers: Sequence[ConsumerTopic],
-        stored: Mapping[str, StoredResident],
-        today: date,
+        views: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        """Deliver ``stored`` residents' views to each of ``consumers`` where what it sees changed."""
+        """Deliver ``views`` (whole, as rendered for the main topic) to each of ``consumers``, restricted to its
+        sections, where what it sees changed."""
         for consumer in consumers:
-            await self._deliver_one(conn, consumer, stored, today)
+            await self._deliver_one(conn, consumer, views)
 
     async def backfill(self, conn: asyncpg.Connection, consumers: Sequence[ConsumerTopic], today: date) -> bool:
         """One batch of each consumer topic still being brought up to date; whether any has more to come."""
@@ -151,8 +151,7 @@ class ConsumerTopics:
                 )
             ]
             if ids:
-                stored = await load_residents(conn, ids, self.schema)
-                await self._deliver_one(conn, consumer, stored, today)
+                await self._deliver_one(conn, consumer, await load_views(conn, ids, today, self.schema))
             done = len(ids) < self.batch
             await conn.execute(
                 "UPDATE view_topic_backfills SET through = $2, completed_at = CASE WHEN $3 THEN now() END "
@@ -165,14 +164,13 @@ class ConsumerTopics:
         return more
 
     async def _deliver_one(
-        self, conn: asyncpg.Connection, consumer: ConsumerTopic, stored: Mapping[str, StoredResident], today: date
+        self,
+        conn: asyncpg.Connection,
+        consumer: ConsumerTopic,
+        whole: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        encoded: dict[str, bytes] = {}
-        views: dict[str, dict[str, object]] = {}
-        for cid, resident in stored.items():
-            view = render_stored(resident, today, sections=consumer.sections)
-            views[cid] = view
-            encoded[cid] = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
+        views = {cid: restrict_view(view, consumer.sections) for cid, view in whole.items()}
+        encoded = {cid: orjson.dumps(view, option=orjson.OPT_SORT_KEYS) for cid, view in views.items()}
         digests = {cid: hashlib.sha256(value).digest()[:DIGEST_BYTES] for cid, value in encoded.items()}
         known = {
             r["citizen_id"]: bytes(r["digest"])

@@ -25,9 +25,9 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events import RESIDENT_VIEW_TOPIC
-from projections.resident.store import VIEW_OUTBOX_CHANNEL, load_residents
+from projections.resident.store import VIEW_OUTBOX_CHANNEL
 from services.db.engine import driver_connection
-from services.resident_views import render_stored
+from services.resident_views import load_views
 from services.view_relay.consumer_topics import ConsumerTopics
 
 _LOCK_KEY = 0x7669657770756273  # "viewpubs": at most one relay publishes at a time
@@ -101,17 +101,15 @@ class ViewPublisher:
                 )
                 if pending:
                     ids = [r["citizen_id"] for r in pending]
-                    stored = await load_residents(conn, ids, self.schema)
+                    views = await load_views(conn, ids, today, self.schema)
                     futures = [
                         await self.producer.send(
-                            self.topic,
-                            key=cid.encode(),
-                            value=orjson.dumps(render_stored(resident, today), option=orjson.OPT_SORT_KEYS),
+                            self.topic, key=cid.encode(), value=orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
                         )
-                        for cid, resident in stored.items()
+                        for cid, view in views.items()
                     ]
                     await asyncio.gather(*futures)
-                    await self.consumer_topics.deliver(conn, consumers, stored, today)
+                    await self.consumer_topics.deliver(conn, consumers, views)
                     # Only rows not re-enqueued meanwhile: a newer change keeps its row and is published next round.
                     await conn.execute(
                         f"DELETE FROM {self.schema}.view_outbox o "
@@ -120,7 +118,7 @@ class ViewPublisher:
                         ids,
                         [r["enqueued_at"] for r in pending],
                     )
-                    self.published.inc(len(stored))
+                    self.published.inc(len(views))
                 backfilling = await self.consumer_topics.backfill(conn, consumers, today)
                 return len(pending) == BATCH or backfilling
             finally:

@@ -129,6 +129,13 @@ async def test_flags_need_every_section_they_speak_of(stack: Stack, client: http
     assert half.json()["flags"] == []
     full = await _get(client, stack, "flags_full", "inspection", f"/v1/residents/{MIGRANT}")
     assert [f["code"] for f in full.json()["flags"]] == ["employed_without_insurance"]
+    # Rebuilt for another time (the archive's fold, not the live rows): the same rule.
+    for when in ("as_of=2026-06-30", "known_at=2026-06-30T00:00:00%2B08:00"):
+        past = await _get(client, stack, "flags_only", "integrity", f"/v1/residents/{MIGRANT}?{when}")
+        assert past.status_code == 200, past.text
+        assert past.json() == {"citizen_id": MIGRANT, "flags": []}, when
+        past_full = await _get(client, stack, "flags_full", "inspection", f"/v1/residents/{MIGRANT}?{when}")
+        assert [f["code"] for f in past_full.json()["flags"]] == ["employed_without_insurance"], when
 
 
 async def test_raw_events_only_of_the_departments_the_purpose_may_read(stack: Stack, client: httpx.AsyncClient) -> None:

@@ -22,8 +22,7 @@ from events import parse_event
 from events.examples import CITIZENS, example_events
 from projections.resident import fold, state_to_json
 from projections.resident.dates import CHINA_TZ
-from projections.resident.flags import FLAG_SECTIONS
-from projections.resident.render import VIEW_SECTIONS
+from projections.resident.render import VIEW_SECTIONS, restrict_view
 from projections.resident.store import SectionRow, StoredResident
 from services.access_log import AccessEntry, canonical_body
 from services.grants import (
@@ -45,7 +44,6 @@ from services.query_api.auth import Authenticator, refuse_grant
 from services.query_api.errors import ApiError
 from services.query_api.single_read import SECTION_SOURCES, render_sections, sources_of
 from services.query_api.statistics import Figures, Measure, validate_region_prefix
-from services.query_api.views import filter_view
 from services.resident_views import render_stored
 from services.settings import Settings
 
@@ -260,9 +258,7 @@ def test_rendering_only_the_needed_states_gives_the_same_sections(
     citizen: str, sections: list[str], as_of: date
 ) -> None:
     stored = _stored(citizen)
-    full = filter_view(render_stored(stored, as_of), sections)
-    if "flags" in full:  # ...but a flag only for a reader of every section it speaks of (§11)
-        full["flags"] = [f for f in full["flags"] if FLAG_SECTIONS[f["code"]] <= set(sections)]
+    full = restrict_view(render_stored(stored, as_of), sections)  # a flag only for a reader of all it speaks of
     assert render_sections(stored, as_of, sections) == full  # only those sections, rendered alike
     assert list(full) == ["citizen_id", *[s for s in VIEW_SECTIONS if s in sections]]
 

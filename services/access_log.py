@@ -36,6 +36,7 @@ __all__ = [
     "AccessLogWriter",
     "GrantNoLongerValidError",
     "append_now",
+    "append_without_grant",
     "canonical_body",
     "disclosed_relatives",
     "read_access_log",
@@ -156,6 +157,30 @@ async def append_now(conn: asyncpg.Connection, groups: Sequence[EntryGroup], *, 
         timeout=limit_s,
     )
     return {owner[position - 1] for position in refused_rows}
+
+
+async def append_without_grant(conn: asyncpg.Connection, groups: Sequence[EntryGroup]) -> None:
+    """Append each group's entry for each of its citizens in one transaction, for readers who hold no consumer
+    grant (operators, citizens): ``renkou_access_log_append`` directly, chain heads taken in citizen order as
+    every appender takes them; a citizen named in two groups gets the first group's entry."""
+    entries: dict[str, AccessEntry] = {}
+    for entry, citizen_ids in groups:
+        for citizen_id in citizen_ids:
+            entries.setdefault(citizen_id, entry)
+    async with conn.transaction():
+        for citizen_id in sorted(entries):
+            entry = entries[citizen_id]
+            await conn.fetchval(
+                "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)",
+                citizen_id,
+                canonical_body(entry, citizen_id),
+                entry.request_id,
+                entry.consumer,
+                entry.purpose,
+                list(entry.sections),
+                entry.endpoint,
+                entry.accessed_at,
+            )
 
 
 class AccessLogWriter:

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.access_log import AccessEntry, canonical_body, read_groups
+from services.access_log import AccessEntry, append_without_grant, read_groups
 
 __all__ = ["operator_name", "record_operator_read"]
 
@@ -38,26 +38,6 @@ async def record_operator_read(
 ) -> uuid.UUID:
     """Append the entries of an operator's read of ``views`` and commit them; return the read's request ID."""
     request_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    consumer = f"operator:{operator}"
-    entries: dict[str, AccessEntry] = {}
-    for entry, citizen_ids in read_groups(
-        AccessEntry(request_id, consumer, purpose, tuple(sections), endpoint, now), views
-    ):
-        for citizen_id in citizen_ids:
-            entries.setdefault(citizen_id, entry)
-    async with conn.transaction():
-        for citizen_id in sorted(entries):  # chain heads in citizen order, as every appender takes them
-            entry = entries[citizen_id]
-            await conn.fetchval(
-                "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)",
-                citizen_id,
-                canonical_body(entry, citizen_id),
-                entry.request_id,
-                entry.consumer,
-                entry.purpose,
-                list(entry.sections),
-                entry.endpoint,
-                entry.accessed_at,
-            )
+    entry = AccessEntry(request_id, f"operator:{operator}", purpose, tuple(sections), endpoint, datetime.now(UTC))
+    await append_without_grant(conn, read_groups(entry, views))
     return request_id

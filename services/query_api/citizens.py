@@ -4,17 +4,24 @@ The caller proves who they are with an OpenID Connect ID token of the city's ide
 (``services.identity.oidc``; the local one in demos: ``renkou citizens token ID``). The citizen ID comes from the
 token's claim, never from the request: a citizen reaches their own data and nobody else's. Their own reads are
 not entries of their access log — the log tells them who *else* read their data: consumers (with purpose and
-sections), the family reads that disclosed them, operators and view-topic deliveries.
+sections), the family reads that disclosed them, operators and view-topic deliveries. So a citizen's own view
+is, for each relative its ``family`` section names, such a read: consumer ``citizen:<ID>``, purpose
+``own_data``, committed before the answer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
 
+import asyncpg
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from services.access_log import read_access_log
+from projections.resident.render import VIEW_SECTIONS
+from services.access_log import AccessEntry, append_without_grant, read_access_log, read_groups
 from services.identity.local_idp import jwks_path
 from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier
 from services.query_api.auth import bearer_token
@@ -24,7 +31,11 @@ from services.query_api.models import AccessLogResponse
 from services.query_api.views import ReadTime, read_views
 from services.settings import Settings
 
-__all__ = ["citizens_router", "verifier_for"]
+__all__ = ["OWN_DATA", "citizens_router", "verifier_for"]
+
+OWN_DATA: Final = "own_data"
+"""The purpose of a citizen's read of their own data, in the entries of the relatives it discloses."""
+log = logging.getLogger("renkou.query_api")
 
 
 def verifier_for(settings: Settings) -> CitizenTokenVerifier:
@@ -62,9 +73,27 @@ def citizens_router(settings: Settings) -> APIRouter:
         ctx = context_of(request)
         async with ctx.lease.connection() as conn:
             view = (await read_views(conn, [who.citizen_id], ReadTime(), schema=ctx.schema)).get(who.citizen_id)
-        if view is None:
-            raise ApiError(404, "not_found", "nothing is recorded about you in the population register")
-        return json_answer(view)
+            if view is None:
+                raise ApiError(404, "not_found", "nothing is recorded about you in the population register")
+            read = AccessEntry(
+                uuid.uuid4(), f"citizen:{who.citizen_id}", OWN_DATA, tuple(VIEW_SECTIONS), "me", datetime.now(UTC)
+            )
+            relatives = read_groups(read, [view])[1:]  # their own read is not theirs to be told of; relatives' is
+            try:
+                await append_without_grant(conn, relatives)
+            except asyncpg.PostgresConnectionError:
+                raise  # the lease turns it into a 503 database_unavailable
+            except (asyncpg.PostgresError, TimeoutError) as exc:
+                ctx.metrics.access_log_failures.inc()
+                log.error("access log write failed (a citizen's own read refused): %s: %s", type(exc).__name__, exc)
+                raise ApiError(
+                    503,
+                    "access_log_unavailable",
+                    "the read could not be recorded in your relatives' access logs, so it is not answered; retry",
+                ) from None
+        answer = json_answer(view)
+        answer.headers["X-Request-ID"] = str(read.request_id)
+        return answer
 
     @router.get(
         "/me/access-log",

@@ -203,6 +203,13 @@ async def test_a_citizen_sees_their_own_view_and_who_read_it(
     mine = [e for e in entries if e["request_id"] == read.headers["x-request-id"]]
     assert [(e["consumer"], e["purpose"]) for e in mine] == [("city-services", "school_enrolment")]
     assert log.json()["citizen_id"] == MIGRANT
+    # The child's own view names its parents: each parent's log records that read; the child's own does not.
+    child = await client.get("/v1/me", headers={"Authorization": f"Bearer {local_idp.issue(infra.state_dir, CHILD)}"})
+    assert child.status_code == 200, child.text
+    own = child.headers["x-request-id"]
+    for parent in (MOTHER, FATHER):
+        assert await _log(stack, parent, own) == [(f"citizen:{CHILD}", "family", ["family"])]
+    assert await _log(stack, CHILD, own) == []
     # Another citizen's token reaches that citizen's data only: there is no way to name someone else.
     other = local_idp.issue(infra.state_dir, CHILD)
     assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {other}"})).json()["citizen_id"] == CHILD

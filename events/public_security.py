@@ -17,6 +17,7 @@ from events.fields import BirthDay, Day, Department, Identifier, Name, Sex, Shor
 __all__ = [
     "PAYLOADS",
     "BirthRegistered",
+    "CarriedIdentity",
     "HouseholdType",
     "HukouCancelled",
     "HukouMovedOut",
@@ -87,12 +88,25 @@ class BirthRegistered(Payload):
     birth_certificate_no: Identifier | None = None
 
 
-class HukouRegistered(Payload):
-    """A person settles (落户): their permanent hukou is registered in a household here."""
+class CarriedIdentity(Payload):
+    """Identity a registration may carry (v2 of ``hukou.registered`` and ``residence.registered``): the person as
+    their documents name them, so that someone born elsewhere is not anonymous in the view. Each field is
+    optional; public security's view takes each only where it has none yet (``projections.resident.apply``)."""
+
+    name: Name | None = None
+    sex: Sex | None = None
+    birth_date: BirthDay | None = None
+    ethnicity: ShortText | None = None
+
+
+class HukouRegistered(CarriedIdentity):
+    """A person settles (落户): their permanent hukou is registered in a household here.
+
+    v2 added the optional identity fields of ``CarriedIdentity``; a v1 event is read as v2 unchanged."""
 
     event_type: ClassVar[str] = "hukou.registered"
     department: ClassVar[Department] = _DEPARTMENT
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     household_id: Identifier
     household_type: HouseholdType
@@ -143,12 +157,14 @@ class IdentityCorrected(Payload):
         return self
 
 
-class ResidenceRegistered(Payload):
-    """A person registers residence away from their hukou place (居住登记)."""
+class ResidenceRegistered(CarriedIdentity):
+    """A person registers residence away from their hukou place (居住登记).
+
+    v2 added the optional identity fields of ``CarriedIdentity``; a v1 event is read as v2 unchanged."""
 
     event_type: ClassVar[str] = "residence.registered"
     department: ClassVar[Department] = _DEPARTMENT
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     address: Text
     region_code: RegionCode

@@ -258,6 +258,11 @@ REGISTRY: Final = EventRegistry(
 )
 """The catalogue of CONTRACT §4, as this code base knows it."""
 
+# Versions that only added optional fields: an older event is read as the newest unchanged (``renkou schemas
+# check`` holds them to that: no field removed, none newly required, no enum narrowed, no bound tightened).
+for _event_type, _from in (("hukou.registered", 1), ("residence.registered", 1)):
+    REGISTRY.register_upcaster(_event_type, _from, same_payload)
+
 
 def department_of(event_type: str) -> Department:
     """The department that owns ``event_type`` in the global registry; raises ``UnknownEventTypeError``."""

@@ -44,6 +44,7 @@ from events.health import (
 )
 from events.public_security import (
     BirthRegistered,
+    CarriedIdentity,
     HukouCancelled,
     HukouMovedOut,
     HukouRegistered,
@@ -226,9 +227,27 @@ def _birth_registered(payload: BirthRegistered, state: DepartmentState, event: A
     return _settle(ps, payload, payload.birth_date).model_copy(update={"identity": identity})
 
 
+def _fill_identity(ps: PublicSecurityState, payload: CarriedIdentity) -> PublicSecurityState:
+    """Identity a registration carries, taken only where public security has none yet: a birth registration or
+    a correction is never overridden by what a later registration repeats (one source per field)."""
+    identity = ps.identity
+    missing = {
+        name: value
+        for name, value in (
+            ("name", payload.name),
+            ("sex", payload.sex),
+            ("birth_date", payload.birth_date),
+            ("ethnicity", payload.ethnicity),
+        )
+        if value is not None and getattr(identity, name) is None
+    }
+    return ps.model_copy(update={"identity": identity.model_copy(update=missing)}) if missing else ps
+
+
 @_handle.register
 def _hukou_registered(payload: HukouRegistered, state: DepartmentState, event: AnyEvent) -> DepartmentState:
-    return _settle(_expect(state, PublicSecurityState), payload, business_date(event.occurred_at))
+    ps = _fill_identity(_expect(state, PublicSecurityState), payload)
+    return _settle(ps, payload, business_date(event.occurred_at))
 
 
 @_handle.register
@@ -287,7 +306,7 @@ def _end_residence(registration: ResidenceRegistration, ended_on: date) -> Ended
 
 @_handle.register
 def _residence_registered(payload: ResidenceRegistered, state: DepartmentState, event: AnyEvent) -> DepartmentState:
-    ps = _expect(state, PublicSecurityState)
+    ps = _fill_identity(_expect(state, PublicSecurityState), payload)
     history = ps.residence_history
     if ps.residence_registration is not None:
         history = (*history, _end_residence(ps.residence_registration, payload.since))

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from events.citizen_id import lookup_division, make_citizen_id
 from events.fields import Department
+from events.registry import REGISTRY
 from services.simulator.cities import (
     CITIES,
     ETHNIC_SURNAMES,
@@ -66,6 +67,11 @@ EVENT_TYPES: Final[dict[str, Department]] = {
     "vaccination.recorded": "health",
 }
 """Every event type the simulator writes, with its department (the whole catalogue of CONTRACT §4)."""
+
+_VERSIONS: Final[dict[str, int]] = {event_type: REGISTRY.latest_version(event_type) for event_type in EVENT_TYPES}
+_CARRIES_IDENTITY: Final = frozenset({"hukou.registered", "residence.registered"})
+"""Registrations that carry the person's identity (their v2): everyone who settles or registers residence here,
+and every register migrated when the window opens (natives born before it have no ``birth.registered``)."""
 
 # Events happen in office hours (08:00–17:00); same-day chains add at most an hour, and the source system records
 # an event within five hours, so ``recorded_at`` never spills into the next day.
@@ -407,7 +413,7 @@ class Core:
         event: Event = {
             "event_id": event_id,
             "event_type": event_type,
-            "schema_version": 1,
+            "schema_version": _VERSIONS[event_type],
             "citizen_id": p.cid,
             "occurred_at": occurred,
             "recorded_at": f"{text}T{clock[sec + 60 + int(random() * _RECORD_DELAY)]}+08:00"
@@ -419,6 +425,9 @@ class Core:
                 "region_code": region or city.region_code,
             },
         }
+        if event_type in _CARRIES_IDENTITY:
+            identity = {"name": p.name, "sex": p.sex, "birth_date": p.born.isoformat(), "ethnicity": p.ethnicity}
+            payload = {**payload, **identity}
         if correlation is not None:
             event["correlation_id"] = correlation
         if causation is not None:

@@ -10,6 +10,7 @@ import pytest
 
 from events import EVENT_TYPES, Department, Event, Payload
 from events.examples import example_events
+from events.parsing import parse_event
 from projections.resident import (
     EducationState,
     HealthState,
@@ -204,6 +205,27 @@ def test_identity_corrected_changes_only_the_fields_given() -> None:
     assert (ps.identity.name, ps.identity.ethnicity) == ("李沐阳", "回族")
     ps = ps_of(born, ev("identity.corrected", {"name": "李沐晨"}, replace=True, citizen=CHILD))
     assert (ps.identity.name, ps.identity.ethnicity) == ("李沐晨", "汉族")
+
+
+def test_registrations_name_a_person_born_elsewhere_but_never_override_public_securitys_own() -> None:
+    # Settling in or registering residence carries the identity (v2): the view is no longer anonymous.
+    settled = ps_of(ev("hukou.registered"))
+    assert (settled.identity.name, settled.identity.sex, settled.identity.ethnicity) == ("马海龙", "male", "回族")
+    assert settled.identity.birth_date == date(1995, 7, 14)
+    registered = ps_of(ev("residence.registered", {"ethnicity": None}))
+    assert (registered.identity.name, registered.identity.ethnicity) == ("马海龙", None)
+    # A correction stands against what a later registration repeats; a missing field is still filled.
+    corrected = ev("identity.corrected", {"name": "马海鸿"}, replace=True, citizen=MIGRANT)
+    later = ev("hukou.registered", {"name": "马海龙", "ethnicity": "回族"})
+    ps = ps_of(ev("residence.registered", {"ethnicity": None}), corrected, later)
+    assert (ps.identity.name, ps.identity.ethnicity) == ("马海鸿", "回族")
+    # A v1 registration (no identity) reads as v2 with none: nothing changes.
+    raw = example_events()["hukou.registered"]
+    raw["schema_version"] = 1
+    for field in ("name", "sex", "birth_date", "ethnicity"):
+        del raw["payload"][field]
+    v1 = parse_event(raw)
+    assert v1.schema_version == 2 and ps_of(v1).identity.name is None
 
 
 def test_residence_registered_moves_the_previous_registration_to_the_history() -> None:

@@ -381,3 +381,18 @@ def test_city_data_uses_real_codes(seed_city: Any) -> None:
         assert employer.code[2:6] == prefecture, employer
     assert seed_city.employers and seed_city.surnames and seed_city.ethnicities
     assert seed_city.ethnicities[0][0] == "汉族"
+
+
+def test_nearly_everyone_simulated_has_a_name_in_the_view() -> None:
+    # §12 (identity for everyone): registrations carry the identity, so those born elsewhere are named too;
+    # only people public security never registered (commuters, students without a residence registration) are not.
+    from projections.resident import PublicSecurityState, fold_by_citizen
+
+    everything = list(simulate(2000, seed=3))
+    residents = {e["citizen_id"] for e in everything}
+    registered = [parse_event(e) for e in everything if department_of(e["event_type"]) == "public_security"]
+    named = 0
+    for states in fold_by_citizen(registered).values():
+        ps = states["public_security"]
+        named += isinstance(ps, PublicSecurityState) and ps.identity.name is not None
+    assert named / len(residents) >= 0.99, (named, len(residents))

@@ -51,6 +51,7 @@ __all__ = [
     "make_citizen_id",
     "normalize_citizen_id",
     "normalize_region_code",
+    "reader_citizen_id",
     "sex_of",
     "upgrade_legacy",
 ]
@@ -298,6 +299,15 @@ def normalize_citizen_id(raw: str, *, today: date | None = None) -> str:
     if problems:
         raise CitizenIdError(problems)
     return cid
+
+
+def reader_citizen_id(raw: str) -> str:
+    """A number as a reader gives it (a query, a command line): an 18-character ID, normalised, or a 15-digit
+    legacy number upgraded to its 18-character form by the standard rule (§12) and then validated. Events always
+    carry the 18-character form; only reads accept the old one. Raises ``CitizenIdError``."""
+    if isinstance(raw, str) and len(raw) == 15 and _DIGITS.issuperset(raw):
+        return normalize_citizen_id(upgrade_legacy(raw))
+    return normalize_citizen_id(raw)
 
 
 def upgrade_legacy(id15: str) -> str:

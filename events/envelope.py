@@ -69,6 +69,8 @@ class Payload(BaseModel):
     schema_version: ClassVar[int] = 1
     birth_fields: ClassVar[tuple[str, ...]] = ()
     """The fields that carry a birth date (``BirthDay``, ``CitizenId``): found from the types, never listed."""
+    other_number_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields naming another citizen ID of the same person (§12): never the event's own ``citizen_id``."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -206,6 +208,19 @@ class Event(EventEnvelope, Generic[PayloadT]):
     """
 
     payload: PayloadT
+
+    @model_validator(mode="after")
+    def _another_number(self) -> Self:
+        """A number change or a merge names a number other than the event's own (else it would link a person to
+        themselves, which no read could resolve)."""
+        for name in getattr(type(self.payload), "other_number_fields", ()):
+            if getattr(self.payload, name) == self.citizen_id:
+                raise PydanticCustomError(
+                    "same_number",
+                    "payload.{field}: {value} is the event's own citizen_id; it must name the person's other number",
+                    {"field": name, "value": self.citizen_id},
+                )
+        return self
 
     @property
     def department(self) -> Department:

@@ -37,6 +37,12 @@ CITIZENS: Final[dict[str, str]] = {
     "pupil": make_citizen_id("630102", date(2016, 9, 1), 20),
     # 锦江区 (510104) was created in 1990, long after his birth: valid, he got his number later in life.
     "elder": make_citizen_id("510104", date(1938, 4, 2), 11),
+    # §12: a number issued with the wrong birth day (the 2nd for the 3rd), corrected; and a woman registered
+    # twice, in Jinjiang and in Wuhou, whose Jinjiang number is cancelled as the duplicate.
+    "renumbered": make_citizen_id("510107", date(1985, 2, 3), 57),
+    "renumbered_before": make_citizen_id("510107", date(1985, 2, 2), 57),
+    "survivor": make_citizen_id("510107", date(1972, 10, 9), 88),
+    "duplicate": make_citizen_id("510104", date(1972, 10, 9), 90),
 }
 """The example residents' citizen IDs, by role."""
 
@@ -100,6 +106,18 @@ _CATALOGUE: Final[dict[str, tuple[Department, str, date, dict[str, Any]]]] = {
     ),
     "hukou.cancelled": ("public_security", "elder", date(2024, 12, 10), {"reason": "death"}),
     "identity.corrected": ("public_security", "mother", date(2021, 6, 1), {"name": "王晓雯"}),
+    "identity.number_changed": (
+        "public_security",
+        "renumbered",
+        date(2023, 4, 12),
+        {"previous_citizen_id": CITIZENS["renumbered_before"], "reason": "correction", "changed_on": "2023-04-12"},
+    ),
+    "identity.duplicate_merged": (
+        "public_security",
+        "survivor",
+        date(2022, 11, 3),
+        {"duplicate_citizen_id": CITIZENS["duplicate"], "merged_on": "2022-11-03"},
+    ),
     "residence.registered": (
         "public_security",
         "migrant",

@@ -18,11 +18,14 @@ __all__ = [
     "PAYLOADS",
     "BirthRegistered",
     "CarriedIdentity",
+    "DuplicateMerged",
     "HouseholdType",
     "HukouCancelled",
     "HukouMovedOut",
     "HukouRegistered",
     "IdentityCorrected",
+    "NumberChangeReason",
+    "NumberChanged",
     "Relationship",
     "ResidenceBasis",
     "ResidenceEnded",
@@ -157,6 +160,38 @@ class IdentityCorrected(Payload):
         return self
 
 
+NumberChangeReason = Literal["correction", "duplicate_number", "other"]
+"""Why public security gave a person a new citizen ID: a number issued with a wrong birth date or check, a number
+issued twice (重号), or another reason."""
+
+
+class NumberChanged(Payload):
+    """The person's citizen ID changed (§12): the envelope's ``citizen_id`` is the new number; every earlier and
+    later event under ``previous_citizen_id`` stays the same person's."""
+
+    event_type: ClassVar[str] = "identity.number_changed"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+    other_number_fields: ClassVar[tuple[str, ...]] = ("previous_citizen_id",)
+
+    previous_citizen_id: CitizenId
+    reason: NumberChangeReason
+    changed_on: Day
+
+
+class DuplicateMerged(Payload):
+    """A duplicate registration of one person is cancelled into the one that survives (一人多户 / 一人多号, §12):
+    the envelope's ``citizen_id`` is the surviving number; ``duplicate_citizen_id``'s events become the person's."""
+
+    event_type: ClassVar[str] = "identity.duplicate_merged"
+    department: ClassVar[Department] = _DEPARTMENT
+    schema_version: ClassVar[int] = 1
+    other_number_fields: ClassVar[tuple[str, ...]] = ("duplicate_citizen_id",)
+
+    duplicate_citizen_id: CitizenId
+    merged_on: Day
+
+
 class ResidenceRegistered(CarriedIdentity):
     """A person registers residence away from their hukou place (居住登记).
 
@@ -236,6 +271,8 @@ PAYLOADS: Final[tuple[type[Payload], ...]] = (
     HukouMovedOut,
     HukouCancelled,
     IdentityCorrected,
+    NumberChanged,
+    DuplicateMerged,
     ResidenceRegistered,
     ResidenceEnded,
     ResidencePermitIssued,

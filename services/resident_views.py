@@ -11,7 +11,7 @@ import asyncpg
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
 from projections.resident.state import state_from_json_text
-from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_residents
+from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_persons
 
 
 def render_stored(
@@ -44,7 +44,9 @@ def render_stored(
         children=stored.children,
         household_members=stored.household_members,
     )
-    return render_view(stored.citizen_id, states, as_of=as_of, family=family, meta=meta, sections=sections)
+    return render_view(
+        stored.citizen_id, states, as_of=as_of, family=family, meta=meta, sections=sections, aliases=stored.aliases
+    )
 
 
 async def load_views(
@@ -55,6 +57,7 @@ async def load_views(
     sections: Collection[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Rendered views of every citizen in ``citizen_ids`` that has any stored section (only ``sections``, if
-    given, with ``citizen_id``)."""
-    stored = await load_residents(conn, citizen_ids, schema)
+    given, with ``citizen_id``), keyed by the number asked; a number of a person with several is answered with
+    the person's view under their current number (``load_persons``, §12)."""
+    stored = await load_persons(conn, citizen_ids, schema)
     return {cid: render_stored(s, as_of, sections=sections) for cid, s in stored.items()}

@@ -45,10 +45,12 @@ from events.health import (
 from events.public_security import (
     BirthRegistered,
     CarriedIdentity,
+    DuplicateMerged,
     HukouCancelled,
     HukouMovedOut,
     HukouRegistered,
     IdentityCorrected,
+    NumberChanged,
     ResidenceEnded,
     ResidencePermitIssued,
     ResidencePermitRenewed,
@@ -281,6 +283,17 @@ def _hukou_cancelled(payload: HukouCancelled, state: DepartmentState, event: Any
     # claim (death.certified) and the view flags a disagreement instead of choosing.
     deceased_on = on if payload.reason == "death" else ps.deceased_on
     return ps.model_copy(update={"hukou": hukou, "deceased_on": deceased_on})
+
+
+@_handle.register
+def _number_changed(payload: NumberChanged, state: DepartmentState, event: AnyEvent) -> DepartmentState:
+    # The link itself is the alias projection's (projections.resident.aliases); no section changes.
+    return _expect(state, PublicSecurityState)
+
+
+@_handle.register
+def _duplicate_merged(payload: DuplicateMerged, state: DepartmentState, event: AnyEvent) -> DepartmentState:
+    return _expect(state, PublicSecurityState)
 
 
 @_handle.register

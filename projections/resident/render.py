@@ -12,7 +12,7 @@ contract names (public security's death or health's).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Final, Literal, TypeVar
@@ -79,14 +79,16 @@ def render_view(
     family: FamilyView | None = None,
     meta: Meta | None = None,
     sections: Collection[str] | None = None,
+    aliases: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The resident view of ``citizen_id`` on ``as_of``, as a JSON-ready dict in the contract's shape.
 
-    ``states`` maps department → state; a missing department counts as one that never spoke about this
-    resident. ``family`` is the family section read from the family and household tables (empty if ``None``),
-    ``meta`` the store's bookkeeping (zeros if ``None``). ``sections``: render only these view sections (with
-    ``citizen_id``; in the contract's order) rather than all of them. Raises ``ValueError`` if a state is filed under
-    another department's name.
+        ``states`` maps department → state; a missing department counts as one that never spoke about this
+        resident. ``family`` is the family section read from the family and household tables (empty if ``None``),
+        ``meta`` the store's bookkeeping (zeros if ``None``). ``sections``: render only these view sections (with
+        ``citizen_id``; in the contract's order) rather than all of them. ``aliases``: the person's other numbers
+    (§12), listed after ``citizen_id`` when there are any. Raises ``ValueError`` if a state is filed under
+        another department's name.
     """
     ps = _state(states, "public_security", PublicSecurityState)
     ed = _state(states, "education", EducationState)
@@ -94,6 +96,8 @@ def render_view(
     hs = _state(states, "health", HealthState)
     wanted = VIEW_SECTIONS if sections is None else sections
     view: dict[str, Any] = {"citizen_id": citizen_id}
+    if aliases:
+        view["aliases"] = list(aliases)
     # In the contract's order; only what is wanted is computed.
     if "identity" in wanted:
         view["identity"] = _identity(citizen_id, ps, hs, as_of)
@@ -125,6 +129,8 @@ def restrict_view(view: Mapping[str, Any], sections: Collection[str]) -> dict[st
     ``render_view(..., sections=sections)``."""
     wanted = set(sections)
     out: dict[str, Any] = {"citizen_id": view["citizen_id"]}
+    if "aliases" in view:
+        out["aliases"] = view["aliases"]
     for name in VIEW_SECTIONS:
         if name in wanted and name in view:
             out[name] = view[name]

@@ -13,7 +13,7 @@ import asyncpg
 import typer
 from rich.console import Console
 
-from events.citizen_id import CitizenIdError, normalize_citizen_id
+from events.citizen_id import CitizenIdError, reader_citizen_id
 from projections.resident.dates import business_date
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
@@ -35,7 +35,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def citizen_id_arg(raw: str) -> str:
     try:
-        return normalize_citizen_id(raw)
+        return reader_citizen_id(raw)
     except CitizenIdError as exc:
         fail(f"{raw!r} is not a valid citizen ID: {'; '.join(exc.problems)}", 2)
 

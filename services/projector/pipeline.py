@@ -36,6 +36,7 @@ import asyncpg
 from events import InvalidEvent, parse_event
 from events.bounds import MAX_RECORD_BYTES
 from events.envelope import Event, Payload
+from projections.resident.aliases import NumberLink, number_link, standing
 from projections.resident.apply import apply
 from projections.resident.family import (
     BirthCertificate,
@@ -315,6 +316,7 @@ class BatchProjector:
         archive: list[ArchiveRow] = []
         links: dict[tuple[str, str, str], ParentLinkRow] = {}
         certificates: dict[tuple[str, str], CertificateRecord] = {}
+        renumbered: dict[str, NumberLink] = {}
         applied_by_department = result.applied_by_department
         changed = result.changed_citizens
         for record, event, body in accepted:
@@ -365,6 +367,10 @@ class BatchProjector:
                     if stated is not None:
                         known = certificates.get(stated.key)
                         certificates[stated.key] = stated if known is None else merge_certificates(known, stated)
+            number = number_link(event)
+            if number is not None:
+                renumbered[number.old] = standing(renumbered.get(number.old), number)
+                changed.add(number.old)  # the superseded number's view now shows the person it belongs to
             applied_by_department[department] += 1
             changed.add(citizen)
         result.applied += len(accepted)
@@ -394,6 +400,7 @@ class BatchProjector:
             checkpoints={},
             dead_letters=[],
             changed_citizens=result.changed_citizens,
+            number_links=list(renumbered.values()),
         )
 
 

@@ -23,7 +23,8 @@ from services.query_api.db import ConnectionLease
 from services.query_api.errors import ApiError
 from services.query_api.metrics import QueryApiMetrics
 from services.query_api.refusals import RefusalLog
-from services.query_api.views import read_live_view
+from services.query_api.single_read import NumberHasAliasesError
+from services.query_api.views import ReadTime, read_live_view, read_views
 
 __all__ = ["QueryApiContext", "context_of"]
 
@@ -93,6 +94,13 @@ class QueryApiContext:
                 self._entry(caller, "resident", sections),
                 self.access_log.timeout,
             )
+        except NumberHasAliasesError:
+            # One of a person's numbers (§12): their combined view under the current number, recorded as such.
+            views = await read_views(conn, [citizen_id], ReadTime(), sections, self.schema)
+            if not views:
+                return None
+            await self.record_read(conn, caller, "resident", sections, list(views.values()))
+            return views[citizen_id]
         except asyncpg.PostgresConnectionError:
             raise  # the lease turns it into a 503 database_unavailable
         except (GrantNoLongerValidError, asyncpg.PostgresError, TimeoutError) as exc:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from events.citizen_id import CitizenIdError, normalize_citizen_id
+from events.citizen_id import CitizenIdError, reader_citizen_id
 from services.outages import OUTAGE_ROOTS, RETRY_AFTER_HEADERS, describe, is_outage, outage_error
 from services.request_body import BodyTooLargeError
 
@@ -195,9 +195,11 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def citizen_id_param(raw: str) -> str:
-    """A path's citizen ID, normalised; a malformed one is a 422 naming every failed rule."""
+    """A path's citizen ID, normalised; a 15-digit legacy number upgraded to its 18-character form by the
+    standard rule (§12: then resolved like any number of the person); a malformed one is a 422 naming every
+    failed rule."""
     try:
-        return normalize_citizen_id(raw)
+        return reader_citizen_id(raw)
     except CitizenIdError as exc:
         raise ApiError(
             422,

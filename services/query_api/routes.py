@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from events.bounds import EARLIEST_DATE, business_date
-from events.citizen_id import CitizenIdError, normalize_citizen_id
+from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
 from services.access_log import read_access_log
@@ -322,7 +322,7 @@ async def batch_get(
     invalid: list[dict[str, Any]] = []
     for index, raw in enumerate(body.citizen_ids):
         try:
-            ids.append(normalize_citizen_id(raw))
+            ids.append(reader_citizen_id(raw))
         except CitizenIdError as exc:
             invalid.append({"index": index, "citizen_id": raw, "problems": list(exc.problems)})
     if invalid:

@@ -28,6 +28,7 @@ from services.resident_views import render_stored
 __all__ = [
     "DEPARTMENT_SECTIONS",
     "SECTION_SOURCES",
+    "NumberHasAliasesError",
     "load_resident",
     "readable_departments",
     "render_sections",
@@ -73,6 +74,18 @@ def render_sections(stored: StoredResident, as_of: date, sections: Collection[st
     return render_stored(stored, as_of, sources_of(sections), sections)
 
 
+class NumberHasAliasesError(Exception):
+    """The number asked is one of several of a person (§12): read it through ``load_persons``, which combines
+    them; nothing was read or recorded."""
+
+
+# A number linked to another (either side) is read by person, not by this statement.
+_LINKED: Final = (
+    "(EXISTS (SELECT 1 FROM {schema}.number_links WHERE old_citizen_id = $1) "
+    "OR EXISTS (SELECT 1 FROM {schema}.number_links WHERE new_citizen_id = $1))"
+)
+
+
 def _sql(schema: str, *, logged: bool) -> str:
     # One row set, one kind of row per table (column k): typed columns, no JSON to build on the server or to
     # parse here. $2: the departments whose state is needed (the others' rows still give meta its counts);
@@ -104,7 +117,10 @@ def _sql(schema: str, *, logged: bool) -> str:
     UNION ALL
     SELECT 4, m.household_id, m.citizen_id, m.relationship, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM {schema}.household_members x JOIN {schema}.household_members m ON m.household_id = x.household_id
-     WHERE $3 AND x.citizen_id = $1"""
+     WHERE $3 AND x.citizen_id = $1
+    UNION ALL
+    SELECT 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+     WHERE {_LINKED.format(schema=schema)}"""
     if not logged:
         return union
     # The read's access-log entry, appended by the same statement (one transaction): $4-$10 are the entry, the
@@ -115,6 +131,7 @@ def _sql(schema: str, *, logged: bool) -> str:
     WITH logged AS MATERIALIZED (
         SELECT renkou_access_log_append($1, $4, $5, $6, $7, $8, $9, $10) AS seq
          WHERE EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = $1)
+           AND NOT {_LINKED.format(schema=schema)}
            AND EXISTS (SELECT 1 FROM consumer_grants g
                         WHERE g.name = $6 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $10)))
     SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
@@ -141,6 +158,7 @@ async def load_resident(
     Only the states of ``departments`` are read (the others' ``SectionRow.state`` is ``""``), and the family
     tables only if ``family``: a read that returns a few sections does not pay for the rest.
 
+    Raises ``NumberHasAliasesError`` (nothing read, nothing recorded) for a number linked to another (§12).
     With ``log``, the same statement appends that access-log entry for the citizen if there is anything to
     return, and commits it before this returns: the read and its record are one transaction. Raises
     ``GrantNoLongerValidError`` (nothing recorded) if the consumer's grant was revoked or expired meanwhile; a
@@ -175,6 +193,8 @@ async def load_resident(
     child_rows: list[str] = []
     certificate_rows: list[tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]] = []
     household_rows: list[tuple[str, str, str]] = []
+    if any(r[0] == 5 for r in rows):
+        raise NumberHasAliasesError(citizen_id)
     for r in rows:
         kind = r[0]
         if kind == -1:
@@ -187,7 +207,7 @@ async def load_resident(
             child_rows.append(r[1])
         elif kind == 3:
             certificate_rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
-        else:
+        elif kind == 4:
             household_rows.append((r[1], r[2], r[3]))
     if not sections:
         return None

@@ -24,7 +24,7 @@ from projections.resident.render import VIEW_SECTIONS, restrict_view
 from projections.resident.store import DEFAULT_SCHEMA
 from services.access_log import AccessEntry
 from services.bitemporal import TimeSlice, reconstruct
-from services.query_api.single_read import load_resident, render_sections, sources_of
+from services.query_api.single_read import NumberHasAliasesError, load_resident, render_sections, sources_of
 from services.resident_views import load_views
 
 __all__ = ["ReadTime", "read_live_view", "read_views", "today_in_china"]
@@ -66,19 +66,23 @@ async def read_views(
     Citizens absent from the result have nothing known about them at ``when``.
     """
     day = when.business_date()
-    views: dict[str, dict[str, Any]]
-    if when.live and len(citizen_ids) == 1:
-        view = await _live_view(conn, citizen_ids[0], day, sections, schema)
-        views = {citizen_ids[0]: view} if view is not None else {}
-    elif when.live:
-        views = await load_views(conn, citizen_ids, day, schema, sections)
-    else:
+    views: dict[str, dict[str, Any]] | None = None
+    if not when.live:
         views = {}
         for cid in dict.fromkeys(citizen_ids):
             view = await reconstruct(conn, cid, TimeSlice(as_of=day, known_at=when.known_at), schema)
             # Archived events exist, but none had happened (or been recorded) by then: nothing was known yet.
             if view is not None and view["meta"]["event_count"] > 0:
                 views[cid] = restrict_view(view, sections)
+    elif len(citizen_ids) == 1:
+        try:
+            single = await _live_view(conn, citizen_ids[0], day, sections, schema)
+        except NumberHasAliasesError:
+            pass  # one of a person's numbers: read by person, below
+        else:
+            views = {citizen_ids[0]: single} if single is not None else {}
+    if views is None:
+        views = await load_views(conn, citizen_ids, day, schema, sections)
     # Every view now holds only the chosen sections; meta, when chosen, says which time it was rendered for.
     for view in views.values():
         _stamp(view, day, when.known_at)
@@ -94,7 +98,8 @@ async def read_live_view(
     statement_timeout: float,
 ) -> dict[str, Any] | None:
     """The live view of ``citizen_id`` with only ``sections``, its access-log entry ``log`` appended and committed
-    by the same statement (``single_read.load_resident``); ``None`` (nothing recorded) if nothing is known."""
+    by the same statement (``single_read.load_resident``); ``None`` (nothing recorded) if nothing is known.
+    Raises ``NumberHasAliasesError`` (nothing read or recorded) for one of a person's several numbers."""
     day = today_in_china()
     view = await _live_view(conn, citizen_id, day, sections, schema, log, statement_timeout)
     return _stamp(view, day, None) if view is not None else None

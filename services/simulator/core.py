@@ -41,6 +41,8 @@ EVENT_TYPES: Final[dict[str, Department]] = {
     "hukou.moved_out": "public_security",
     "hukou.cancelled": "public_security",
     "identity.corrected": "public_security",
+    "identity.number_changed": "public_security",
+    "identity.duplicate_merged": "public_security",
     "residence.registered": "public_security",
     "residence.ended": "public_security",
     "residence_permit.issued": "public_security",

@@ -16,6 +16,7 @@ from services.simulator.cities import CITIES, City
 from services.simulator.core import ORIGIN_SYSTEM, Event, Home, Person, SchoolPlan
 from services.simulator.education import WITHDRAW_REASONS, Education
 from services.simulator.health import Health
+from services.simulator.numbers import SeveralNumbers
 from services.simulator.public_security import PublicSecurity
 from services.simulator.social_security import SocialSecurity
 
@@ -34,7 +35,7 @@ _MOVE_REASONS: Final = ("工作调动", "投靠配偶", "购房迁出", "投靠�
 _KIND_WEIGHTS: Final = tuple(accumulate(w for _, w in _KINDS))
 
 
-class Simulation(PublicSecurity, Education, SocialSecurity, Health):
+class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbers):
     """One run of the simulation: households one after the other, each with the life stories of its members."""
 
     def households(self, residents: int) -> Iterator[list[Event]]:
@@ -56,6 +57,7 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health):
                 kind = "migrant"
             self.buffer = []
             builders[kind](city)
+            self.renumber()
             self.buffer.sort()  # (occurred_at, serial): the serial is unique, the dicts are never compared
             yield [event for _, _, event in self.buffer]
 

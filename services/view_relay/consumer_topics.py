@@ -151,7 +151,8 @@ class ConsumerTopics:
                 )
             ]
             if ids:
-                await self._deliver_one(conn, consumer, await load_views(conn, ids, today, self.schema))
+                found = await load_views(conn, ids, today, self.schema)
+                await self._deliver_one(conn, consumer, {v["citizen_id"]: v for v in found.values()})
             done = len(ids) < self.batch
             await conn.execute(
                 "UPDATE view_topic_backfills SET through = $2, completed_at = CASE WHEN $3 THEN now() END "

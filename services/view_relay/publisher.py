@@ -101,7 +101,8 @@ class ViewPublisher:
                 )
                 if pending:
                     ids = [r["citizen_id"] for r in pending]
-                    views = await load_views(conn, ids, today, self.schema)
+                    # Keyed by the person's current number: a superseded number's change shows under the person (§12).
+                    views = {v["citizen_id"]: v for v in (await load_views(conn, ids, today, self.schema)).values()}
                     futures = [
                         await self.producer.send(
                             self.topic, key=cid.encode(), value=orjson.dumps(view, option=orjson.OPT_SORT_KEYS)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import annotated_types
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
 from stdnum.cn import uscc
@@ -49,6 +49,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "hukou.moved_out": ("public_security", "HukouMovedOut"),
     "hukou.cancelled": ("public_security", "HukouCancelled"),
     "identity.corrected": ("public_security", "IdentityCorrected"),
+    "identity.number_changed": ("public_security", "NumberChanged"),
+    "identity.duplicate_merged": ("public_security", "DuplicateMerged"),
     "residence.registered": ("public_security", "ResidenceRegistered"),
     "residence.ended": ("public_security", "ResidenceEnded"),
     "residence_permit.issued": ("public_security", "ResidencePermitIssued"),
@@ -132,7 +134,7 @@ DAYS = [(t, name) for t in TYPES for name in fields_of(t, kind=is_day)]
 
 
 def test_catalogue_is_complete() -> None:
-    assert len(EVENT_TYPES) == 29
+    assert len(EVENT_TYPES) == 31
     assert set(EVENT_TYPES) == set(CATALOGUE)
     for event_type, (department, class_name) in CATALOGUE.items():
         cls = EVENT_TYPES[event_type]
@@ -813,7 +815,7 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     record: dict[str, Any] = {
         "event_id": str(draw(st.uuids())),
         "event_type": event_type,
-        "schema_version": 1,
+        "schema_version": EVENT_TYPES[event_type].schema_version,
         "citizen_id": draw(citizen_ids()),
         "occurred_at": draw(timestamps()),
         "recorded_at": draw(timestamps()),
@@ -827,6 +829,8 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     for name in ("correlation_id", "causation_id"):
         if draw(st.booleans()):
             record[name] = str(draw(st.uuids()))
+    # A number change or merge names the person's *other* number (§12).
+    assume(all(record["payload"].get(f) != record["citizen_id"] for f in EVENT_TYPES[event_type].other_number_fields))
     return recorded_after_births(record)
 
 

@@ -67,7 +67,7 @@ def hs_of(*events: Event[Payload]) -> HealthState:
 def test_every_event_type_of_the_catalogue_has_a_handler() -> None:
     for event_type, payload_cls in EVENT_TYPES.items():
         assert _handle.dispatch(payload_cls) is not _handle.dispatch(object), event_type
-    assert len(EVENT_TYPES) == 29
+    assert len(EVENT_TYPES) == 31
 
 
 @pytest.mark.parametrize("event_type", sorted(example_events()))
@@ -84,6 +84,9 @@ def test_every_example_applies_to_its_department_and_is_refused_by_the_others(ev
         "employment.ended",
         "unemployment.ended",
         "insurance.stopped",
+        # §12: their effect is the alias projection's (projections.resident.aliases), no section's.
+        "identity.number_changed",
+        "identity.duplicate_merged",
     }
     assert before == initial_state(department)  # the old state is untouched
     for other in ("public_security", "education", "social_security", "health"):

@@ -22,11 +22,14 @@ from projections.resident import (
     state_from_json,
     state_to_json,
 )
+from projections.resident.aliases import People, combine_sections, number_link
+from projections.resident.state import state_from_json_text, state_to_json_text
 from tests.unit.test_projection_support import EMPLOYER_A, EMPLOYER_B, ev
 
 REGIONS = ("510107", "510104", "510112", "630102")
 SCHEMES = ("pension_employee", "medical_employee", "unemployment")
-EVENT_TYPES = tuple(example_events())
+# The number links (§12) change no section: their property is the alias projection's (test_aliases).
+EVENT_TYPES = tuple(t for t in example_events() if t not in {"identity.number_changed", "identity.duplicate_merged"})
 
 days = st.dates(min_value=date(2010, 1, 1), max_value=date(2024, 12, 31))
 regions = st.sampled_from(REGIONS)
@@ -157,3 +160,71 @@ def test_every_example_state_survives_its_json_form() -> None:
     for event in (ev(event_type) for event_type in EVENT_TYPES):
         for department, state in fold([event]).items():
             assert state_from_json(department, state_to_json(state)) == state
+
+
+# --- one person, several numbers (CONTRACT §12) -----------------------------------------------------------------
+
+OLD, NEW, DUPLICATE = CITIZENS["renumbered_before"], CITIZENS["renumbered"], CITIZENS["duplicate"]
+
+
+@st.composite
+def person_histories(draw: st.DrawFn) -> list[Event[Payload]]:
+    """One person's events spread over two or three numbers, with the links that join them — sometimes a number
+    linked twice (a correction of the correction), which the later link must win whatever arrives first."""
+    numbers = draw(st.sampled_from([(OLD, NEW), (OLD, NEW, DUPLICATE)]))
+    events: list[Event[Payload]] = []
+    for _ in range(draw(st.integers(1, 30))):
+        event_type = draw(st.sampled_from(EVENT_TYPES))
+        number = draw(st.sampled_from(numbers))
+        events.append(ev(event_type, draw(payload_changes(event_type)), citizen=number, on=draw(days)))
+    changed = {"previous_citizen_id": OLD, "reason": "correction", "changed_on": iso(draw(days))}
+    events.insert(draw(st.integers(0, len(events))), ev("identity.number_changed", changed, citizen=NEW))
+    if DUPLICATE in numbers:
+        merged = {"duplicate_citizen_id": DUPLICATE, "merged_on": iso(draw(days))}
+        events.insert(draw(st.integers(0, len(events))), ev("identity.duplicate_merged", merged, citizen=NEW))
+    if draw(st.booleans()):  # the same number linked again, on another day: one of the two stands
+        again = {"previous_citizen_id": OLD, "reason": "other", "changed_on": iso(draw(days))}
+        events.insert(draw(st.integers(0, len(events))), ev("identity.number_changed", again, citizen=NEW))
+    return events
+
+
+def person_view(events: list[Event[Payload]], as_of: date) -> dict[str, Any]:
+    """The person's view, by the read-time rule: each number folded on its own, combined through the links."""
+    people = People(link for link in map(number_link, events) if link is not None)
+    numbers = people.numbers(OLD)
+    states = {
+        number: {department: state_to_json_text(state) for department, state in by_department.items()}
+        for number, by_department in fold_by_citizen(events).items()
+    }
+    combined = combine_sections(numbers, states)
+    parsed = {department: state_from_json_text(department, text) for department, text in combined.items()}
+    return render_view(numbers[0], parsed, as_of=as_of, aliases=numbers[1:])
+
+
+@settings(max_examples=150)
+@given(data=st.data(), as_of=days)
+def test_a_persons_view_is_the_same_whatever_order_their_numbers_events_arrive_in(
+    data: st.DataObject, as_of: date
+) -> None:
+    events = data.draw(person_histories())
+    view = person_view(events, as_of)
+    assert view["citizen_id"] == NEW and set(view["aliases"]) <= {OLD, DUPLICATE} and OLD in view["aliases"]
+    assert person_view(data.draw(reinterleaved(events)), as_of) == view
+    # Every number's events consumed one after the other (partition by partition) is one more arrival order.
+    by_number = sorted(events, key=lambda e: (e.citizen_id != NEW, e.citizen_id, e.payload.department))
+    assert person_view(by_number, as_of) == view
+
+
+def test_a_person_combines_what_each_number_holds() -> None:
+    # Born and registered under the old number, working under the new one: one person with both.
+    events = [
+        ev("birth.registered", citizen=OLD, on=date(2024, 5, 20)),
+        ev("identity.number_changed", {"previous_citizen_id": OLD, "changed_on": "2025-01-02"}, citizen=NEW),
+        ev("employment.registered", citizen=NEW, on=date(2025, 3, 1)),
+        ev("employment.registered", {"employer_code": EMPLOYER_B}, citizen=OLD, on=date(2025, 2, 1)),
+    ]
+    view = person_view(events, date(2025, 6, 1))
+    assert view["citizen_id"] == NEW and view["aliases"] == [OLD]
+    assert view["identity"]["name"] == "李沐阳" and view["hukou"]["status"] == "registered"
+    # The later registration under the old number (a department that had not heard of the change) still counts.
+    assert {e["employer_code"] for e in view["employment"]["employers"]} == {EMPLOYER_A, EMPLOYER_B}

@@ -76,7 +76,13 @@ def latest_birth(raw: dict[str, Any]) -> date | None:
     payload = raw.get("payload") or {}
     births = [
         date(int(cid[6:10]), int(cid[10:12]), int(cid[12:14]))
-        for cid in (raw.get("citizen_id"), payload.get("mother_citizen_id"), payload.get("father_citizen_id"))
+        for cid in (
+            raw.get("citizen_id"),
+            payload.get("mother_citizen_id"),
+            payload.get("father_citizen_id"),
+            payload.get("previous_citizen_id"),
+            payload.get("duplicate_citizen_id"),
+        )
         if isinstance(cid, str) and len(cid) == 18
     ]
     if isinstance(payload.get("birth_date"), str):

@@ -8,7 +8,7 @@ could have known then. Both together: what we knew at ``known_at`` about the wor
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,11 +16,13 @@ from typing import Any
 import asyncpg
 
 from events import Event, InvalidEvent, Payload, parse_event
+from projections.resident.aliases import combine_sections
 from projections.resident.apply import fold
 from projections.resident.dates import CHINA_TZ
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
-from projections.resident.store import DEFAULT_SCHEMA, load_residents
+from projections.resident.state import DepartmentState, state_from_json_text, state_to_json_text
+from projections.resident.store import DEFAULT_SCHEMA, load_links, load_persons
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,19 @@ async def reconstruct(
     or been recorded by ``known_at``: the resident did not exist for the system then, which is not the same as
     an empty view.
 
-    Family links come from the current family tables (they are not versioned); every section and every flag
-    comes from the archived events alone.
+    Family links come from the current family tables, and a person's numbers (§12) from the current number links
+    (neither is versioned); every section and every flag comes from the archived events alone — each number's
+    folded on its own and combined as a live read combines them (``projections.resident.aliases``).
     """
+    people = await load_links(conn, [citizen_id], schema)
+    numbers = people.numbers(citizen_id) if people else (citizen_id,)
     # The slice is chosen by PostgreSQL, comparing instants: an archived timestamp may lie at the very edge of
     # Python's calendar (archived before the register's bounds existed), where converting it — or the driver's
     # decoding of it — cannot be trusted.
     rows = await conn.fetch(
         f"SELECT department, body, occurred_at < $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3) AS included "
-        f"FROM {schema}.event_archive WHERE citizen_id = $1 ORDER BY department, chain_seq",
-        citizen_id,
+        f"FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) ORDER BY citizen_id, department, chain_seq",
+        list(numbers),
         _cutoff(when.as_of),
         when.known_at,
     )
@@ -83,7 +88,7 @@ async def reconstruct(
     if not chosen:
         return None
     events, skipped = parse_archived(bytes(r["body"]) for r in chosen)
-    states = fold(events)
+    states = _person_states(numbers, events)
     counts: dict[str, int] = {}
     latest: dict[str, datetime] = {}
     for event in events:
@@ -92,7 +97,7 @@ async def reconstruct(
         # In UTC, as PostgreSQL hands the stored sections' last_event_at back: one view, one rendering.
         occurred = event.occurred_at.astimezone(UTC)
         latest[event.department] = occurred if seen is None else max(seen, occurred)
-    stored = (await load_residents(conn, [citizen_id], schema)).get(citizen_id)
+    stored = (await load_persons(conn, [citizen_id], schema)).get(citizen_id)
     family = None
     if stored is not None:
         family = FamilyView(
@@ -107,10 +112,27 @@ async def reconstruct(
         event_counts=counts,
         last_event_at=latest,
     )
-    view = render_view(citizen_id, states, as_of=when.as_of, family=family, meta=meta)
+    view = render_view(numbers[0], states, as_of=when.as_of, family=family, meta=meta, aliases=numbers[1:])
     if skipped:
         view["meta"]["unreadable_events"] = skipped
     view["meta"]["as_of"] = when.as_of.isoformat()
     if when.known_at is not None:
         view["meta"]["known_at"] = when.known_at.isoformat()
     return view
+
+
+def _person_states(numbers: Sequence[str], events: Sequence[Event[Payload]]) -> dict[str, DepartmentState]:
+    """The department states of a person: each number's events folded on their own, combined (§12)."""
+    if len(numbers) == 1:
+        return fold(events)
+    by_number: dict[str, list[Event[Payload]]] = {}
+    for event in events:
+        by_number.setdefault(event.citizen_id, []).append(event)
+    states = {
+        number: {department: state_to_json_text(state) for department, state in fold(group).items()}
+        for number, group in by_number.items()
+    }
+    return {
+        department: state_from_json_text(department, text)
+        for department, text in combine_sections(numbers, states).items()
+    }

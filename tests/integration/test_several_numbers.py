@@ -45,9 +45,7 @@ def _history() -> list[dict[str, Any]]:
         event("hukou.registered", OLD, date(2020, 1, 6), name="赵立新", sex="male", birth_date="1985-02-03"),
         event("employment.registered", OLD, date(2021, 3, 1)),
         event("employment.registered", OLD, date(2023, 6, 1), employer_code=employer_b, started_on="2023-06-01"),
-        event(
-            "residence.registered", NEW, date(2024, 2, 1), since="2024-02-01", region_code="510104", drop=["name"]
-        ),
+        event("residence.registered", NEW, date(2024, 2, 1), since="2024-02-01", region_code="510104", drop=["name"]),
         # Registered twice; the duplicate's job is the person's; merged and cancelled.
         event("hukou.registered", SURVIVOR, date(2015, 5, 5), name="钱秀英", sex="female", birth_date="1972-10-09"),
         event("hukou.registered", DUPLICATE, date(2019, 7, 1), name="钱秀英", sex="female", birth_date="1972-10-09"),

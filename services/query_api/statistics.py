@@ -170,13 +170,60 @@ def _person_sql(schema: str) -> str:
     # $1 = as_of. One row per person known to public security and alive on $1, with the region (and urban flag)
     # of their hukou, their residence registration and their valid permit on $1 — each from the current entry
     # or the history, whichever was in force that day.
+    #
+    # A person with several numbers (§12) is one row, under their current number, combined as a read combines
+    # them (projections.resident.aliases): each sub-record from the first of their numbers that has one (the
+    # current number first, then the others most recently linked first) and the histories as their union. Only
+    # those few people are grouped; everyone else's state is used as stored.
     return f"""
-    ps AS (
-        SELECT s.citizen_id, s.state AS st,
+    hops AS (
+        SELECT old_citizen_id, new_citizen_id AS cur, linked_on, 1 AS depth FROM {schema}.number_links
+        UNION ALL
+        SELECT h.old_citizen_id, l.new_citizen_id, h.linked_on, h.depth + 1
+          FROM hops h JOIN {schema}.number_links l ON l.old_citizen_id = h.cur
+         WHERE h.depth < 8
+    ),
+    owner AS (
+        SELECT DISTINCT ON (old_citizen_id) old_citizen_id, cur AS person, linked_on
+          FROM hops ORDER BY old_citizen_id, depth DESC
+    ),
+    numbered AS (
+        SELECT coalesce(o.person, s.citizen_id) AS person, s.citizen_id, s.state AS st,
+               o.person IS NOT NULL AS superseded, o.linked_on,
+               o.person IS NOT NULL OR EXISTS (SELECT 1 FROM owner x WHERE x.person = s.citizen_id) AS linked,
                coalesce((s.state ->> 'deceased_on')::date, (h.state -> 'death' ->> 'died_on')::date) AS deceased_on
           FROM {schema}.sections s
           LEFT JOIN {schema}.sections h ON h.citizen_id = s.citizen_id AND h.department = 'health'
+          LEFT JOIN owner o ON o.old_citizen_id = s.citizen_id
          WHERE s.department = 'public_security'
+    ),
+    ps AS (
+        SELECT citizen_id, st, deceased_on FROM numbered WHERE NOT linked
+        UNION ALL
+        SELECT g.person,
+               jsonb_build_object(
+                   'hukou', coalesce(
+                       (array_agg(g.st -> 'hukou' ORDER BY g.place)
+                        FILTER (WHERE g.st -> 'hukou' ->> 'status' <> 'none'))[1],
+                       (array_agg(g.st -> 'hukou'))[1]),
+                   'residence_registration',
+                   (array_agg(g.st -> 'residence_registration' ORDER BY g.place)
+                    FILTER (WHERE jsonb_typeof(g.st -> 'residence_registration') = 'object'))[1],
+                   'residence_history',
+                   (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM numbered n,
+                           jsonb_array_elements(n.st -> 'residence_history') e WHERE n.person = g.person),
+                   'permit',
+                   (array_agg(g.st -> 'permit' ORDER BY g.place)
+                    FILTER (WHERE jsonb_typeof(g.st -> 'permit') = 'object'))[1],
+                   'permit_history',
+                   (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM numbered n,
+                           jsonb_array_elements(n.st -> 'permit_history') e WHERE n.person = g.person)),
+               (array_agg(g.deceased_on ORDER BY g.place)
+                FILTER (WHERE g.deceased_on IS NOT NULL))[1]
+          FROM (SELECT *, row_number() OVER (PARTITION BY person ORDER BY superseded, linked_on DESC, citizen_id DESC)
+                          AS place
+                  FROM numbered WHERE linked) g
+         GROUP BY g.person
     ),
     person AS (
         SELECT hk.region_code AS hukou_region, coalesce(hk.urban, false) AS hukou_urban,
@@ -231,7 +278,7 @@ def _statistics_sql(schema: str) -> str:
     # $2 = the region prefix. ``(reg_since + interval '6 months')::date <= $1`` is "whole months >= 6" as the
     # view computes it (projections.resident.dates.whole_months): PostgreSQL clamps to the month's end too.
     return f"""
-    WITH {_person_sql(schema)}
+    WITH RECURSIVE {_person_sql(schema)}
     SELECT code,
            sum(reg)::bigint AS reg, sum(reg_u)::bigint AS reg_u,
            sum(res)::bigint AS res, sum(res_u)::bigint AS res_u,

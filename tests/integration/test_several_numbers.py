@@ -137,3 +137,18 @@ async def test_reads_by_person_are_logged_under_the_current_number(stack: Stack)
         await conn.close()
     assert NEW in logged and PUPIL in logged
     assert OLD not in logged and DUPLICATE not in logged  # a person's reads are logged under their current number
+
+
+async def test_statistics_count_a_person_once(stack: Stack) -> None:
+    from services.query_api.statistics import population_statistics
+
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        # Mid-2021: the duplicate registration is still open (merged in 2022) and the number not yet changed.
+        figures = await population_statistics(conn, "510107", date(2021, 6, 30))
+        after = await population_statistics(conn, "510107", date(2025, 6, 30))
+    finally:
+        await conn.close()
+    # Two people registered in Wuhou: the one whose number changed, and the one registered twice — once each.
+    assert figures.total.registered.population == 2
+    assert after.total.registered.population == 2

@@ -54,6 +54,7 @@ class ArchivedEvent(BaseModel):
     each (citizen, department) chain has ``prev_hash`` = 64 zeros.
     """
 
+    citizen_id: str = Field(description="The number the event was recorded under: one of the person's (§12).")
     department: str
     chain_seq: int
     event_id: str

@@ -25,6 +25,7 @@ from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
+from projections.resident.store import load_links
 from services.access_log import read_access_log
 from services.disclosure import month_end
 from services.grants import parse_codes
@@ -392,12 +393,18 @@ async def get_events(
             {"department": department, "purpose": caller.purpose, "granted": sorted(caller.sections)},
         )
     async with ctx.lease.connection() as conn:
+        # A person's events under every number they have held (§12), each chain in its own order.
+        people = await load_links(conn, [cid], ctx.schema)
+        numbers = people.numbers(cid) if people else (cid,)
+        cid = numbers[0]
         rows = await conn.fetch(
-            f"SELECT department, chain_seq, event_id, event_type, schema_version, occurred_at, recorded_at, topic, "
-            f"kafka_partition, kafka_offset, archived_at, body, prev_hash, hash FROM {ctx.schema}.event_archive "
-            "WHERE citizen_id = $1 AND department = ANY($2::text[]) ORDER BY department, chain_seq",
-            cid,
+            f"SELECT citizen_id, department, chain_seq, event_id, event_type, schema_version, occurred_at, "
+            f"recorded_at, topic, kafka_partition, kafka_offset, archived_at, body, prev_hash, hash "
+            f"FROM {ctx.schema}.event_archive WHERE citizen_id = ANY($1::text[]) AND department = ANY($2::text[]) "
+            "ORDER BY department, citizen_id <> $3, citizen_id, chain_seq",
+            list(numbers),
             readable,
+            cid,
         )
         if rows:
             await ctx.record(conn, caller, "events", ["events"], [cid])
@@ -410,6 +417,7 @@ async def get_events(
         body = bytes(r["body"])
         events.append(
             {
+                "citizen_id": r["citizen_id"],
                 "department": r["department"],
                 "chain_seq": r["chain_seq"],
                 "event_id": str(r["event_id"]),

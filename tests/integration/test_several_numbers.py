@@ -76,7 +76,7 @@ async def stack(infra: Endpoints) -> AsyncIterator[Stack]:
     settings = settings_for(infra.kafka_bootstrap, db, ns)
     async with running_projector(settings):
         await wait_caught_up(settings)
-    sections = ["identity", "hukou", "residence", "employment", "education", "meta"]
+    sections = ["identity", "hukou", "residence", "employment", "social_insurance", "education", "meta", "events"]
     token = await grant(db, "registry-check", by_purpose={"audit": sections})
     try:
         async with running_query_api(db) as api:
@@ -152,3 +152,20 @@ async def test_statistics_count_a_person_once(stack: Stack) -> None:
     # Two people registered in Wuhou: the one whose number changed, and the one registered twice — once each.
     assert figures.total.registered.population == 2
     assert after.total.registered.population == 2
+
+
+async def test_a_persons_events_come_from_every_number(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30.0) as client:
+        answer = await client.get(f"/v1/residents/{OLD}/events", headers=headers(stack.token, "audit"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["citizen_id"] == NEW
+    assert sorted((e["citizen_id"], e["event_type"]) for e in body["events"]) == sorted(
+        [
+            (NEW, "identity.number_changed"),
+            (NEW, "residence.registered"),
+            (OLD, "hukou.registered"),
+            (OLD, "employment.registered"),
+            (OLD, "employment.registered"),
+        ]
+    )

@@ -8,21 +8,19 @@ could have known then. Both together: what we knew at ``known_at`` about the wor
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
 
-from events import Event, InvalidEvent, Payload, parse_event
-from projections.resident.aliases import combine_sections
+from projections.resident.aliases import fold_person, person_order
 from projections.resident.apply import fold
 from projections.resident.dates import CHINA_TZ
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
-from projections.resident.state import DepartmentState, state_from_json_text, state_to_json_text
-from projections.resident.store import DEFAULT_SCHEMA, load_links, load_persons
+from projections.resident.store import DEFAULT_SCHEMA, load_links
+from services.resident_views import load_persons, parse_archived
 
 
 @dataclass(frozen=True)
@@ -37,24 +35,6 @@ log = logging.getLogger("renkou.bitemporal")
 def _cutoff(as_of: date) -> datetime:
     """The first instant after ``as_of`` in China: an event happened by the end of ``as_of`` iff it is before."""
     return datetime.combine(as_of + timedelta(days=1), time(), CHINA_TZ)
-
-
-def parse_archived(bodies: Iterable[bytes]) -> tuple[list[Event[Payload]], int]:
-    """The archived events, and how many could not be read.
-
-    The archive keeps what was applied, validated by the rules of its day; an event archived before a rule was
-    added (the register's bounds, say) may no longer pass ``parse_event``. A read leaves it out, and says so,
-    rather than failing; a rebuild (``renkou replay``) dead-letters it for good.
-    """
-    events: list[Event[Payload]] = []
-    skipped = 0
-    for body in bodies:
-        try:
-            events.append(parse_event(body))
-        except InvalidEvent as exc:
-            skipped += 1
-            log.warning("archived event left out of a read, it no longer validates: %s", exc)
-    return events, skipped
 
 
 async def reconstruct(
@@ -88,7 +68,11 @@ async def reconstruct(
     if not chosen:
         return None
     events, skipped = parse_archived(bytes(r["body"]) for r in chosen)
-    states = _person_states(numbers, events)
+    if len(numbers) > 1:  # a person's numbers (§12): a void duplicate registration's events are not applied
+        events = person_order(numbers, events, people.duplicates(citizen_id))
+        states = fold_person(numbers, events)
+    else:
+        states = fold(events)
     counts: dict[str, int] = {}
     latest: dict[str, datetime] = {}
     for event in events:
@@ -119,20 +103,3 @@ async def reconstruct(
     if when.known_at is not None:
         view["meta"]["known_at"] = when.known_at.isoformat()
     return view
-
-
-def _person_states(numbers: Sequence[str], events: Sequence[Event[Payload]]) -> dict[str, DepartmentState]:
-    """The department states of a person: each number's events folded on their own, combined (§12)."""
-    if len(numbers) == 1:
-        return fold(events)
-    by_number: dict[str, list[Event[Payload]]] = {}
-    for event in events:
-        by_number.setdefault(event.citizen_id, []).append(event)
-    states = {
-        number: {department: state_to_json_text(state) for department, state in fold(group).items()}
-        for number, group in by_number.items()
-    }
-    return {
-        department: state_from_json_text(department, text)
-        for department, text in combine_sections(numbers, states).items()
-    }

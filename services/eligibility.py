@@ -24,7 +24,7 @@ import asyncpg
 from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
 from projections.resident.store import DEFAULT_SCHEMA
-from services.bitemporal import parse_archived
+from services.resident_views import parse_archived
 
 __all__ = [
     "POLICY_DIR_ENV",

@@ -240,6 +240,18 @@ async def add_grant(
             raise GrantError("the expiry needs a UTC offset")
         if expires_at <= moment:
             raise GrantError(f"the expiry {expires_at.isoformat()} is not in the future")
+    if view_topic is not None:
+        # Kafka refuses a topic whose name differs from another's only by '.' against '_'.
+        clash = await conn.fetchval(
+            "SELECT name FROM consumer_grants WHERE view_topic IS NOT NULL AND name <> $1 "
+            "AND translate(name, '.', '_') = translate($1, '.', '_')",
+            name,
+        )
+        if clash is not None:
+            raise GrantError(
+                f"the view topic of {name!r} would collide with that of {clash!r} (Kafka treats '.' and '_' alike "
+                "in topic names); choose another name"
+            )
     secret = token or new_token()
     try:
         await conn.execute(

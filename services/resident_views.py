@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import date
+import logging
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 
+from events import Event, InvalidEvent, Payload, parse_event
+from projections.resident.aliases import fold_person, person_order
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
-from projections.resident.state import state_from_json_text
-from projections.resident.store import DEFAULT_SCHEMA, StoredResident, load_persons
+from projections.resident.state import state_from_json_text, state_to_json_text
+from projections.resident.store import (
+    DEFAULT_SCHEMA,
+    SectionRow,
+    StoredResident,
+    child_order,
+    load_links,
+    load_residents,
+)
 
 
 def render_stored(
@@ -61,3 +72,99 @@ async def load_views(
     the person's view under their current number (``load_persons``, §12)."""
     stored = await load_persons(conn, citizen_ids, schema)
     return {cid: render_stored(s, as_of, sections=sections) for cid, s in stored.items()}
+
+
+log = logging.getLogger("renkou.resident_views")
+
+
+def parse_archived(bodies: Iterable[bytes]) -> tuple[list[Event[Payload]], int]:
+    """The archived events, and how many could not be read.
+
+    The archive keeps what was applied, validated by the rules of its day; an event archived before a rule was
+    added (the register's bounds, say) may no longer pass ``parse_event``. A read leaves it out, and says so,
+    rather than failing; a rebuild (``renkou replay``) dead-letters it for good.
+    """
+    events: list[Event[Payload]] = []
+    skipped = 0
+    for body in bodies:
+        try:
+            events.append(parse_event(body))
+        except InvalidEvent as exc:
+            skipped += 1
+            log.warning("archived event left out of a read, it no longer validates: %s", exc)
+    return events, skipped
+
+
+async def load_persons(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
+) -> dict[str, StoredResident]:
+    """``load_residents`` by person (CONTRACT §12), keyed by the number asked.
+
+    A number of a person with several is answered with the person under their current number: their department
+    states folded from the archived events of all their numbers (``aliases.fold_person``), their family from the
+    first of their numbers that has it. Without any link (almost everyone), exactly ``load_residents``.
+    """
+    people = await load_links(conn, citizen_ids, schema)
+    if not people:
+        return await load_residents(conn, citizen_ids, schema)
+    numbers = {cid: people.numbers(cid) for cid in dict.fromkeys(citizen_ids)}
+    wanted = sorted({n for group in numbers.values() for n in group})
+    stored = await load_residents(conn, wanted, schema)
+    linked = sorted({n for group in numbers.values() if len(group) > 1 for n in group})
+    events: dict[str, list[Event[Payload]]] = {}
+    if linked:
+        rows = await conn.fetch(
+            f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
+            "ORDER BY citizen_id, department, chain_seq",
+            linked,
+        )
+        for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
+            events.setdefault(event.citizen_id, []).append(event)
+    persons = {}
+    for cid, group in numbers.items():
+        person = _person(group, stored, events, people.duplicates(cid)) if len(group) > 1 else stored.get(cid)
+        if person is not None:
+            persons[cid] = person
+    return persons
+
+
+def _person(
+    numbers: Sequence[str],
+    stored: dict[str, StoredResident],
+    events: dict[str, list[Event[Payload]]],
+    duplicates: frozenset[str],
+) -> StoredResident | None:
+    parts = [stored[n] for n in numbers if n in stored]
+    if not parts:
+        return None
+    current = numbers[0]
+    mine = [event for n in numbers for event in events.get(n, ())]
+    sections: dict[str, SectionRow] = {}
+    for department, state in fold_person(numbers, mine, duplicates).items():
+        applied = [e for e in person_order(numbers, mine, duplicates) if e.source.department == department]
+        chain = next(part.sections[department] for part in parts if department in part.sections)
+        sections[department] = SectionRow(
+            current,
+            department,
+            state_to_json_text(state),
+            len(applied),
+            max(e.occurred_at.astimezone(UTC) for e in applied) if applied else datetime.min.replace(tzinfo=UTC),
+            chain.chain_seq,
+            chain.chain_head,
+        )
+    children: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for child in part.children:
+            children.setdefault(child.get("citizen_id") or f"certificate:{child.get('certificate_no')}", child)
+    household = next((part for part in parts if part.household_id is not None), parts[0])
+    return replace(
+        parts[0],
+        citizen_id=current,
+        sections=sections,
+        mother=next((part.mother for part in parts if part.mother is not None), None),
+        father=next((part.father for part in parts if part.father is not None), None),
+        children=sorted(children.values(), key=child_order),
+        household_id=household.household_id,
+        household_members=household.household_members,
+        aliases=tuple(numbers[1:]),
+    )

@@ -3,36 +3,37 @@
 Public security changes a person's citizen ID (``identity.number_changed``: a number issued with a wrong birth
 date or twice) and cancels duplicate registrations into the one that survives (``identity.duplicate_merged``).
 Each is a *link* from a superseded number to the number it leads to. Every number keeps its own sections, folded
-from its own events exactly as before (one source per data item, order inside a partition); a person's view
-combines the sections of all their numbers **at read time**:
+from its own events exactly as before (one source per data item, order inside a partition); a person with
+several numbers is folded **at read time** from the events of all of them:
 
 - ``People`` resolves a number to the person's current number (following links to the end of the chain) and
   lists every number of that person: the current one first, then the others, most recently linked first. Where
   one number was linked twice, the later link (by date, then event ID) wins — in the store as here — so the
   arrival order of the events across partitions cannot change who is whom.
-- ``combine_states`` merges one department's states of those numbers, in that order: a field takes the first
-  value that is not the field's default (a sub-record is taken whole, never mixed — but for the identity, whose
-  fields are separate facts, field by field), and a list is the union of the numbers' lists, the older
-  numbers' items first. It reads only the states and the order of the numbers,
-  so the combined view is the same whatever order the events arrived in, and a rebuild gives the same.
+- ``fold_person`` folds a person's state from the events of all their numbers: each department's events of each
+  number keep their log order (the order they were applied in), and the numbers' streams are interleaved by
+  business time (``occurred_at``, then ``recorded_at``, then event ID; ties by the number's place). A graduation
+  recorded under the new number ends an enrolment recorded under the old one; months of insurance add up. It
+  reads only the events and the links, so the arrival order across partitions cannot change it, and a rebuild
+  gives the same. A duplicate registration is void once merged: public security's events under the duplicate
+  number are left out (the registration it made and its cancellation), every other department's count.
 
-Everything here is pure: the store reads the links and the sections, this module decides.
+Everything here is pure: the store reads the links, the read paths the archived events; this module decides.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
-from functools import cache
-from typing import Any, Final
+from datetime import UTC, date, datetime
 
 from events import Event, Payload
 from events.public_security import DuplicateMerged, NumberChanged
-from projections.resident.state import initial_state, state_to_json_text
+from projections.resident.apply import apply
+from projections.resident.state import DepartmentState, initial_state
 
-__all__ = ["NumberLink", "People", "combine_sections", "combine_states", "number_link", "standing"]
+__all__ = ["NumberLink", "People", "fold_person", "number_link", "person_order", "standing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,48 +116,47 @@ class People:
         others.sort(key=lambda n: (self._linked_on(n), n), reverse=True)
         return (current, *others)
 
+    def duplicates(self, number: str) -> frozenset[str]:
+        """Those of ``number``'s person's numbers that were cancelled as duplicate registrations: their public
+        security events (the duplicate registration itself) are void, their other departments' are the person's."""
+        return frozenset(
+            n for n in self.numbers(number) if n in self.links and self.links[n].kind == "identity.duplicate_merged"
+        )
+
     def _linked_on(self, number: str) -> date:
         link = self.links.get(number)
         return link.linked_on if link is not None else date.min
 
 
-def combine_sections(numbers: Sequence[str], states: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """A person's department states (JSON) from ``states`` (number → department → JSON state) of their
-    ``numbers`` (current first, as ``People.numbers`` orders them): ``combine_states`` per department."""
-    departments = sorted({d for n in numbers for d in states.get(n, {})})
-    return {d: combine_states(d, [states[n][d] for n in numbers if d in states.get(n, {})]) for d in departments}
+def person_order(
+    numbers: Sequence[str], events: Iterable[Event[Payload]], duplicates: Collection[str] = ()
+) -> list[Event[Payload]]:
+    """The events of a person's ``numbers`` in the order ``fold_person`` applies them: per department, each
+    number's events in the order given (their log order), the numbers' streams merged by business time; public
+    security's events under a cancelled duplicate registration (``duplicates``) left out."""
+    place = {number: index for index, number in enumerate(numbers)}
+    streams: dict[tuple[str, int], list[Event[Payload]]] = {}
+    for event in events:
+        if event.citizen_id in duplicates and event.source.department == "public_security":
+            continue
+        streams.setdefault((event.source.department, place.get(event.citizen_id, len(place))), []).append(event)
+    ordered: list[Event[Payload]] = []
+    for department in sorted({d for d, _ in streams}):
+        ordered += heapq.merge(*(streams[key] for key in sorted(k for k in streams if k[0] == department)), key=_when)
+    return ordered
 
 
-FIELD_BY_FIELD: Final = frozenset({"identity"})
-"""Sub-records whose fields are independent facts (a name, a sex, a birth date, an ethnicity), combined field by
-field; every other sub-record (a hukou, a registration) is one fact and is taken whole from one number."""
+def fold_person(
+    numbers: Sequence[str], events: Iterable[Event[Payload]], duplicates: Collection[str] = ()
+) -> dict[str, DepartmentState]:
+    """A person's department states from the events of all their ``numbers`` (current first; ``duplicates``:
+    ``People.duplicates``)."""
+    states: dict[str, DepartmentState] = {}
+    for event in person_order(numbers, events, duplicates):
+        department = event.source.department
+        states[department] = apply(states.get(department) or initial_state(department), event)
+    return states
 
 
-@cache
-def _defaults(department: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(state_to_json_text(initial_state(department)))
-    return loaded
-
-
-def combine_states(department: str, states: Sequence[str]) -> str:
-    """One department's state of a person from the JSON states of their numbers (current number first)."""
-    if len(states) == 1:
-        return states[0]
-    defaults = _defaults(department)
-    combined: dict[str, Any] = json.loads(states[0])
-    older = [json.loads(text) for text in states[1:]]
-    for name, default in defaults.items():
-        values = [combined.get(name, default), *(state.get(name, default) for state in older)]
-        if isinstance(default, list):
-            union: list[Any] = []
-            for value in reversed(values):  # the older numbers' items first
-                union += [item for item in value if item not in union]
-            combined[name] = union
-        elif name in FIELD_BY_FIELD and isinstance(default, dict):
-            combined[name] = {
-                field: next((v[field] for v in values if v.get(field, fallback) != fallback), fallback)
-                for field, fallback in default.items()
-            }
-        else:
-            combined[name] = next((value for value in values if value != default), default)
-    return json.dumps(combined, ensure_ascii=False, sort_keys=True)
+def _when(event: Event[Payload]) -> tuple[datetime, datetime, str]:
+    return (event.occurred_at.astimezone(UTC), event.recorded_at.astimezone(UTC), str(event.event_id))

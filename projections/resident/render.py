@@ -96,7 +96,7 @@ def render_view(
     hs = _state(states, "health", HealthState)
     wanted = VIEW_SECTIONS if sections is None else sections
     view: dict[str, Any] = {"citizen_id": citizen_id}
-    if aliases:
+    if aliases and "identity" in wanted:  # other numbers are identity data: only for a reader of the identity
         view["aliases"] = list(aliases)
     # In the contract's order; only what is wanted is computed.
     if "identity" in wanted:
@@ -129,7 +129,7 @@ def restrict_view(view: Mapping[str, Any], sections: Collection[str]) -> dict[st
     ``render_view(..., sections=sections)``."""
     wanted = set(sections)
     out: dict[str, Any] = {"citizen_id": view["citizen_id"]}
-    if "aliases" in view:
+    if "aliases" in view and "identity" in wanted:
         out["aliases"] = view["aliases"]
     for name in VIEW_SECTIONS:
         if name in wanted and name in view:

@@ -8,14 +8,14 @@ Bulk paths only: one statement per table per batch (``COPY`` for the archive, ``
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
-from projections.resident.aliases import NumberLink, People, combine_sections
+from projections.resident.aliases import NumberLink, People
 from projections.resident.family import CertificateRecord, CertificateStatement, merge_certificates
 
 DEFAULT_SCHEMA = "projection"
@@ -468,68 +468,20 @@ async def load_links(conn: asyncpg.Connection, numbers: Sequence[str], schema: s
     return People(links.values())
 
 
+async def load_all_links(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> People:
+    """Every link of the projection, resolved (statistics count every person with several numbers once)."""
+    return People(_link(r) for r in await conn.fetch(f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links"))
+
+
+def _link(r: asyncpg.Record) -> NumberLink:
+    return NumberLink(r["old_citizen_id"], r["new_citizen_id"], r["linked_on"], r["event_id"], r["kind"], r["reason"])
+
+
+_LINK_COLUMNS: Final = "old_citizen_id, new_citizen_id, linked_on, event_id::text AS event_id, kind, reason"
 _MAX_LINK_ROUNDS: Final = 8  # a person with more numbers than this is not a data error renkou can resolve
 
 
-async def load_persons(
-    conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
-) -> dict[str, StoredResident]:
-    """``load_residents`` by person (§12): each asked number → the stored rows of all its person's numbers
-    combined under the current number (``combine_stored``). Without any link, exactly ``load_residents``."""
-    people = await load_links(conn, citizen_ids, schema)
-    if not people:
-        return await load_residents(conn, citizen_ids, schema)
-    numbers = {cid: people.numbers(cid) for cid in dict.fromkeys(citizen_ids)}
-    stored = await load_residents(conn, sorted({n for group in numbers.values() for n in group}), schema)
-    persons = {}
-    for cid, group in numbers.items():
-        person = combine_stored(group, stored)
-        if person is not None:
-            persons[cid] = person
-    return persons
-
-
-def combine_stored(numbers: Sequence[str], stored: dict[str, StoredResident]) -> StoredResident | None:
-    """One person's stored rows from those of their ``numbers`` (current first): each department's states by
-    ``aliases.combine_states``, counters summed, family facts from the first number that has them."""
-    parts = [stored[n] for n in numbers if n in stored]
-    if not parts:
-        return None
-    if len(numbers) == 1:
-        return parts[0]
-    current = numbers[0]
-    combined = combine_sections(numbers, {n: {d: r.state for d, r in stored[n].sections.items()} for n in stored})
-    sections: dict[str, SectionRow] = {}
-    for department, state in combined.items():
-        rows = [part.sections[department] for part in parts if department in part.sections]
-        sections[department] = SectionRow(
-            current,
-            department,
-            state,
-            sum(row.event_count for row in rows),
-            max(row.last_event_at for row in rows),
-            rows[0].chain_seq,
-            rows[0].chain_head,
-        )
-    children: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for child in part.children:
-            children.setdefault(child.get("citizen_id") or f"certificate:{child.get('certificate_no')}", child)
-    household = next((part for part in parts if part.household_id is not None), parts[0])
-    return replace(
-        parts[0],
-        citizen_id=current,
-        sections=sections,
-        mother=next((part.mother for part in parts if part.mother is not None), None),
-        father=next((part.father for part in parts if part.father is not None), None),
-        children=sorted(children.values(), key=_child_order),
-        household_id=household.household_id,
-        household_members=household.household_members,
-        aliases=tuple(numbers[1:]),
-    )
-
-
-def _child_order(child: dict[str, Any]) -> tuple[str, str, str]:
+def child_order(child: dict[str, Any]) -> tuple[str, str, str]:
     return (child.get("birth_date") or "", child.get("citizen_id") or "", child.get("certificate_no") or "")
 
 
@@ -617,7 +569,7 @@ async def load_residents(
             sections=sections[cid],
             mother=parents.get(cid, {}).get("mother"),
             father=parents.get(cid, {}).get("father"),
-            children=sorted(children.get(cid, {}).values(), key=_child_order),
+            children=sorted(children.get(cid, {}).values(), key=child_order),
             household_id=households.get(cid),
             household_members=members.get(cid, []),
         )

@@ -31,6 +31,7 @@ over those districts (each person has at most one region per measure, so nobody 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -38,8 +39,12 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections.resident.store import DEFAULT_SCHEMA
+from events import Event, Payload
+from projections.resident.aliases import fold_person
+from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
+from projections.resident.store import DEFAULT_SCHEMA, load_all_links
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
+from services.resident_views import parse_archived
 
 __all__ = [
     "DistrictFigures",
@@ -171,59 +176,23 @@ def _person_sql(schema: str) -> str:
     # of their hukou, their residence registration and their valid permit on $1 — each from the current entry
     # or the history, whichever was in force that day.
     #
-    # A person with several numbers (§12) is one row, under their current number, combined as a read combines
-    # them (projections.resident.aliases): each sub-record from the first of their numbers that has one (the
-    # current number first, then the others most recently linked first) and the histories as their union. Only
-    # those few people are grouped; everyone else's state is used as stored.
+    # A person with several numbers (§12) is one row, under their current number, with the state a read gives
+    # them (projections.resident.aliases.fold_person), computed by ``_people_with_several_numbers`` and passed
+    # as $3; their numbers' stored sections are left out.
     return f"""
-    hops AS (
-        SELECT old_citizen_id, new_citizen_id AS cur, linked_on, 1 AS depth FROM {schema}.number_links
-        UNION ALL
-        SELECT h.old_citizen_id, l.new_citizen_id, h.linked_on, h.depth + 1
-          FROM hops h JOIN {schema}.number_links l ON l.old_citizen_id = h.cur
-         WHERE h.depth < 8
+    linked AS (
+        SELECT old_citizen_id AS citizen_id FROM {schema}.number_links
+        UNION SELECT new_citizen_id FROM {schema}.number_links
     ),
-    owner AS (
-        SELECT DISTINCT ON (old_citizen_id) old_citizen_id, cur AS person, linked_on
-          FROM hops ORDER BY old_citizen_id, depth DESC
-    ),
-    numbered AS (
-        SELECT coalesce(o.person, s.citizen_id) AS person, s.citizen_id, s.state AS st,
-               o.person IS NOT NULL AS superseded, o.linked_on,
-               o.person IS NOT NULL OR EXISTS (SELECT 1 FROM owner x WHERE x.person = s.citizen_id) AS linked,
+    ps AS (
+        SELECT s.citizen_id, s.state AS st,
                coalesce((s.state ->> 'deceased_on')::date, (h.state -> 'death' ->> 'died_on')::date) AS deceased_on
           FROM {schema}.sections s
           LEFT JOIN {schema}.sections h ON h.citizen_id = s.citizen_id AND h.department = 'health'
-          LEFT JOIN owner o ON o.old_citizen_id = s.citizen_id
-         WHERE s.department = 'public_security'
-    ),
-    ps AS (
-        SELECT citizen_id, st, deceased_on FROM numbered WHERE NOT linked
+         WHERE s.department = 'public_security' AND s.citizen_id NOT IN (SELECT citizen_id FROM linked)
         UNION ALL
-        SELECT g.person,
-               jsonb_build_object(
-                   'hukou', coalesce(
-                       (array_agg(g.st -> 'hukou' ORDER BY g.place)
-                        FILTER (WHERE g.st -> 'hukou' ->> 'status' <> 'none'))[1],
-                       (array_agg(g.st -> 'hukou'))[1]),
-                   'residence_registration',
-                   (array_agg(g.st -> 'residence_registration' ORDER BY g.place)
-                    FILTER (WHERE jsonb_typeof(g.st -> 'residence_registration') = 'object'))[1],
-                   'residence_history',
-                   (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM numbered n,
-                           jsonb_array_elements(n.st -> 'residence_history') e WHERE n.person = g.person),
-                   'permit',
-                   (array_agg(g.st -> 'permit' ORDER BY g.place)
-                    FILTER (WHERE jsonb_typeof(g.st -> 'permit') = 'object'))[1],
-                   'permit_history',
-                   (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM numbered n,
-                           jsonb_array_elements(n.st -> 'permit_history') e WHERE n.person = g.person)),
-               (array_agg(g.deceased_on ORDER BY g.place)
-                FILTER (WHERE g.deceased_on IS NOT NULL))[1]
-          FROM (SELECT *, row_number() OVER (PARTITION BY person ORDER BY superseded, linked_on DESC, citizen_id DESC)
-                          AS place
-                  FROM numbered WHERE linked) g
-         GROUP BY g.person
+        SELECT p.citizen_id, p.st, p.deceased_on
+          FROM jsonb_to_recordset($3::jsonb) AS p(citizen_id text, st jsonb, deceased_on date)
     ),
     person AS (
         SELECT hk.region_code AS hukou_region, coalesce(hk.urban, false) AS hukou_urban,
@@ -278,7 +247,7 @@ def _statistics_sql(schema: str) -> str:
     # $2 = the region prefix. ``(reg_since + interval '6 months')::date <= $1`` is "whole months >= 6" as the
     # view computes it (projections.resident.dates.whole_months): PostgreSQL clamps to the month's end too.
     return f"""
-    WITH RECURSIVE {_person_sql(schema)}
+    WITH {_person_sql(schema)}
     SELECT code,
            sum(reg)::bigint AS reg, sum(reg_u)::bigint AS reg_u,
            sum(res)::bigint AS res, sum(res_u)::bigint AS res_u,
@@ -306,7 +275,8 @@ async def population_statistics(
     validate_region_prefix(region_prefix)
     if not schema.replace("_", "").isalnum():
         raise ValueError(f"invalid schema name {schema!r}")
-    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix)
+    several = await _people_with_several_numbers(conn, schema)
+    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix, json.dumps(several))
     districts = tuple(
         DistrictFigures(
             r["code"],
@@ -318,3 +288,36 @@ async def population_statistics(
     for district in districts:
         total = total + district.figures
     return PopulationStatistics(region_prefix, as_of, total, districts)
+
+
+async def _people_with_several_numbers(conn: asyncpg.Connection, schema: str) -> list[dict[str, Any]]:
+    """Each person with several numbers (§12) as one row of the statistics: their current number, their public
+    security state folded from all their numbers' events as a read folds it, and the day they died if known."""
+    people = await load_all_links(conn, schema)
+    if not people:
+        return []
+    groups = {people.current(old): people.numbers(old) for old in people.links}
+    rows = await conn.fetch(
+        f"SELECT body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
+        "AND department IN ('public_security', 'health') ORDER BY citizen_id, department, chain_seq",
+        sorted({n for numbers in groups.values() for n in numbers}),
+    )
+    by_number: dict[str, list[Event[Payload]]] = {}
+    for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
+        by_number.setdefault(event.citizen_id, []).append(event)
+    found = []
+    for current, numbers in sorted(groups.items()):
+        mine = [e for n in numbers for e in by_number.get(n, ())]
+        states = fold_person(numbers, mine, people.duplicates(current))
+        ps, health = states.get("public_security"), states.get("health")
+        if not isinstance(ps, PublicSecurityState):
+            continue  # public security knows nothing of them: not in the statistics, as for anyone
+        died = ps.deceased_on or (health.death.died_on if isinstance(health, HealthState) and health.death else None)
+        found.append(
+            {
+                "citizen_id": current,
+                "st": json.loads(state_to_json_text(ps)),
+                "deceased_on": died.isoformat() if died else None,
+            }
+        )
+    return found

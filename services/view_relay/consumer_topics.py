@@ -37,6 +37,7 @@ from prometheus_client import Counter
 from events import consumer_view_topic
 from projections.resident.render import VIEW_SECTIONS, restrict_view
 from services.access_log import AccessEntry, append_now, read_groups
+from services.outages import is_outage
 from services.resident_views import load_views
 
 __all__ = ["ConsumerTopic", "ConsumerTopics", "active_consumer_topics"]
@@ -103,24 +104,62 @@ class ConsumerTopics:
         self._ready: set[str] = set()
 
     async def consumers(self, conn: asyncpg.Connection) -> list[ConsumerTopic]:
-        """The active consumer topics, each created if it was not yet."""
-        consumers = await active_consumer_topics(conn, self.namespace, datetime.now(UTC))
-        for consumer in consumers:
+        """The active consumer topics whose topic exists (created now if it was not yet). One whose topic cannot
+        be created is left out of this round, logged, and tried again the next: it never holds up the others."""
+        ready = []
+        for consumer in await active_consumer_topics(conn, self.namespace, datetime.now(UTC)):
             if consumer.topic not in self._ready:
-                await self.ensure_topic(consumer.topic)
+                try:
+                    await self.ensure_topic(consumer.topic)
+                except Exception:
+                    log.exception("cannot create %s; %s gets nothing until it can", consumer.topic, consumer.consumer)
+                    continue
                 self._ready.add(consumer.topic)
-        return consumers
+            ready.append(consumer)
+        return ready
 
     async def deliver(
         self,
         conn: asyncpg.Connection,
         consumers: Sequence[ConsumerTopic],
         views: Mapping[str, Mapping[str, Any]],
+        superseded: Sequence[str] = (),
     ) -> None:
         """Deliver ``views`` (whole, as rendered for the main topic) to each of ``consumers``, restricted to its
-        sections, where what it sees changed."""
+        sections, where what it sees changed; and remove from its topic the records of ``superseded`` numbers it
+        had received (§12: the person is under their current number now).
+
+        A consumer whose delivery fails (its topic gone, say) does not hold up the others or the main topic: it
+        is brought up to date again from the start by the backfill (its digests spare it what it already has).
+        """
         for consumer in consumers:
-            await self._deliver_one(conn, consumer, views)
+            try:
+                await self._deliver_one(conn, consumer, views)
+                if superseded:
+                    await self._remove(conn, consumer, superseded)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log.exception("delivery to %s failed; it will be brought up to date again", consumer.topic)
+                self._ready.discard(consumer.topic)
+                await conn.execute(
+                    "UPDATE view_topic_backfills SET through = '', completed_at = NULL WHERE consumer = $1",
+                    consumer.consumer,
+                )
+
+    async def _remove(self, conn: asyncpg.Connection, consumer: ConsumerTopic, numbers: Sequence[str]) -> None:
+        """Tombstones for the superseded ``numbers`` this consumer had received, and their digests forgotten."""
+        had = [
+            r["citizen_id"]
+            for r in await conn.fetch(
+                "DELETE FROM view_topic_deliveries WHERE consumer = $1 AND citizen_id = ANY($2::text[]) "
+                "RETURNING citizen_id",
+                consumer.consumer,
+                list(numbers),
+            )
+        ]
+        futures = [await self.producer.send(consumer.topic, key=cid.encode(), value=None) for cid in had]
+        await asyncio.gather(*futures)
 
     async def backfill(self, conn: asyncpg.Connection, consumers: Sequence[ConsumerTopic], today: date) -> bool:
         """One batch of each consumer topic still being brought up to date; whether any has more to come."""

@@ -101,16 +101,22 @@ class ViewPublisher:
                 )
                 if pending:
                     ids = [r["citizen_id"] for r in pending]
-                    # Keyed by the person's current number: a superseded number's change shows under the person (§12).
-                    views = {v["citizen_id"]: v for v in (await load_views(conn, ids, today, self.schema)).values()}
+                    # Keyed by the person's current number (§12): a superseded number's change shows under the
+                    # person, and the record the superseded number had is removed (a tombstone).
+                    loaded = await load_views(conn, ids, today, self.schema)
+                    views = {v["citizen_id"]: v for v in loaded.values()}
+                    superseded = sorted(cid for cid, view in loaded.items() if view["citizen_id"] != cid)
                     futures = [
                         await self.producer.send(
                             self.topic, key=cid.encode(), value=orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
                         )
                         for cid, view in views.items()
                     ]
+                    futures += [
+                        await self.producer.send(self.topic, key=cid.encode(), value=None) for cid in superseded
+                    ]
                     await asyncio.gather(*futures)
-                    await self.consumer_topics.deliver(conn, consumers, views)
+                    await self.consumer_topics.deliver(conn, consumers, views, superseded)
                     # Only rows not re-enqueued meanwhile: a newer change keeps its row and is published next round.
                     await conn.execute(
                         f"DELETE FROM {self.schema}.view_outbox o "

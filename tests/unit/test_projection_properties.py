@@ -22,8 +22,8 @@ from projections.resident import (
     state_from_json,
     state_to_json,
 )
-from projections.resident.aliases import People, combine_sections, number_link
-from projections.resident.state import state_from_json_text, state_to_json_text
+from projections.resident.aliases import People, fold_person, number_link
+from projections.resident.render import restrict_view
 from tests.unit.test_projection_support import EMPLOYER_A, EMPLOYER_B, ev
 
 REGIONS = ("510107", "510104", "510112", "630102")
@@ -189,16 +189,11 @@ def person_histories(draw: st.DrawFn) -> list[Event[Payload]]:
 
 
 def person_view(events: list[Event[Payload]], as_of: date) -> dict[str, Any]:
-    """The person's view, by the read-time rule: each number folded on its own, combined through the links."""
+    """The person's view, by the read-time rule: all their numbers' events folded together (aliases.fold_person)."""
     people = People(link for link in map(number_link, events) if link is not None)
     numbers = people.numbers(OLD)
-    states = {
-        number: {department: state_to_json_text(state) for department, state in by_department.items()}
-        for number, by_department in fold_by_citizen(events).items()
-    }
-    combined = combine_sections(numbers, states)
-    parsed = {department: state_from_json_text(department, text) for department, text in combined.items()}
-    return render_view(numbers[0], parsed, as_of=as_of, aliases=numbers[1:])
+    states = fold_person(numbers, events, people.duplicates(OLD))
+    return render_view(numbers[0], states, as_of=as_of, aliases=numbers[1:])
 
 
 @settings(max_examples=150)
@@ -228,3 +223,30 @@ def test_a_person_combines_what_each_number_holds() -> None:
     assert view["identity"]["name"] == "李沐阳" and view["hukou"]["status"] == "registered"
     # The later registration under the old number (a department that had not heard of the change) still counts.
     assert {e["employer_code"] for e in view["employment"]["employers"]} == {EMPLOYER_A, EMPLOYER_B}
+
+
+def test_what_one_number_ends_stays_ended_and_what_both_hold_adds_up() -> None:
+    enrolled = ev("student.enrolled", citizen=OLD, on=date(2016, 9, 1))
+    graduated = ev(
+        "student.graduated", {"stage": "primary", "graduated_on": "2022-06-30"}, citizen=NEW, on=date(2022, 6, 30)
+    )
+    changed = ev("identity.number_changed", {"previous_citizen_id": OLD, "changed_on": "2021-01-02"}, citizen=NEW)
+    enrol = {"region_code": "630100", "started_on": "2015-01-01"}
+    paid = [
+        ev("insurance.enrolled", enrol, citizen=OLD, on=date(2015, 1, 1)),
+        ev("insurance.contributed", {"months": 12, "period": "2015-12"}, citizen=OLD, on=date(2016, 1, 5)),
+        ev("insurance.contributed", {"months": 3, "period": "2021-03"}, citizen=NEW, on=date(2021, 4, 5)),
+    ]
+    view = person_view([graduated, changed, *paid, enrolled], date(2023, 1, 1))
+    assert view["education"]["current"] is None  # the graduation under the new number ends the old enrolment
+    pension = view["social_insurance"]["schemes"]["pension_employee"]
+    assert sum(pension["months_by_region"].values()) == 15  # months under both numbers add up
+
+
+def test_other_numbers_are_shown_only_to_a_reader_of_the_identity() -> None:
+    states = fold([ev("student.enrolled", citizen=NEW)])
+    whole = render_view(NEW, states, as_of=date(2025, 1, 1), aliases=[OLD])
+    assert whole["aliases"] == [OLD]
+    assert "aliases" not in render_view(NEW, states, as_of=date(2025, 1, 1), sections=["education"], aliases=[OLD])
+    assert restrict_view(whole, ["identity"])["aliases"] == [OLD]
+    assert "aliases" not in restrict_view(whole, ["education", "flags"])

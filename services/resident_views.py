@@ -17,6 +17,7 @@ from projections.resident.render import Meta, render_view
 from projections.resident.state import state_from_json_text, state_to_json_text
 from projections.resident.store import (
     DEFAULT_SCHEMA,
+    GENESIS,
     SectionRow,
     StoredResident,
     child_order,
@@ -142,15 +143,17 @@ def _person(
     sections: dict[str, SectionRow] = {}
     for department, state in fold_person(numbers, mine, duplicates).items():
         applied = [e for e in person_order(numbers, mine, duplicates) if e.source.department == department]
-        chain = next(part.sections[department] for part in parts if department in part.sections)
+        # The statements of a read are not one snapshot: an archived event may be seen whose section was not (a
+        # batch committed, or a replay swapped in, between them). Its chain counters are then unknown here.
+        chain = next((part.sections[department] for part in parts if department in part.sections), None)
         sections[department] = SectionRow(
             current,
             department,
             state_to_json_text(state),
             len(applied),
             max(e.occurred_at.astimezone(UTC) for e in applied) if applied else datetime.min.replace(tzinfo=UTC),
-            chain.chain_seq,
-            chain.chain_head,
+            chain.chain_seq if chain is not None else 0,
+            chain.chain_head if chain is not None else GENESIS,
         )
     children: dict[str, dict[str, Any]] = {}
     for part in parts:

@@ -222,7 +222,16 @@ async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[in
             async with conn.transaction():
                 events += (await projector.process(conn, batch)).applied
         await conn.execute("VACUUM ANALYZE")
-        ids = [r[0] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections")]
+        # People with one number (all but ~0.7 % of the simulated city): the one-statement single read, measured
+        # as before; a number linked to another (§12) is read by person, through the archive, and not measured here.
+        ids = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT DISTINCT citizen_id FROM projection.sections WHERE citizen_id NOT IN "
+                "(SELECT old_citizen_id FROM projection.number_links UNION SELECT new_citizen_id "
+                "FROM projection.number_links)"
+            )
+        ]
     finally:
         await conn.close()
     return events, ids

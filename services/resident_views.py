@@ -141,8 +141,11 @@ def _person(
     current = numbers[0]
     mine = [event for n in numbers for event in events.get(n, ())]
     sections: dict[str, SectionRow] = {}
+    applied_by_department: dict[str, list[Event[Payload]]] = {}
+    for event in person_order(numbers, mine, duplicates):  # once, not once per department
+        applied_by_department.setdefault(event.source.department, []).append(event)
     for department, state in fold_person(numbers, mine, duplicates).items():
-        applied = [e for e in person_order(numbers, mine, duplicates) if e.source.department == department]
+        applied = applied_by_department.get(department, [])
         # The statements of a read are not one snapshot: an archived event may be seen whose section was not (a
         # batch committed, or a replay swapped in, between them). Its chain counters are then unknown here.
         chain = next((part.sections[department] for part in parts if department in part.sections), None)

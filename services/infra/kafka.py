@@ -155,7 +155,9 @@ class KafkaServer:
         if (self.data_dir / "meta.properties").exists():
             return
         admin, _ = self._ensure_secrets()
-        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
+            cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
         result = subprocess.run(
             self._java_args(

@@ -53,6 +53,7 @@ from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.query_api.single_read import load_resident, render_sections, sources_of
 from services.query_api.views import today_in_china
+from services.resident_views import load_views
 from services.settings import project_root
 from tests.support.infra import Endpoints, current
 
@@ -199,8 +200,9 @@ def client_main(argv: Sequence[str] | None = None) -> None:
 # --- the benchmark (driven by `make bench`) ----------------------------------------------------------------------
 
 
-async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[int, list[str]]:
-    """Project a simulated city of about ``residents`` people; return (events, citizen IDs with a view)."""
+async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[int, list[str], list[str]]:
+    """Project a simulated city of about ``residents`` people; return (events, citizen IDs of people with one
+    number, every number of the people with several)."""
     from services.simulator import simulate_bytes
 
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -223,18 +225,41 @@ async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[in
                 events += (await projector.process(conn, batch)).applied
         await conn.execute("VACUUM ANALYZE")
         # People with one number (all but ~0.7 % of the simulated city): the one-statement single read, measured
-        # as before; a number linked to another (§12) is read by person, through the archive, and not measured here.
+        # as before; a number linked to another (§12) is read by person, through the archive (``person_reads``).
+        linked_sql = (
+            "SELECT old_citizen_id FROM projection.number_links "
+            "UNION SELECT new_citizen_id FROM projection.number_links"
+        )
         ids = [
             r[0]
             for r in await conn.fetch(
-                "SELECT DISTINCT citizen_id FROM projection.sections WHERE citizen_id NOT IN "
-                "(SELECT old_citizen_id FROM projection.number_links UNION SELECT new_citizen_id "
-                "FROM projection.number_links)"
+                f"SELECT DISTINCT citizen_id FROM projection.sections WHERE citizen_id NOT IN ({linked_sql})"
             )
         ]
+        linked = sorted(r[0] for r in await conn.fetch(linked_sql))
     finally:
         await conn.close()
-    return events, ids
+    return events, ids, linked
+
+
+async def person_reads(
+    database_url: str, linked: Sequence[str], ids: Sequence[str], duration: float
+) -> dict[str, dict[str, float]]:
+    """What a read by person costs (§12): ``resident_views.load_views`` of the grant's sections (no access log),
+    one connection, for numbers of people with several (their archives folded at read time) and, through the
+    same function, for people with one number (their stored rows only)."""
+    day = today_in_china()
+
+    async def read(conn: asyncpg.Connection, citizen_id: str) -> object:
+        views = await load_views(conn, [citizen_id], day, sections=GRANT_SECTIONS)
+        if not views:
+            raise RuntimeError(f"no resident {citizen_id} in the benchmark's projection")
+        return views
+
+    return {
+        "several": await _closed_loop(database_url, linked, 1, duration, read, warmup=1.0),
+        "one": await _closed_loop(database_url, ids, 1, duration, read, warmup=1.0),
+    }
 
 
 async def _closed_loop(
@@ -450,8 +475,21 @@ async def _measure(
 ) -> dict[str, Any]:
     print(f"projecting a simulated city of {residents:,} residents ...", flush=True)
     started = time.perf_counter()
-    events, ids = await populate(database, residents)
-    print(f"  {events:,} events, {len(ids):,} residents in {time.perf_counter() - started:.1f}s", flush=True)
+    events, ids, linked = await populate(database, residents)
+    print(
+        f"  {events:,} events, {len(ids):,} residents with one number and {len(linked):,} numbers of people with "
+        f"several in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+    by_person = await person_reads(database, linked, ids, min(duration, 5.0)) if linked else None
+    if by_person is not None:
+        several, one = by_person["several"], by_person["one"]
+        print(
+            f"read by person (load_views, one connection): a number of someone with several "
+            f"p50 {several['p50_ms']:.2f} ms, {several['cpu_us_per_read']:,.0f} us of CPU; someone with one "
+            f"p50 {one['p50_ms']:.2f} ms, {one['cpu_us_per_read']:,.0f} us",
+            flush=True,
+        )
     raw = await raw_point_selects(database, ids, concurrency, min(duration, 10.0))
     print(
         f"raw asyncpg point selects: {raw['rate']:,.0f}/s, p50 {raw['p50_ms']:.2f} ms, p99 {raw['p99_ms']:.2f} ms",
@@ -519,6 +557,8 @@ async def _measure(
     )
     return {
         "residents": len(ids),
+        "linked_numbers": len(linked),
+        "person_reads": by_person,
         "events": events,
         "concurrency": concurrency,
         "raw_rate": raw["rate"],
@@ -578,12 +618,29 @@ def results_section(q: dict[str, Any]) -> list[str]:
         f"| access-log entries written during the run (the residents read and the relatives their family sections "
         f"disclosed, §11) | {q['access_log_entries']:,} ({q['access_log_entries'] / max(q['ok'], 1):.2f} per read) |",
         f"| machine load average (1 min) before the run | {q['load_average']:.1f} on {os.cpu_count()} cores |",
+        *_person_rows(q),
         "",
         "| target | met |",
         "| --- | --- |",
         *[f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in checks],
         "",
         *cpu_budget(q),
+    ]
+
+
+def _person_rows(q: dict[str, Any]) -> list[str]:
+    found = q.get("person_reads")
+    if not found:
+        return []
+    several, one = found["several"], found["one"]
+    return [
+        f"| a read by a number of a person with several (§12; {q['linked_numbers']:,} such numbers): "
+        "`load_views`, the archive of all their numbers folded at read time, one connection, no access log | "
+        f"p50 {several['p50_ms']:.2f} ms, p99 {several['p99_ms']:.2f} ms, {several['cpu_us_per_read']:,.0f} µs of "
+        "machine CPU per read |",
+        "| the same function for a person with one number (stored rows only; the API's single read is the one "
+        f"statement above) | p50 {one['p50_ms']:.2f} ms, p99 {one['p99_ms']:.2f} ms, "
+        f"{one['cpu_us_per_read']:,.0f} µs |",
     ]
 
 

@@ -19,6 +19,8 @@ link is ``sha256(prev_hash || body)`` per citizen, genesis 32 zero bytes, exactl
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ import orjson
 __all__ = [
     "FAMILY_ENDPOINT",
     "AccessEntry",
+    "AccessLogPage",
     "AccessLogUnavailableError",
     "AccessLogWriter",
     "GrantNoLongerValidError",
@@ -41,6 +44,7 @@ __all__ = [
     "disclosed_relatives",
     "read_access_log",
     "read_groups",
+    "read_person_access_log",
 ]
 
 FAMILY_ENDPOINT = "family"
@@ -305,24 +309,67 @@ async def read_access_log(
     conn: asyncpg.Connection, citizen_id: str, *, limit: int, before_seq: int | None = None
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` entries of ``citizen_id``'s access log (below ``before_seq`` if given), newest first."""
+    page = await read_person_access_log(
+        conn, [citizen_id], limit=limit, before={citizen_id: before_seq} if before_seq is not None else None
+    )
+    return page.entries
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogPage:
+    """One page of a person's access log, newest first, and where the next (older) page starts."""
+
+    entries: list[dict[str, Any]]
+    next_before: dict[str, int] | None  # per number: its entries below this chain_seq remain; None at the end
+
+
+async def read_person_access_log(
+    conn: asyncpg.Connection, numbers: Sequence[str], *, limit: int, before: Mapping[str, int] | None = None
+) -> AccessLogPage:
+    """The newest ``limit`` entries of the access logs of a person's ``numbers`` (CONTRACT §12), newest first.
+
+    Each number keeps its own chain (an entry's hash covers the number it was logged under, given as the entry's
+    ``citizen_id``): a person's log is their numbers' chains merged by ``accessed_at``, each chain in its own
+    order. ``before`` is the cursor of the previous page (``next_before``): per number, only entries below that
+    ``chain_seq``; a number it leaves out is exhausted. One statement, at most ``limit`` rows per number.
+    """
+    below = {n: (before.get(n, 1) if before is not None else 2**31 - 1) for n in dict.fromkeys(numbers)}
     rows = await conn.fetch(
-        "SELECT chain_seq, request_id, consumer, purpose, sections, endpoint, accessed_at, prev_hash, hash "
-        "FROM access_log WHERE citizen_id = $1 AND chain_seq < $2 ORDER BY chain_seq DESC LIMIT $3",
-        citizen_id,
-        before_seq if before_seq is not None else 2**31 - 1,
+        "SELECT c.cid AS citizen_id, e.chain_seq, e.request_id, e.consumer, e.purpose, e.sections, e.endpoint, "
+        "e.accessed_at, e.prev_hash, e.hash "
+        "FROM unnest($1::text[], $2::int[]) AS c(cid, below) CROSS JOIN LATERAL ("
+        "SELECT * FROM access_log WHERE citizen_id = c.cid AND chain_seq < c.below "
+        "ORDER BY chain_seq DESC LIMIT $3) AS e",
+        list(below),
+        list(below.values()),
         limit,
     )
-    return [
-        {
-            "chain_seq": r["chain_seq"],
-            "request_id": str(r["request_id"]),
-            "consumer": r["consumer"],
-            "purpose": r["purpose"],
-            "sections": list(r["sections"]),
-            "endpoint": r["endpoint"],
-            "accessed_at": _timestamp(r["accessed_at"]),
-            "prev_hash": bytes(r["prev_hash"]).hex(),
-            "hash": bytes(r["hash"]).hex(),
-        }
-        for r in rows
-    ]
+    chains: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        chains.setdefault(r["citizen_id"], []).append(r)
+    merged = heapq.merge(
+        *chains.values(), key=lambda r: (r["accessed_at"], r["citizen_id"]), reverse=True
+    )  # each chain newest first, as stored; ties by number, so a page is the same however often asked
+    taken = list(itertools.islice(merged, limit))
+    remaining: dict[str, int] = {}
+    for number, fetched in chains.items():
+        mine = [r for r in taken if r["citizen_id"] == number]
+        # Older entries remain where some fetched were not taken, or all were and there may be more below them.
+        if len(mine) < len(fetched) or (len(fetched) == limit and fetched[-1]["chain_seq"] > 1):
+            remaining[number] = mine[-1]["chain_seq"] if mine else fetched[0]["chain_seq"] + 1
+    return AccessLogPage([_entry(r) for r in taken], remaining or None)
+
+
+def _entry(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "citizen_id": r["citizen_id"],
+        "chain_seq": r["chain_seq"],
+        "request_id": str(r["request_id"]),
+        "consumer": r["consumer"],
+        "purpose": r["purpose"],
+        "sections": list(r["sections"]),
+        "endpoint": r["endpoint"],
+        "accessed_at": _timestamp(r["accessed_at"]),
+        "prev_hash": bytes(r["prev_hash"]).hex(),
+        "hash": bytes(r["hash"]).hex(),
+    }

@@ -51,7 +51,7 @@ async def reconstruct(
     folded on its own and combined as a live read combines them (``projections.resident.aliases``).
     """
     people = await load_links(conn, [citizen_id], schema)
-    numbers = people.numbers(citizen_id) if people else (citizen_id,)
+    numbers = people.numbers(citizen_id)
     # The slice is chosen by PostgreSQL, comparing instants: an archived timestamp may lie at the very edge of
     # Python's calendar (archived before the register's bounds existed), where converting it — or the driver's
     # decoding of it — cannot be trusted.

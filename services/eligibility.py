@@ -2,8 +2,9 @@
 
 Reads the citizen's archived events (``projection.event_archive``, each body parsed with ``parse_event``), the
 parents the family tables name (``parent_links``, then ``birth_certificates``) and their archived events, and
-hands them to the pure evaluator with the policy and ``as_of``. The answer is CONTRACT §7's
-``{policy, as_of, decisions: [...]}`` (plus ``citizen_id`` and the plan's identity).
+hands them to the pure evaluator with the policy and ``as_of``. A person who has held several numbers (CONTRACT
+§12) is decided for by person: the events of all their numbers, the answer under the current one. The answer is
+CONTRACT §7's ``{policy, as_of, decisions: [...]}`` (plus ``citizen_id`` and the plan's identity).
 
 Policies come from the package (``projections/eligibility/policies``), or from the directory named by
 ``RENKOU_POLICY_DIR`` where an operator keeps edited copies (an ``assumed`` parameter replaced by the city's
@@ -23,7 +24,8 @@ import asyncpg
 
 from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.aliases import person_order
+from projections.resident.store import DEFAULT_SCHEMA, load_links
 from services.resident_views import parse_archived
 
 __all__ = [
@@ -138,14 +140,40 @@ async def eligibility(
     ``None`` when nothing about the citizen had happened by ``as_of`` (no archived event, or none that early),
     as the view's ``as_of`` read answers it.
     """
-    events = (await load_archived_events(conn, [citizen_id], schema)).get(citizen_id, [])
+    people = await load_links(conn, [citizen_id], schema)
+    numbers = people.numbers(citizen_id)
+    current = numbers[0]
+    archived = await load_archived_events(conn, numbers, schema)
+    # A person with several numbers (§12): the events of all of them, in the order fold_person applies them.
+    events = (
+        person_order(numbers, [e for n in numbers for e in archived.get(n, ())], people.duplicates(citizen_id))
+        if len(numbers) > 1
+        else archived.get(current, [])
+    )
     if not events_until(events, as_of):
         return None
-    links = await load_parent_links(conn, citizen_id, schema)
-    parent_events = await load_archived_events(conn, [link.citizen_id for link in links], schema) if links else {}
-    parents = [
-        ParentInput(link.role, link.citizen_id, link.event_ids, parent_events.get(link.citizen_id, []))
-        for link in links
-    ]
-    body = decide(policy, citizen_id, events, as_of, parents)
-    return EligibilityAnswer(body, (citizen_id, *(link.citizen_id for link in links)))
+    links: list[ParentLinkRow] = []
+    for number in numbers:  # the family tables name the child by the number it was registered under
+        links = await load_parent_links(conn, number, schema)
+        if links:
+            break
+    parents = await _parents(conn, links, schema)
+    body = decide(policy, current, events, as_of, parents, numbers[1:])
+    return EligibilityAnswer(body, (current, *(parent.citizen_id for parent in parents)))
+
+
+async def _parents(conn: asyncpg.Connection, links: Sequence[ParentLinkRow], schema: str) -> list[ParentInput]:
+    """Each parent by person: their current number, and the events of every number they have held."""
+    if not links:
+        return []
+    people = await load_links(conn, [link.citizen_id for link in links], schema)
+    numbers = {link.citizen_id: people.numbers(link.citizen_id) for link in links}
+    archived = await load_archived_events(conn, [n for group in numbers.values() for n in group], schema)
+    parents = []
+    for link in links:
+        theirs = numbers[link.citizen_id]
+        events = [e for n in theirs for e in archived.get(n, ())]
+        if len(theirs) > 1:
+            events = person_order(theirs, events, people.duplicates(link.citizen_id))
+        parents.append(ParentInput(link.role, theirs[0], link.event_ids, events, theirs[1:]))
+    return parents

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from events import Event, InvalidEvent, Payload, parse_event
-from projections.resident.aliases import fold_person, person_order
+from projections.resident.aliases import People, fold_person, person_order
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
 from projections.resident.state import state_from_json_text, state_to_json_text
@@ -107,7 +107,18 @@ async def load_persons(
     """
     people = await load_links(conn, citizen_ids, schema)
     if not people:
-        return await load_residents(conn, citizen_ids, schema)
+        persons = await load_residents(conn, citizen_ids, schema)
+    else:
+        persons = await _load_linked(conn, citizen_ids, people, schema)
+    relatives = await load_links(conn, sorted({n for p in persons.values() for n in relative_numbers(p)}), schema)
+    if not relatives:
+        return persons
+    return {cid: relatives_by_person(person, relatives) for cid, person in persons.items()}
+
+
+async def _load_linked(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], people: People, schema: str
+) -> dict[str, StoredResident]:
     numbers = {cid: people.numbers(cid) for cid in dict.fromkeys(citizen_ids)}
     wanted = sorted({n for group in numbers.values() for n in group})
     stored = await load_residents(conn, wanted, schema)
@@ -127,6 +138,47 @@ async def load_persons(
         if person is not None:
             persons[cid] = person
     return persons
+
+
+def relative_numbers(stored: StoredResident) -> set[str]:
+    """The numbers of the relatives ``stored``'s family names: parents, children, household members."""
+    found = {n for n in (stored.mother, stored.father) if n}
+    found.update(c["citizen_id"] for c in stored.children if c.get("citizen_id"))
+    found.update(m["citizen_id"] for m in stored.household_members)
+    return found
+
+
+def relatives_by_person(stored: StoredResident, people: People) -> StoredResident:
+    """``stored`` with each relative under their current number (§12): a parent, child or household member
+    recorded under a number since superseded is that person, named once (the resident too, among the household's
+    members); a household membership made by a registration cancelled as a duplicate is void (as on
+    ``/v1/households``)."""
+    if not people:
+        return stored
+    children: dict[str, dict[str, Any]] = {}
+    for child in stored.children:
+        number = child.get("citizen_id")
+        current = people.current(number) if number else None
+        children.setdefault(current or f"certificate:{child.get('certificate_no')}", {**child, "citizen_id": current})
+    return replace(
+        stored,
+        mother=people.current(stored.mother) if stored.mother else None,
+        father=people.current(stored.father) if stored.father else None,
+        children=sorted(children.values(), key=child_order),
+        household_members=members_by_person(stored.household_members, people),
+    )
+
+
+def members_by_person(members: Iterable[Mapping[str, str]], people: People) -> list[dict[str, str]]:
+    """A household's ``members`` by person (§12), in the order given: each under their current number, once (the
+    first membership given counts); a membership made by a registration cancelled as a duplicate is void."""
+    found: dict[str, dict[str, str]] = {}
+    for member in members:
+        number = member["citizen_id"]
+        if number not in people.duplicates(number):
+            current = people.current(number)
+            found.setdefault(current, {**member, "citizen_id": current})
+    return list(found.values())
 
 
 def _person(
@@ -162,7 +214,10 @@ def _person(
     for part in parts:
         for child in part.children:
             children.setdefault(child.get("citizen_id") or f"certificate:{child.get('certificate_no')}", child)
-    household = next((part for part in parts if part.household_id is not None), parts[0])
+    # A household membership made by a registration cancelled as a duplicate is void, as that registration is.
+    household = next(
+        (part for part in parts if part.household_id is not None and part.citizen_id not in duplicates), None
+    )
     return replace(
         parts[0],
         citizen_id=current,
@@ -170,7 +225,7 @@ def _person(
         mother=next((part.mother for part in parts if part.mother is not None), None),
         father=next((part.father for part in parts if part.father is not None), None),
         children=sorted(children.values(), key=child_order),
-        household_id=household.household_id,
-        household_members=household.household_members,
+        household_id=household.household_id if household is not None else None,
+        household_members=household.household_members if household is not None else [],
         aliases=tuple(numbers[1:]),
     )

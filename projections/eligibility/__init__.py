@@ -11,7 +11,7 @@ Pure: nothing here reads the clock or a database (loading the policy files is th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date
 from typing import Any
 
@@ -62,13 +62,15 @@ def decide(
     events: Iterable[Event[Payload]],
     as_of: date,
     parents: Iterable[ParentInput] = (),
+    aliases: Collection[str] = (),
 ) -> dict[str, Any]:
     """The answer of CONTRACT §7 for one citizen: ``{policy, as_of, citizen_id, decisions: [...]}``.
 
     ``events`` are the citizen's archived events (any department order, each department's in log order);
-    only those that had happened by ``as_of`` count.
+    only those that had happened by ``as_of`` count. ``aliases``: the person's other numbers (§12), their
+    events in ``events`` in the person's order (``derive_facts``).
     """
-    facts = derive_facts(citizen_id, events, as_of, scope_of(policy), parents)
+    facts = derive_facts(citizen_id, events, as_of, scope_of(policy), parents, aliases)
     return {
         "policy": policy.policy,
         "as_of": as_of.isoformat(),

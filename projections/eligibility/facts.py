@@ -11,7 +11,7 @@ Pure: no I/O, no clock. Everything time-relative (ages, months, validity) is com
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final, Literal
@@ -469,6 +469,7 @@ class ParentInput:
     citizen_id: str
     link_event_ids: tuple[str, ...]
     events: Sequence[AnyEvent]
+    aliases: tuple[str, ...] = ()  # the parent's other numbers (CONTRACT §12), whose events are theirs too
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,13 +656,17 @@ def derive_facts(
     as_of: date,
     scope: CityScope,
     parents: Iterable[ParentInput] = (),
+    aliases: Collection[str] = (),
 ) -> Facts:
     """The facts of ``citizen_id`` on ``as_of`` for the city ``scope``, from their events (any order across
     departments, each department's in log order); events of other citizens are ignored.
 
-    ``parents`` carries the parents' links and events, for the rules that look at a parent's permit.
+    ``aliases``: the person's other numbers (CONTRACT §12), whose events are theirs too — then ``events`` come in
+    the person's order (``projections.resident.aliases.person_order``). ``parents`` carries the parents' links
+    and events, for the rules that look at a parent's permit.
     """
-    chosen = events_until((e for e in events if e.citizen_id == citizen_id), as_of)
+    mine = {citizen_id, *aliases}
+    chosen = events_until((e for e in events if e.citizen_id in mine), as_of)
     states, provenance = _fold(chosen)
     ps = _state(states, "public_security")
     ed = _state(states, "education")
@@ -690,7 +695,8 @@ def derive_facts(
 
 
 def _parent(parent: ParentInput, as_of: date, scope: CityScope) -> ParentFact:
-    chosen = events_until((e for e in parent.events if e.citizen_id == parent.citizen_id), as_of)
+    theirs = {parent.citizen_id, *parent.aliases}
+    chosen = events_until((e for e in parent.events if e.citizen_id in theirs), as_of)
     states, provenance = _fold(chosen)
     ps = _state(states, "public_security")
     hs = _state(states, "health")

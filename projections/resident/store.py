@@ -468,6 +468,11 @@ async def load_links(conn: asyncpg.Connection, numbers: Sequence[str], schema: s
     return People(links.values())
 
 
+async def person_numbers(conn: asyncpg.Connection, number: str, schema: str = DEFAULT_SCHEMA) -> tuple[str, ...]:
+    """Every number of ``number``'s person, the current one first (``People.numbers``): ``(number,)`` for most."""
+    return (await load_links(conn, [number], schema)).numbers(number)
+
+
 async def load_all_links(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> People:
     """Every link of the projection, resolved (statistics count every person with several numbers once)."""
     return People(_link(r) for r in await conn.fetch(f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links"))

@@ -19,6 +19,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from projections.resident.store import person_numbers
 from services.anchor.keys import AnchorKeyError, trusted_public_key
 from services.anchor.record import key_id, public_jwk, public_pem
 from services.cli.common import citizen_id_arg, fail, print_json
@@ -75,8 +76,9 @@ def timeline_cmd(
         str | None, typer.Option("--operator", help="Who looks (default: $RENKOU_OPERATOR, else your login).")
     ] = None,
 ) -> None:
-    """The archived events of one resident in business-time order: coordinates, both times, chain links. The read
-    is recorded in the resident's access log (CONTRACT §11) before anything is shown."""
+    """The archived events of one resident in business-time order: coordinates, both times, chain links; of every
+    number the person has held (CONTRACT §12). The read is recorded in the resident's access log (CONTRACT §11)
+    before anything is shown."""
     cid = citizen_id_arg(citizen_id)
     where = _schema(schema)
     try:
@@ -84,9 +86,10 @@ def timeline_cmd(
     except GrantError as exc:
         fail(str(exc), 2)
 
-    async def fetch() -> list[TimelineEntry]:
+    async def fetch() -> tuple[tuple[str, ...], list[TimelineEntry]]:
         async with database(get_settings()) as conn:
-            entries = await timeline(conn, cid, schema=where)
+            numbers = await person_numbers(conn, cid, where)
+            entries = await timeline(conn, numbers, schema=where)
             if entries:
                 await record_operator_read(
                     conn,
@@ -94,20 +97,24 @@ def timeline_cmd(
                     purpose=stated,
                     endpoint="cli:audit timeline",
                     sections=["events"],
-                    views=[{"citizen_id": cid}],
+                    views=[{"citizen_id": numbers[0]}],
                 )
-            return entries
+            return numbers, entries
 
-    entries = run_operation(fetch())
+    numbers, entries = run_operation(fetch())
     if as_json:
-        print_json({"citizen_id": cid, "events": [e.to_json() for e in entries]})
+        print_json({"citizen_id": numbers[0], "aliases": list(numbers[1:]), "events": [e.to_json() for e in entries]})
         return
+    several = len(numbers) > 1
     table = Table(
-        title=f"{cid}: {len(entries)} archived events",
+        title=f"{numbers[0]}: {len(entries)} archived events"
+        + (f" (also held {', '.join(numbers[1:])})" if several else ""),
         caption="topic: population.<department>.v1; `--json` adds event ids, full hashes and the events",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
+    if several:
+        table.add_column("number", no_wrap=True, min_width=18)
     table.add_column("occurred (UTC)", no_wrap=True, min_width=16)
     table.add_column("recorded (UTC)", no_wrap=True, min_width=16)
     table.add_column("department #", no_wrap=True, min_width=18)
@@ -116,6 +123,7 @@ def timeline_cmd(
     table.add_column("prev_hash → hash", no_wrap=True, min_width=19)
     for e in entries:
         table.add_row(
+            *([e.citizen_id] if several else []),
             _moment(e.occurred_at),
             _moment(e.recorded_at),
             f"{e.department} #{e.chain_seq}",

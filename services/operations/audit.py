@@ -13,6 +13,7 @@ sort), and only the broken links travel back, through a cursor: the archive can 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,8 +181,9 @@ def _head_problem(log: str, r: asyncpg.Record, department: str | None) -> Broken
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One archived event with its Kafka coordinates, both times and its chain link."""
+    """One archived event with its Kafka coordinates, both times and its chain link (in ``citizen_id``'s chain)."""
 
+    citizen_id: str
     occurred_at: datetime
     recorded_at: datetime
     department: str
@@ -203,6 +205,7 @@ class TimelineEntry:
         except ValueError:
             event = self.body.decode("utf-8", errors="replace")
         return {
+            "citizen_id": self.citizen_id,
             "occurred_at": self.occurred_at.isoformat(),
             "recorded_at": self.recorded_at.isoformat(),
             "department": self.department,
@@ -218,19 +221,21 @@ class TimelineEntry:
         }
 
 
-async def timeline(conn: asyncpg.Connection, citizen_id: str, *, schema: str = LIVE) -> list[TimelineEntry]:
-    """The archived events of ``citizen_id`` in business-time order (ties: recorded time, then chain order)."""
+async def timeline(conn: asyncpg.Connection, numbers: Sequence[str], *, schema: str = LIVE) -> list[TimelineEntry]:
+    """The archived events of a person's ``numbers`` (CONTRACT §12; one number for most) in business-time order
+    (ties: recorded time, then department and chain order, then number)."""
     rows = await conn.fetch(
-        "SELECT occurred_at, recorded_at, department, chain_seq, event_type, event_id::text AS event_id, "
+        "SELECT citizen_id, occurred_at, recorded_at, department, chain_seq, event_type, event_id::text AS event_id, "
         "schema_version, topic, kafka_partition, kafka_offset, prev_hash, hash, archived_at, body "
-        f"FROM {schema}.event_archive WHERE citizen_id = $1 "
-        "ORDER BY occurred_at, recorded_at, department, chain_seq",
-        citizen_id,
+        f"FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
+        "ORDER BY occurred_at, recorded_at, department, chain_seq, citizen_id",
+        list(numbers),
     )
     if not rows:
-        raise NotFoundError(f"no archived events for {citizen_id}")
+        raise NotFoundError(f"no archived events for {', '.join(numbers)}")
     return [
         TimelineEntry(
+            r["citizen_id"],
             r["occurred_at"],
             r["recorded_at"],
             r["department"],

@@ -14,20 +14,22 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from projections.resident.render import VIEW_SECTIONS
-from services.access_log import AccessEntry, append_without_grant, read_access_log, read_groups
+from projections.resident.store import person_numbers
+from services.access_log import AccessEntry, append_without_grant, read_groups
 from services.identity.local_idp import jwks_path
 from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier
 from services.query_api.auth import bearer_token
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, responses
 from services.query_api.models import AccessLogResponse
+from services.query_api.person_log import BEFORE_HELP, person_access_log
 from services.query_api.views import ReadTime, read_views
 from services.settings import Settings
 
@@ -105,21 +107,19 @@ def citizens_router(settings: Settings) -> APIRouter:
         request: Request,
         limit: Annotated[int, Query(ge=1, le=1000, description="At most this many entries, newest first.")] = 100,
         before_seq: Annotated[int | None, Query(ge=1, description="Entries below this chain position.")] = None,
+        before: Annotated[str | None, Query(max_length=400, description=BEFORE_HELP)] = None,
     ) -> Response:
         """The newest entries of the citizen's access log (with the hash-chain values that prove none was
-        removed), newest first; page with ``before_seq``."""
+        removed), newest first, under every number they have held; page with ``before`` (or ``before_seq``)."""
         from services.query_api.routes import json_answer
 
         who = await citizen(request)
         ctx = context_of(request)
         async with ctx.lease.connection() as conn:
-            entries = await read_access_log(conn, who.citizen_id, limit=limit, before_seq=before_seq)
-        more = len(entries) == limit and entries[-1]["chain_seq"] > 1
-        answer: dict[str, Any] = {
-            "citizen_id": who.citizen_id,
-            "entries": entries,
-            "next_before_seq": entries[-1]["chain_seq"] if more else None,
-        }
+            numbers = await person_numbers(conn, who.citizen_id, ctx.schema)
+            answer = await person_access_log(
+                conn, numbers, limit=limit, before_seq=before_seq, before=before, show_aliases=True
+            )
         return json_answer(answer)
 
     return router

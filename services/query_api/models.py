@@ -80,6 +80,10 @@ class EventsResponse(BaseModel):
 class AccessLogEntry(BaseModel):
     """One read of the resident: who, when, why, which sections; a link of the resident's access-log chain."""
 
+    citizen_id: str | None = Field(
+        description="The number the entry was logged under (its chain); null for another of the person's numbers "
+        "when the reader may not see them (no identity section)"
+    )
     chain_seq: int
     request_id: str
     consumer: str
@@ -92,9 +96,15 @@ class AccessLogEntry(BaseModel):
 
 
 class AccessLogResponse(BaseModel):
-    citizen_id: str
-    entries: list[AccessLogEntry] = Field(description="Newest first.")
-    next_before_seq: int | None = Field(description="Pass as before_seq for the next (older) page; null at the end.")
+    citizen_id: str = Field(description="The person's current number (CONTRACT §12).")
+    aliases: list[str] | None = Field(
+        None, description="The person's other numbers, to a reader of identity and to the citizen themself."
+    )
+    entries: list[AccessLogEntry] = Field(description="Newest first; every number the person has held.")
+    next_before: str | None = Field(description="Pass as before for the next (older) page; null at the end.")
+    next_before_seq: int | None = Field(
+        description="For a person with one number: pass as before_seq for the next page; null at the end."
+    )
 
 
 class HouseholdMember(BaseModel):

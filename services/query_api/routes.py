@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final, Literal
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -25,8 +26,7 @@ from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import load_links
-from services.access_log import read_access_log
+from projections.resident.store import load_links, person_numbers
 from services.disclosure import month_end
 from services.grants import parse_codes
 from services.query_api.auth import Caller
@@ -43,12 +43,14 @@ from services.query_api.models import (
     ResidentView,
     StatisticsResponse,
 )
+from services.query_api.person_log import BEFORE_HELP, person_access_log
 from services.query_api.refusals import record_aggregate_read
 from services.query_api.single_read import DEPARTMENT_SECTIONS, readable_departments
 from services.query_api.statistics import population_statistics, validate_region_prefix
 from services.query_api.views import ReadTime, read_views, today_in_china
 from services.readiness import check_readiness, postgresql
 from services.request_body import read_body
+from services.resident_views import members_by_person
 from services.workers import metrics_registry
 
 __all__ = ["operations", "read_resident", "router"]
@@ -394,8 +396,7 @@ async def get_events(
         )
     async with ctx.lease.connection() as conn:
         # A person's events under every number they have held (§12), each chain in its own order.
-        people = await load_links(conn, [cid], ctx.schema)
-        numbers = people.numbers(cid) if people else (cid,)
+        numbers = await person_numbers(conn, cid, ctx.schema)
         cid = numbers[0]
         rows = await conn.fetch(
             f"SELECT citizen_id, department, chain_seq, event_id, event_type, schema_version, occurred_at, "
@@ -452,30 +453,36 @@ async def get_access_log(
     before_seq: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Only entries older than this chain_seq (paging).")
     ] = None,
+    before: Annotated[str | None, Query(max_length=400, description=BEFORE_HELP)] = None,
 ) -> Response:
     """The resident's access log, newest first — what a citizen-facing service shows: who looked, when, why.
 
-    Reading it is itself a read of the resident and is recorded (after the entries returned).
+    Reading it is itself a read of the resident and is recorded (after the entries returned). A person who has
+    held several numbers (§12) is answered with the entries of all of them, by any of them.
     """
     ctx = context_of(request)
     caller.require("access_log")
     cid = citizen_id_param(citizen_id)
     async with ctx.lease.connection() as conn:
+        numbers = await person_numbers(conn, cid, ctx.schema)
         known = await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {ctx.schema}.sections WHERE citizen_id = $1) "
-            "OR EXISTS (SELECT 1 FROM access_log_heads WHERE citizen_id = $1)",
-            cid,
+            f"SELECT EXISTS (SELECT 1 FROM {ctx.schema}.sections WHERE citizen_id = ANY($1::text[])) "
+            "OR EXISTS (SELECT 1 FROM access_log_heads WHERE citizen_id = ANY($1::text[]))",
+            list(numbers),
         )
-        entries = await read_access_log(conn, cid, limit=limit, before_seq=before_seq) if known else []
         if known:
-            await ctx.record(conn, caller, "access_log", ["access_log"], [cid])
+            answer = await person_access_log(
+                conn,
+                numbers,
+                limit=limit,
+                before_seq=before_seq,
+                before=before,
+                show_aliases="identity" in caller.sections,
+            )
+            await ctx.record(conn, caller, "access_log", ["access_log"], [numbers[0]])
     if not known:
         raise await _not_found(request, caller, f"no resident {cid} and no access log about this citizen ID")
-    more = len(entries) == limit and entries[-1]["chain_seq"] > 1
-    return json_answer(
-        {"citizen_id": cid, "entries": entries, "next_before_seq": entries[-1]["chain_seq"] if more else None},
-        caller,
-    )
+    return json_answer(answer, caller)
 
 
 # --- households -------------------------------------------------------------------------------------------------
@@ -512,14 +519,11 @@ async def get_household(
             "WHERE household_id = $1",
             hid,
         )
-        if rows:
-            await ctx.record(conn, caller, "household", ["family"], [r["citizen_id"] for r in rows])
-    if not rows:
+        members = await _members_by_person(conn, rows, ctx.schema)
+        if members:
+            await ctx.record(conn, caller, "household", ["family"], [m["citizen_id"] for m in members])
+    if not members:
         raise await _not_found(request, caller, f"no household {hid!r} with registered members")
-    members = sorted(
-        ({"citizen_id": r["citizen_id"], "relationship": r["relationship"]} for r in rows),
-        key=lambda m: (_RELATIONSHIP_ORDER.get(m["relationship"], 99), m["citizen_id"]),
-    )
     return json_answer(
         {
             "household_id": hid,
@@ -529,6 +533,17 @@ async def get_household(
         },
         caller,
     )
+
+
+async def _members_by_person(conn: asyncpg.Connection, rows: list[asyncpg.Record], schema: str) -> list[dict[str, str]]:
+    """A household's members, each person once under their current number (CONTRACT §12; ``members_by_person``),
+    the best-placed relationship kept."""
+    people = await load_links(conn, [r["citizen_id"] for r in rows], schema)
+    ranked = sorted(rows, key=lambda r: (_RELATIONSHIP_ORDER.get(r["relationship"], 99), r["citizen_id"]))
+    members = members_by_person(
+        ({"citizen_id": r["citizen_id"], "relationship": r["relationship"]} for r in ranked), people
+    )
+    return sorted(members, key=lambda m: (_RELATIONSHIP_ORDER.get(m["relationship"], 99), m["citizen_id"]))
 
 
 _RELATIONSHIP_ORDER: Final = {

@@ -20,10 +20,11 @@ from typing import Any, Final
 
 import asyncpg
 
+from projections.resident.aliases import NumberLink, People
 from projections.resident.state import DEPARTMENTS
-from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident
+from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident, child_order
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
-from services.resident_views import render_stored
+from services.resident_views import relatives_by_person, render_stored
 
 __all__ = [
     "DEPARTMENT_SECTIONS",
@@ -86,6 +87,21 @@ _LINKED: Final = (
 )
 
 
+# The numbers the family tables name for $1, and every number their links lead to: the links of kind 6 rows,
+# from which the relatives are named by person (§12; ``resident_views.relatives_by_person``).
+_RELATIVES_REACH: Final = """
+    WITH RECURSIVE reach(n) AS (
+        SELECT parent_citizen_id FROM {schema}.parent_links WHERE child_citizen_id = $1
+        UNION SELECT child_citizen_id FROM {schema}.parent_links WHERE parent_citizen_id = $1
+        UNION SELECT unnest(ARRAY[mother_citizen_id, father_citizen_id, child_citizen_id])
+                FROM {schema}.birth_certificates
+               WHERE mother_citizen_id = $1 OR father_citizen_id = $1 OR child_citizen_id = $1
+        UNION SELECT m.citizen_id FROM {schema}.household_members x
+                JOIN {schema}.household_members m ON m.household_id = x.household_id WHERE x.citizen_id = $1
+        UNION SELECT l.new_citizen_id FROM {schema}.number_links l JOIN reach ON l.old_citizen_id = reach.n
+    ) SELECT n FROM reach WHERE n IS NOT NULL"""
+
+
 def _sql(schema: str, *, logged: bool) -> str:
     # One row set, one kind of row per table (column k): typed columns, no JSON to build on the server or to
     # parse here. $2: the departments whose state is needed (the others' rows still give meta its counts);
@@ -120,7 +136,12 @@ def _sql(schema: str, *, logged: bool) -> str:
      WHERE $3 AND x.citizen_id = $1
     UNION ALL
     SELECT 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-     WHERE {_LINKED.format(schema=schema)}"""
+     WHERE {_LINKED.format(schema=schema)}
+    UNION ALL
+    SELECT 6, l.old_citizen_id, l.new_citizen_id, l.kind, l.event_id::text, l.linked_on::text, l.reason, NULL,
+           NULL, NULL, NULL, NULL
+      FROM {schema}.number_links l
+     WHERE $3 AND l.old_citizen_id IN ({_RELATIVES_REACH.format(schema=schema)})"""
     if not logged:
         return union
     # The read's access-log entry, appended by the same statement (one transaction): $4-$10 are the entry, the
@@ -193,6 +214,7 @@ async def load_resident(
     child_rows: list[str] = []
     certificate_rows: list[tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]] = []
     household_rows: list[tuple[str, str, str]] = []
+    links: list[NumberLink] = []
     if any(r[0] == 5 for r in rows):
         raise NumberHasAliasesError(citizen_id)
     for r in rows:
@@ -209,6 +231,8 @@ async def load_resident(
             certificate_rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
         elif kind == 4:
             household_rows.append((r[1], r[2], r[3]))
+        elif kind == 6:
+            links.append(NumberLink(r[1], r[2], date.fromisoformat(r[5]), r[4], r[3], r[6]))
     if not sections:
         return None
     if log is not None and not logged:
@@ -248,15 +272,13 @@ async def load_resident(
     for hid, member, relationship in household_rows:
         household_id = hid
         members.append({"citizen_id": member, "relationship": relationship})
-    return StoredResident(
+    stored = StoredResident(
         citizen_id=citizen_id,
         sections=sections,
         mother=parents.get("mother"),
         father=parents.get("father"),
-        children=sorted(
-            children.values(),
-            key=lambda c: (c.get("birth_date") or "", c.get("citizen_id") or "", c.get("certificate_no") or ""),
-        ),
+        children=sorted(children.values(), key=child_order),
         household_id=household_id,
         household_members=members,
     )
+    return relatives_by_person(stored, People(links)) if links else stored

@@ -7,7 +7,9 @@ import ast
 from datetime import date
 from pathlib import Path
 
+from events.citizen_id import make_citizen_id
 from projections.eligibility import CityScope, decide, derive_facts, load_policy
+from projections.resident.aliases import person_order
 from tests.unit.test_eligibility_support import MIGRANT, History
 
 CHENGDU = CityScope("成都市", ("5101",))
@@ -92,6 +94,19 @@ def test_other_citizens_events_are_ignored() -> None:
     other = History("11010519491231002X").residence("510104", date(2023, 1, 1))
     facts = derive_facts(MIGRANT, [*other.events, *mine.events], AS_OF, CHENGDU)
     assert facts.residence.event_ids == (mine.last_id,)
+
+
+def test_a_persons_facts_come_from_every_number_they_held() -> None:
+    before = make_citizen_id("130102", date(1990, 5, 16), 123)  # the number issued with a wrong birth day
+    old = History(before).hukou("130102", date(2008, 9, 1)).residence("510107", date(2020, 1, 1))
+    new = History(MIGRANT).job("510107", date(2021, 3, 1))
+    events = person_order((MIGRANT, before), [*new.events, *old.events])
+    facts = derive_facts(MIGRANT, events, AS_OF, CHENGDU, aliases=(before,))
+    assert facts.hukou.event_ids == (str(old.events[0].event_id),)
+    assert facts.residence.event_ids == (old.last_id,) and facts.employment.event_ids == (new.last_id,)
+    assert facts.age.birth_date == date(1990, 5, 17)  # from the current number, the corrected one
+    alone = derive_facts(MIGRANT, events, AS_OF, CHENGDU)  # without the link, the old number's are someone else's
+    assert not alone.residence.event_ids and not alone.hukou.event_ids
 
 
 def test_decisions_depend_on_as_of_only() -> None:

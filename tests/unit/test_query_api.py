@@ -313,3 +313,18 @@ def test_purpose_specs_parse_and_name_what_is_wrong() -> None:
     ):
         with pytest.raises(GrantError, match=message):
             parse_purpose_sections([spec])
+
+
+def test_an_access_log_cursor_round_trips_and_names_no_number() -> None:
+    from services.query_api.errors import ApiError
+    from services.query_api.person_log import format_cursor, parse_cursor
+
+    numbers = ("510107198502030573", "510107198502020578")
+    text = format_cursor({numbers[1]: 4, numbers[0]: 17}, numbers)
+    assert text is not None and numbers[0] not in text and numbers[1] not in text
+    assert parse_cursor(text, numbers) == {numbers[0]: 17, numbers[1]: 4}
+    assert format_cursor(None, numbers) is None
+    for bad in ("", "2/", "2/0:0", "2/2:5", "1/0:5", "2/0:5,x", "2/0:²", "２/0:5", "2/0:99999999999"):
+        with pytest.raises(ApiError) as caught:
+            parse_cursor(bad, numbers)
+        assert caught.value.status == 422 and caught.value.code == "invalid_before", bad

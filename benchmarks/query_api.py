@@ -47,12 +47,12 @@ import asyncpg
 from benchmarks.common import CpuClock, drop_database, free_port, fresh_database
 from projections.resident.store import ProjectionStore
 from services.access_log import AccessEntry
+from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
 from services.db.roles import QUERY_API, stored_password, with_credentials
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.query_api.single_read import load_resident, render_sections, sources_of
-from services.query_api.views import today_in_china
 from services.resident_views import load_views
 from services.settings import project_root
 from tests.support.infra import Endpoints, current

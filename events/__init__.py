@@ -32,6 +32,7 @@ from events.envelope import (
     Payload,
     Source,
     consumer_view_topic,
+    department_topics,
     topic_for,
 )
 from events.fields import DEPARTMENTS, Department
@@ -69,6 +70,7 @@ __all__ = [
     "birth_date_of",
     "consumer_view_topic",
     "department_of",
+    "department_topics",
     "division_of",
     "make_citizen_id",
     "new_event",

@@ -45,6 +45,7 @@ __all__ = [
     "RegionCode",
     "birth_date_of",
     "born_after",
+    "division_in_force",
     "division_name",
     "division_of",
     "lookup_division",
@@ -147,6 +148,65 @@ def lookup_division(code: str) -> Division | None:
         periods=periods,
         abolished_in=_last_year(periods),
     )
+
+
+_MERGED_INTO: Final[dict[str, str]] = {
+    # 南通: 港闸区 was merged into the new 崇川区 in 2020 (国函〔2020〕26号); its name lives on in no successor.
+    "320611": "320613",
+}
+"""Abolished divisions whose successor does not carry their name (merges), from the State Council's approvals."""
+
+_SUFFIXES: Final = ("自治县", "自治旗", "林区", "特区", "县", "区", "市", "旗")
+
+
+def _stem(name: str) -> str:
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _in_force(division: Division, year: int) -> bool:
+    return any((start is None or start <= year) and (end is None or end >= year) for start, end in division.periods)
+
+
+@functools.lru_cache(maxsize=4096)
+def division_in_force(code: str, year: int) -> str:
+    """The GB/T 2260 code in force in ``year`` for the division recorded as ``code`` (a 6-digit region code).
+
+    A code still in force that year is itself. An abolished county or district is its successor: the one the
+    State Council merged it into (``_MERGED_INTO``), else the division in force that year, in the same city
+    first and then the same province, whose name has the same stem (双流县 510122 → 双流区 510116, 郫县 510124 →
+    郫都区 510117, 通州市 320683 → 通州区 320612, 简阳市 512081 → 510185), followed to its own successor if
+    that was abolished in turn. A code with no such successor, or unknown to GB/T 2260, stays as it is.
+    """
+    seen = {code}
+    current = code
+    while True:
+        division = lookup_division(current)
+        if division is None or _in_force(division, year):
+            return current
+        successor = _MERGED_INTO.get(current) or _successor_by_name(division, year)
+        if successor is None or successor in seen:
+            return current
+        seen.add(successor)
+        current = successor
+
+
+def _successor_by_name(division: Division, year: int) -> str | None:
+    stem = _stem(division.names[-1])
+    for prefix, width in ((division.code[:4], 2), (division.code[:2], 4)):
+        for n in range(10**width):
+            candidate = f"{prefix}{n:0{width}d}"
+            if candidate == division.code:
+                continue
+            found = lookup_division(candidate)
+            if found is None or not _in_force(found, year):
+                continue
+            other = _stem(found.names[-1])
+            if other and stem and (other.startswith(stem) or stem.startswith(other)):
+                return candidate
+    return None
 
 
 def division_name(code: str) -> str | None:

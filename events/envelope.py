@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from events.bounds import BIRTH_BOUND, SHORT_TEXT_MAX_CHARS, business_date
 from events.citizen_id import CitizenId, RegionCode, born_after
-from events.fields import TEXT_PATTERN, Department, Timestamp
+from events.fields import DEPARTMENTS, TEXT_PATTERN, Department, Timestamp
 
 __all__ = [
     "DEAD_LETTER_TOPIC",
@@ -35,6 +35,7 @@ __all__ = [
     "SocialSecuritySource",
     "Source",
     "consumer_view_topic",
+    "department_topics",
     "topic_for",
 ]
 
@@ -50,9 +51,15 @@ def consumer_view_topic(consumer: str) -> str:
     return f"{RESIDENT_VIEW_TOPIC}.{consumer}"
 
 
-def topic_for(department: Department) -> str:
-    """The Kafka topic a department writes to: ``population.<department>.v1``."""
-    return f"population.{department}.v1"
+def topic_for(department: Department, namespace: str = "") -> str:
+    """The Kafka topic a department writes to: ``population.<department>.v1`` (after ``namespace``, a prefix that
+    keeps test runs and demos apart on one cluster)."""
+    return f"{namespace}population.{department}.v1"
+
+
+def department_topics(namespace: str = "") -> list[str]:
+    """The four department topics, in the contract's order (``DEPARTMENTS``), after ``namespace``."""
+    return [topic_for(department, namespace) for department in DEPARTMENTS]
 
 
 class Payload(BaseModel):

@@ -25,7 +25,7 @@ import asyncpg
 from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
 from projections.resident.aliases import person_order
-from projections.resident.store import DEFAULT_SCHEMA, load_links
+from projections.resident.store import DEFAULT_SCHEMA, load_links, safe_schema
 from services.resident_views import parse_archived
 
 __all__ = [
@@ -71,16 +71,11 @@ class EligibilityAnswer:
     consulted: tuple[str, ...]
 
 
-def _check_schema(schema: str) -> None:
-    if not schema.replace("_", "").isalnum():
-        raise ValueError(f"invalid schema name {schema!r}")
-
-
 async def load_archived_events(
     conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
 ) -> dict[str, list[Event[Payload]]]:
     """Each citizen's archived events, per department in chain (log) order; citizens without any are absent."""
-    _check_schema(schema)
+    safe_schema(schema)
     rows = await conn.fetch(
         f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
         "ORDER BY citizen_id, department, chain_seq",
@@ -98,7 +93,7 @@ async def load_parent_links(
 ) -> list[ParentLinkRow]:
     """The resident's mother and father: public security's registration first, health's birth certificate where
     it is silent (the view's precedence), with the events that establish each link."""
-    _check_schema(schema)
+    safe_schema(schema)
     found: dict[str, tuple[str, list[str]]] = {}
     for row in await conn.fetch(
         f"SELECT role, parent_citizen_id, event_id::text AS event_id FROM {schema}.parent_links "

@@ -14,10 +14,8 @@ demo or test consumers. Every function takes an open asyncpg connection.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +25,8 @@ import asyncpg
 
 from projections.resident.dates import CHINA_TZ
 from projections.resident.render import VIEW_SECTIONS
+from services.tokens import new_token as new_token_with
+from services.tokens import token_hash
 
 __all__ = [
     "EXTRA_SECTIONS",
@@ -45,7 +45,6 @@ __all__ = [
     "parse_purpose_sections",
     "per_purpose",
     "revoke_grant",
-    "token_hash",
     "validate_name",
     "validate_purposes",
     "validate_sections",
@@ -108,12 +107,7 @@ class Grant:
 
 def new_token() -> str:
     """A fresh consumer token: ``rk_c_`` and 32 random bytes, URL-safe base64."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> bytes:
-    """What is stored and looked up for ``token``: its SHA-256 digest."""
-    return hashlib.sha256(token.encode()).digest()
+    return new_token_with(TOKEN_PREFIX)
 
 
 def end_of_day(day: date) -> datetime:

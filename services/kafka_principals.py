@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from events import RESIDENT_VIEW_TOPIC, consumer_view_topic, topic_for
+from events import RESIDENT_VIEW_TOPIC, consumer_view_topic, department_topics, topic_for
 from events.fields import DEPARTMENTS
 from services.anchor.topic import ANCHOR_TOPIC
 from services.dead_letters import DEAD_LETTER_TOPIC
@@ -112,7 +112,7 @@ def role_acls(role: str, namespace: str = "") -> list[Acl]:
     check_role(role)
     ns = namespace
     kind, _, argument = role.partition(":")
-    department_topics = [topic_for(d) for d in DEPARTMENTS]
+    topics = department_topics()
     acls: list[Acl] = []
     if kind == "department":
         acls += _topic(ns, topic_for(argument), "WRITE", "DESCRIBE")  # type: ignore[arg-type]
@@ -120,10 +120,10 @@ def role_acls(role: str, namespace: str = "") -> list[Acl]:
         acls += _topic(ns, consumer_view_topic(argument), "READ", "DESCRIBE")
         acls += [Acl("GROUP", f"{ns}{argument}", "PREFIXED", op) for op in ("READ", "DESCRIBE")]
     elif role == "gateway":
-        for topic in (*department_topics, DEAD_LETTER_TOPIC):
+        for topic in (*topics, DEAD_LETTER_TOPIC):
             acls += _topic(ns, topic, "WRITE", "DESCRIBE")
     elif role == "projector":
-        for topic in department_topics:
+        for topic in topics:
             acls += _topic(ns, topic, "READ", "DESCRIBE")
         acls += [Acl("GROUP", ns + PROJECTOR_GROUP, "LITERAL", op) for op in ("READ", "DESCRIBE")]
         acls += _topic(ns, DEAD_LETTER_TOPIC, "WRITE", "DESCRIBE")

@@ -1,4 +1,4 @@
-"""Test-suite wide configuration: hypothesis profiles and the infrastructure banner."""
+"""Test-suite wide configuration: hypothesis profiles, the test stack's state folder, the infrastructure banner."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=200)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every ``Settings()`` of the run reads the test stack's state folder (its role passwords, keys), never a
+    developer's own stack (``make run`` writes ``.local/stack``, whose passwords the test cluster does not know)."""
+    from tests.support.infra import TEST_STATE_DIR
+
+    os.environ["RENKOU_STATE_DIR"] = str(TEST_STATE_DIR)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -71,12 +71,15 @@ def decide(
     events in ``events`` in the person's order (``derive_facts``).
     """
     facts = derive_facts(citizen_id, events, as_of, scope_of(policy), parents, aliases)
-    return {
+    answer: dict[str, Any] = {
         "policy": policy.policy,
         "as_of": as_of.isoformat(),
         "citizen_id": citizen_id,
         "city": policy.city,
         "document": policy.document,
         "seed": policy.seed,
-        "decisions": [d.to_json() for d in evaluate(policy, facts)],
     }
+    if policy.in_force is not None:
+        answer["in_force"] = policy.in_force.to_json(policy.policy) | {"on_as_of": policy.in_force.covers(as_of)}
+    answer["decisions"] = [d.to_json() for d in evaluate(policy, facts)]
+    return answer

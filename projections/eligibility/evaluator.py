@@ -137,8 +137,25 @@ def evaluate_benefit(policy: Policy, benefit: str, facts: Facts) -> Decision:
     """One benefit of ``policy`` decided for ``facts``; ``KeyError`` if the policy has no such benefit."""
     rule = policy.benefits[benefit]
     ctx = _Context(policy, benefit, rule, facts)
+    _in_force(ctx)
     handler = _HANDLERS[type(rule)]
     return handler(ctx)
+
+
+def _in_force(ctx: _Context) -> None:
+    """The condition every decision shares: the plan applied on the day decided for."""
+    window = ctx.policy.in_force
+    if window is None:
+        return
+    day = ctx.facts.as_of
+    span = f"from {window.start.value}" + (f" through {window.end.value}" if window.end else " (no end stated)")
+    if day < window.start.value:
+        text = f"{ctx.policy.document} was not yet in force on {day}: it applies {span}"
+    elif window.end is not None and day > window.end.value:
+        text = f"{ctx.policy.document} was no longer in force on {day}: it applied {span}"
+    else:
+        text = f"{ctx.policy.document} was in force on {day} (it applies {span})"
+    ctx.condition("in_force", window.covers(day), text, window.clause)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -313,6 +330,13 @@ def _residence_permit(ctx: _Context) -> Decision:
     )
     residence = ctx.facts.residence
     _lives_in_city(ctx, rule.clause)
+    if params.in_town is not None and params.in_town.value:
+        if residence.in_city:
+            kind = "an urban address (城镇)" if residence.urban else "a rural address, not in a town"
+            text = f"residence registered in {region_label(residence.region_code)} at {kind}"
+        else:
+            text = f"no residence in {ctx.city}; needs one in a town (城镇)"
+        ctx.condition("residence_in_town", residence.in_city and bool(residence.urban), text, rule.clause)
     months, need = residence.continuous_months, params.min_months.value
     if residence.in_city:
         text = f"{months} whole months of continuous residence in {ctx.city} since {residence.continuous_since}"
@@ -528,6 +552,16 @@ def _graduate_route(ctx: _Context, route: Route) -> bool | None:
         results.append(ctx.condition("from_city", origin.from_city, "; ".join(parts), route.clause, route.name))
     if params.employed_in_city.value:
         results.append(_employed(ctx, route.clause, route.name))
+    if params.without_employer is not None and params.without_employer.value:
+        employment = ctx.facts.employment
+        ctx.fact("employment", employment)
+        text = (
+            f"no registered employment in force on {ctx.facts.as_of}"
+            if not employment.jobs
+            else "has an employer: "
+            + "; ".join(f"{j.employer_name} ({region_label(j.region_code)})" for j in employment.jobs)
+        )
+        results.append(ctx.condition("no_employer", not employment.jobs, text, route.clause, route.name))
     return _all(results)
 
 

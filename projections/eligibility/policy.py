@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator, Mapping
+from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "CompulsoryEducationRule",
     "EmploymentRoute",
     "GraduateRoute",
+    "InForce",
     "Param",
     "PermitProgressiveRule",
     "PermitServicesRule",
@@ -152,6 +154,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 
@@ -213,6 +217,8 @@ class GraduateParams(_Params):
     """The graduate must come from the city (生源): the ID's division code or an earlier hukou there."""
     employed_in_city: Param[bool]
     """The graduate must be employed in the city (returns to work there)."""
+    without_employer: Param[bool] | None = None
+    """The graduate must have no employer yet (未落实就业单位): no registered employment in force anywhere."""
 
 
 class GraduateRoute(_Route):
@@ -262,6 +268,8 @@ class _Rule(_Model):
 class ResidencePermitParams(_Params):
     min_months: Param[int]
     bases: Param[tuple[ResidenceBasis, ...]]
+    in_town: Param[bool] | None = None
+    """The residence must be in a town (城镇: an urban address, 城区 or 建制镇), where the plan says so."""
 
 
 class ResidencePermitRule(_Rule):
@@ -390,6 +398,36 @@ BENEFIT_RULES: Final = {
 """Benefits every policy must define, with the rule kind each must use."""
 
 
+class InForce(_Model):
+    """When the plan applies: from ``start`` through ``end`` (inclusive business dates in China). Without ``end``
+    the plan states no expiry (``open_note`` says so, in the plan's words where it has any). A decision for a day
+    outside says the plan was not, or no longer, in force (the evaluator's ``in_force`` condition)."""
+
+    start: Param[date]
+    end: Param[date] | None = None
+    clause: Citation | None = None
+    open_note: str | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> InForce:
+        if self.end is not None and self.end.value < self.start.value:
+            raise ValueError(f"in_force ends ({self.end.value}) before it starts ({self.start.value})")
+        if self.end is None and not self.open_note:
+            raise ValueError("an in_force without an end needs an open_note saying the plan states none")
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.start.value <= day and (self.end is None or day <= self.end.value)
+
+    def to_json(self, policy: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"start": self.start.to_json(), "end": self.end.to_json() if self.end else None}
+        if self.clause is not None:
+            out["clause"] = self.clause.to_json(policy)
+        if self.open_note:
+            out["open_note"] = self.open_note
+        return out
+
+
 class Policy(_Model):
     """One city's plan as data: where the city is, and how each benefit is decided."""
 
@@ -405,6 +443,8 @@ class Policy(_Model):
     region_prefixes: Annotated[tuple[str, ...], Field(min_length=1)]
     """Region codes "in the city" start with one of these (GB/T 2260 codes of the city and its predecessors)."""
     region_note: str | None = None
+    in_force: InForce | None = None
+    """When the plan applies (every packaged policy states it; an operator's copy may leave it out)."""
     benefits: dict[Benefit, Rule]
 
     @field_validator("region_prefixes")

@@ -127,13 +127,19 @@ class BatchWrite:
         return cls([], [], [], [], {}, {}, [], set())
 
 
+def safe_schema(schema: str) -> str:
+    """``schema`` if it can be written into a statement as a schema name (letters, digits and ``_``), else a
+    ``ValueError``: the one check before any ``{schema}.table`` is formatted into SQL."""
+    if not schema.replace("_", "").isalnum():
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
 class ProjectionStore:
     """Reads and writes the projection's tables in one schema (``projection`` live, another for a rebuild)."""
 
     def __init__(self, schema: str = DEFAULT_SCHEMA, projection: str = PROJECTION) -> None:
-        if not schema.replace("_", "").isalnum():
-            raise ValueError(f"invalid schema name {schema!r}")
-        self.schema = schema
+        self.schema = safe_schema(schema)
         self.projection = projection
 
     # --- checkpoints -------------------------------------------------------------------------------------------

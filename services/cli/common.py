@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from events.citizen_id import CitizenIdError, reader_citizen_id
-from projections.resident.dates import business_date
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.settings import get_settings
@@ -59,11 +58,6 @@ def timestamp_arg(raw: str | None, name: str) -> datetime | None:
     if moment.tzinfo is None:
         fail(f"{name} {raw!r} has no UTC offset (e.g. 2024-05-01T12:00:00+08:00)", 2)
     return moment
-
-
-def today() -> date:
-    """Today in China (UTC+08:00), the calendar every business date of the view is in."""
-    return business_date(datetime.now(UTC))
 
 
 @asynccontextmanager

@@ -36,7 +36,7 @@ from services.cli.common import database, fail
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.dead_letters import DEAD_LETTER_TOPIC
-from services.gateway.auth import issue_token, token_hash
+from services.gateway.auth import issue_token
 from services.grants import add_grant, find_grant
 from services.kafka_auth import (
     DEMO_CONSUMER,
@@ -54,6 +54,7 @@ from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally
 from services.retry import DEFAULT_DEADLINE_S, GaveUpError, RetryPolicy
 from services.settings import Settings, get_settings
 from services.simulator import simulate_bytes
+from services.tokens import token_hash
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -8,7 +8,6 @@ Bad input is one line on stderr and a non-zero exit: 2 for a bad argument, 3 whe
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +15,8 @@ import typer
 from rich.console import Console
 
 from projections.eligibility import Policy, PolicyError, UnknownPolicyError
-from projections.resident.dates import business_date
 from services.cli.common import citizen_id_arg, database, date_arg, fail, print_json, run
+from services.clock import today_in_china
 from services.eligibility import EligibilityAnswer, eligibility, resolve_policy
 from services.query_api.statistics import validate_region_prefix
 from services.reports import PopulationReport, population_report, write_report
@@ -33,10 +32,6 @@ def register(app: typer.Typer) -> None:
     report = typer.Typer(help="Reports computed from the projection.", no_args_is_help=True)
     report.command("population")(population_command)
     app.add_typer(report, name="report")
-
-
-def _today_in_china() -> date:
-    return business_date(datetime.now(UTC))
 
 
 def _policy(policy_id: str) -> Policy:
@@ -64,7 +59,7 @@ def eligibility_command(
     """Decide every benefit of a city's plan for one resident, each decision explained (JSON on stdout)."""
     cid = citizen_id_arg(citizen_id)
     chosen = _policy(policy)
-    day = date_arg(as_of, "--as-of") or _today_in_china()
+    day = date_arg(as_of, "--as-of") or today_in_china()
 
     async def decide() -> EligibilityAnswer | None:
         async with database() as conn:

@@ -19,8 +19,8 @@ from services.cli.common import (
     print_json,
     run,
     timestamp_arg,
-    today,
 )
+from services.clock import today_in_china
 from services.grants import GrantError, validate_purposes
 from services.operations.operator_reads import operator_name, record_operator_read
 from services.resident_views import load_views
@@ -57,11 +57,11 @@ def show(
     async def fetch() -> dict[str, object] | None:
         async with database() as conn:
             if day is None and moment is None:
-                view = (await load_views(conn, [cid], today(), DEFAULT_SCHEMA)).get(cid)
+                view = (await load_views(conn, [cid], today_in_china(), DEFAULT_SCHEMA)).get(cid)
             else:
                 # Without --as-of, "as known at T" looks at the world on T's own business day (China's calendar,
                 # as every as_of is), not at the calendar date of whatever offset T was written with.
-                when = TimeSlice(as_of=day or (business_date(moment) if moment else today()), known_at=moment)
+                when = TimeSlice(as_of=day or (business_date(moment) if moment else today_in_china()), known_at=moment)
                 view = await reconstruct(conn, cid, when, DEFAULT_SCHEMA)
             if view is not None:
                 await record_operator_read(

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-
 import asyncpg
 
 from events import DEPARTMENTS
 from services.gateway.errors import ApiError
+from services.tokens import bearer_of, token_hash
+from services.tokens import new_token as new_token_with
 
 TOKEN_PREFIX = "rk_d_"  # noqa: S105 - a prefix, not a secret
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="renkou gateway"'}
 
 
-def token_hash(token: str) -> bytes:
-    """The stored form of a token (the rule every renkou token follows)."""
-    return hashlib.sha256(token.encode()).digest()
-
-
 def new_token() -> str:
     """A fresh department token (shown once; only its hash is kept)."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return new_token_with(TOKEN_PREFIX)
 
 
 async def issue_token(conn: asyncpg.Connection, department: str, label: str | None = None) -> str:
@@ -42,9 +36,8 @@ def bearer(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer <token>`` header, or a 401."""
     if not authorization:
         raise ApiError(401, "unauthenticated", "missing Authorization: Bearer <department token>", headers=_CHALLENGE)
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_of(authorization)
+    if token is None:
         raise ApiError(
             401, "unauthenticated", "the Authorization header must be 'Bearer <department token>'", headers=_CHALLENGE
         )

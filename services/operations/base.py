@@ -12,11 +12,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from events import department_topics
 from projections.resident.store import PROJECTION
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import OPERATOR, client_options
-from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.settings import Settings
 
 Partition = tuple[str, int]
@@ -138,11 +138,6 @@ async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
         yield producer
     finally:
         await producer.stop()
-
-
-def department_topics(namespace: str) -> list[str]:
-    """The four department topics, in the contract's order, with the namespace prefix."""
-    return [f"{namespace}population.{d}.v1" for d in DEPARTMENT_TOPICS]
 
 
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:

@@ -29,10 +29,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from events import DEPARTMENTS, topic_for
 from services.anchor.builder import ARCHIVE, checkpoints
 from services.operations.anchor_check import Finding, FindingList, LogReport
 from services.operations.base import department_partitions, log_ends, log_starts, refresh_metadata, short_hex
-from services.projector.pipeline import DEPARTMENT_TOPICS
 
 _SEEK_GAP = 500  # a one-citizen check seeks past gaps longer than this instead of reading through them
 
@@ -104,7 +104,7 @@ def _compare(row: asyncpg.Record, record: ConsumerRecord[Any, Any], namespace: s
         return Finding(
             ARCHIVE, "rewritten", f"the log record {where} is keyed {key!r}, not this resident", cid, dept, seq
         )
-    if row["topic"] != f"{namespace}population.{dept}.v1":
+    if row["topic"] != topic_for(dept, namespace):
         return Finding(ARCHIVE, "rewritten", f"archived as {dept}, but {where} is another department's", cid, dept, seq)
     return None
 
@@ -290,7 +290,7 @@ async def _explain_unarchived(
                 valid,
             )
         }
-    departments = {f"{namespace}population.{d}.v1": d for d in DEPARTMENT_TOPICS}
+    departments = {topic_for(d, namespace): d for d in DEPARTMENTS}
     for r in rest:
         eid = _event_id(r.value)
         if eid is not None and eid.lower() in archived:

@@ -30,6 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from events import department_topics
 from projections.resident.store import ProjectionStore
 from services.db import roles as db_roles
 from services.kafka_auth import OPERATOR, KafkaCredentials, credentials_for
@@ -40,7 +41,6 @@ from services.operations.base import (
     UnavailableError,
     database,
     department_partitions,
-    department_topics,
     dsn,
     kafka_consumer,
     log_ends,

@@ -14,13 +14,13 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from events import department_topics
 from projections.resident.store import PROJECTION
 from services.kafka_auth import OPERATOR, client_options
 from services.operations.base import (
     KAFKA_TIMEOUT_MS,
     database,
     department_partitions,
-    department_topics,
     kafka_consumer,
     log_ends,
     read_checkpoints,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from events import department_topics
 from services.anchor.builder import LOCK_KEY as ANCHOR_LOCK_KEY
 from services.db import roles as db_roles
 from services.kafka_auth import OPERATOR
@@ -38,7 +39,6 @@ from services.operations.base import (
     OperationError,
     Positions,
     database,
-    department_topics,
     read_checkpoints,
     total,
 )

@@ -26,11 +26,11 @@ from typing import Any
 
 import asyncpg
 
+from events import department_topics
 from services.db import roles as db_roles
 from services.operations.base import (
     Positions,
     database,
-    department_topics,
     read_checkpoints,
     shorten,
     total,

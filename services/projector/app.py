@@ -23,6 +23,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import make_asgi_app
 
+from events import department_topics
 from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
 from services.anchor.service import AnchorService
 from services.db import roles as db_roles
@@ -30,7 +31,6 @@ from services.db.engine import make_engine
 from services.kafka_auth import PROJECTOR, client_options, credentials_for
 from services.kafka_principals import PROJECTOR_GROUP
 from services.projector.metrics import ProjectorMetrics
-from services.projector.pipeline import DEPARTMENT_TOPICS
 from services.projector.service import Projector, SeekToCheckpoints
 from services.readiness import READY_TIMEOUT_S, Check, check_readiness, postgresql
 from services.runtime import tune_gc_for_batches
@@ -38,10 +38,6 @@ from services.settings import Settings, get_settings
 from services.workers import metrics_registry, start_worker
 
 GROUP_ID = PROJECTOR_GROUP
-
-
-def department_topics(namespace: str) -> list[str]:
-    return [f"{namespace}population.{d}.v1" for d in DEPARTMENT_TOPICS]
 
 
 async def _tolerant_parser(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:

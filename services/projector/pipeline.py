@@ -33,7 +33,7 @@ from uuid import UUID
 
 import asyncpg
 
-from events import InvalidEvent, parse_event
+from events import DEPARTMENTS, InvalidEvent, parse_event, topic_for
 from events.bounds import MAX_RECORD_BYTES
 from events.envelope import Event, Payload
 from projections.resident.aliases import NumberLink, number_link, standing
@@ -60,8 +60,6 @@ from projections.resident.store import (
 )
 from services.dead_letters import COPY_LIMIT, printable, record_size
 from services.projector.failures import describe, is_outage
-
-DEPARTMENT_TOPICS = ("public_security", "education", "social_security", "health")
 
 
 class Record(Protocol):
@@ -152,7 +150,7 @@ class BatchProjector:
         self.namespace = namespace
         self.publish_dead_letters = publish_dead_letters
         # Looked up once per record: the department topics of this namespace.
-        self._departments = {f"{namespace}population.{d}.v1": d for d in DEPARTMENT_TOPICS}
+        self._departments = {topic_for(d, namespace): d for d in DEPARTMENTS}
 
     async def commit(self, conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
         """Apply ``records`` and commit, on ``conn`` (no transaction open): in one transaction, or — when that

@@ -13,17 +13,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.store import DEFAULT_SCHEMA, safe_schema
 from services.access_log import AccessLogWriter
 from services.db import roles as db_roles
 from services.db.engine import make_engine
-from services.eligibility_api import router as eligibility_router
 from services.grants import Grant, find_grant
 from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
 from services.query_api.citizens import citizens_router
 from services.query_api.context import QueryApiContext
 from services.query_api.db import ConnectionLease, DatabaseUnavailableError
+from services.query_api.eligibility import router as eligibility_router
 from services.query_api.errors import database_unavailable_response, install_error_handlers
 from services.query_api.fast_lane import ResidentReadLane, resident_route
 from services.query_api.metrics import LatencyMiddleware, QueryApiMetrics
@@ -74,8 +74,7 @@ def create_app(
     (``services.query_api.fast_lane``; same answers, less CPU).
     """
     settings = settings or get_settings()
-    if not schema.replace("_", "").isalnum():
-        raise ValueError(f"invalid schema name {schema!r}")
+    safe_schema(schema)
     metrics = QueryApiMetrics.create()
 
     @asynccontextmanager

@@ -21,19 +21,17 @@ from uuid import UUID, uuid4
 import asyncpg
 from fastapi import Request
 
-from services.grants import Grant, token_hash
+from services.grants import Grant
 from services.query_api.errors import ApiError
+from services.tokens import bearer_of, token_hash
 
 __all__ = ["Authenticator", "Caller", "bearer_token", "refuse_grant"]
-
-_BEARER = "bearer "
 
 
 def bearer_token(request: Request, what: str) -> str:
     """The token of the request's ``Authorization: Bearer <token>`` header, or the 401 asking for ``what``."""
-    header = request.headers.get("authorization") or ""
-    token = header[len(_BEARER) :].strip()
-    if header[: len(_BEARER)].lower() != _BEARER or not token:
+    token = bearer_of(request.headers.get("authorization"))
+    if token is None:
         raise ApiError(
             401,
             "missing_token",

@@ -27,6 +27,7 @@ from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import load_links, person_numbers
+from services.clock import today_in_china
 from services.disclosure import month_end
 from services.grants import parse_codes
 from services.query_api.auth import Caller
@@ -47,7 +48,7 @@ from services.query_api.person_log import BEFORE_HELP, person_access_log
 from services.query_api.refusals import record_aggregate_read
 from services.query_api.single_read import DEPARTMENT_SECTIONS, readable_departments
 from services.query_api.statistics import population_statistics, validate_region_prefix
-from services.query_api.views import ReadTime, read_views, today_in_china
+from services.query_api.views import ReadTime, read_views
 from services.readiness import check_readiness, postgresql
 from services.request_body import read_body
 from services.resident_views import members_by_person

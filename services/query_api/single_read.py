@@ -22,7 +22,7 @@ import asyncpg
 
 from projections.resident.aliases import NumberLink, People
 from projections.resident.state import DEPARTMENTS
-from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident, child_order
+from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident, child_order, safe_schema
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.resident_views import relatives_by_person, render_stored
 
@@ -188,9 +188,7 @@ async def load_resident(
     statement = (schema, log is not None)
     sql = _STATEMENTS.get(statement)
     if sql is None:
-        if not schema.replace("_", "").isalnum():
-            raise ValueError(f"invalid schema name {schema!r}")
-        sql = _STATEMENTS[statement] = _sql(schema, logged=log is not None)
+        sql = _STATEMENTS[statement] = _sql(safe_schema(schema), logged=log is not None)
     if log is None:
         rows = await conn.fetch(sql, citizen_id, list(departments), family, timeout=statement_timeout)
     else:

@@ -25,8 +25,10 @@ else health's certified death, the same precedence as the view's ``identity.dece
 counts as valid from its issue to its latest ``valid_until``.
 
 Computed in PostgreSQL from ``projection.sections`` in one statement: one row per person with their hukou,
-residence and permit region on ``D``, then grouped by 6-digit region code; the totals for ``P`` are the sums
-over those districts (each person has at most one region per measure, so nobody is counted twice).
+residence and permit region on ``D``, then grouped by 6-digit region code; each code is then counted under the
+division in force in ``D``'s year (GB/T 2260 history: a county since made a district, or merged, is that
+district — ``events.citizen_id.division_in_force``); the totals for ``P`` are the sums over those districts
+(each person has at most one region per measure, so nobody is counted twice).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from typing import Any, Final
 import asyncpg
 
 from events import Event, Payload
+from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
-from projections.resident.store import DEFAULT_SCHEMA, load_all_links
+from projections.resident.store import DEFAULT_SCHEMA, load_all_links, safe_schema
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 from services.resident_views import parse_archived
 
@@ -270,20 +273,25 @@ async def population_statistics(
 ) -> PopulationStatistics:
     """The registered, resident and permit-holder populations under ``region_prefix`` on ``as_of``.
 
-    Raises ``ValueError`` for a prefix that is not 2, 4 or 6 digits.
+    Districts are those in force in ``as_of``'s year. Raises ``ValueError`` for a prefix that is not 2, 4 or 6
+    digits.
     """
     validate_region_prefix(region_prefix)
-    if not schema.replace("_", "").isalnum():
-        raise ValueError(f"invalid schema name {schema!r}")
+    safe_schema(schema)
     several = await _people_with_several_numbers(conn, schema)
-    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix, json.dumps(several))
-    districts = tuple(
-        DistrictFigures(
-            r["code"],
-            Figures(Measure(r["reg"], r["reg_u"]), Measure(r["res"], r["res_u"]), Measure(r["pmt"], r["pmt_u"])),
-        )
-        for r in rows
-    )
+    # Counted per code as recorded, then under the division in force that year (a county since made a district
+    # is its district: events.citizen_id.division_in_force); a successor may lie under another city's prefix of
+    # the province (简阳市 512081 → 510185), so the province is counted and the prefix applied after.
+    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix[:2], json.dumps(several))
+    merged: dict[str, Figures] = {}
+    for r in rows:
+        code = division_in_force(r["code"], as_of.year)
+        if code.startswith(region_prefix):
+            figures = Figures(
+                Measure(r["reg"], r["reg_u"]), Measure(r["res"], r["res_u"]), Measure(r["pmt"], r["pmt_u"])
+            )
+            merged[code] = merged[code] + figures if code in merged else figures
+    districts = tuple(DistrictFigures(code, merged[code]) for code in sorted(merged))
     total = Figures()
     for district in districts:
         total = total + district.figures

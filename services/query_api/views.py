@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -24,15 +24,11 @@ from projections.resident.render import VIEW_SECTIONS, restrict_view
 from projections.resident.store import DEFAULT_SCHEMA
 from services.access_log import AccessEntry
 from services.bitemporal import TimeSlice, reconstruct
+from services.clock import today_in_china
 from services.query_api.single_read import NumberHasAliasesError, load_resident, render_sections, sources_of
 from services.resident_views import load_views
 
-__all__ = ["ReadTime", "read_live_view", "read_views", "today_in_china"]
-
-
-def today_in_china() -> date:
-    """The business date now."""
-    return business_date(datetime.now(UTC))
+__all__ = ["ReadTime", "read_live_view", "read_views"]
 
 
 @dataclass(frozen=True, slots=True)

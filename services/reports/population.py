@@ -22,7 +22,7 @@ from typing import Final
 import asyncpg
 
 from events.citizen_id import division_name, lookup_division
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.store import DEFAULT_SCHEMA, safe_schema
 from services.disclosure import CELLS, MEASURES, Shown, counts_of, gap_points, share, suppress
 from services.query_api.statistics import (
     DistrictFigures,
@@ -104,8 +104,7 @@ class PopulationReport:
 
 async def regions_present(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> list[str]:
     """The 2-digit province prefixes of every region code any hukou, residence or permit names (now or before)."""
-    if not schema.replace("_", "").isalnum():
-        raise ValueError(f"invalid schema name {schema!r}")
+    safe_schema(schema)
     rows = await conn.fetch(
         f"""
         SELECT DISTINCT left(code, 2) AS province FROM (

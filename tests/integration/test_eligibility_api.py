@@ -2,8 +2,8 @@
 projector into the archive, then decided by the service, over HTTP (the query API with the eligibility router)
 and by the CLI — the three give the pure evaluator's answer for the same events.
 
-A family of migrants from Hebei in Chengdu: the mother lives in 武侯区 since 2020, works there and holds a
-Chengdu residence permit; the father has no permit; their child (born 2017) is registered at home in Hebei with
+A family of migrants from Hebei in Chengdu: the mother lives in 武侯区 since 2018, works there and holds a
+Chengdu residence permit; the father has no permit; their child (born 2015) is registered at home in Hebei with
 both parents named, and health certified the birth with the mother as subject.
 """
 
@@ -25,12 +25,12 @@ from pydantic import SecretStr
 
 from events import Event, Payload, make_citizen_id, parse_event
 from projections.eligibility import ParentInput, decide, load_policy
+from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
 from services.eligibility import eligibility, load_parent_links
-from services.eligibility_api import router as eligibility_router
 from services.grants import revoke_grant
 from services.query_api.app import create_app
-from services.query_api.views import today_in_china
+from services.query_api.eligibility import router as eligibility_router
 from services.settings import Settings
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
@@ -41,9 +41,9 @@ pytestmark = pytest.mark.integration
 
 MOTHER = make_citizen_id("130102", date(1990, 3, 8), 42)
 FATHER = make_citizen_id("130102", date(1988, 11, 20), 31)
-CHILD = make_citizen_id("130102", date(2017, 9, 1), 15)
+CHILD = make_citizen_id("130102", date(2015, 9, 1), 15)
 STRANGER = make_citizen_id("110105", date(1980, 1, 1), 11)
-AS_OF = date(2024, 6, 30)
+AS_OF = date(2022, 6, 30)  # Chengdu's plan applied 2018-01-01 through 2022-12-31
 PATH = f"/v1/residents/{CHILD}/eligibility"
 
 
@@ -51,34 +51,34 @@ def _history() -> list[dict[str, Any]]:
     settled = ("from_region_code", "legacy_nature")
     return [
         event("hukou.registered", MOTHER, date(2008, 9, 1), region_code="130102", household_id="H-M", drop=settled),
-        event("residence.registered", MOTHER, date(2020, 1, 1), since=date(2020, 1, 1), region_code="510107"),
+        event("residence.registered", MOTHER, date(2018, 1, 1), since=date(2018, 1, 1), region_code="510107"),
         event(
             "residence_permit.issued",
             MOTHER,
-            date(2023, 7, 1),
+            date(2021, 7, 1),
             permit_no="510107-M-1",
             region_code="510107",
-            issued_on=date(2023, 7, 1),
-            valid_until=date(2025, 6, 30),
+            issued_on=date(2021, 7, 1),
+            valid_until=date(2023, 6, 30),
         ),
-        event("employment.registered", MOTHER, date(2020, 1, 1), region_code="510107", started_on=date(2020, 1, 1)),
-        event("insurance.enrolled", MOTHER, date(2020, 1, 1), region_code="510107", started_on=date(2020, 1, 1)),
-        event("insurance.contributed", MOTHER, date(2020, 12, 31), period="2020-01", months=12),
-        event("insurance.contributed", MOTHER, date(2021, 12, 31), period="2021-01", months=12),
+        event("employment.registered", MOTHER, date(2018, 1, 1), region_code="510107", started_on=date(2018, 1, 1)),
+        event("insurance.enrolled", MOTHER, date(2018, 1, 1), region_code="510107", started_on=date(2018, 1, 1)),
+        event("insurance.contributed", MOTHER, date(2018, 12, 31), period="2018-01", months=12),
+        event("insurance.contributed", MOTHER, date(2019, 12, 31), period="2019-01", months=12),
         event(
             "birth.certified",
             MOTHER,
-            date(2017, 9, 3),
+            date(2015, 9, 3),
             certificate_no="Q130012345",
-            birth_date=date(2017, 9, 1),
+            birth_date=date(2015, 9, 1),
             father_citizen_id=FATHER,
         ),
         event("hukou.registered", FATHER, date(2008, 9, 1), region_code="130102", household_id="H-M", drop=settled),
         event(
             "birth.registered",
             CHILD,
-            date(2017, 9, 20),
-            birth_date=date(2017, 9, 1),
+            date(2015, 9, 20),
+            birth_date=date(2015, 9, 1),
             region_code="130102",
             household_id="H-M",
             mother_citizen_id=MOTHER,
@@ -162,7 +162,7 @@ async def test_the_archive_gives_the_pure_answer_for_the_published_events(stack:
     try:
         links = await load_parent_links(conn, CHILD)
         answer = await eligibility(conn, CHILD, load_policy("chengdu-2017"), AS_OF)
-        nothing = await eligibility(conn, CHILD, load_policy("chengdu-2017"), date(2017, 9, 19))
+        nothing = await eligibility(conn, CHILD, load_policy("chengdu-2017"), date(2015, 9, 19))
         stranger = await eligibility(conn, STRANGER, load_policy("chengdu-2017"), AS_OF)
     finally:
         await conn.close()
@@ -181,7 +181,7 @@ async def test_http_answers_with_the_decisions_and_logs_every_citizen_it_shows(
 ) -> None:
     response = await client.get(
         PATH,
-        params={"policy": "chengdu-2017", "as_of": "2024-06-30"},
+        params={"policy": "chengdu-2017", "as_of": "2022-06-30"},
         headers=headers(stack.tokens["school"], "school_enrolment"),
     )
     assert response.status_code == 200, response.text
@@ -206,12 +206,12 @@ async def test_http_answers_with_the_decisions_and_logs_every_citizen_it_shows(
 async def test_every_policy_answers(stack: Stack, client: httpx.AsyncClient, policy: str) -> None:
     response = await client.get(
         f"/v1/residents/{MOTHER}/eligibility",
-        params={"policy": policy, "as_of": "2024-06-30"},
+        params={"policy": policy, "as_of": "2022-06-30"},
         headers=headers(stack.tokens["school"], "school_enrolment"),
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["policy"] == policy and body["as_of"] == "2024-06-30" and body["citizen_id"] == MOTHER
+    assert body["policy"] == policy and body["as_of"] == "2022-06-30" and body["citizen_id"] == MOTHER
     benefits = [d["benefit"] for d in body["decisions"]]
     assert benefits[:2] == ["residence_permit", "compulsory_education"]
     for decision in body["decisions"]:
@@ -219,6 +219,9 @@ async def test_every_policy_answers(stack: Stack, client: httpx.AsyncClient, pol
         assert decision["reasons"] and all(r["text"] for r in decision["reasons"])
     chengdu_permit = body["decisions"][0]
     assert chengdu_permit["eligible"] is (policy == "chengdu-2017")
+    # Xining's plan applied until 2020-07-05 (有效期至2020年7月5日): every decision says it no longer did.
+    assert body["in_force"]["on_as_of"] is (policy != "xining-2015")
+    assert all(d["reasons"][0]["condition"] == "in_force" for d in body["decisions"])
 
 
 async def test_as_of_defaults_to_today_in_china(stack: Stack, client: httpx.AsyncClient) -> None:
@@ -231,7 +234,7 @@ async def test_as_of_defaults_to_today_in_china(stack: Stack, client: httpx.Asyn
 
 async def test_refusals(stack: Stack, client: httpx.AsyncClient) -> None:
     school = headers(stack.tokens["school"], "school_enrolment")
-    good = {"policy": "chengdu-2017", "as_of": "2024-06-30"}
+    good = {"policy": "chengdu-2017", "as_of": "2022-06-30"}
     _error(await client.get(PATH, params=good), 401, "missing_token")
     _error(
         await client.get(PATH, params=good, headers=headers("rk_c_nonsense", "school_enrolment")), 401, "unknown_token"
@@ -263,7 +266,7 @@ async def test_refusals(stack: Stack, client: httpx.AsyncClient) -> None:
         "invalid_citizen_id",
     )
     _error(await client.get(f"/v1/residents/{STRANGER}/eligibility", params=good, headers=school), 404, "not_found")
-    _error(await client.get(PATH, params={**good, "as_of": "2017-09-19"}, headers=school), 404, "not_found")
+    _error(await client.get(PATH, params={**good, "as_of": "2015-09-19"}, headers=school), 404, "not_found")
 
 
 async def test_a_revoked_grant_learns_nothing(stack: Stack, client: httpx.AsyncClient) -> None:
@@ -304,7 +307,7 @@ async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
 
 async def test_the_cli_prints_the_same_answer(stack: Stack) -> None:
     code, out, err = await _cli(
-        stack.database_url, "eligibility", CHILD, "--policy", "chengdu-2017", "--as-of", "2024-06-30"
+        stack.database_url, "eligibility", CHILD, "--policy", "chengdu-2017", "--as-of", "2022-06-30"
     )
     assert code == 0, err
     assert orjson.loads(out) == _expected(stack, "chengdu-2017")

@@ -16,8 +16,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
+from events import department_topics
 from services.db.dsn import asyncpg_dsn
-from services.projector.app import create_app, department_topics
+from services.projector.app import create_app
 from services.resident_views import load_views
 from services.settings import Settings, project_root
 from tests.support.infra import TEST_ANCHOR_KEY, current, kafka_options

@@ -15,6 +15,7 @@ from events.citizen_id import (
     CitizenIdError,
     RegionCode,
     birth_date_of,
+    division_in_force,
     division_name,
     division_of,
     lookup_division,
@@ -281,3 +282,21 @@ def test_arbitrary_text_is_accepted_or_rejected_cleanly(raw: str) -> None:
         assert all(p.split(" ")[0] in {"length", "characters", "check", "birth", "division"} for p in exc.problems)
     else:
         assert len(result) == 18
+
+
+@pytest.mark.parametrize(
+    ("code", "year", "in_force"),
+    [
+        ("510122", 2014, "510122"),  # 双流县, still a county
+        ("510122", 2024, "510116"),  # → 双流区 (same stem)
+        ("510124", 2024, "510117"),  # 郫县 → 郫都区
+        ("512081", 2024, "510185"),  # 简阳市 moved from 资阳 to 成都: found in the province
+        ("320683", 2024, "320612"),  # 通州市 → 通州区
+        ("320611", 2024, "320613"),  # 港闸区 merged into 崇川区: no name in common, the approval's table
+        ("370922", 2024, "370983"),  # 肥城县 → 肥城市
+        ("510107", 2024, "510107"),  # in force: itself
+        ("999999", 2024, "999999"),  # unknown to GB/T 2260: left as it is
+    ],
+)
+def test_a_division_is_counted_under_the_one_in_force(code: str, year: int, in_force: str) -> None:
+    assert division_in_force(code, year) == in_force

@@ -9,14 +9,14 @@ boundaries: 5 vs 6 months, 23 vs 24 months, a score of 19 vs 20, ages 5/6/15/16.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 import orjson
 import pytest
 
-from projections.eligibility import ParentInput, decide, load_policy
+from projections.eligibility import ParentInput, Policy, decide, load_policy
 from tests.unit.test_eligibility_support import (
     FATHER,
     FEICHENG_NATIVE,
@@ -100,6 +100,7 @@ def residence_permit_cases(city: City) -> Iterator[Case]:
         lives_in_city=True,
         continuous_residence_months=True,
         basis=True,
+        **({"residence_in_town": True} if p == "liaoyuan-2015" else {}),
     )
     yield case(
         "five_months",
@@ -153,6 +154,16 @@ def residence_permit_cases(city: City) -> Iterator[Case]:
         alive=False,
         continuous_residence_months=True,
     )
+    rural = case(
+        "rural_residence",
+        lambda: migrant().residence(r, date(2020, 1, 1), urban=False),
+        p != "liaoyuan-2015",
+        lives_in_city=True,
+        continuous_residence_months=True,
+    )
+    if p == "liaoyuan-2015":  # (7) 「在城鎮居住半年以上」: a permit for living in a town, not in a village
+        rural = replace(rural, reasons={**rural.reasons, "residence_in_town": False})
+    yield rural
 
 
 # Ages on 2024-06-30: born 2018-06-30 is 6 that day, 2018-07-01 still 5; born 2008-07-01 is 15, 2008-06-30 16.
@@ -258,7 +269,7 @@ NANTONG = [
         "rented_urban_residence",
         lambda: migrant().residence(NT, date(2024, 6, 1)),
         True,
-        hukou_outside_city=True,
+        hukou_not_urban_in_city=True,
         **{"stable_residence.residence_in_city": True, "stable_residence.tenure": True},
     ),
     nt("owned_residence", lambda: migrant().residence(NT, date(2024, 6, 1), tenure="owned"), True),
@@ -280,11 +291,19 @@ NANTONG = [
         False,
         **{"stable_residence.residence_in_city": False},
     ),
+    # (5) 「确保本地和外地农业转移人口适用相同的落户条件」: a Nantong villager settles in town like anyone else.
     nt(
-        "hukou_already_in_nantong",
-        lambda: History(MIGRANT).hukou(NT_RURAL, date(2000, 1, 1)).residence(NT, date(2020, 1, 1)),
+        "rural_hukou_in_nantong_settles_like_anyone",
+        lambda: History(MIGRANT).hukou(NT_RURAL, date(2000, 1, 1), urban=False).residence(NT, date(2020, 1, 1)),
+        True,
+        hukou_not_urban_in_city=True,
+        **{"stable_residence.residence_in_city": True},
+    ),
+    nt(
+        "hukou_already_urban_in_nantong",
+        lambda: History(MIGRANT).hukou(NT, date(2000, 1, 1)).residence(NT, date(2020, 1, 1)),
         False,
-        hukou_outside_city=False,
+        hukou_not_urban_in_city=False,
         **{"stable_residence.residence_in_city": True},
     ),
     nt(
@@ -488,14 +507,48 @@ FEICHENG = [
         ),
         False,
         False,
-        **{"returning_graduate.employed_in_city": False},
+        # Working in Jinan: neither returning to work in Feicheng nor without an employer.
+        **{"returning_graduate.employed_in_city": False, "graduate_without_employer.no_employer": False},
     ),
     fc(
-        "hukou_already_in_feicheng",
+        "hukou_already_urban_in_feicheng",
         lambda: History(MIGRANT).hukou(FC, date(2010, 1, 1)).residence(FC, date(2010, 1, 1), tenure="owned"),
         False,
         True,
-        hukou_outside_city=False,
+        hukou_not_urban_in_city=False,
+    ),
+    # 2(2)1 「未落实就业单位的，可在原籍、父母、配偶户籍所在地或居住地社区居委会落户」: the clause's second half.
+    fc(
+        "native_graduate_without_an_employer",
+        lambda: (
+            History(FEICHENG_NATIVE)
+            .hukou(JINAN, date(2016, 9, 1), reason="other")
+            .graduated("higher", date(2024, 6, 28))
+        ),
+        True,
+        **{
+            "returning_graduate.employed_in_city": False,
+            "graduate_without_employer.graduated": True,
+            "graduate_without_employer.from_city": True,
+            "graduate_without_employer.no_employer": True,
+        },
+    ),
+    fc(
+        "graduate_without_an_employer_not_from_feicheng",
+        lambda: History(MIGRANT).hukou(JINAN, date(2016, 9, 1), reason="other").graduated("higher", date(2024, 6, 28)),
+        False,
+        False,
+        **{"graduate_without_employer.from_city": False, "graduate_without_employer.no_employer": True},
+    ),
+    # 2(1) 「全面放开市区及镇街驻地落户限制……符合下列条件之一的人员」: no condition on where one comes from.
+    fc(
+        "rural_hukou_in_feicheng_settles_like_anyone",
+        lambda: (
+            History(MIGRANT).hukou(FC, date(2010, 1, 1), urban=False).residence(FC, date(2010, 1, 1), tenure="owned")
+        ),
+        True,
+        True,
+        hukou_not_urban_in_city=True,
     ),
 ]
 
@@ -878,9 +931,15 @@ CASES: list[Case] = [*BASE_CASES, *_deceased_cases()]
 def _run(case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
     built = case.build()
     history, parents = built if isinstance(built, tuple) else (built, [])
-    answer = decide(load_policy(case.policy), history.citizen, history.events, case.as_of, parents)
+    answer = decide(rules_of(case.policy), history.citizen, history.events, case.as_of, parents)
     decision = next(d for d in answer["decisions"] if d["benefit"] == case.benefit)
     return answer, decision
+
+
+def rules_of(policy_id: str) -> Policy:
+    """The policy's clauses without its window in force: each case checks clauses on their own, for the day of its
+    history, after a plan may have expired (``test_a_plan_applies_only_while_in_force`` checks the windows)."""
+    return load_policy(policy_id).model_copy(update={"in_force": None})
 
 
 def _outcomes(decision: dict[str, Any]) -> dict[str, bool | None]:
@@ -936,3 +995,45 @@ def test_every_policy_and_benefit_has_cases() -> None:
         policy = load_policy(city.policy)
         for benefit in policy.benefits:
             assert (city.policy, benefit) in covered, (city.policy, benefit)
+
+
+# Each plan's window in force, in its own words, with the days either side of each bound it states.
+WINDOWS = [
+    # 成都: "本意见自2018年1月1日起施行,有效期5年。"
+    ("chengdu-2017", date(2017, 12, 31), False),
+    ("chengdu-2017", date(2018, 1, 1), True),
+    ("chengdu-2017", date(2022, 12, 31), True),
+    ("chengdu-2017", date(2023, 1, 1), False),
+    # 西宁: "本方案自下发之日起实施,有效期至2020年7月5日。" (the notice is dated 2015年7月6日)
+    ("xining-2015", date(2015, 7, 5), False),
+    ("xining-2015", date(2015, 7, 6), True),
+    ("xining-2015", date(2020, 7, 5), True),
+    ("xining-2015", date(2020, 7, 6), False),
+    # 南通: no date of effect stated; dated 2020年4月24日, no expiry.
+    ("nantong-2020", date(2020, 4, 23), False),
+    ("nantong-2020", date(2020, 4, 24), True),
+    ("nantong-2020", date(2040, 1, 1), True),
+    # 肥城 (肥政发【2016】3号) and 辽源: no date stated; assumed from the start of the year, no expiry.
+    ("feicheng-2016", date(2015, 12, 31), False),
+    ("feicheng-2016", date(2016, 1, 1), True),
+    ("liaoyuan-2015", date(2014, 12, 31), False),
+    ("liaoyuan-2015", date(2040, 1, 1), True),
+]
+
+
+@pytest.mark.parametrize(("policy_id", "day", "in_force"), WINDOWS, ids=lambda v: str(v))
+def test_a_plan_applies_only_while_in_force(policy_id: str, day: date, in_force: bool) -> None:
+    history = migrant()
+    policy = load_policy(policy_id)
+    answer = decide(policy, history.citizen, history.events, day)
+    assert answer["in_force"]["on_as_of"] is in_force
+    for decision in answer["decisions"]:
+        first = decision["reasons"][0]
+        assert first["condition"] == "in_force" and first["met"] is in_force, first
+        assert ("was in force" in first["text"]) is in_force and policy.document in first["text"]
+        if not in_force:  # whatever else holds, the plan did not apply that day, and the answer says so
+            assert decision["eligible"] is False and decision["conclusive"] is True
+    # The same day with the clauses alone gives the same other conditions: the window only adds its own.
+    alone = decide(rules_of(policy_id), history.citizen, history.events, day)
+    for with_window, without in zip(answer["decisions"], alone["decisions"], strict=True):
+        assert with_window["reasons"][1:] == without["reasons"]

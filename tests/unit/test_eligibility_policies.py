@@ -83,11 +83,12 @@ def test_an_operator_copy_replaces_an_assumed_parameter(tmp_path: Path) -> None:
     (tmp_path / "xining-2015.toml").write_text(edited, encoding="utf-8")
     assert policy_ids(tmp_path) == ["xining-2015"]
     policy = load_policy("xining-2015", tmp_path)
-    history = History(MIGRANT).residence("630102", date(2022, 6, 1))
-    history.permit("630102", date(2024, 1, 1))
-    history.insured("pension_employee", "630102", date(2018, 1, 1))
-    history.paid("pension_employee", date(2018, 1, 1), 40)
-    as_of = date(2024, 6, 30)
+    # Xining's plan applied until 2020-07-05 (有效期至2020年7月5日): decided for a day it was in force.
+    history = History(MIGRANT).residence("630102", date(2017, 6, 1))
+    history.permit("630102", date(2019, 1, 1))
+    history.insured("pension_employee", "630102", date(2013, 1, 1))
+    history.paid("pension_employee", date(2013, 1, 1), 40)
+    as_of = date(2019, 6, 30)
     edited_answer = decide(policy, MIGRANT, history.events, as_of)
     shipped_answer = decide(load_policy("xining-2015"), MIGRANT, history.events, as_of)
     housing = {d["benefit"]: d for d in edited_answer["decisions"]}["housing_security"]
@@ -143,9 +144,12 @@ def test_a_copy_declaring_another_policy_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_urban_scope_admits_the_citys_own_rural_residents() -> None:
-    text = (POLICY_DIR / "nantong-2020.toml").read_text(encoding="utf-8")
-    edited = text.replace(
-        'hukou_outside = { value = "city", assumed = true', 'hukou_outside = { value = "urban", assumed = true'
+    # Nantong ships the urban scope ((5) 「确保本地和外地农业转移人口适用相同的落户条件」); an operator's copy may
+    # narrow it to the whole city.
+    edited = (POLICY_DIR / "nantong-2020.toml").read_text(encoding="utf-8")
+    line = next(line for line in edited.splitlines() if line.startswith("hukou_outside"))
+    text = edited.replace(
+        line, 'hukou_outside = { value = "city", assumed = true, note = "An operator\'s narrower reading." }'
     )
     assert edited != text
     local = History(MIGRANT).hukou("320623", date(2000, 1, 1), urban=False).residence("320613", date(2024, 1, 1))
@@ -156,8 +160,18 @@ def test_the_urban_scope_admits_the_citys_own_rural_residents() -> None:
         answer = decide(parse_policy(policy_text, "nantong"), MIGRANT, history.events, as_of)
         return next(d for d in answer["decisions"] if d["benefit"] == "settlement")
 
-    assert not settlement(text, local)["eligible"]  # the shipped reading: hukou already in Nantong
+    assert not settlement(text, local)["eligible"]  # the narrow reading: hukou already in Nantong
     urban = settlement(edited, local)
     assert urban["eligible"]
-    assert urban["reasons"][1]["condition"] == "hukou_not_urban_in_city" and urban["reasons"][1]["met"] is True
+    # After the plan's window in force and that the applicant is alive, the origin condition:
+    assert urban["reasons"][2]["condition"] == "hukou_not_urban_in_city" and urban["reasons"][2]["met"] is True
     assert not settlement(edited, townsman)["eligible"]  # already registered at an urban address
+
+
+def test_every_shipped_plan_states_when_it_applies() -> None:
+    for policy_id in POLICY_IDS:
+        window = load_policy(policy_id).in_force
+        assert window is not None, policy_id
+        # A bound the plan does not state is marked assumed, with a note; one it states names its words.
+        assert window.start.assumed or window.start.source, policy_id
+        assert window.end is not None or window.open_note, policy_id

@@ -34,7 +34,6 @@ from services.grants import (
     parse_codes,
     parse_purpose_sections,
     per_purpose,
-    token_hash,
     validate_name,
     validate_purposes,
     validate_sections,
@@ -46,6 +45,7 @@ from services.query_api.single_read import SECTION_SOURCES, render_sections, sou
 from services.query_api.statistics import Figures, Measure, validate_region_prefix
 from services.resident_views import render_stored
 from services.settings import Settings
+from services.tokens import token_hash
 
 # --- grants --------------------------------------------------------------------------------------------------------
 

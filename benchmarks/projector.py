@@ -120,6 +120,7 @@ async def raw_copy(database_url: str, records: list[tuple[str, bytes, bytes]]) -
                 body,
                 prev,
                 link,
+                None,  # logged_at: no Kafka record here
             )
         )
     conn = await asyncpg.connect(asyncpg_dsn(database_url))

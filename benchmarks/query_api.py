@@ -38,7 +38,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from services.db.roles import QUERY_API, stored_password, with_credentials
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.query_api.single_read import load_resident, render_sections, sources_of
+from services.query_api.statistics import population_statistics
 from services.resident_views import load_views
 from services.settings import project_root
 from tests.support.infra import Endpoints, current
@@ -260,6 +261,31 @@ async def person_reads(
         "several": await _closed_loop(database_url, linked, 1, duration, read, warmup=1.0),
         "one": await _closed_loop(database_url, ids, 1, duration, read, warmup=1.0),
     }
+
+
+async def statistics_cost(database_url: str, prefix: str = "51") -> dict[str, float]:
+    """Seconds for ``population_statistics`` of ``prefix`` on the last month end: live (the stored sections, one
+    statement) and cut at now (``known_at``: the archive's public security and health events parsed and folded),
+    the least of three runs each."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    day = today_in_china().replace(day=1) - timedelta(days=1)
+    try:
+        timings: dict[str, float] = {}
+        for name, cut in (("live", None), ("known_at", datetime.now(UTC))):
+            runs = []
+            for _ in range(3):
+                started = time.perf_counter()
+                await population_statistics(conn, prefix, day, known_at=cut)
+                runs.append(time.perf_counter() - started)
+            timings[name] = min(runs)
+        timings["events"] = float(
+            await conn.fetchval(
+                "SELECT count(*) FROM projection.event_archive WHERE department IN ('public_security', 'health')"
+            )
+        )
+        return timings
+    finally:
+        await conn.close()
 
 
 async def _closed_loop(
@@ -482,6 +508,12 @@ async def _measure(
         flush=True,
     )
     by_person = await person_reads(database, linked, ids, min(duration, 5.0)) if linked else None
+    statistics = await statistics_cost(database)
+    print(
+        f"statistics of province 51: live {statistics['live']:.2f} s; cut at an instant (known_at, "
+        f"{statistics['events']:,.0f} public security and health events folded) {statistics['known_at']:.2f} s",
+        flush=True,
+    )
     if by_person is not None:
         several, one = by_person["several"], by_person["one"]
         print(
@@ -559,6 +591,7 @@ async def _measure(
         "residents": len(ids),
         "linked_numbers": len(linked),
         "person_reads": by_person,
+        "statistics": statistics,
         "events": events,
         "concurrency": concurrency,
         "raw_rate": raw["rate"],
@@ -619,12 +652,25 @@ def results_section(q: dict[str, Any]) -> list[str]:
         f"disclosed, §11) | {q['access_log_entries']:,} ({q['access_log_entries'] / max(q['ok'], 1):.2f} per read) |",
         f"| machine load average (1 min) before the run | {q['load_average']:.1f} on {os.cpu_count()} cores |",
         *_person_rows(q),
+        *_statistics_rows(q),
         "",
         "| target | met |",
         "| --- | --- |",
         *[f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in checks],
         "",
         *cpu_budget(q),
+    ]
+
+
+def _statistics_rows(q: dict[str, Any]) -> list[str]:
+    found = q.get("statistics")
+    if not found:
+        return []
+    return [
+        "| population statistics of a province (51), live: the stored sections, one statement | "
+        f"{found['live']:.2f} s |",
+        f"| the same cut at an instant (`known_at`): {found['events']:,.0f} public security and health events of "
+        f"the archive parsed and folded | {found['known_at']:.2f} s |",
     ]
 
 

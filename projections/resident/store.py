@@ -41,6 +41,8 @@ class ArchiveRow(NamedTuple):
     body: bytes
     prev_hash: bytes
     hash: bytes
+    logged_at: datetime | None = None
+    """The Kafka record's timestamp (when the log learnt of the event); ``None`` for a record that has none."""
 
 
 ARCHIVE_COLUMNS: Final = (
@@ -58,6 +60,7 @@ ARCHIVE_COLUMNS: Final = (
     "body",
     "prev_hash",
     "hash",
+    "logged_at",
 )
 
 
@@ -482,6 +485,21 @@ async def person_numbers(conn: asyncpg.Connection, number: str, schema: str = DE
 async def load_all_links(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> People:
     """Every link of the projection, resolved (statistics count every person with several numbers once)."""
     return People(_link(r) for r in await conn.fetch(f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links"))
+
+
+LOGGED_AT: Final = "coalesce(logged_at, archived_at)"
+"""SQL: when the log learnt of an archived event (migration 0018); a row archived before it, its archive time."""
+
+
+async def load_links_known_at(conn: asyncpg.Connection, known_at: datetime, schema: str = DEFAULT_SCHEMA) -> People:
+    """The links whose event the log held by ``known_at`` (``event_archive.logged_at``, else its archive time),
+    resolved: who was whom as the system knew it then."""
+    rows = await conn.fetch(
+        f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links WHERE event_id IN "
+        f"(SELECT event_id FROM {schema}.event_archive WHERE {LOGGED_AT} <= $1)",
+        known_at,
+    )
+    return People(_link(r) for r in rows)
 
 
 def _link(r: asyncpg.Record) -> NumberLink:

@@ -8,6 +8,7 @@ Bad input is one line on stderr and a non-zero exit: 2 for a bad argument, 3 whe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 
 from projections.eligibility import Policy, PolicyError, UnknownPolicyError
-from services.cli.common import citizen_id_arg, database, date_arg, fail, print_json, run
+from services.cli.common import citizen_id_arg, database, date_arg, fail, print_json, run, timestamp_arg
 from services.clock import today_in_china
 from services.eligibility import EligibilityAnswer, eligibility, resolve_policy
 from services.query_api.statistics import validate_region_prefix
@@ -88,10 +89,19 @@ def population_command(
         str | None,
         typer.Option("--region", help="Region code prefix: 2, 4 or 6 digits (default: every region)."),
     ] = None,
+    known_at: Annotated[
+        str | None,
+        typer.Option(
+            "--known-at",
+            help="Count what the log held at this RFC 3339 instant (default: now, printed on the report); the "
+            "same --known-at gives the same report, byte for byte, also after a replay.",
+        ),
+    ] = None,
 ) -> None:
     """The yearly population report per district: registered, resident, permit holders, urban shares and the
     urbanisation gap (CSV + HTML with a chart; counts 1-9 suppressed)."""
     chosen_year = _year(year)
+    cut = timestamp_arg(known_at, "--known-at") or datetime.now(UTC).replace(microsecond=0)
     if region is not None:
         try:
             validate_region_prefix(region)
@@ -102,7 +112,7 @@ def population_command(
 
     async def build() -> PopulationReport:
         async with database() as conn:
-            return await population_report(conn, chosen_year, region)
+            return await population_report(conn, chosen_year, region, known_at=cut)
 
     report = run(build())
     try:
@@ -114,7 +124,8 @@ def population_command(
         f"{report.region_name}, {report.as_of}: {len(report.rows)} districts; registered "
         f"{total.count('registered') if total.count('registered') is not None else 'suppressed'}, resident "
         f"{total.count('resident') if total.count('resident') is not None else 'suppressed'}, gap "
-        f"{total.gap_points if total.gap_points is not None else '—'} points"
+        f"{total.gap_points if total.gap_points is not None else '—'} points; as the log knew it at "
+        f"{cut.astimezone(UTC).isoformat().replace('+00:00', 'Z')} (--known-at reproduces it)"
     )
     typer.echo(str(csv_path))
     typer.echo(str(html_path))

@@ -27,8 +27,8 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -77,6 +77,8 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class LogRecord:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,15 @@ class BatchResult:
         for department, count in part.applied_by_department.items():
             self.applied_by_department[department] += count
         self.changed_citizens |= part.changed_citizens
+
+
+def _logged_at(record: Record) -> datetime | None:
+    """When the log learnt of ``record``: its Kafka timestamp (the broker's append time on department topics)."""
+    stamp = record.timestamp
+    return _EPOCH + timedelta(milliseconds=stamp) if stamp is not None and stamp >= 0 else None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
@@ -345,6 +357,7 @@ class BatchProjector:
                     body,
                     prev_hash,
                     link,
+                    _logged_at(record),
                 )
             )
             # last_event_at: the latest business time applied (events may arrive out of business-time order).

@@ -150,6 +150,7 @@ class StatisticsResponse(RegionFigures):
     region_code: str = Field(description="The region code prefix asked for (2, 4 or 6 digits).")
     as_of: str = Field(description="The date counted: the latest month end on or before the date asked.")
     requested_as_of: str = Field(description="The date asked for (today in China by default).")
+    known_at: str | None = Field(None, description="The instant of the log counted at, when one was asked for.")
     districts: list[DistrictFigures] = Field(description="The same figures per 6-digit region code.")
     disclosure: Disclosure
 

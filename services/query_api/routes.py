@@ -572,6 +572,14 @@ async def get_population_statistics(
     caller: AuthCaller,
     region_code: Annotated[str, Query(description="Region code prefix: 2, 4 or 6 digits.", examples=["5101"])],
     as_of: Annotated[date | None, Query(description="The date counted (default: today in China).")] = None,
+    known_at: Annotated[
+        str | None,
+        Query(
+            description="Count only what the log held at this RFC 3339 instant: the same known_at gives the same "
+            "figures, whatever arrives later and after a replay (default: the live projection).",
+            max_length=64,
+        ),
+    ] = None,
 ) -> Response:
     """Population figures under a region code prefix at the end of a month, in total and per district;
     definitions in ``services.query_api.statistics``. ``as_of`` resolves to the latest month end on or before it
@@ -588,9 +596,10 @@ async def get_population_statistics(
     if not _EARLIEST <= requested <= _LATEST:
         raise ApiError(422, "invalid_as_of", f"as_of must be between {_EARLIEST} and {_LATEST}, got {requested}")
     day = month_end(requested)
+    cut = _read_time(None, _query_instant(known_at, "known_at")).known_at
     async with ctx.lease.connection() as conn:
         await ctx.auth.confirm(conn, caller)
-        figures = await population_statistics(conn, prefix, day, ctx.schema)
+        figures = await population_statistics(conn, prefix, day, ctx.schema, known_at=cut)
         # Aggregates name no resident, but the read is a read all the same: who, why, which region (§11).
         await record_aggregate_read(
             conn,
@@ -598,7 +607,9 @@ async def get_population_statistics(
             consumer=caller.consumer,
             purpose=caller.purpose,
             endpoint="statistics/population",
-            detail=orjson.dumps({"region_code": prefix, "as_of": day.isoformat()}).decode(),
+            detail=orjson.dumps(
+                {"region_code": prefix, "as_of": day.isoformat()} | ({"known_at": known_at} if cut else {})
+            ).decode(),
         )
     return json_answer({**figures.published(), "requested_as_of": requested.isoformat()}, caller)
 

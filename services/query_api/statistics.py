@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -45,7 +46,7 @@ from events import Event, Payload
 from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
-from projections.resident.store import DEFAULT_SCHEMA, load_all_links, safe_schema
+from projections.resident.store import DEFAULT_SCHEMA, LOGGED_AT, load_all_links, load_links_known_at, safe_schema
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 from services.resident_views import parse_archived
 
@@ -139,12 +140,18 @@ class PopulationStatistics:
     as_of: date
     total: Figures
     districts: tuple[DistrictFigures, ...]
+    known_at: datetime | None = None
+    """The instant of the log the figures are cut at (``None``: the live projection)."""
+
+    def _known(self) -> dict[str, Any]:
+        return {"known_at": _instant(self.known_at)} if self.known_at is not None else {}
 
     def to_json(self) -> dict[str, Any]:
         """Every count as computed (for operators and tests; what is published goes through ``published``)."""
         return {
             "region_code": self.region_code,
             "as_of": self.as_of.isoformat(),
+            **self._known(),
             **self.total.to_json(),
             "districts": [{"region_code": d.region_code, **d.figures.to_json()} for d in self.districts],
         }
@@ -165,6 +172,7 @@ class PopulationStatistics:
         return {
             "region_code": self.region_code,
             "as_of": self.as_of.isoformat(),
+            **self._known(),
             **shown_json(self.total, total),
             "districts": [
                 {"region_code": d.region_code, **shown_json(d.figures, s)}
@@ -174,6 +182,10 @@ class PopulationStatistics:
         }
 
 
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _person_sql(schema: str) -> str:
     # $1 = as_of. One row per person known to public security and alive on $1, with the region (and urban flag)
     # of their hukou, their residence registration and their valid permit on $1 — each from the current entry
@@ -181,7 +193,8 @@ def _person_sql(schema: str) -> str:
     #
     # A person with several numbers (§12) is one row, under their current number, with the state a read gives
     # them (projections.resident.aliases.fold_person), computed by ``_people_with_several_numbers`` and passed
-    # as $3; their numbers' stored sections are left out.
+    # as $3; their numbers' stored sections are left out. With $4 (a ``known_at`` count) every person comes from
+    # $3, folded from the archive as the log knew it then, and no stored section is read.
     return f"""
     linked AS (
         SELECT old_citizen_id AS citizen_id FROM {schema}.number_links
@@ -192,7 +205,8 @@ def _person_sql(schema: str) -> str:
                coalesce((s.state ->> 'deceased_on')::date, (h.state -> 'death' ->> 'died_on')::date) AS deceased_on
           FROM {schema}.sections s
           LEFT JOIN {schema}.sections h ON h.citizen_id = s.citizen_id AND h.department = 'health'
-         WHERE s.department = 'public_security' AND s.citizen_id NOT IN (SELECT citizen_id FROM linked)
+         WHERE s.department = 'public_security' AND NOT $4::boolean
+           AND s.citizen_id NOT IN (SELECT citizen_id FROM linked)
         UNION ALL
         SELECT p.citizen_id, p.st, p.deceased_on
           FROM jsonb_to_recordset($3::jsonb) AS p(citizen_id text, st jsonb, deceased_on date)
@@ -269,20 +283,29 @@ def _statistics_sql(schema: str) -> str:
 
 
 async def population_statistics(
-    conn: asyncpg.Connection, region_prefix: str, as_of: date, schema: str = DEFAULT_SCHEMA
+    conn: asyncpg.Connection,
+    region_prefix: str,
+    as_of: date,
+    schema: str = DEFAULT_SCHEMA,
+    *,
+    known_at: datetime | None = None,
 ) -> PopulationStatistics:
     """The registered, resident and permit-holder populations under ``region_prefix`` on ``as_of``.
 
-    Districts are those in force in ``as_of``'s year. Raises ``ValueError`` for a prefix that is not 2, 4 or 6
-    digits.
+    Districts are those in force in ``as_of``'s year. With ``known_at``, only what the log knew by that instant
+    counts (``_people_known_at``): the same ``known_at`` gives the same figures however many events arrive
+    later, and after a replay. Raises ``ValueError`` for a prefix that is not 2, 4 or 6 digits.
     """
     validate_region_prefix(region_prefix)
     safe_schema(schema)
-    several = await _people_with_several_numbers(conn, schema)
+    if known_at is None:
+        people, from_archive = await _people_with_several_numbers(conn, schema), False
+    else:
+        people, from_archive = await _people_known_at(conn, schema, known_at), True
     # Counted per code as recorded, then under the division in force that year (a county since made a district
     # is its district: events.citizen_id.division_in_force); a successor may lie under another city's prefix of
     # the province (简阳市 512081 → 510185), so the province is counted and the prefix applied after.
-    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix[:2], json.dumps(several))
+    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix[:2], json.dumps(people), from_archive)
     merged: dict[str, Figures] = {}
     for r in rows:
         code = division_in_force(r["code"], as_of.year)
@@ -295,7 +318,46 @@ async def population_statistics(
     total = Figures()
     for district in districts:
         total = total + district.figures
-    return PopulationStatistics(region_prefix, as_of, total, districts)
+    return PopulationStatistics(region_prefix, as_of, total, districts, known_at)
+
+
+async def _people_known_at(conn: asyncpg.Connection, schema: str, known_at: datetime) -> list[dict[str, Any]]:
+    """Every person public security knew of by ``known_at``, as the statistics' rows: their state folded from the
+    public security and health events the log held by then, people with several numbers joined by the links
+    the log held by then (``fold_person``, as a read folds them)."""
+    people = await load_links_known_at(conn, known_at, schema)
+    rows = await conn.fetch(
+        f"SELECT citizen_id, body FROM {schema}.event_archive WHERE department IN ('public_security', 'health') "
+        f"AND {LOGGED_AT} <= $1 ORDER BY citizen_id, department, chain_seq",
+        known_at,
+    )
+    by_person: dict[str, list[Event[Payload]]] = {}
+    for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
+        by_person.setdefault(people.current(event.citizen_id), []).append(event)
+    return _statistics_rows(
+        (current, people.numbers(current), events, people.duplicates(current))
+        for current, events in sorted(by_person.items())
+    )
+
+
+def _statistics_rows(
+    persons: Iterable[tuple[str, Sequence[str], list[Event[Payload]], frozenset[str]]],
+) -> list[dict[str, Any]]:
+    found = []
+    for current, numbers, events, duplicates in persons:
+        states = fold_person(numbers, events, duplicates)
+        ps, health = states.get("public_security"), states.get("health")
+        if not isinstance(ps, PublicSecurityState):
+            continue  # public security knows nothing of them: not in the statistics, as for anyone
+        died = ps.deceased_on or (health.death.died_on if isinstance(health, HealthState) and health.death else None)
+        found.append(
+            {
+                "citizen_id": current,
+                "st": json.loads(state_to_json_text(ps)),
+                "deceased_on": died.isoformat() if died else None,
+            }
+        )
+    return found
 
 
 async def _people_with_several_numbers(conn: asyncpg.Connection, schema: str) -> list[dict[str, Any]]:
@@ -313,19 +375,7 @@ async def _people_with_several_numbers(conn: asyncpg.Connection, schema: str) ->
     by_number: dict[str, list[Event[Payload]]] = {}
     for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
         by_number.setdefault(event.citizen_id, []).append(event)
-    found = []
-    for current, numbers in sorted(groups.items()):
-        mine = [e for n in numbers for e in by_number.get(n, ())]
-        states = fold_person(numbers, mine, people.duplicates(current))
-        ps, health = states.get("public_security"), states.get("health")
-        if not isinstance(ps, PublicSecurityState):
-            continue  # public security knows nothing of them: not in the statistics, as for anyone
-        died = ps.deceased_on or (health.death.died_on if isinstance(health, HealthState) and health.death else None)
-        found.append(
-            {
-                "citizen_id": current,
-                "st": json.loads(state_to_json_text(ps)),
-                "deceased_on": died.isoformat() if died else None,
-            }
-        )
-    return found
+    return _statistics_rows(
+        (current, numbers, [e for n in numbers for e in by_number.get(n, ())], people.duplicates(current))
+        for current, numbers in sorted(groups.items())
+    )

@@ -4,6 +4,7 @@ external resource (it opens offline, prints, and renders the same in a headless 
 from __future__ import annotations
 
 import math
+from datetime import UTC
 from html import escape
 from typing import Final
 
@@ -221,6 +222,13 @@ p.note {{ color: #555; font-size: 12px; max-width: 1000px; }}
 """
 
 
+def _known(report: PopulationReport) -> str:
+    if report.known_at is None:
+        return ""
+    moment = report.known_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return f" As the log knew it at {escape(moment)} (<code>--known-at {escape(moment)}</code> reproduces it)."
+
+
 def render_html(report: PopulationReport) -> str:
     """The report as a self-contained HTML page (inline CSS and SVG; no script, no external resource)."""
     title = f"Population report {report.year} — {report.region_name}"
@@ -235,7 +243,8 @@ def render_html(report: PopulationReport) -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p class="meta">人口统计年报 · figures on {report.as_of.isoformat()} (31 December), computed from the renkou projection
-with the definitions of <code>GET /v1/statistics/population</code>; per district (GB/T 2260 code).</p>
+with the definitions of <code>GET /v1/statistics/population</code>; per district (GB/T 2260 code, the divisions in
+force that year).{_known(report)}</p>
 {_summary(report)}
 {empty}
 <h2>Population by district 分区人口</h2>

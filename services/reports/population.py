@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Final
 
 import asyncpg
@@ -84,6 +84,8 @@ class PopulationReport:
     rows: tuple[ReportRow, ...]
     total: ReportRow
     min_count: int
+    known_at: datetime | None = None
+    """The instant of the log the figures are cut at (``None``: the live projection as it stands)."""
 
     @property
     def region_name(self) -> str:
@@ -143,8 +145,11 @@ async def population_report(
     schema: str = DEFAULT_SCHEMA,
     *,
     min_count: int = 10,
+    known_at: datetime | None = None,
 ) -> PopulationReport:
-    """The report of ``year`` for the region prefix ``region`` (2, 4 or 6 digits; None: every region).
+    """The report of ``year`` for the region prefix ``region`` (2, 4 or 6 digits; None: every region), of what
+    the log held at ``known_at`` if given (then the same ``known_at`` gives the same report, byte for byte,
+    whatever arrives later and after a replay).
 
     Raises ``ValueError`` for a malformed prefix or a year outside 1949-9998.
     """
@@ -156,7 +161,7 @@ async def population_report(
     prefixes = [region] if region is not None else await regions_present(conn, schema)
     districts: list[DistrictFigures] = []
     for prefix in prefixes:
-        districts.extend((await population_statistics(conn, prefix, as_of, schema)).districts)
+        districts.extend((await population_statistics(conn, prefix, as_of, schema, known_at=known_at)).districts)
     districts.sort(key=lambda d: d.region_code)
     total = Figures()
     for district in districts:
@@ -172,6 +177,7 @@ async def population_report(
         rows=rows,
         total=ReportRow(None, "total", total, total_shown),
         min_count=min_count,
+        known_at=known_at,
     )
 
 

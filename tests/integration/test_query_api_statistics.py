@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -200,3 +200,26 @@ async def test_region_codes_are_validated(city: City) -> None:
             await population_statistics(conn, "5", date(2025, 6, 30))
     finally:
         await conn.close()
+
+
+async def test_known_at_counts_what_the_log_held_then(city: City) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(city.database_url))
+    try:
+        live = await population_statistics(conn, "5101", date(2025, 6, 30))
+        later = await population_statistics(conn, "5101", date(2025, 6, 30), known_at=datetime.now(UTC))
+        before = await population_statistics(conn, "5101", date(2025, 6, 30), known_at=datetime(2020, 1, 1, tzinfo=UTC))
+    finally:
+        await conn.close()
+    # Everything archived by now: the archive's fold gives the live projection's figures, district by district.
+    assert {k: v for k, v in later.to_json().items() if k != "known_at"} == live.to_json()
+    assert later.to_json()["known_at"].endswith("Z")
+    # These events reached the archive today: in 2020 the log knew of none of them.
+    assert before.total.registered.population == 0 and before.districts == ()
+    async with httpx.AsyncClient(base_url=city.url, headers=city.auth) as client:
+        answer = await client.get(
+            "/v1/statistics/population",
+            params={"region_code": "5101", "as_of": "2025-06-30", "known_at": "2020-01-01T00:00:00Z"},
+        )
+        bad = await client.get("/v1/statistics/population", params={"region_code": "5101", "known_at": "yesterday"})
+    assert answer.status_code == 200 and answer.json()["known_at"] == "2020-01-01T00:00:00Z", answer.text
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_known_at"

@@ -30,7 +30,7 @@ from services.db.dsn import asyncpg_dsn
 from services.query_api.statistics import population_statistics
 from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
-from tests.support.query_api import event, grant, headers, project, running_query_api
+from tests.support.query_api import event, grant, headers, project, running_query_api, settlement
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +44,6 @@ G = make_citizen_id("510121", date(1992, 7, 7), 71)
 H = make_citizen_id("510107", date(1999, 8, 8), 81)
 
 
-def _settle(cid: str, on: date, region: str, urban: bool) -> dict[str, Any]:
-    return event(
-        "hukou.registered",
-        cid,
-        on,
-        household_id=f"H-{cid[-6:]}",
-        region_code=region,
-        urban=urban,
-        reason="other",
-        drop=("from_region_code", "legacy_nature"),
-    )
-
-
 def _live(cid: str, since: date, region: str, urban: bool) -> dict[str, Any]:
     return event("residence.registered", cid, since, region_code=region, urban=urban, since=since)
 
@@ -65,25 +52,25 @@ def _city() -> list[dict[str, Any]]:
     return [
         event("birth.registered", A, date(2000, 1, 5), birth_date=date(2000, 1, 1), region_code="510107", urban=True,
               household_id="H-A", drop=("mother_citizen_id", "father_citizen_id", "birth_certificate_no")),
-        _settle(B, date(2010, 5, 1), "510121", False),
+        settlement(B, date(2010, 5, 1), "510121", urban=False),
         _live(B, date(2024, 1, 1), "510104", True),
-        _settle(C, date(2012, 5, 1), "630102", True),
+        settlement(C, date(2012, 5, 1), "630102", urban=True),
         _live(C, date(2025, 3, 1), "510107", True),
         event("residence_permit.issued", C, date(2025, 3, 15), permit_no="P-C", region_code="510107",
               issued_on=date(2025, 3, 15), valid_until=date(2026, 3, 14)),
-        _settle(D, date(1990, 1, 1), "510107", True),
+        settlement(D, date(1990, 1, 1), "510107", urban=True),
         event("hukou.cancelled", D, date(2024, 12, 10), reason="death"),
-        _settle(E, date(1990, 1, 1), "510104", True),
+        settlement(E, date(1990, 1, 1), "510104", urban=True),
         event("death.certified", E, date(2025, 1, 5), died_on=date(2025, 1, 5), certificate_no="D-E",
               region_code="510104"),
-        _settle(F, date(1995, 1, 1), "510104", True),
+        settlement(F, date(1995, 1, 1), "510104", urban=True),
         event("hukou.moved_out", F, date(2025, 1, 1), to_region_code="630102"),
-        _settle(G, date(2010, 6, 1), "510121", False),
+        settlement(G, date(2010, 6, 1), "510121", urban=False),
         _live(G, date(2023, 1, 1), "630102", True),
         event("residence_permit.issued", G, date(2023, 8, 1), permit_no="P-G", region_code="630102",
               issued_on=date(2023, 8, 1), valid_until=date(2026, 7, 31)),
         event("residence_permit.revoked", G, date(2025, 5, 1), permit_no="P-G"),
-        _settle(H, date(2025, 7, 15), "510107", True),
+        settlement(H, date(2025, 7, 15), "510107", urban=True),
     ]  # fmt: skip
 
 

@@ -35,7 +35,7 @@ from services.simulator import city_by_key, simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
-from tests.support.query_api import event, grant, headers
+from tests.support.query_api import grant, headers, settlement
 
 pytestmark = pytest.mark.integration
 
@@ -258,16 +258,7 @@ async def test_a_report_known_at_an_instant_is_the_same_after_late_events_and_a_
     assert "known-at" in render_html(first)
     # A late event: a settlement in 武侯区 recorded in 2023, reaching the log only now.
     newcomer = make_citizen_id("510107", date(1991, 4, 4), 77)
-    late = event(
-        "hukou.registered",
-        newcomer,
-        date(2023, 3, 1),
-        household_id="H-late",
-        region_code="510107",
-        urban=True,
-        reason="other",
-        drop=("from_region_code", "legacy_nature"),
-    )
+    late = settlement(newcomer, date(2023, 3, 1), "510107")
     await publish(
         city.settings.kafka_bootstrap,
         [(city.settings.topic_namespace + topic_for("public_security"), newcomer.encode(), orjson.dumps(late))],

@@ -22,26 +22,13 @@ from services.query_api.statistics import population_statistics
 from services.reports import population_report, to_csv
 from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
-from tests.support.query_api import event, project
+from tests.support.query_api import project, settlement
 
 pytestmark = pytest.mark.integration
 
 I = make_citizen_id("510122", date(1980, 1, 1), 11)  # noqa: E741 - the people are named by letter
 J = make_citizen_id("510116", date(1995, 2, 2), 21)
 K = make_citizen_id("512081", date(1985, 3, 3), 31)
-
-
-def _settle(cid: str, on: date, region: str) -> dict[str, object]:
-    return event(
-        "hukou.registered",
-        cid,
-        on,
-        household_id=f"H-{cid[-6:]}",
-        region_code=region,
-        urban=True,
-        reason="other",
-        drop=("from_region_code", "legacy_nature"),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +38,9 @@ async def database(infra: Endpoints) -> AsyncIterator[str]:
     await project(
         db,
         [
-            _settle(I, date(2010, 5, 1), "510122"),
-            _settle(J, date(2020, 5, 1), "510116"),
-            _settle(K, date(2010, 6, 1), "512081"),
+            settlement(I, date(2010, 5, 1), "510122"),
+            settlement(J, date(2020, 5, 1), "510116"),
+            settlement(K, date(2010, 6, 1), "512081"),
         ],
     )
     try:

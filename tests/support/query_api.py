@@ -191,6 +191,20 @@ def event(
     return raw
 
 
+def settlement(citizen_id: str, on: date, region: str, *, urban: bool = True) -> dict[str, Any]:
+    """``hukou.registered`` of someone settling (reason ``other``) in ``region`` on ``on``, a household of their own."""
+    return event(
+        "hukou.registered",
+        citizen_id,
+        on,
+        household_id=f"H-{citizen_id[-6:]}",
+        region_code=region,
+        urban=urban,
+        reason="other",
+        drop=("from_region_code", "legacy_nature"),
+    )
+
+
 def headers(token: str | None, purpose: str | None = None) -> dict[str, str]:
     """``Authorization`` and ``X-Purpose`` headers (either left out when ``None``)."""
     out = {}

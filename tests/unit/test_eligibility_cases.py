@@ -792,106 +792,122 @@ CHENGDU = [
 XN = "630102"
 
 
-def xn(benefit: str, name: str, build: Callable[[], Built], eligible: bool, **r: bool | None) -> Case:
-    return Case(f"xining-2015/{benefit}/{name}", "xining-2015", benefit, build, eligible, r)
-
-
-def settled_in_xining(*, since: date, insurance_months: int, permit: bool = True) -> History:
-    h = migrant().residence(XN, since)
+def settled_in(region: str, *, since: date, insurance_months: int, permit: bool = True) -> History:
+    h = migrant().residence(region, since)
     if permit:
-        h.permit(XN, date(2024, 1, 1))
-    h.insured("pension_employee", XN, date(2018, 1, 1))
+        h.permit(region, date(2024, 1, 1))
+    h.insured("pension_employee", region, date(2018, 1, 1))
     if insurance_months:
         h.paid("pension_employee", date(2018, 1, 1), insurance_months)
     return h
 
 
-XINING = [
-    xn(
-        "basic_public_services",
-        "valid_permit",
-        lambda: migrant().permit(XN, date(2024, 1, 1)),
-        True,
-        **{"permit_holder.valid_permit_in_city": True, "registered_resident.hukou_in_city": False},
-    ),
-    xn(
-        "basic_public_services",
-        "permit_expired",
-        lambda: migrant().permit(XN, date(2023, 1, 1), date(2024, 6, 29)),
-        False,
-        **{"permit_holder.valid_permit_in_city": False},
-    ),
-    xn(
-        "basic_public_services",
-        "permit_not_yet_issued",
-        lambda: migrant().permit(XN, date(2024, 7, 1)),
-        False,
-        **{"permit_holder.valid_permit_in_city": False},
-    ),
-    xn(
-        "basic_public_services",
-        "permit_of_another_city",
-        lambda: migrant().permit(ELSEWHERE, date(2024, 1, 1)),
-        False,
-        **{"permit_holder.valid_permit_in_city": False},
-    ),
-    xn(
-        "basic_public_services",
-        "registered_resident",
-        lambda: History(MIGRANT).hukou(XN, date(2000, 1, 1)),
-        True,
-        **{"registered_resident.hukou_in_city": True, "permit_holder.valid_permit_in_city": False},
-    ),
-]
-for _benefit in ("housing_security", "social_assistance"):
-    XINING += [
-        xn(
-            _benefit,
-            "36_months_of_residence_and_insurance",
-            lambda: settled_in_xining(since=date(2021, 6, 30), insurance_months=36),
+def permit_rights_cases(policy: str, region: str, elsewhere: str, progressive: tuple[str, ...]) -> list[Case]:
+    """A permit's rights: ``basic_public_services`` at once, each of ``progressive`` after 36 months of residence
+    and of insurance (Xining annex (5), Chengdu 3(3)1)."""
+
+    def case(benefit: str, name: str, build: Callable[[], Built], eligible: bool, **r: bool | None) -> Case:
+        return Case(f"{policy}/{benefit}/{name}", policy, benefit, build, eligible, r)
+
+    cases = [
+        case(
+            "basic_public_services",
+            "valid_permit",
+            lambda: migrant().permit(region, date(2024, 1, 1)),
             True,
-            **{
-                "permit_holder.valid_permit_in_city": True,
-                "permit_holder.continuous_residence_months": True,
-                "permit_holder.insurance_months": True,
-            },
+            **{"permit_holder.valid_permit_in_city": True, "registered_resident.hukou_in_city": False},
         ),
-        xn(
-            _benefit,
-            "35_months_of_residence",
-            lambda: settled_in_xining(since=date(2021, 7, 1), insurance_months=36),
+        case(
+            "basic_public_services",
+            "permit_expired",
+            lambda: migrant().permit(region, date(2023, 1, 1), date(2024, 6, 29)),
             False,
-            **{"permit_holder.continuous_residence_months": False, "permit_holder.insurance_months": True},
+            **{"permit_holder.valid_permit_in_city": False},
         ),
-        xn(
-            _benefit,
-            "35_months_of_insurance",
-            lambda: settled_in_xining(since=date(2021, 6, 30), insurance_months=35),
+        case(
+            "basic_public_services",
+            "permit_not_yet_issued",
+            lambda: migrant().permit(region, date(2024, 7, 1)),
             False,
-            **{"permit_holder.continuous_residence_months": True, "permit_holder.insurance_months": False},
+            **{"permit_holder.valid_permit_in_city": False},
         ),
-        xn(
-            _benefit,
-            "no_permit",
-            lambda: settled_in_xining(since=date(2015, 1, 1), insurance_months=60, permit=False),
+        case(
+            "basic_public_services",
+            "permit_of_another_city",
+            lambda: migrant().permit(elsewhere, date(2024, 1, 1)),
             False,
-            **{"permit_holder.valid_permit_in_city": False, "permit_holder.insurance_months": True},
+            **{"permit_holder.valid_permit_in_city": False},
         ),
-        xn(
-            _benefit,
+        case(
+            "basic_public_services",
             "registered_resident",
-            lambda: History(MIGRANT).hukou(XN, date(2000, 1, 1)),
+            lambda: History(MIGRANT).hukou(region, date(2000, 1, 1)),
             True,
-            **{"registered_resident.hukou_in_city": True},
-        ),
-        xn(
-            _benefit,
-            "deceased",
-            lambda: settled_in_xining(since=date(2015, 1, 1), insurance_months=60).died(date(2024, 1, 1)),
-            False,
-            alive=False,
+            **{"registered_resident.hukou_in_city": True, "permit_holder.valid_permit_in_city": False},
         ),
     ]
+    for benefit in progressive:
+        cases += [
+            case(
+                benefit,
+                "36_months_of_residence_and_insurance",
+                lambda: settled_in(region, since=date(2021, 6, 30), insurance_months=36),
+                True,
+                **{
+                    "permit_holder.valid_permit_in_city": True,
+                    "permit_holder.continuous_residence_months": True,
+                    "permit_holder.insurance_months": True,
+                },
+            ),
+            case(
+                benefit,
+                "35_months_of_residence",
+                lambda: settled_in(region, since=date(2021, 7, 1), insurance_months=36),
+                False,
+                **{"permit_holder.continuous_residence_months": False, "permit_holder.insurance_months": True},
+            ),
+            case(
+                benefit,
+                "35_months_of_insurance",
+                lambda: settled_in(region, since=date(2021, 6, 30), insurance_months=35),
+                False,
+                **{"permit_holder.continuous_residence_months": True, "permit_holder.insurance_months": False},
+            ),
+            case(
+                benefit,
+                "no_permit",
+                lambda: settled_in(region, since=date(2015, 1, 1), insurance_months=60, permit=False),
+                False,
+                **{"permit_holder.valid_permit_in_city": False, "permit_holder.insurance_months": True},
+            ),
+            case(
+                benefit,
+                "registered_resident",
+                lambda: History(MIGRANT).hukou(region, date(2000, 1, 1)),
+                True,
+                **{"registered_resident.hukou_in_city": True},
+            ),
+            case(
+                benefit,
+                "deceased",
+                lambda: settled_in(region, since=date(2015, 1, 1), insurance_months=60).died(date(2024, 1, 1)),
+                False,
+                alive=False,
+            ),
+        ]
+    return cases
+
+
+# Xining annex (5): 「逐步享有与当地户籍人口同等的就业扶持、住房保障、养老服务、社会福利、社会救助等权利」
+XINING = permit_rights_cases(
+    "xining-2015",
+    XN,
+    ELSEWHERE,
+    ("housing_security", "social_assistance", "employment_support", "elderly_services", "social_welfare"),
+)
+# Chengdu 3(3)1: 「居住证持有人按有关规定享有相应的基本公共教育、劳动就业……等权利;以连续居住年限和参加社会保险等为条件,
+# 逐步享有与户籍人口同等的职业教育、就业扶持、住房保障、养老服务、社会福利、社会救助等权利」
+CHENGDU_PERMIT_RIGHTS = permit_rights_cases("chengdu-2017", "510107", ELSEWHERE, ("progressive_rights",))
 
 
 BASE_CASES: list[Case] = [
@@ -902,6 +918,7 @@ BASE_CASES: list[Case] = [
     *LIAOYUAN,
     *CHENGDU,
     *XINING,
+    *CHENGDU_PERMIT_RIGHTS,
 ]
 
 

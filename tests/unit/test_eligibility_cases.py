@@ -908,6 +908,12 @@ XINING = permit_rights_cases(
 # Chengdu 3(3)1: 「居住证持有人按有关规定享有相应的基本公共教育、劳动就业……等权利;以连续居住年限和参加社会保险等为条件,
 # 逐步享有与户籍人口同等的职业教育、就业扶持、住房保障、养老服务、社会福利、社会救助等权利」
 CHENGDU_PERMIT_RIGHTS = permit_rights_cases("chengdu-2017", "510107", ELSEWHERE, ("progressive_rights",))
+# Liaoyuan (7): 「居住證持有人在就業、基本公共教育……等方面享有與當地戶籍人口同等的權利。
+# 以連續居住和參加社會保險年限為條件,逐步在中等職業教育資助、就業扶持、住房保障、養老服務、社會福利、社會救助等方面
+# 享有與當地戶籍人口同等的權利」
+LIAOYUAN_PERMIT_RIGHTS = permit_rights_cases("liaoyuan-2015", "220402", ELSEWHERE, ("progressive_rights",))
+# Nantong (7): 「保障他们在居住地依法享有基本公共服务和办事便利」
+NANTONG_PERMIT_RIGHTS = permit_rights_cases("nantong-2020", NT, ELSEWHERE, ())
 
 
 BASE_CASES: list[Case] = [
@@ -919,6 +925,8 @@ BASE_CASES: list[Case] = [
     *CHENGDU,
     *XINING,
     *CHENGDU_PERMIT_RIGHTS,
+    *LIAOYUAN_PERMIT_RIGHTS,
+    *NANTONG_PERMIT_RIGHTS,
 ]
 
 

@@ -914,6 +914,8 @@ CHENGDU_PERMIT_RIGHTS = permit_rights_cases("chengdu-2017", "510107", ELSEWHERE,
 LIAOYUAN_PERMIT_RIGHTS = permit_rights_cases("liaoyuan-2015", "220402", ELSEWHERE, ("progressive_rights",))
 # Nantong (7): 「保障他们在居住地依法享有基本公共服务和办事便利」
 NANTONG_PERMIT_RIGHTS = permit_rights_cases("nantong-2020", NT, ELSEWHERE, ())
+# Feicheng 3(1): 「保障居住证持有人享有与当地户籍人口同等的基本权益和公共服务」
+FEICHENG_PERMIT_RIGHTS = permit_rights_cases("feicheng-2016", FC, ELSEWHERE, ())
 
 
 BASE_CASES: list[Case] = [
@@ -927,6 +929,7 @@ BASE_CASES: list[Case] = [
     *CHENGDU_PERMIT_RIGHTS,
     *LIAOYUAN_PERMIT_RIGHTS,
     *NANTONG_PERMIT_RIGHTS,
+    *FEICHENG_PERMIT_RIGHTS,
 ]
 
 

@@ -156,6 +156,9 @@ _MERGED_INTO: Final[dict[str, str]] = {
 }
 """Abolished divisions whose successor does not carry their name (merges), from the State Council's approvals."""
 
+_FIRST_EDITION: Final = 1980
+"""The year of GB/T 2260's first edition."""
+
 _SUFFIXES: Final = ("自治县", "自治旗", "林区", "特区", "县", "区", "市", "旗")
 
 
@@ -186,6 +189,8 @@ def division_in_force(code: str, year: int) -> str:
         division = lookup_division(current)
         if division is None or _in_force(division, year):
             return current
+        if year < _FIRST_EDITION:  # GB/T 2260 has no history before its first edition: nothing to map
+            return current
         successor = _MERGED_INTO.get(current) or _successor_by_name(division, year)
         if successor is None or successor in seen:
             return current
@@ -194,18 +199,31 @@ def division_in_force(code: str, year: int) -> str:
 
 
 def _successor_by_name(division: Division, year: int) -> str | None:
+    """In the same city, the one county or district in force whose name stem extends or equals the old one's
+    (双流县 → 双流区, 郫县 → 郫都区); failing that, in the province, the one with exactly the same stem of two
+    characters or more (简阳市 512081 → 510185). Never a city's own code (xx00, xx01), never a guess between
+    two: a generic stem (城区, 矿区, 郊区) matches nothing outside its city."""
     stem = _stem(division.names[-1])
-    for prefix, width in ((division.code[:4], 2), (division.code[:2], 4)):
+    if not stem:
+        return None
+    for prefix, width, same in ((division.code[:4], 2, False), (division.code[:2], 4, True)):
+        found: list[str] = []
         for n in range(10**width):
             candidate = f"{prefix}{n:0{width}d}"
-            if candidate == division.code:
+            if candidate == division.code or candidate[4:] in ("00", "01"):
                 continue
-            found = lookup_division(candidate)
-            if found is None or not _in_force(found, year):
+            other_division = lookup_division(candidate)
+            if other_division is None or not _in_force(other_division, year):
                 continue
-            other = _stem(found.names[-1])
-            if other and stem and (other.startswith(stem) or stem.startswith(other)):
-                return candidate
+            other = _stem(other_division.names[-1])
+            if other and (
+                (other == stem and len(stem) >= 2) if same else (other.startswith(stem) or stem.startswith(other))
+            ):
+                found.append(candidate)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            return None
     return None
 
 

@@ -42,7 +42,6 @@ __all__ = [
     "append_without_grant",
     "canonical_body",
     "disclosed_relatives",
-    "read_access_log",
     "read_groups",
     "read_person_access_log",
 ]
@@ -303,16 +302,6 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 
 def _unavailable(exc: BaseException) -> AccessLogUnavailableError:
     return AccessLogUnavailableError(f"{type(exc).__name__}: {exc}")
-
-
-async def read_access_log(
-    conn: asyncpg.Connection, citizen_id: str, *, limit: int, before_seq: int | None = None
-) -> list[dict[str, Any]]:
-    """The newest ``limit`` entries of ``citizen_id``'s access log (below ``before_seq`` if given), newest first."""
-    page = await read_person_access_log(
-        conn, [citizen_id], limit=limit, before={citizen_id: before_seq} if before_seq is not None else None
-    )
-    return page.entries
 
 
 @dataclass(frozen=True, slots=True)

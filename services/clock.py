@@ -10,7 +10,14 @@ from datetime import UTC, date, datetime
 
 from events.bounds import business_date
 
-__all__ = ["today_in_china"]
+__all__ = ["today_in_china", "utc_text"]
+
+
+def utc_text(moment: datetime) -> str:
+    """``moment`` as RFC 3339 in UTC with ``Z`` (an instant without a zone, as asyncpg hands back the first instant
+    of Python's calendar, is taken as UTC)."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def today_in_china() -> date:

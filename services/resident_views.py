@@ -175,7 +175,8 @@ def members_by_person(members: Iterable[Mapping[str, str]], people: People) -> l
     found: dict[str, dict[str, str]] = {}
     for member in members:
         number = member["citizen_id"]
-        if number not in people.duplicates(number):
+        link = people.links.get(number)
+        if link is None or link.kind != "identity.duplicate_merged":
             current = people.current(number)
             found.setdefault(current, {**member, "citizen_id": current})
     return list(found.values())

@@ -85,6 +85,7 @@ class People:
             chosen[link.old] = standing(chosen.get(link.old), link)
         self.links = chosen
         self._current: dict[str, str] = {}
+        self._members: dict[str, list[str]] | None = None  # current number -> the person's other numbers
 
     def __bool__(self) -> bool:
         return bool(self.links)
@@ -111,10 +112,15 @@ class People:
         """Every number of ``number``'s person: the current one first, then the others, most recently linked first
         (ties by number)."""
         current = self.current(number)
-        known = {n for link in self.links.values() for n in (link.old, link.new)} | {number}
-        others = [n for n in known if n != current and self.current(n) == current]
-        others.sort(key=lambda n: (self._linked_on(n), n), reverse=True)
-        return (current, *others)
+        if self._members is None:  # once: every known number under its person, O(links) in all
+            members: dict[str, list[str]] = {}
+            for n in sorted({n for link in self.links.values() for n in (link.old, link.new)}):
+                if self.current(n) != n:
+                    members.setdefault(self.current(n), []).append(n)
+            for others in members.values():
+                others.sort(key=lambda n: (self._linked_on(n), n), reverse=True)
+            self._members = members
+        return (current, *self._members.get(current, ()))
 
     def duplicates(self, number: str) -> frozenset[str]:
         """Those of ``number``'s person's numbers that were cancelled as duplicate registrations: their public

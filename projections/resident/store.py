@@ -465,13 +465,11 @@ async def load_links(conn: asyncpg.Connection, numbers: Sequence[str], schema: s
             break
         asked.update(ask)
         for r in await conn.fetch(
-            f"SELECT old_citizen_id, new_citizen_id, linked_on, event_id::text AS event_id, kind, reason "
-            f"FROM {schema}.number_links WHERE old_citizen_id = ANY($1::text[]) OR new_citizen_id = ANY($1::text[])",
+            f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links "
+            "WHERE old_citizen_id = ANY($1::text[]) OR new_citizen_id = ANY($1::text[])",
             ask,
         ):
-            link = NumberLink(
-                r["old_citizen_id"], r["new_citizen_id"], r["linked_on"], r["event_id"], r["kind"], r["reason"]
-            )
+            link = _link(r)
             links[link.old] = link
             frontier.update((link.old, link.new))
     return People(links.values())
@@ -487,8 +485,10 @@ async def load_all_links(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA)
     return People(_link(r) for r in await conn.fetch(f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links"))
 
 
-LOGGED_AT: Final = "coalesce(logged_at, archived_at)"
-"""SQL: when the log learnt of an archived event (migration 0018); a row archived before it, its archive time."""
+LOGGED_AT: Final = "coalesce(logged_at, recorded_at)"
+"""SQL: when the log learnt of an archived event — the broker's stamp (migration 0018); for a row without one
+(archived before it, or from a topic the broker did not stamp) the department's recorded time, which a replay
+keeps (the archive time would not survive one)."""
 
 
 async def load_links_known_at(conn: asyncpg.Connection, known_at: datetime, schema: str = DEFAULT_SCHEMA) -> People:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from projections.eligibility import Policy, PolicyError, UnknownPolicyError
 from services.cli.common import citizen_id_arg, database, date_arg, fail, print_json, run, timestamp_arg
-from services.clock import today_in_china
+from services.clock import today_in_china, utc_text
 from services.eligibility import EligibilityAnswer, eligibility, resolve_policy
 from services.query_api.statistics import validate_region_prefix
 from services.reports import PopulationReport, population_report, write_report
@@ -101,7 +101,14 @@ def population_command(
     """The yearly population report per district: registered, resident, permit holders, urban shares and the
     urbanisation gap (CSV + HTML with a chart; counts 1-9 suppressed)."""
     chosen_year = _year(year)
-    cut = timestamp_arg(known_at, "--known-at") or datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    cut = timestamp_arg(known_at, "--known-at") or now
+    try:
+        cut = cut.astimezone(UTC)
+    except OverflowError:
+        fail(f"--known-at {known_at!r} is outside the calendar", 2)
+    if cut > now:
+        fail(f"--known-at {known_at!r} is in the future: what the log will hold is not known yet", 2)
     if region is not None:
         try:
             validate_region_prefix(region)
@@ -125,7 +132,7 @@ def population_command(
         f"{total.count('registered') if total.count('registered') is not None else 'suppressed'}, resident "
         f"{total.count('resident') if total.count('resident') is not None else 'suppressed'}, gap "
         f"{total.gap_points if total.gap_points is not None else '—'} points; as the log knew it at "
-        f"{cut.astimezone(UTC).isoformat().replace('+00:00', 'Z')} (--known-at reproduces it)"
+        f"{utc_text(cut)} (--known-at reproduces it)"
     )
     typer.echo(str(csv_path))
     typer.echo(str(html_path))

@@ -70,26 +70,9 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], credentials: Kaf
                     [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config) for s in missing]
                 )
             await _wait_until_led(admin, missing)
-        present = [s for s in specs if s.name in existing and s.config]
-        if present:
-            await _reconcile_configs(admin, present)
         return [s.name for s in missing]
     finally:
         await admin.close()
-
-
-async def _reconcile_configs(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
-    """Give topics made before a declaration changed (a config added to ``topics.toml``) their declared configs;
-    a topic's dynamic configs are exactly those it declares."""
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
-    responses = await admin.alter_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=dict(s.config)) for s in specs]
-    )
-    for response in responses:
-        for error_code, error_message, _kind, name in response.resources:
-            if error_code:
-                raise RuntimeError(f"cannot set the declared configs of topic {name}: {error_message or error_code}")
 
 
 async def delete_topics_with_prefixes(

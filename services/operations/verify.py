@@ -61,7 +61,9 @@ from services.operations.schemas import (
 )
 from services.settings import Settings
 
-IGNORED_COLUMNS = frozenset({"archived_at", "enqueued_at", "updated_at", "rejected_at", "redriven_at"})
+IGNORED_COLUMNS = frozenset({"archived_at", "enqueued_at", "updated_at", "rejected_at", "redriven_at", "logged_at"})
+"""Bookkeeping, not the fold: ``logged_at`` is the broker's stamp of the Kafka record (migration 0018), empty on
+rows archived before it or from a topic the broker did not stamp, the same on a rebuild of rows after it."""
 IGNORED_TABLES = frozenset({"view_outbox"})
 _CITIZEN_COLUMNS = ("citizen_id", "child_citizen_id", "mother_citizen_id")
 

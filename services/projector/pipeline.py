@@ -79,6 +79,8 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
     @property
     def timestamp(self) -> int | None: ...
+    @property
+    def timestamp_type(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class LogRecord:
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
     timestamp: int | None = None
+    timestamp_type: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,12 +138,18 @@ class BatchResult:
 
 
 def _logged_at(record: Record) -> datetime | None:
-    """When the log learnt of ``record``: its Kafka timestamp (the broker's append time on department topics)."""
+    """When the log learnt of ``record``: the broker's append time (``LogAppendTime``, what department topics are
+    declared with); a producer's own timestamp (``CreateTime``) is a department's word and is not kept."""
     stamp = record.timestamp
-    return _EPOCH + timedelta(milliseconds=stamp) if stamp is not None and stamp >= 0 else None
+    if record.timestamp_type != LOG_APPEND_TIME or stamp is None or not 0 <= stamp < _MAX_STAMP_MS:
+        return None
+    return _EPOCH + timedelta(milliseconds=stamp)
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_STAMP_MS: Final = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+LOG_APPEND_TIME: Final = 1
+"""Kafka's timestamp type of a record the broker stamped on append."""
 
 
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:

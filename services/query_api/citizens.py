@@ -106,7 +106,9 @@ def citizens_router(settings: Settings) -> APIRouter:
     async def my_access_log(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=1000, description="At most this many entries, newest first.")] = 100,
-        before_seq: Annotated[int | None, Query(ge=1, description="Entries below this chain position.")] = None,
+        before_seq: Annotated[
+            int | None, Query(ge=1, le=2**31 - 1, description="Entries below this chain position.")
+        ] = None,
         before: Annotated[str | None, Query(max_length=400, description=BEFORE_HELP)] = None,
     ) -> Response:
         """The newest entries of the citizen's access log (with the hash-chain values that prove none was

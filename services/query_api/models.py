@@ -91,8 +91,10 @@ class AccessLogEntry(BaseModel):
     sections: list[str]
     endpoint: str
     accessed_at: str
-    prev_hash: str = Field(description="hex")
-    hash: str = Field(description="hex; sha256(prev_hash || canonical JSON of the entry)")
+    prev_hash: str | None = Field(description="hex; null where citizen_id is")
+    hash: str | None = Field(
+        description="hex; sha256(prev_hash || canonical JSON of the entry); null where citizen_id is"
+    )
 
 
 class AccessLogResponse(BaseModel):

@@ -27,7 +27,7 @@ from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import load_links, person_numbers
-from services.clock import today_in_china
+from services.clock import today_in_china, utc_text
 from services.disclosure import month_end
 from services.grants import parse_codes
 from services.query_api.auth import Caller
@@ -127,10 +127,8 @@ def json_answer(data: Any, caller: Caller | None = None, status: int = 200) -> R
 
 
 def _utc(moment: datetime) -> str:
-    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body). asyncpg hands
-    # back the very first instant of Python's calendar without its time zone: it is UTC all the same.
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc.isoformat().replace("+00:00", "Z")
+    # The database's timestamps, in UTC as "Z" (the producer's own offset stays in the event body).
+    return utc_text(moment)
 
 
 def _read_time(as_of: date | None, known_at: datetime | None) -> ReadTime:
@@ -597,6 +595,8 @@ async def get_population_statistics(
         raise ApiError(422, "invalid_as_of", f"as_of must be between {_EARLIEST} and {_LATEST}, got {requested}")
     day = month_end(requested)
     cut = _read_time(None, _query_instant(known_at, "known_at")).known_at
+    if cut is not None and cut > datetime.now(UTC):
+        raise ApiError(422, "invalid_known_at", "known_at is in the future: what the log will hold is not known yet")
     async with ctx.lease.connection() as conn:
         await ctx.auth.confirm(conn, caller)
         figures = await population_statistics(conn, prefix, day, ctx.schema, known_at=cut)

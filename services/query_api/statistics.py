@@ -33,11 +33,12 @@ district — ``events.citizen_id.division_in_force``); the totals for ``P`` are 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -47,6 +48,7 @@ from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
 from projections.resident.store import DEFAULT_SCHEMA, LOGGED_AT, load_all_links, load_links_known_at, safe_schema
+from services.clock import utc_text
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 from services.resident_views import parse_archived
 
@@ -55,6 +57,7 @@ __all__ = [
     "Figures",
     "Measure",
     "PopulationStatistics",
+    "people_known_at",
     "population_statistics",
     "validate_region_prefix",
 ]
@@ -144,7 +147,7 @@ class PopulationStatistics:
     """The instant of the log the figures are cut at (``None``: the live projection)."""
 
     def _known(self) -> dict[str, Any]:
-        return {"known_at": _instant(self.known_at)} if self.known_at is not None else {}
+        return {"known_at": utc_text(self.known_at)} if self.known_at is not None else {}
 
     def to_json(self) -> dict[str, Any]:
         """Every count as computed (for operators and tests; what is published goes through ``published``)."""
@@ -180,10 +183,6 @@ class PopulationStatistics:
             ],
             "disclosure": {"min_count": min_count, "suppressed": hidden},
         }
-
-
-def _instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _person_sql(schema: str) -> str:
@@ -289,19 +288,22 @@ async def population_statistics(
     schema: str = DEFAULT_SCHEMA,
     *,
     known_at: datetime | None = None,
+    known_people: list[dict[str, Any]] | None = None,
 ) -> PopulationStatistics:
     """The registered, resident and permit-holder populations under ``region_prefix`` on ``as_of``.
 
     Districts are those in force in ``as_of``'s year. With ``known_at``, only what the log knew by that instant
-    counts (``_people_known_at``): the same ``known_at`` gives the same figures however many events arrive
-    later, and after a replay. Raises ``ValueError`` for a prefix that is not 2, 4 or 6 digits.
+    counts (``people_known_at``; ``known_people``: its result, when several prefixes are counted at one cut): the
+    same ``known_at`` gives the same figures however many events arrive later, and after a replay. Raises
+    ``ValueError`` for a prefix that is not 2, 4 or 6 digits.
     """
     validate_region_prefix(region_prefix)
     safe_schema(schema)
     if known_at is None:
         people, from_archive = await _people_with_several_numbers(conn, schema), False
     else:
-        people, from_archive = await _people_known_at(conn, schema, known_at), True
+        people = known_people if known_people is not None else await people_known_at(conn, schema, known_at)
+        from_archive = True
     # Counted per code as recorded, then under the division in force that year (a county since made a district
     # is its district: events.citizen_id.division_in_force); a successor may lie under another city's prefix of
     # the province (简阳市 512081 → 510185), so the province is counted and the prefix applied after.
@@ -321,7 +323,7 @@ async def population_statistics(
     return PopulationStatistics(region_prefix, as_of, total, districts, known_at)
 
 
-async def _people_known_at(conn: asyncpg.Connection, schema: str, known_at: datetime) -> list[dict[str, Any]]:
+async def people_known_at(conn: asyncpg.Connection, schema: str, known_at: datetime) -> list[dict[str, Any]]:
     """Every person public security knew of by ``known_at``, as the statistics' rows: their state folded from the
     public security and health events the log held by then, people with several numbers joined by the links
     the log held by then (``fold_person``, as a read folds them)."""
@@ -331,13 +333,18 @@ async def _people_known_at(conn: asyncpg.Connection, schema: str, known_at: date
         f"AND {LOGGED_AT} <= $1 ORDER BY citizen_id, department, chain_seq",
         known_at,
     )
-    by_person: dict[str, list[Event[Payload]]] = {}
-    for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
-        by_person.setdefault(people.current(event.citizen_id), []).append(event)
-    return _statistics_rows(
-        (current, people.numbers(current), events, people.duplicates(current))
-        for current, events in sorted(by_person.items())
-    )
+    bodies = [bytes(r["body"]) for r in rows]
+
+    def fold() -> list[dict[str, Any]]:  # CPU work on the whole archive: off the event loop
+        by_person: dict[str, list[Event[Payload]]] = {}
+        for event in parse_archived(bodies)[0]:
+            by_person.setdefault(people.current(event.citizen_id), []).append(event)
+        return _statistics_rows(
+            (current, people.numbers(current), events, people.duplicates(current))
+            for current, events in sorted(by_person.items())
+        )
+
+    return await asyncio.to_thread(fold)
 
 
 def _statistics_rows(

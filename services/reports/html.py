@@ -4,10 +4,10 @@ external resource (it opens offline, prints, and renders the same in a headless 
 from __future__ import annotations
 
 import math
-from datetime import UTC
 from html import escape
 from typing import Final
 
+from services.clock import utc_text
 from services.reports.population import GAP_TARGET_POINTS, PopulationReport, ReportRow
 
 __all__ = ["render_html"]
@@ -225,7 +225,7 @@ p.note {{ color: #555; font-size: 12px; max-width: 1000px; }}
 def _known(report: PopulationReport) -> str:
     if report.known_at is None:
         return ""
-    moment = report.known_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    moment = utc_text(report.known_at)
     return f" As the log knew it at {escape(moment)} (<code>--known-at {escape(moment)}</code> reproduces it)."
 
 

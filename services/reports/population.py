@@ -27,6 +27,7 @@ from services.disclosure import CELLS, MEASURES, Shown, counts_of, gap_points, s
 from services.query_api.statistics import (
     DistrictFigures,
     Figures,
+    people_known_at,
     population_statistics,
     validate_region_prefix,
 )
@@ -160,8 +161,11 @@ async def population_report(
     as_of = date(year, 12, 31)
     prefixes = [region] if region is not None else await regions_present(conn, schema)
     districts: list[DistrictFigures] = []
+    # A cut's people are folded from the archive once, for every province counted.
+    known = await people_known_at(conn, schema, known_at) if known_at is not None else None
     for prefix in prefixes:
-        districts.extend((await population_statistics(conn, prefix, as_of, schema, known_at=known_at)).districts)
+        figures = await population_statistics(conn, prefix, as_of, schema, known_at=known_at, known_people=known)
+        districts.extend(figures.districts)
     districts.sort(key=lambda d: d.region_code)
     total = Figures()
     for district in districts:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -15,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from events import RESIDENT_VIEW_TOPIC
 from projections.resident.store import DEFAULT_SCHEMA
+from services.clock import today_in_china
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schema=DEFAULT_SCHEMA,
             namespace=settings.topic_namespace,
             published=published,
-            today=lambda: datetime.now(UTC).date(),
+            today=today_in_china,
             consumer_topics=ConsumerTopics(
                 producer=producer,
                 ensure_topic=ensure_topic,

@@ -296,6 +296,9 @@ def test_arbitrary_text_is_accepted_or_rejected_cleanly(raw: str) -> None:
         ("370922", 2024, "370983"),  # 肥城县 → 肥城市
         ("510107", 2024, "510107"),  # in force: itself
         ("999999", 2024, "999999"),  # unknown to GB/T 2260: left as it is
+        ("140202", 2024, "140202"),  # 大同 城区 (abolished 2018): a generic stem is never 阳泉's 城区
+        ("140411", 2024, "140411"),  # 长治 郊区: nor 阳泉's 郊区
+        ("140227", 2024, "140227"),  # 大同县: never the city's own code 140200 (大同市)
     ],
 )
 def test_a_division_is_counted_under_the_one_in_force(code: str, year: int, in_force: str) -> None:

@@ -24,6 +24,7 @@ import asyncpg
 
 from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
+from projections.eligibility.facts import Relation, RelativeInput, household_relation
 from projections.resident.aliases import person_order
 from projections.resident.store import DEFAULT_SCHEMA, load_links, safe_schema
 from services.resident_views import parse_archived
@@ -152,23 +153,74 @@ async def eligibility(
         links = await load_parent_links(conn, number, schema)
         if links:
             break
-    parents = await _parents(conn, links, schema)
-    body = decide(policy, current, events, as_of, parents, numbers[1:])
-    return EligibilityAnswer(body, (current, *(parent.citizen_id for parent in parents)))
-
-
-async def _parents(conn: asyncpg.Connection, links: Sequence[ParentLinkRow], schema: str) -> list[ParentInput]:
-    """Each parent by person: their current number, and the events of every number they have held."""
-    if not links:
-        return []
-    people = await load_links(conn, [link.citizen_id for link in links], schema)
-    numbers = {link.citizen_id: people.numbers(link.citizen_id) for link in links}
-    archived = await load_archived_events(conn, [n for group in numbers.values() for n in group], schema)
+    found = await _by_person(conn, [link.citizen_id for link in links], schema)
     parents = []
     for link in links:
-        theirs = numbers[link.citizen_id]
+        number, theirs, aliases = found[link.citizen_id]
+        parents.append(ParentInput(link.role, number, link.event_ids, theirs, aliases))
+    relatives: list[RelativeInput] = []
+    if policy.follows_family:
+        relatives = await _relatives(conn, numbers, links, schema)
+    body = decide(policy, current, events, as_of, parents, numbers[1:], relatives)
+    shown = {
+        relative["citizen_id"] for decision in body["decisions"] for relative in decision["facts"].get("relatives", ())
+    }
+    consulted = (current, *(parent.citizen_id for parent in parents), *sorted(shown))
+    return EligibilityAnswer(body, tuple(dict.fromkeys(consulted)))
+
+
+async def _by_person(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str
+) -> dict[str, tuple[str, list[Event[Payload]], tuple[str, ...]]]:
+    """For each number: the person's current number, the events of every number they have held (in the order
+    ``fold_person`` applies them) and their other numbers."""
+    if not citizen_ids:
+        return {}
+    people = await load_links(conn, citizen_ids, schema)
+    numbers = {cid: people.numbers(cid) for cid in citizen_ids}
+    archived = await load_archived_events(conn, [n for group in numbers.values() for n in group], schema)
+    out = {}
+    for cid, theirs in numbers.items():
         events = [e for n in theirs for e in archived.get(n, ())]
         if len(theirs) > 1:
-            events = person_order(theirs, events, people.duplicates(link.citizen_id))
-        parents.append(ParentInput(link.role, theirs[0], link.event_ids, events, theirs[1:]))
-    return parents
+            events = person_order(theirs, events, people.duplicates(cid))
+        out[cid] = (theirs[0], events, theirs[1:])
+    return out
+
+
+async def _relatives(
+    conn: asyncpg.Connection, numbers: Sequence[str], parents: Sequence[ParentLinkRow], schema: str
+) -> list[RelativeInput]:
+    """The spouse, children and parents the family tables link to the person (any of their numbers), with each
+    relative's events by person, for the family routes. The tables say who is linked now; ``derive_facts``
+    keeps a household link only if both hukou put them in that household on the day decided for."""
+    candidates: list[tuple[Relation, str, Literal["birth", "household"], tuple[str, ...]]] = [
+        ("parent", link.citizen_id, "birth", link.event_ids) for link in parents
+    ]
+    children: dict[str, list[str]] = {}
+    for row in await conn.fetch(
+        f"SELECT child_citizen_id, event_id::text AS event_id FROM {schema}.parent_links "
+        "WHERE parent_citizen_id = ANY($1::text[]) "
+        f"UNION ALL SELECT child_citizen_id, coalesce(registered_event_id, certified_event_id)::text "
+        f"FROM {schema}.birth_certificates WHERE child_citizen_id IS NOT NULL "
+        "AND (mother_citizen_id = ANY($1::text[]) OR father_citizen_id = ANY($1::text[])) ORDER BY 1, 2",
+        list(numbers),
+    ):
+        children.setdefault(row["child_citizen_id"], []).extend([row["event_id"]] if row["event_id"] else [])
+    candidates.extend(("child", cid, "birth", tuple(dict.fromkeys(ids))) for cid, ids in children.items())
+    for row in await conn.fetch(
+        f"SELECT x.relationship AS mine, m.citizen_id, m.relationship AS theirs FROM {schema}.household_members x "
+        f"JOIN {schema}.household_members m ON m.household_id = x.household_id AND m.citizen_id <> x.citizen_id "
+        "WHERE x.citizen_id = ANY($1::text[]) ORDER BY m.citizen_id",
+        list(numbers),
+    ):
+        relation = household_relation(row["mine"], row["theirs"])
+        if relation is not None:
+            candidates.append((relation, row["citizen_id"], "household", ()))
+    candidates = [c for c in candidates if c[1] not in numbers]
+    found = await _by_person(conn, sorted({c[1] for c in candidates}), schema)
+    return [
+        RelativeInput(relation, found[cid][0], basis, ids, found[cid][1], found[cid][2])
+        for relation, cid, basis, ids in candidates
+        if found[cid][0] not in numbers
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from events.envelope import Event, Payload
 from projections.eligibility.evaluator import Decision, Reason, RouteOutcome, evaluate, evaluate_benefit
-from projections.eligibility.facts import CityScope, Facts, ParentInput, derive_facts, events_until
+from projections.eligibility.facts import CityScope, Facts, ParentInput, RelativeInput, derive_facts, events_until
 from projections.eligibility.policy import (
     POLICY_IDS,
     Policy,
@@ -37,6 +37,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Reason",
+    "RelativeInput",
     "RouteOutcome",
     "UnknownPolicyError",
     "decide",
@@ -63,14 +64,16 @@ def decide(
     as_of: date,
     parents: Iterable[ParentInput] = (),
     aliases: Collection[str] = (),
+    relatives: Iterable[RelativeInput] = (),
 ) -> dict[str, Any]:
     """The answer of CONTRACT §7 for one citizen: ``{policy, as_of, citizen_id, decisions: [...]}``.
 
     ``events`` are the citizen's archived events (any department order, each department's in log order);
     only those that had happened by ``as_of`` count. ``aliases``: the person's other numbers (§12), their
-    events in ``events`` in the person's order (``derive_facts``).
+    events in ``events`` in the person's order (``derive_facts``). ``relatives``: the spouse, children and
+    parents the register links, for the family routes.
     """
-    facts = derive_facts(citizen_id, events, as_of, scope_of(policy), parents, aliases)
+    facts = derive_facts(citizen_id, events, as_of, scope_of(policy), parents, aliases, relatives)
     answer: dict[str, Any] = {
         "policy": policy.policy,
         "as_of": as_of.isoformat(),

@@ -28,6 +28,7 @@ from projections.eligibility.policy import (
     Citation,
     CompulsoryEducationRule,
     EmploymentRoute,
+    FamilyRoute,
     GraduateRoute,
     PermitProgressiveRule,
     PermitServicesRule,
@@ -590,12 +591,97 @@ def _unassessable_route(ctx: _Context, route: Route) -> bool | None:
     )
 
 
+_RELATION_WORDS: Final[dict[str, str]] = {"spouse": "spouse (配偶)", "child": "child (子女)", "parent": "parent (父母)"}
+
+
+def _family_route(ctx: _Context, route: Route) -> bool | None:
+    """The applicant follows a relative who qualifies by another route of this rule, decided on the relative's
+    own facts; each relative the register links is a condition of its own."""
+    assert isinstance(route, FamilyRoute)
+    params = route.parameters
+    rule = ctx.rule
+    assert isinstance(rule, SettlementRule)
+    others = [r for r in rule.routes if not isinstance(r, FamilyRoute)]
+    wanted = params.relations.value
+    relatives = [r for r in ctx.facts.relatives if r.relation in wanted]
+    ctx.fact("relatives", [r.to_json() for r in relatives])
+    if not relatives:
+        words = ", ".join(_RELATION_WORDS[r] for r in wanted)
+        return ctx.condition(
+            "family",
+            False,
+            f"no {words} linked in the register on {ctx.facts.as_of} (births name parents and children, households "
+            "name spouses); marriages are registered by civil affairs, which publishes no events here",
+            route.clause,
+            route.name,
+        )
+    home = ctx.facts.home
+    outcomes: list[bool | None] = []
+    for relative in relatives:
+        theirs = relative.facts
+        who = f"{_RELATION_WORDS[relative.relation]} {relative.citizen_id} (linked by {relative.basis})"
+        parts: list[str] = []
+        results: list[bool | None] = [theirs.life.alive]
+        if not theirs.life.alive:
+            parts.append(f"deceased on {theirs.life.deceased_on}")
+        if params.co_resident.value:
+            together = home is not None and home == theirs.home
+            results.append(together)
+            if together:
+                parts.append("lives at the same address")
+            elif home is None:
+                parts.append("the applicant has no residence or hukou address on record to share")
+            else:
+                parts.append("does not live at the applicant's address")
+        if relative.relation == "parent" and params.unmarried_children.value:
+            # The applicant follows a parent as a child: only an unmarried one does (未婚子女).
+            married = _married(ctx.facts)
+            results.append(not married)
+            if married:
+                parts.append("the applicant is married (a spouse in a household): only unmarried children follow")
+        qualifies, how = _principal_qualifies(ctx, theirs, others, params.settled_principal.value)
+        results.append(qualifies)
+        parts.append(how)
+        met = _all(results)
+        ctx.condition(f"{relative.relation}_qualifies", met, f"{who}: " + "; ".join(parts), route.clause, route.name)
+        outcomes.append(met)
+    if any(m is True for m in outcomes):
+        return True
+    return None if any(m is None for m in outcomes) else False
+
+
+def _married(facts: Facts) -> bool:
+    """What the register can tell of a marriage: a spouse in a household (one's own relation to its head, or a
+    spouse linked there). Marriages are registered by civil affairs (民政), which publishes no events here."""
+    own = facts.hukou.status == "registered" and facts.hukou.relationship == "spouse"
+    return own or any(r.relation == "spouse" for r in facts.relatives)
+
+
+def _principal_qualifies(
+    ctx: _Context, theirs: Facts, routes: Sequence[Route], settled_counts: bool
+) -> tuple[bool | None, str]:
+    """Whether the relative followed qualifies: settled already (if the plan counts that), or meeting one of
+    ``routes`` on their own facts (decided in a context of their own, so none of it enters the applicant's)."""
+    if settled_counts and theirs.hukou.urban_in_city:
+        return True, f"settled: hukou at an urban address in {ctx.city} since {theirs.hukou.registered_on}"
+    sub = _Context(ctx.policy, ctx.benefit, ctx.rule, theirs)
+    results = {route.name: _ROUTES[type(route)](sub, route) for route in routes}
+    met = [name for name, result in results.items() if result is True]
+    if met:
+        return True, "qualifies by " + ", ".join(met)
+    unknown = [name for name, result in results.items() if result is None]
+    if unknown:
+        return None, "qualifies by no route that could be assessed (" + ", ".join(unknown) + " not assessable)"
+    return False, "qualifies by none of " + ", ".join(results)
+
+
 _ROUTES: Final[dict[type, Callable[[_Context, Route], bool | None]]] = {
     ResidenceRoute: _residence_route,
     EmploymentRoute: _employment_route,
     GraduateRoute: _graduate_route,
     UnassessableRoute: _unassessable_route,
     CertificateRoute: _certificate_route,
+    FamilyRoute: _family_route,
 }
 
 

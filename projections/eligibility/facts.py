@@ -22,9 +22,13 @@ from events.envelope import Event, Payload
 from events.health import DeathCertified
 from events.public_security import (
     BirthRegistered,
+    CancellationReason,
+    HouseholdType,
     HukouCancelled,
     HukouMovedOut,
     HukouRegistered,
+    LegacyNature,
+    Relationship,
     ResidenceEnded,
     ResidencePermitIssued,
     ResidenceRegistered,
@@ -61,10 +65,14 @@ __all__ = [
     "ParentFact",
     "ParentInput",
     "PermitFact",
+    "Relation",
+    "RelativeFact",
+    "RelativeInput",
     "ResidenceFact",
     "SchemeFact",
     "derive_facts",
     "events_until",
+    "household_relation",
     "region_label",
 ]
 
@@ -160,21 +168,40 @@ class HukouFact:
     in_city: bool
     """Registered, in a region of the city."""
     event_ids: tuple[str, ...] = ()
+    household_id: str | None = None
+    household_type: HouseholdType | None = None
+    relationship: Relationship | None = None
+    """To the head of the household."""
+    address: str | None = field(default=None, repr=False)
+    """Compared for co-residence, never shown in an answer."""
+    legacy_nature: LegacyNature | None = None
+    """The nature before unification (a blue-seal hukou, 蓝印户口), where the registration recorded it."""
+    cancelled_reason: CancellationReason | None = None
+    cancelled_on: date | None = None
 
     @property
     def urban_in_city(self) -> bool:
         return self.in_city and bool(self.urban)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "status": self.status,
             "region_code": self.region_code,
             "region": region_label(self.region_code),
             "urban": self.urban,
             "registered_on": _iso(self.registered_on),
             "in_city": self.in_city,
-            "event_ids": list(self.event_ids),
         }
+        if self.household_type is not None:
+            out["household_type"] = self.household_type
+            out["relationship"] = self.relationship
+        if self.legacy_nature is not None:
+            out["legacy_nature"] = self.legacy_nature
+        if self.status == "cancelled":
+            out["cancelled_reason"] = self.cancelled_reason
+            out["cancelled_on"] = _iso(self.cancelled_on)
+        out["event_ids"] = list(self.event_ids)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +249,8 @@ class ResidenceFact:
     continuous_since: date | None = None
     continuous_months: int = 0
     event_ids: tuple[str, ...] = ()
+    address: str | None = field(default=None, repr=False)
+    """Compared for co-residence, never shown in an answer."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -497,6 +526,65 @@ class ParentFact:
         }
 
 
+Relation = Literal["spouse", "child", "parent"]
+"""What a relative is to the resident, in the words of the family routes (配偶、子女、父母)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelativeInput:
+    """A relative the register links to the resident, as the caller found them, and the relative's events.
+
+    ``basis`` says how: ``birth`` (a birth registration or certificate names the parent: the link holds for
+    good) or ``household`` (both are members of one household, their relations to its head giving
+    ``relation``: ``derive_facts`` keeps the relative only if both hukou put them in that household on
+    ``as_of``)."""
+
+    relation: Relation
+    citizen_id: str
+    basis: Literal["birth", "household"]
+    link_event_ids: tuple[str, ...]
+    events: Sequence[AnyEvent]
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RelativeFact:
+    """A relative on ``as_of`` with their own facts (without relatives of theirs), for the family routes."""
+
+    relation: Relation
+    citizen_id: str
+    basis: Literal["birth", "household"]
+    link_event_ids: tuple[str, ...]
+    facts: Facts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "relation": self.relation,
+            "citizen_id": self.citizen_id,
+            "basis": self.basis,
+            "alive": self.facts.life.alive,
+            "hukou": self.facts.hukou.to_json(),
+            "residence": self.facts.residence.to_json(),
+            "link_event_ids": list(self.link_event_ids),
+        }
+
+
+def household_relation(mine: Relationship | None, theirs: Relationship | None) -> Relation | None:
+    """What a fellow member of one's household is to oneself, from both relations to its head: the spouse, a
+    child or a parent of the head, seen from the head or the head's spouse (``None`` for the rest)."""
+    table: dict[tuple[Relationship | None, Relationship | None], Relation] = {
+        ("head", "spouse"): "spouse",
+        ("spouse", "head"): "spouse",
+        ("head", "child"): "child",
+        ("spouse", "child"): "child",
+        ("child", "head"): "parent",
+        ("child", "spouse"): "parent",
+        ("head", "parent"): "parent",
+        ("parent", "head"): "child",
+    }
+    return table.get((mine, theirs))
+
+
 @dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the eligibility rules read about one resident on ``as_of``, for one city."""
@@ -517,6 +605,19 @@ class Facts:
     parents: tuple[ParentFact, ...] = ()
     events_used: int = 0
     """How many of the citizen's events had happened by ``as_of``."""
+    relatives: tuple[RelativeFact, ...] = ()
+    """Spouse, children and parents the register links, for the family routes (only when the caller gave them)."""
+
+    @property
+    def home(self) -> tuple[str, str] | None:
+        """Where the person lives on ``as_of`` (region code, address): the residence registration in force, else
+        the registered hukou (a settled resident needs no residence registration at home)."""
+        if self.residence.registered and self.residence.region_code and self.residence.address:
+            return self.residence.region_code, " ".join(self.residence.address.split())
+        hukou = self.hukou
+        if hukou.status == "registered" and hukou.region_code and hukou.address:
+            return hukou.region_code, " ".join(hukou.address.split())
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -531,6 +632,7 @@ class Facts:
             "education": self.education.to_json(),
             "certificates": self.certificates.to_json(),
             "parents": [p.to_json() for p in self.parents],
+            "relatives": [r.to_json() for r in self.relatives],
         }
 
 
@@ -657,13 +759,15 @@ def derive_facts(
     scope: CityScope,
     parents: Iterable[ParentInput] = (),
     aliases: Collection[str] = (),
+    relatives: Iterable[RelativeInput] = (),
 ) -> Facts:
     """The facts of ``citizen_id`` on ``as_of`` for the city ``scope``, from their events (any order across
     departments, each department's in log order); events of other citizens are ignored.
 
     ``aliases``: the person's other numbers (CONTRACT §12), whose events are theirs too — then ``events`` come in
     the person's order (``projections.resident.aliases.person_order``). ``parents`` carries the parents' links
-    and events, for the rules that look at a parent's permit.
+    and events, for the rules that look at a parent's permit; ``relatives`` the spouse, children and parents
+    the register links, for the family routes.
     """
     mine = {citizen_id, *aliases}
     chosen = events_until((e for e in events if e.citizen_id in mine), as_of)
@@ -675,13 +779,14 @@ def derive_facts(
     assert isinstance(ps, PublicSecurityState) and isinstance(ed, EducationState)
     assert isinstance(ss, SocialSecurityState) and isinstance(hs, HealthState)
     life = _life(ps, hs, provenance, as_of)
+    hukou = _hukou(ps, provenance, scope)
     return Facts(
         citizen_id=citizen_id,
         as_of=as_of,
         scope=scope,
         life=life,
         age=_age(citizen_id, ps, provenance, life, as_of),
-        hukou=_hukou(ps, provenance, scope),
+        hukou=hukou,
         origin=_origin(citizen_id, ps, provenance, scope),
         residence=_residence(ps, provenance, scope, as_of),
         permit=_permit(ps, provenance, scope, as_of),
@@ -691,7 +796,33 @@ def derive_facts(
         certificates=_certificates(ss, provenance, as_of),
         parents=tuple(_parent(p, as_of, scope) for p in parents),
         events_used=len(chosen),
+        relatives=_relatives(hukou, relatives, as_of, scope),
     )
+
+
+def _relatives(
+    hukou: HukouFact, relatives: Iterable[RelativeInput], as_of: date, scope: CityScope
+) -> tuple[RelativeFact, ...]:
+    out: dict[tuple[str, str], RelativeFact] = {}
+    for relative in relatives:
+        facts = derive_facts(relative.citizen_id, relative.events, as_of, scope, aliases=relative.aliases)
+        if facts.events_used == 0:
+            continue  # nothing of theirs had happened by as_of
+        links = relative.link_event_ids
+        if relative.basis == "household":
+            theirs = facts.hukou
+            together = (
+                hukou.status == theirs.status == "registered"
+                and hukou.household_id is not None
+                and hukou.household_id == theirs.household_id
+            )
+            if not together or household_relation(hukou.relationship, theirs.relationship) != relative.relation:
+                continue  # not (or not so) in one household on as_of
+            links = _ids(links, hukou.event_ids, theirs.event_ids)
+        key = (relative.relation, relative.citizen_id)
+        if key not in out:
+            out[key] = RelativeFact(relative.relation, relative.citizen_id, relative.basis, links, facts)
+    return tuple(out.values())
 
 
 def _parent(parent: ParentInput, as_of: date, scope: CityScope) -> ParentFact:
@@ -747,6 +878,13 @@ def _hukou(ps: PublicSecurityState, provenance: _Provenance, scope: CityScope) -
         registered_on=hukou.registered_on,
         in_city=registered and scope.contains(hukou.region_code),
         event_ids=tuple(provenance.hukou),
+        household_id=hukou.household_id,
+        household_type=hukou.household_type,
+        relationship=hukou.relationship,
+        address=hukou.address,
+        legacy_nature=hukou.legacy_nature,
+        cancelled_reason=hukou.cancelled_reason,
+        cancelled_on=hukou.cancelled_on,
     )
 
 
@@ -811,6 +949,7 @@ def _residence(ps: PublicSecurityState, provenance: _Provenance, scope: CityScop
         continuous_since=start if in_city else None,
         continuous_months=whole_months(start, as_of) if in_city else 0,
         event_ids=_ids(chain_ids),
+        address=current.address,
     )
 
 

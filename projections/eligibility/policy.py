@@ -43,6 +43,7 @@ __all__ = [
     "Citation",
     "CompulsoryEducationRule",
     "EmploymentRoute",
+    "FamilyRoute",
     "GraduateRoute",
     "InForce",
     "Param",
@@ -242,8 +243,31 @@ class UnassessableRoute(_Route):
     """What would be needed and no v1 event records."""
 
 
+FamilyRelation = Literal["spouse", "child", "parent"]
+
+
+class FamilyParams(_Params):
+    relations: Param[tuple[FamilyRelation, ...]]
+    """Whom the applicant may follow: their spouse, child or parent who qualifies (配偶、子女、父母)."""
+    co_resident: Param[bool]
+    """The applicant must live with that relative (共同居住生活 / 相互居住): the same address on ``as_of``."""
+    unmarried_children: Param[bool]
+    """Only an unmarried child follows a parent (未婚子女): a child the register shows married does not."""
+    settled_principal: Param[bool]
+    """A relative whose hukou is already at an urban address in the city counts as qualifying (the family
+    joins a settled resident), besides one who meets another route of the rule."""
+
+
+class FamilyRoute(_Route):
+    """Family follows (本人及其……配偶、未婚子女、父母): the applicant lives with a spouse, parent or child who
+    qualifies by another route of the same rule; that relative's routes are decided on their own facts."""
+
+    kind: Literal["family"]
+    parameters: FamilyParams
+
+
 Route: TypeAlias = Annotated[
-    ResidenceRoute | EmploymentRoute | GraduateRoute | CertificateRoute | UnassessableRoute,
+    ResidenceRoute | EmploymentRoute | GraduateRoute | CertificateRoute | UnassessableRoute | FamilyRoute,
     Field(discriminator="kind"),
 ]
 
@@ -317,6 +341,8 @@ class SettlementRule(_Rule):
         names = [r.name for r in routes]
         if len(set(names)) != len(names):
             raise ValueError(f"route names must be unique, got {names}")
+        if all(isinstance(r, FamilyRoute) for r in routes):
+            raise ValueError("a family route follows a relative who qualifies by another route: the rule needs one")
         return routes
 
 
@@ -446,6 +472,16 @@ class Policy(_Model):
     in_force: InForce | None = None
     """When the plan applies (every packaged policy states it; an operator's copy may leave it out)."""
     benefits: dict[Benefit, Rule]
+
+    @property
+    def follows_family(self) -> bool:
+        """Whether a rule has a family route, so that deciding needs the resident's relatives."""
+        return any(
+            isinstance(route, FamilyRoute)
+            for rule in self.benefits.values()
+            if isinstance(rule, SettlementRule)
+            for route in rule.routes
+        )
 
     @field_validator("region_prefixes")
     @classmethod

@@ -24,7 +24,7 @@ import pytest
 from pydantic import SecretStr
 
 from events import Event, Payload, make_citizen_id, parse_event
-from projections.eligibility import ParentInput, decide, load_policy
+from projections.eligibility import ParentInput, RelativeInput, decide, load_policy
 from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
 from services.eligibility import eligibility, load_parent_links
@@ -43,6 +43,10 @@ MOTHER = make_citizen_id("130102", date(1990, 3, 8), 42)
 FATHER = make_citizen_id("130102", date(1988, 11, 20), 31)
 CHILD = make_citizen_id("130102", date(2015, 9, 1), 15)
 STRANGER = make_citizen_id("110105", date(1980, 1, 1), 11)
+# A couple from Hebei in Nantong: the wife rents a flat in 崇川区 (Nantong (4)); her husband lives there with her.
+WIFE = make_citizen_id("130102", date(1991, 4, 2), 44)
+HUSBAND = make_citizen_id("130102", date(1990, 8, 15), 35)
+FLAT = "崇川区测试路1号"
 AS_OF = date(2022, 6, 30)  # Chengdu's plan applied 2018-01-01 through 2022-12-31
 PATH = f"/v1/residents/{CHILD}/eligibility"
 
@@ -84,6 +88,36 @@ def _history() -> list[dict[str, Any]]:
             mother_citizen_id=MOTHER,
             father_citizen_id=FATHER,
             birth_certificate_no="Q130012345",
+        ),
+        event("hukou.registered", WIFE, date(2012, 5, 1), region_code="130102", household_id="H-N", drop=settled),
+        event(
+            "hukou.registered",
+            HUSBAND,
+            date(2012, 5, 1),
+            region_code="130102",
+            household_id="H-N",
+            relationship="spouse",
+            drop=settled,
+        ),
+        event(
+            "residence.registered",
+            WIFE,
+            date(2021, 3, 1),
+            since=date(2021, 3, 1),
+            region_code="320613",
+            address=FLAT,
+            basis="residence",
+            tenure="rented",
+        ),
+        event(
+            "residence.registered",
+            HUSBAND,
+            date(2021, 3, 1),
+            since=date(2021, 3, 1),
+            region_code="320613",
+            address=FLAT,
+            basis="residence",
+            tenure="other",
         ),
     ]
 
@@ -174,6 +208,44 @@ async def test_the_archive_gives_the_pure_answer_for_the_published_events(stack:
     assert education["eligible"] and education["conclusive"]
     mother = next(p for p in education["facts"]["parents"] if p["role"] == "mother")
     assert mother["permit"]["valid_in_city"] and len(mother["link_event_ids"]) == 2
+
+
+async def test_family_follows_the_relative_the_household_links(stack: Stack, client: httpx.AsyncClient) -> None:
+    """Nantong (4)「本人及其共同居住生活的配偶……」: the husband has no home of his own in the city but lives with his
+    wife, who rents it; the archive links them through their household at home, and the answer shows (and the
+    access log records) the wife whose facts decided it."""
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        answer = await eligibility(conn, HUSBAND, load_policy("nantong-2020"), AS_OF)
+    finally:
+        await conn.close()
+    wife = RelativeInput("spouse", WIFE, "household", (), _of(stack.events, WIFE))
+    expected = decide(load_policy("nantong-2020"), HUSBAND, _of(stack.events, HUSBAND), AS_OF, (), (), [wife])
+    assert answer is not None and answer.body == expected
+    assert answer.consulted == (HUSBAND, WIFE)
+    settlement = {d["benefit"]: d for d in answer.body["decisions"]}["settlement"]
+    assert settlement["eligible"] and settlement["conclusive"]
+    routes = {r["route"]: r["met"] for r in settlement["routes"]}
+    assert routes == {"stable_residence": False, "stable_employment": False, "family_follows": True}
+    [relative] = settlement["facts"]["relatives"]
+    assert relative["citizen_id"] == WIFE and relative["relation"] == "spouse" and relative["basis"] == "household"
+    assert FLAT not in orjson.dumps(answer.body).decode()  # the address is compared, never shown
+
+    response = await client.get(
+        f"/v1/residents/{HUSBAND}/eligibility",
+        params={"policy": "nantong-2020", "as_of": AS_OF.isoformat()},
+        headers=headers(stack.tokens["school"], "school_enrolment"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        logged = await conn.fetch(
+            "SELECT citizen_id FROM access_log WHERE request_id = $1::uuid", response.headers["x-request-id"]
+        )
+    finally:
+        await conn.close()
+    assert sorted(r["citizen_id"] for r in logged) == sorted([HUSBAND, WIFE])
 
 
 async def test_http_answers_with_the_decisions_and_logs_every_citizen_it_shows(

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from projections.eligibility import ParentInput, Policy, decide, load_policy
+from events.citizen_id import make_citizen_id
+from projections.eligibility import ParentInput, Policy, RelativeInput, decide, load_policy
 from tests.unit.test_eligibility_support import (
     FATHER,
     FEICHENG_NATIVE,
@@ -31,7 +32,7 @@ AS_OF = date(2024, 6, 30)
 HOME = "130102"  # the migrant's hukou county (石家庄长安区), outside all five cities
 ELSEWHERE = "440106"  # 广州天河区: a city none of the policies is about
 
-Built = History | tuple[History, list[ParentInput]]
+Built = History | tuple[History, list[ParentInput]] | tuple[History, list[ParentInput], list[RelativeInput]]
 
 
 @dataclass(frozen=True)
@@ -918,6 +919,157 @@ NANTONG_PERMIT_RIGHTS = permit_rights_cases("nantong-2020", NT, ELSEWHERE, ())
 FEICHENG_PERMIT_RIGHTS = permit_rights_cases("feicheng-2016", FC, ELSEWHERE, ())
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Family follows: Nantong (4), Feicheng 2(1), Liaoyuan (4)
+# ---------------------------------------------------------------------------------------------------------
+
+PARTNER = make_citizen_id("130102", date(1989, 4, 12), 57)
+GRANDMOTHER = make_citizen_id("130102", date(1962, 1, 20), 64)
+FAMILY_HOME = "130102-H1"  # the family's household in their home county
+FLAT = "崇川区测试路1号"  # where the family lives in the city
+
+
+def family(
+    applicant: History,
+    principal: History,
+    relation: str,
+    basis: str = "household",
+) -> Built:
+    """``applicant`` and the relative they follow, linked as ``relation`` (what the principal is to them)."""
+    link = (str(principal.events[0].event_id),) if basis == "birth" else ()
+    return applicant, [], [RelativeInput(relation, principal.citizen, basis, link, principal.events)]  # type: ignore[arg-type]
+
+
+def renter_spouse(region: str, *, tenure: str = "rented", since: date = date(2022, 1, 1)) -> History:
+    """The partner: hukou at home as head of the family household, renting (or owning) the flat in the city."""
+    return (
+        History(PARTNER)
+        .hukou(HOME, date(2008, 9, 1), household=FAMILY_HOME)
+        .residence(region, since, basis="residence", tenure=tenure, address=FLAT)
+    )
+
+
+def joining_spouse(region: str, *, address: str = FLAT) -> History:
+    """The migrant: the partner's spouse in the home household, living in the city without a home of their own."""
+    return (
+        History(MIGRANT)
+        .hukou(HOME, date(2012, 5, 1), household=FAMILY_HOME, relationship="spouse")
+        .residence(region, date(2022, 3, 1), basis="residence", tenure="other", address=address)
+    )
+
+
+FAMILY_FOLLOWS = [
+    # (4)「有合法稳定住所(含租赁)……的,本人及其共同居住生活的配偶、未婚子女、父母等,可以在当地申请登记常住户口」
+    nt(
+        "family/spouse_lives_with_a_renter",
+        lambda: family(joining_spouse(NT), renter_spouse(NT), "spouse"),
+        True,
+        **{"stable_residence.tenure": False, "family_follows.spouse_qualifies": True},
+    ),
+    nt(
+        "family/spouse_lives_apart",
+        lambda: family(joining_spouse(NT, address="崇川区测试路9号"), renter_spouse(NT), "spouse"),
+        False,
+        **{"family_follows.spouse_qualifies": False},
+    ),
+    nt(
+        "family/spouse_of_someone_in_a_dormitory",
+        lambda: family(joining_spouse(NT), renter_spouse(NT, tenure="employer"), "spouse"),
+        False,
+        **{"family_follows.spouse_qualifies": False},
+    ),
+    nt(
+        "family/unmarried_child_lives_with_a_renting_parent",
+        lambda: family(
+            History(MIGRANT)
+            .hukou(HOME, date(2008, 9, 1), household=FAMILY_HOME, relationship="child")
+            .residence(NT, date(2022, 3, 1), basis="residence", tenure="other", address=FLAT),
+            renter_spouse(NT),
+            "parent",
+        ),
+        True,
+        **{"family_follows.parent_qualifies": True},
+    ),
+    nt(
+        "family/married_child_does_not_follow_a_parent",
+        lambda: family(
+            History(MIGRANT)
+            .hukou(HOME, date(2016, 9, 1), household="130102-H7", relationship="spouse")
+            .residence(NT, date(2022, 3, 1), basis="residence", tenure="other", address=FLAT),
+            renter_spouse(NT),
+            "parent",
+            basis="birth",
+        ),
+        False,
+        **{"family_follows.parent_qualifies": False},
+    ),
+    nt(
+        "family/parent_lives_with_a_settled_child",
+        lambda: family(
+            History(GRANDMOTHER)
+            .hukou(HOME, date(1990, 1, 1))
+            .residence(NT, date(2023, 1, 1), basis="residence", tenure="other", address="测试地址2号"),
+            History(MIGRANT).hukou(NT, date(2015, 3, 1)),
+            "child",
+            basis="birth",
+        ),
+        True,
+        **{"family_follows.child_qualifies": True},
+    ),
+    nt(
+        "family/parent_of_a_child_settled_in_a_village",
+        lambda: family(
+            History(GRANDMOTHER)
+            .hukou(HOME, date(1990, 1, 1))
+            .residence(NT_RURAL, date(2023, 1, 1), basis="residence", tenure="other", urban=False),
+            History(MIGRANT).hukou(NT_RURAL, date(2015, 3, 1), urban=False, address="测试地址3号"),
+            "child",
+            basis="birth",
+        ),
+        False,
+        **{"family_follows.child_qualifies": False},
+    ),
+    # 2(1)「符合下列条件之一的人员，本人及其共同居住生活的配偶、未婚子女、父母，可以在当地申请登记常住户口」
+    fc(
+        "family/spouse_lives_with_an_owner",
+        lambda: family(joining_spouse(FC), renter_spouse(FC, tenure="owned"), "spouse"),
+        True,
+        **{"family_follows.spouse_qualifies": True},
+    ),
+    fc(
+        "family/spouse_of_an_owner_living_apart",
+        lambda: family(joining_spouse(FC, address="新城街道测试路9号"), renter_spouse(FC, tenure="owned"), "spouse"),
+        False,
+        False,  # the applicant's own business route (2(1)3) cannot be assessed
+        **{"family_follows.spouse_qualifies": False},
+    ),
+    fc(
+        # 2(1)1: a rental counts after 2 years with social insurance. A 1-year renter qualifies by no route that
+        # can be assessed (the business route 2(1)3 cannot be), so neither they nor their spouse are refused outright.
+        "family/spouse_of_a_renter_of_one_year",
+        lambda: family(joining_spouse(FC), renter_spouse(FC, since=date(2023, 6, 1)), "spouse"),
+        False,
+        False,
+        **{"family_follows.spouse_qualifies": None},
+    ),
+    # (4)「在市區或城鎮有合法穩定住所(含出租房屋)的人員,本人及其配偶、未婚子女、父母等。,相互居住的」
+    ly(
+        "settlement",
+        "family/spouse_lives_with_a_renter",
+        lambda: family(joining_spouse(LY), renter_spouse(LY), "spouse"),
+        True,
+        **{"family_follows.spouse_qualifies": True},
+    ),
+    ly(
+        "settlement",
+        "family/spouse_lives_apart",
+        lambda: family(joining_spouse(LY, address="龙山区测试路9号"), renter_spouse(LY), "spouse"),
+        False,
+        **{"family_follows.spouse_qualifies": False},
+    ),
+]
+
+
 BASE_CASES: list[Case] = [
     *(c for city in CITIES for c in residence_permit_cases(city)),
     *(c for city in CITIES for c in compulsory_education_cases(city)),
@@ -930,6 +1082,7 @@ BASE_CASES: list[Case] = [
     *LIAOYUAN_PERMIT_RIGHTS,
     *NANTONG_PERMIT_RIGHTS,
     *FEICHENG_PERMIT_RIGHTS,
+    *FAMILY_FOLLOWS,
 ]
 
 
@@ -958,8 +1111,8 @@ CASES: list[Case] = [*BASE_CASES, *_deceased_cases()]
 
 def _run(case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
     built = case.build()
-    history, parents = built if isinstance(built, tuple) else (built, [])
-    answer = decide(rules_of(case.policy), history.citizen, history.events, case.as_of, parents)
+    history, parents, relatives = (*built, [])[:3] if isinstance(built, tuple) else (built, [], [])
+    answer = decide(rules_of(case.policy), history.citizen, history.events, case.as_of, parents, (), relatives)
     decision = next(d for d in answer["decisions"] if d["benefit"] == case.benefit)
     return answer, decision
 
@@ -1008,11 +1161,12 @@ def test_every_condition_is_taken_to_its_met_and_failed_side() -> None:
         _, decision = _run(case)
         for key, met in _outcomes(decision).items():
             seen.setdefault((case.policy, case.benefit, key.split(".")[-1]), set()).add(met)
-    # ``parent_permit`` only appears when no parent is on record at all, so it is failed by construction.
+    # ``parent_permit`` only appears when no parent is on record at all, ``family`` when no relative is: both are
+    # failed by construction.
     one_sided = {
         key: sides
         for key, sides in seen.items()
-        if key[2] not in ("not_assessable", "parent_permit") and sides != {True, False}
+        if key[2] not in ("not_assessable", "parent_permit", "family") and not {True, False} <= sides
     }
     assert not one_sided
 

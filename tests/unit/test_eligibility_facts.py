@@ -8,7 +8,8 @@ from datetime import date
 from pathlib import Path
 
 from events.citizen_id import make_citizen_id
-from projections.eligibility import CityScope, decide, derive_facts, load_policy
+from projections.eligibility import CityScope, RelativeInput, decide, derive_facts, load_policy
+from projections.eligibility.facts import household_relation
 from projections.resident.aliases import person_order
 from tests.unit.test_eligibility_support import MIGRANT, History
 
@@ -133,3 +134,37 @@ def test_nothing_in_the_eligibility_package_reads_the_clock() -> None:
                 assert not names & {"time", "datetime.datetime"}, (path.name, ast.dump(node))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 assert node.func.attr not in _CLOCK_CALLS, (path.name, node.lineno, node.func.attr)
+
+
+def test_a_household_link_holds_only_while_both_are_in_the_household() -> None:
+    """The family tables say who is linked now; on an earlier (or later) day the events decide."""
+    partner = make_citizen_id("130102", date(1989, 4, 12), 57)
+    me = History(MIGRANT).hukou("130102", date(2012, 5, 1), household="H1", relationship="spouse")
+    them = History(partner).hukou("130102", date(2008, 9, 1), household="H1")
+    them.hukou("130102", date(2023, 1, 1), household="H9")  # moves to a household of their own in 2023
+    relative = RelativeInput("spouse", partner, "household", (), them.events)
+    then = derive_facts(MIGRANT, me.events, date(2022, 6, 30), CHENGDU, relatives=[relative])
+    now = derive_facts(MIGRANT, me.events, AS_OF, CHENGDU, relatives=[relative])
+    assert [(r.relation, r.citizen_id) for r in then.relatives] == [("spouse", partner)]
+    assert set(then.relatives[0].link_event_ids) == {str(me.events[0].event_id), str(them.events[0].event_id)}
+    assert now.relatives == ()
+    # Linked as a child, though the household makes them a spouse: not kept either.
+    assert (
+        derive_facts(
+            MIGRANT,
+            me.events,
+            date(2022, 6, 30),
+            CHENGDU,
+            relatives=[RelativeInput("child", partner, "household", (), them.events)],
+        ).relatives
+        == ()
+    )
+
+
+def test_relations_in_a_household_from_each_ones_relation_to_the_head() -> None:
+    assert household_relation("head", "spouse") == household_relation("spouse", "head") == "spouse"
+    assert household_relation("head", "child") == household_relation("spouse", "child") == "child"
+    assert household_relation("child", "head") == household_relation("child", "spouse") == "parent"
+    assert household_relation("head", "parent") == "parent" and household_relation("parent", "head") == "child"
+    assert household_relation("child", "child") is None  # siblings are not among 配偶、子女、父母
+    assert household_relation("spouse", "parent") is None  # a parent-in-law neither

@@ -129,20 +129,34 @@ class History:
             birth,
         )
 
-    def hukou(self, region: str, on: date, *, urban: bool = True, reason: str = "stable_employment") -> History:
-        return self.add(
-            "hukou.registered",
-            {
-                "household_id": f"{region}-0002",
-                "household_type": "family",
-                "relationship": "head",
-                "address": "测试地址2号",
-                "region_code": region,
-                "urban": urban,
-                "reason": reason,
-            },
-            on,
-        )
+    def hukou(
+        self,
+        region: str,
+        on: date,
+        *,
+        urban: bool = True,
+        reason: str = "stable_employment",
+        household: str | None = None,
+        relationship: str = "head",
+        address: str = "测试地址2号",
+        household_type: str = "family",
+        legacy_nature: str | None = None,
+    ) -> History:
+        payload: dict[str, Any] = {
+            "household_id": household or f"{region}-0002",
+            "household_type": household_type,
+            "relationship": relationship,
+            "address": address,
+            "region_code": region,
+            "urban": urban,
+            "reason": reason,
+        }
+        if legacy_nature is not None:
+            payload["legacy_nature"] = legacy_nature
+        return self.add("hukou.registered", payload, on)
+
+    def cancelled(self, reason: str, on: date) -> History:
+        return self.add("hukou.cancelled", {"reason": reason}, on)
 
     def moved_out(self, to: str, on: date) -> History:
         return self.add("hukou.moved_out", {"to_region_code": to, "reason": "迁出"}, on)
@@ -159,11 +173,12 @@ class History:
         tenure: str | None = "rented",
         urban: bool = True,
         on: date | None = None,
+        address: str = "测试地址3号",
     ) -> History:
         return self.add(
             "residence.registered",
             {
-                "address": "测试地址3号",
+                "address": address,
                 "region_code": region,
                 "urban": urban,
                 "since": since.isoformat(),

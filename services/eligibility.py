@@ -159,7 +159,7 @@ async def eligibility(
         number, theirs, aliases = found[link.citizen_id]
         parents.append(ParentInput(link.role, number, link.event_ids, theirs, aliases))
     relatives: list[RelativeInput] = []
-    if policy.follows_family:
+    if policy.needs_relatives:
         relatives = await _relatives(conn, numbers, links, schema)
     body = decide(policy, current, events, as_of, parents, numbers[1:], relatives)
     shown = {

@@ -24,22 +24,32 @@ from typing import Any, Final, get_args
 from events.social_security import Scheme
 from projections.eligibility.facts import STAGE_RANK, Facts, HukouFact, ParentFact, PermitFact, region_label
 from projections.eligibility.policy import (
+    BlueSealRule,
     CertificateRoute,
     Citation,
+    CollectiveHouseholdRule,
+    CollectiveTransferRule,
     CompulsoryEducationRule,
     EmploymentRoute,
     FamilyRoute,
     GraduateRoute,
+    LocalExamRule,
+    MinimumLivingRule,
+    NoHukouRule,
+    NotAssessableRule,
     PermitProgressiveRule,
     PermitServicesRule,
     PointsRule,
     Policy,
     ResidencePermitRule,
     ResidenceRoute,
+    ReturneeRoute,
     Route,
     Rule,
     SettlementRule,
+    SpouseEmployedRoute,
     UnassessableRoute,
+    VeteranRoute,
 )
 
 __all__ = ["Decision", "Reason", "RouteOutcome", "evaluate", "evaluate_benefit"]
@@ -203,8 +213,10 @@ class _Context:
         route_results = [r.met for r in self.routes]
         any_route = not self.routes or any(m is True for m in route_results)
         eligible = common_met and any_route
-        # "No" is conclusive unless it hangs on a route we could not assess.
-        undecided = common_met and not eligible and any(m is None for m in route_results)
+        # "No" is conclusive unless it hangs on what we could not assess: a shared condition, or every route
+        # but those that could not be assessed failed.
+        routes_open = not any_route and any(m is None for m in route_results)
+        undecided = not eligible and not any(m is False for m in common) and (not common_met or routes_open)
         return Decision(
             benefit=self.benefit,
             title=self.rule.title,
@@ -371,53 +383,58 @@ def _compulsory_education(ctx: _Context) -> Decision:
         ctx.condition(
             "age",
             ok,
-            f"aged {age.age} on {ctx.facts.as_of} (born {age.birth_date}); compulsory-education age is {low}-{high}",
+            f"aged {age.age} on {ctx.facts.as_of} (born {age.birth_date}); the age this covers is {low}-{high}",
             rule.clause,
         )
+    _child_of_the_city(ctx, rule.clause, bool(params.parent_residence and params.parent_residence.value))
+    return ctx.decide()
+
+
+def _child_of_the_city(ctx: _Context, clause: Citation, parent_residence: bool = False) -> None:
+    """The routes of a child's schooling rights: the child's hukou in the city, or a parent's valid permit there
+    (or, where the plan speaks of the floating population's children, a parent registered as living there)."""
     hukou = ctx.facts.hukou
     ctx.fact("hukou", hukou)
     ctx.condition(
         "hukou_in_city",
         hukou.in_city,
         f"the child's {_hukou_place(hukou)}: " + ("in " if hukou.in_city else "not in ") + ctx.city,
-        rule.clause,
+        clause,
         route="local_hukou",
     )
-    ctx.routes.append(
-        RouteOutcome("local_hukou", "the child's hukou is in the city", ctx.ref(rule.clause), hukou.in_city)
-    )
+    ctx.routes.append(RouteOutcome("local_hukou", "the child's hukou is in the city", ctx.ref(clause), hukou.in_city))
     parents: list[ParentFact] = sorted(ctx.facts.parents, key=lambda p: p.role != "mother")
     ctx.fact("parents", [p.to_json() for p in parents])
+    what = "a valid permit" + (" or a residence registration" if parent_residence else "")
     if not parents:
         ctx.condition(
             "parent_permit",
             False,
             "no parent on record (parent_links / birth certificates) whose permit could count",
-            rule.clause,
+            clause,
             route="parent_permit",
         )
-        ctx.routes.append(
-            RouteOutcome("parent_permit", "a parent holds a valid permit in the city", ctx.ref(rule.clause), False)
-        )
+        ctx.routes.append(RouteOutcome("parent_permit", f"a parent holds {what} in the city", ctx.ref(clause), False))
     for parent in parents:
-        met = parent.permit.valid_in_city and parent.alive
+        lives = parent_residence and parent.residence.in_city
+        met = (parent.permit.valid_in_city or lives) and parent.alive
         words = _permit_words(parent.permit, ctx.city)
+        if parent_residence:
+            words += "; " + (
+                f"registered as living in {region_label(parent.residence.region_code)}"
+                if parent.residence.in_city
+                else f"no residence registered in {ctx.city}"
+            )
         ctx.condition(
             f"{parent.role}_permit",
             met,
             f"{parent.role} {parent.citizen_id}: {words}" + ("" if parent.alive else " (deceased)"),
-            rule.clause,
+            clause,
             route=f"{parent.role}_permit",
         )
         ctx.routes.append(
-            RouteOutcome(
-                f"{parent.role}_permit",
-                f"the {parent.role} holds a valid permit in the city",
-                ctx.ref(rule.clause),
-                met,
-            )
+            RouteOutcome(f"{parent.role}_permit", f"the {parent.role} holds {what} in the city", ctx.ref(clause), met)
         )
-    return ctx.decide()
 
 
 def _settlement(ctx: _Context) -> Decision:
@@ -528,41 +545,36 @@ def _graduate_route(ctx: _Context, route: Route) -> bool | None:
     ctx.fact("education", education)
     stages = params.stages.value
     matching = education.at_stages(stages)
+    enrolled = bool(params.while_enrolled and params.while_enrolled.value and education.enrolled_stage in stages)
     if matching:
         best = max(matching, key=lambda g: STAGE_RANK[g.stage])
         text = f"graduated ({best.stage}) on {best.graduated_on}" + (
             f", {best.qualification}" if best.qualification else ""
         )
+    elif enrolled:
+        text = f"enrolled ({education.enrolled_stage}) at a school in {region_label(education.enrolled_region)}"
     elif education.graduations:
         text = f"highest stage graduated: {education.highest.stage if education.highest else '-'}"
         text += f"; needs one of {', '.join(stages)}"
     else:
         text = f"no graduation on record; needs one of {', '.join(stages)}"
-    results: list[bool | None] = [ctx.condition("graduated", bool(matching), text, route.clause, route.name)]
-    if params.from_city.value:
+    results: list[bool | None] = [
+        ctx.condition("graduated", bool(matching) or enrolled, text, route.clause, route.name)
+    ]
+    if params.rural_origin is not None and params.rural_origin.value:
         origin = ctx.facts.origin
         ctx.fact("origin", origin)
-        parts = [
-            f"ID issued in {region_label(origin.id_division)}"
-            + (" (in the city)" if origin.id_division_in_city else " (outside the city)")
-        ]
-        if origin.earlier_hukou_regions:
-            parts.append("earlier hukou in " + ", ".join(str(region_label(c)) for c in origin.earlier_hukou_regions))
+        if origin.rural is None:
+            words = "no hukou on record to show a rural origin (农村籍)"
         else:
-            parts.append("no earlier hukou in the city")
-        results.append(ctx.condition("from_city", origin.from_city, "; ".join(parts), route.clause, route.name))
+            words = "a rural hukou on record (农村籍)" if origin.rural else "only urban hukou on record"
+        results.append(ctx.condition("rural_origin", origin.rural, words, route.clause, route.name))
+    if params.from_city.value:
+        results.append(_origin_condition(ctx, route.clause, route.name))
     if params.employed_in_city.value:
         results.append(_employed(ctx, route.clause, route.name))
     if params.without_employer is not None and params.without_employer.value:
-        employment = ctx.facts.employment
-        ctx.fact("employment", employment)
-        text = (
-            f"no registered employment in force on {ctx.facts.as_of}"
-            if not employment.jobs
-            else "has an employer: "
-            + "; ".join(f"{j.employer_name} ({region_label(j.region_code)})" for j in employment.jobs)
-        )
-        results.append(ctx.condition("no_employer", not employment.jobs, text, route.clause, route.name))
+        results.append(_no_employer(ctx, route.clause, route.name))
     return _all(results)
 
 
@@ -589,6 +601,103 @@ def _unassessable_route(ctx: _Context, route: Route) -> bool | None:
         route.clause,
         route.name,
     )
+
+
+def _origin_condition(ctx: _Context, clause: Citation, route: str) -> bool:
+    origin = ctx.facts.origin
+    ctx.fact("origin", origin)
+    parts = [
+        f"ID issued in {region_label(origin.id_division)}"
+        + (" (in the city)" if origin.id_division_in_city else " (outside the city)")
+    ]
+    if origin.earlier_hukou_regions:
+        parts.append("earlier hukou in " + ", ".join(str(region_label(c)) for c in origin.earlier_hukou_regions))
+    else:
+        parts.append("no earlier hukou in the city")
+    return bool(ctx.condition("from_city", origin.from_city, "; ".join(parts), clause, route))
+
+
+def _no_employer(ctx: _Context, clause: Citation, route: str) -> bool:
+    employment = ctx.facts.employment
+    ctx.fact("employment", employment)
+    text = (
+        f"no registered employment in force on {ctx.facts.as_of}"
+        if not employment.jobs
+        else "has an employer: "
+        + "; ".join(f"{j.employer_name} ({region_label(j.region_code)})" for j in employment.jobs)
+    )
+    return bool(ctx.condition("no_employer", not employment.jobs, text, clause, route))
+
+
+def _returnee_route(ctx: _Context, route: Route) -> bool | None:
+    assert isinstance(route, ReturneeRoute)
+    results: list[bool | None] = [_origin_condition(ctx, route.clause, route.name)]
+    if route.parameters.employed_in_city.value:
+        results.append(_employed(ctx, route.clause, route.name))
+    return _all(results)
+
+
+def _veteran_route(ctx: _Context, route: Route) -> bool | None:
+    assert isinstance(route, VeteranRoute)
+    params = route.parameters
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    served = hukou.status == "cancelled" and hukou.cancelled_reason == "military_service"
+    if served:
+        text = f"hukou cancelled for military service on {hukou.cancelled_on} and not registered since"
+    else:
+        text = f"{_hukou_place(hukou)}: no hukou cancelled for military service and awaiting registration"
+    results: list[bool | None] = [ctx.condition("discharged_serviceman", served, text, route.clause, route.name)]
+    if params.home_in_city is not None and params.home_in_city.value:
+        results.append(_home_in_city(ctx, route.clause, route.name))
+    if params.employed_in_city.value:
+        results.append(_employed(ctx, route.clause, route.name))
+    if params.without_employer is not None and params.without_employer.value:
+        results.append(_no_employer(ctx, route.clause, route.name))
+    return _all(results)
+
+
+def _home_in_city(ctx: _Context, clause: Citation, route: str) -> bool:
+    """A place to settle at in the city: one's origin (原籍), one's residence (居住地), or the hukou of a parent or
+    spouse the register links (父母、配偶户籍所在地)."""
+    facts = ctx.facts
+    ctx.fact("origin", facts.origin)
+    ctx.fact("residence", facts.residence)
+    places = []
+    if facts.origin.from_city:
+        places.append("from the city (原籍)")
+    if facts.residence.in_city:
+        places.append(f"lives in {region_label(facts.residence.region_code)} (居住地)")
+    for relative in facts.relatives:
+        if relative.relation in ("parent", "spouse") and relative.facts.hukou.in_city:
+            places.append(f"{relative.relation} {relative.citizen_id} has a hukou in the city")
+    text = (
+        "; ".join(places) if places else f"neither from nor living in {ctx.city}, no parent or spouse registered there"
+    )
+    return bool(ctx.condition("home_in_city", bool(places), text, clause, route))
+
+
+def _spouse_employed_route(ctx: _Context, route: Route) -> bool | None:
+    spouses = [r for r in ctx.facts.relatives if r.relation == "spouse"]
+    ctx.fact("relatives", [r.to_json() for r in spouses])
+    if not spouses:
+        return ctx.condition(
+            "spouse_employed",
+            False,
+            "no spouse linked in the register (a household names one; marriages are registered by civil affairs)",
+            route.clause,
+            route.name,
+        )
+    met = False
+    words = []
+    for spouse in spouses:
+        jobs = [j for j in spouse.facts.employment.jobs if j.in_city]
+        met = met or (bool(jobs) and spouse.facts.life.alive)
+        words.append(
+            f"spouse {spouse.citizen_id}: "
+            + ("works at " + "; ".join(j.employer_name for j in jobs) if jobs else f"no employment in {ctx.city}")
+        )
+    return ctx.condition("spouse_employed", met, "; ".join(words), route.clause, route.name)
 
 
 _RELATION_WORDS: Final[dict[str, str]] = {"spouse": "spouse (配偶)", "child": "child (子女)", "parent": "parent (父母)"}
@@ -682,6 +791,9 @@ _ROUTES: Final[dict[type, Callable[[_Context, Route], bool | None]]] = {
     UnassessableRoute: _unassessable_route,
     CertificateRoute: _certificate_route,
     FamilyRoute: _family_route,
+    ReturneeRoute: _returnee_route,
+    VeteranRoute: _veteran_route,
+    SpouseEmployedRoute: _spouse_employed_route,
 }
 
 
@@ -854,6 +966,174 @@ def _permit_progressive(ctx: _Context) -> Decision:
     return ctx.decide(notes=notes)
 
 
+def _collective_household(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, CollectiveHouseholdRule)
+    p = rule.parameters
+    settlement = ctx.policy.benefits[p.settlement_benefit.value]
+    assert isinstance(settlement, SettlementRule)  # the policy checks it on load
+    _alive(ctx)
+    _hukou_outside(ctx, settlement.parameters.hukou_outside.value, settlement.clause)
+    routes = [r for r in settlement.routes if not isinstance(r, FamilyRoute)]
+    met, how = _principal_qualifies(ctx, ctx.facts, routes, settled_counts=False)
+    ctx.condition("qualifies_for_settlement", met, f"{settlement.title}: {how}", settlement.clause)
+    residence = ctx.facts.residence
+    ctx.fact("residence", residence)
+    home = (residence.tenure or "other") if residence.registered and residence.in_city else "none"
+    homes = p.homes.value
+    words = "no residence registered in the city" if home == "none" else f"the home registered in the city: {home}"
+    ctx.condition("home", home in homes, f"{words}; leads to a collective household: {', '.join(homes)}", rule.clause)
+    return ctx.decide()
+
+
+def _collective_transfer(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, CollectiveTransferRule)
+    _alive(ctx)
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    collective = hukou.in_city and hukou.household_type == "collective"
+    kind = f"a {hukou.household_type} household" if hukou.household_type else "no household"
+    ctx.condition(
+        "hukou_in_collective_household",
+        collective,
+        f"{_hukou_place(hukou)}, in {kind}" + ("" if collective else f"; needs a collective household in {ctx.city}"),
+        rule.clause,
+    )
+    if rule.parameters.left_the_unit.value:
+        employment = ctx.facts.employment
+        ctx.fact("employment", employment)
+        jobs = [j for j in employment.jobs if j.in_city]
+        text = (
+            f"no employment in force in {ctx.city} on {ctx.facts.as_of}"
+            if not jobs
+            else "still employed in the city: " + "; ".join(j.employer_name for j in jobs)
+        )
+        ctx.condition("left_the_unit", not jobs, text, rule.clause)
+    for route in rule.routes:
+        ctx.route(route, _ROUTES[type(route)](ctx, route))
+    return ctx.decide(notes=(f"Without one ({ctx.ref(rule.stays)}): 「{rule.stays.quote}」",))
+
+
+def _blue_seal(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, BlueSealRule)
+    _alive(ctx)
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    blue = hukou.in_city and hukou.legacy_nature == "blue_seal"
+    nature = f"recorded as {hukou.legacy_nature}" if hukou.legacy_nature else "no earlier nature recorded"
+    ctx.condition("blue_seal_hukou", blue, f"{_hukou_place(hukou)}, {nature}", rule.clause)
+    return ctx.decide(notes=(rule.settlement_note,))
+
+
+def _no_hukou(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, NoHukouRule)
+    _alive(ctx)
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    if hukou.status == "registered":
+        ctx.condition("no_hukou", False, f"{_hukou_place(hukou)}: not a person without hukou", rule.clause)
+    else:
+        ctx.condition("no_hukou", None, f"{_hukou_place(hukou)}; {rule.missing}", rule.clause)
+    return ctx.decide()
+
+
+def _local_exam(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, LocalExamRule)
+    p = rule.parameters
+    _alive(ctx)
+    education = ctx.facts.education
+    ctx.fact("education", education)
+    stage = p.stage.value
+    at_school = education.enrolled_in_city and education.enrolled_stage == stage
+    if education.enrolled_stage is None:
+        text = f"not at school on {ctx.facts.as_of}"
+    else:
+        text = f"at a {education.enrolled_stage} school in {region_label(education.enrolled_region)}"
+    ctx.condition("at_school_in_city", at_school, f"{text}; needs {stage} in {ctx.city}", rule.clause)
+    if p.min_school_months is not None:
+        months, need = education.school_months_in_city, p.min_school_months.value
+        since = f" since {education.schooling_since}" if education.schooling_since else ""
+        ctx.condition(
+            "school_months_in_city",
+            months >= need,
+            f"{months} whole months of continuous schooling in {ctx.city}{since}; needs {need}",
+            rule.clause,
+        )
+    _child_of_the_city(ctx, rule.clause, bool(p.parent_residence and p.parent_residence.value))
+    return ctx.decide()
+
+
+def _minimum_living(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, MinimumLivingRule)
+    p = rule.parameters
+    _alive(ctx)
+    hukou = ctx.facts.hukou
+    ctx.fact("hukou", hukou)
+    if hukou.status == "registered":
+        rural: bool | None = not hukou.urban or hukou.legacy_nature == "agricultural"
+        words = f"{_hukou_place(hukou)}" + (": a rural hukou" if rural else ": not a rural hukou")
+    else:
+        rural, words = None, f"{_hukou_place(hukou)}: whether it is rural is not known"
+    ctx.condition("rural_hukou", rural, words, rule.clause)
+    residence = ctx.facts.residence
+    ctx.fact("residence", residence)
+    in_town = residence.in_city and bool(residence.urban)
+    place = (
+        f"residence registered in {region_label(residence.region_code)} ("
+        + ("urban" if residence.urban else "rural")
+        + " address)"
+        if residence.registered
+        else "no residence registration in force"
+    )
+    ctx.condition("lives_in_town", in_town, f"{place}; needs a town (城镇) in {ctx.city}", rule.clause)
+    months, need = residence.continuous_months, p.min_residence_months.value
+    ctx.condition(
+        "continuous_residence_months",
+        months >= need,
+        f"{months} whole months of continuous residence in {ctx.city}; needs {need}",
+        rule.clause,
+    )
+    worker = _employed(ctx, rule.clause, "migrant_worker_family")
+    ctx.routes.append(RouteOutcome("migrant_worker_family", "a migrant worker (农民工)", ctx.ref(rule.clause), worker))
+    insurance = ctx.facts.insurance
+    ctx.fact("insurance", insurance.to_json(p.insurance_schemes.value))
+    paid, need = insurance.months_in_city(p.insurance_schemes.value), p.min_insurance_months.value
+    insured = bool(
+        ctx.condition(
+            "insurance_months",
+            paid >= need,
+            f"{paid} months of social-insurance contributions in {ctx.city} (the longest scheme); needs {need}",
+            rule.rural_clause,
+            "insured_rural_resident",
+        )
+    )
+    ctx.routes.append(
+        RouteOutcome("insured_rural_resident", "another rural resident, insured", ctx.ref(rule.rural_clause), insured)
+    )
+    ctx.condition(
+        "not_assessable",
+        None,
+        "land-requisitioned farmers (被征地农民): a requisition is recorded by natural resources, not by any event",
+        rule.clause,
+        "land_requisitioned",
+    )
+    ctx.routes.append(RouteOutcome("land_requisitioned", "a land-requisitioned farmer", ctx.ref(rule.clause), None))
+    return ctx.decide(notes=(rule.not_assessed,))
+
+
+def _not_assessable(ctx: _Context) -> Decision:
+    rule = ctx.rule
+    assert isinstance(rule, NotAssessableRule)
+    _alive(ctx)
+    ctx.condition("not_assessable", None, f"{rule.title}: {rule.missing}; not guessed", rule.clause)
+    return ctx.decide()
+
+
 _HANDLERS: Final[dict[type, Callable[[_Context], Decision]]] = {
     ResidencePermitRule: _residence_permit,
     CompulsoryEducationRule: _compulsory_education,
@@ -861,4 +1141,11 @@ _HANDLERS: Final[dict[type, Callable[[_Context], Decision]]] = {
     PointsRule: _points,
     PermitServicesRule: _permit_services,
     PermitProgressiveRule: _permit_progressive,
+    CollectiveHouseholdRule: _collective_household,
+    CollectiveTransferRule: _collective_transfer,
+    BlueSealRule: _blue_seal,
+    NoHukouRule: _no_hukou,
+    LocalExamRule: _local_exam,
+    MinimumLivingRule: _minimum_living,
+    NotAssessableRule: _not_assessable,
 }

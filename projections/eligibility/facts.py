@@ -213,6 +213,9 @@ class OriginFact:
     earlier_hukou_regions: tuple[str, ...]
     """Region codes of closed hukou periods in the city."""
     event_ids: tuple[str, ...] = ()
+    rural: bool | None = None
+    """A rural hukou on record (农村籍): a period or the current hukou at a rural address, or recorded as agricultural
+    before unification; ``None`` with no hukou on record at all."""
 
     @property
     def from_city(self) -> bool:
@@ -224,6 +227,7 @@ class OriginFact:
             "id_division": region_label(self.id_division),
             "id_division_in_city": self.id_division_in_city,
             "earlier_hukou_in_city": [region_label(c) for c in self.earlier_hukou_regions],
+            "rural": self.rural,
             "event_ids": list(self.event_ids),
         }
 
@@ -433,9 +437,19 @@ class Graduation:
 
 @dataclass(frozen=True, slots=True)
 class EducationFact:
-    """Graduations (``student.graduated``) on or before ``as_of``."""
+    """Graduations (``student.graduated``) on or before ``as_of``, and the schooling in progress then.
+
+    ``school_months_in_city`` counts whole months since the start of the unbroken run of schooling in the city
+    that ends with the school attended on ``as_of`` (a transfer, or a new stage begun within a summer's break,
+    keeps it unbroken); 0 when the student is not at a school in the city."""
 
     graduations: tuple[Graduation, ...] = ()
+    enrolled_stage: Stage | None = None
+    enrolled_region: str | None = None
+    enrolled_in_city: bool = False
+    schooling_since: date | None = None
+    school_months_in_city: int = 0
+    schooling_event_ids: tuple[str, ...] = ()
 
     @property
     def highest(self) -> Graduation | None:
@@ -447,15 +461,24 @@ class EducationFact:
 
     @property
     def event_ids(self) -> tuple[str, ...]:
-        return _ids(g.event_id for g in self.graduations)
+        return _ids((g.event_id for g in self.graduations), self.schooling_event_ids)
 
     def to_json(self) -> dict[str, Any]:
         highest = self.highest
-        return {
+        out: dict[str, Any] = {
             "highest_stage": highest.stage if highest else None,
             "graduations": [g.to_json() for g in self.graduations],
-            "event_ids": list(self.event_ids),
         }
+        if self.enrolled_stage is not None:
+            out["enrolled"] = {
+                "stage": self.enrolled_stage,
+                "region": region_label(self.enrolled_region),
+                "in_city": self.enrolled_in_city,
+                "schooling_since": _iso(self.schooling_since),
+                "school_months_in_city": self.school_months_in_city,
+            }
+        out["event_ids"] = list(self.event_ids)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,6 +533,7 @@ class ParentFact:
     permit: PermitFact
     alive: bool
     link_event_ids: tuple[str, ...]
+    residence: ResidenceFact = ResidenceFact(registered=False)
 
     @property
     def event_ids(self) -> tuple[str, ...]:
@@ -521,6 +545,7 @@ class ParentFact:
             "citizen_id": self.citizen_id,
             "alive": self.alive,
             "permit": self.permit.to_json(),
+            "lives_in_city": self.residence.in_city,
             "link_event_ids": list(self.link_event_ids),
             "event_ids": list(self.event_ids),
         }
@@ -792,7 +817,7 @@ def derive_facts(
         permit=_permit(ps, provenance, scope, as_of),
         employment=_employment(ss, provenance, scope, as_of),
         insurance=_insurance(ss, provenance, scope, as_of),
-        education=_education(ed, provenance, as_of),
+        education=_education(ed, provenance, as_of, scope),
         certificates=_certificates(ss, provenance, as_of),
         parents=tuple(_parent(p, as_of, scope) for p in parents),
         events_used=len(chosen),
@@ -838,6 +863,7 @@ def _parent(parent: ParentInput, as_of: date, scope: CityScope) -> ParentFact:
         permit=_permit(ps, provenance, scope, as_of),
         alive=_life(ps, hs, provenance, as_of).alive,
         link_event_ids=parent.link_event_ids,
+        residence=_residence(ps, provenance, scope, as_of),
     )
 
 
@@ -894,11 +920,19 @@ def _origin(citizen_id: str, ps: PublicSecurityState, provenance: _Provenance, s
         for period, ids in zip(ps.hukou.history, provenance.hukou_history, strict=False)
         if scope.contains(period.region_code)
     ]
+    hukou = ps.hukou
+    urban_flags = [period.urban for period in hukou.history]
+    if hukou.status != "none" and hukou.urban is not None:
+        urban_flags.append(hukou.urban)
+    rural: bool | None = None
+    if urban_flags or hukou.legacy_nature is not None:
+        rural = not all(urban_flags) or hukou.legacy_nature == "agricultural"
     return OriginFact(
         id_division=citizen_id[:6],
         id_division_in_city=scope.contains(citizen_id[:6]),
         earlier_hukou_regions=tuple(dict.fromkeys(code for code, _ in earlier)),
         event_ids=_ids(*(ids for _, ids in earlier)),
+        rural=rural,
     )
 
 
@@ -1022,13 +1056,45 @@ def _insurance(ss: SocialSecurityState, provenance: _Provenance, scope: CityScop
     return InsuranceFact(tuple(facts))
 
 
-def _education(ed: EducationState, provenance: _Provenance, as_of: date) -> EducationFact:
+_SUMMER: Final = 92
+"""Days between two schools (a summer's break) that leave schooling unbroken."""
+
+
+def _education(ed: EducationState, provenance: _Provenance, as_of: date, scope: CityScope) -> EducationFact:
     graduations = [
         Graduation(entry.stage, entry.on, entry.qualification, eid)
         for entry, eid in zip(ed.history, provenance.education_history, strict=False)
         if entry.kind == "graduated" and entry.stage is not None and entry.on <= as_of
     ]
-    return EducationFact(tuple(graduations))
+    # Periods at one school: (region, stage, start, end or None, event ids), from the history up to as_of.
+    periods: list[tuple[str | None, Stage | None, date, date | None, list[str]]] = []
+    for entry, eid in zip(ed.history, provenance.education_history, strict=False):
+        if entry.on > as_of:
+            break
+        if periods and periods[-1][3] is None:
+            region, stage, start, _, ids = periods[-1]
+            periods[-1] = (region, stage, start, entry.on, [*ids, eid])
+        if entry.kind in ("enrolled", "transferred"):
+            periods.append((entry.region_code, entry.stage, entry.on, None, [eid]))
+    if not periods or periods[-1][3] is not None:
+        return EducationFact(tuple(graduations))
+    region, stage, start, _, ids = periods[-1]
+    in_city = scope.contains(region)
+    run_ids = list(ids)
+    if in_city:
+        for earlier_region, _, earlier_start, earlier_end, earlier_ids in reversed(periods[:-1]):
+            if not scope.contains(earlier_region) or earlier_end is None or (start - earlier_end).days > _SUMMER:
+                break
+            start, run_ids = earlier_start, [*earlier_ids, *run_ids]
+    return EducationFact(
+        tuple(graduations),
+        enrolled_stage=stage,
+        enrolled_region=region,
+        enrolled_in_city=in_city,
+        schooling_since=start if in_city else None,
+        school_months_in_city=whole_months(start, as_of) if in_city else 0,
+        schooling_event_ids=_ids(run_ids),
+    )
 
 
 def _certificates(ss: SocialSecurityState, provenance: _Provenance, as_of: date) -> CertificatesFact:

@@ -39,13 +39,20 @@ __all__ = [
     "BENEFIT_RULES",
     "POLICY_IDS",
     "Benefit",
+    "BlueSealRule",
     "CertificateRoute",
     "Citation",
+    "CollectiveHouseholdRule",
+    "CollectiveTransferRule",
     "CompulsoryEducationRule",
     "EmploymentRoute",
     "FamilyRoute",
     "GraduateRoute",
     "InForce",
+    "LocalExamRule",
+    "MinimumLivingRule",
+    "NoHukouRule",
+    "NotAssessableRule",
     "Param",
     "PermitProgressiveRule",
     "PermitServicesRule",
@@ -54,14 +61,18 @@ __all__ = [
     "PolicyError",
     "ResidencePermitRule",
     "ResidenceRoute",
+    "ReturneeRoute",
     "Route",
     "Rule",
     "SettlementRule",
+    "SpouseEmployedRoute",
     "UnassessableRoute",
     "UnknownPolicyError",
+    "VeteranRoute",
     "load_policy",
     "parse_policy",
     "policy_ids",
+    "routes_of",
 ]
 
 POLICY_IDS: Final = ("xining-2015", "nantong-2020", "chengdu-2017", "feicheng-2016", "liaoyuan-2015")
@@ -220,6 +231,11 @@ class GraduateParams(_Params):
     """The graduate must be employed in the city (returns to work there)."""
     without_employer: Param[bool] | None = None
     """The graduate must have no employer yet (未落实就业单位): no registered employment in force anywhere."""
+    while_enrolled: Param[bool] | None = None
+    """A student still enrolled at one of ``stages`` counts as well as a graduate (在校期间或者毕业后)."""
+    rural_origin: Param[bool] | None = None
+    """The student must come from a rural hukou (农村籍): an earlier or the current hukou at a rural address, or
+    one recorded as agricultural before unification."""
 
 
 class GraduateRoute(_Route):
@@ -241,6 +257,42 @@ class UnassessableRoute(_Route):
     kind: Literal["not_assessable"]
     missing: Annotated[str, Field(min_length=1, max_length=300)]
     """What would be needed and no v1 event records."""
+
+
+class ReturneeParams(_Params):
+    employed_in_city: Param[bool]
+    """The returnee works in the city (返乡就业); starting a business (创业) is recorded by no event."""
+
+
+class ReturneeRoute(_Route):
+    """Someone from the city (the ID's division or an earlier hukou there) who returns to work there."""
+
+    kind: Literal["returnee"]
+    parameters: ReturneeParams
+
+
+class VeteranParams(_Params):
+    employed_in_city: Param[bool]
+    """Placed with an employer in the city (正式安置单位): employment registered there."""
+    without_employer: Param[bool] | None = None
+    """No employer yet (未落实就业单位): no registered employment in force anywhere."""
+    home_in_city: Param[bool] | None = None
+    """A home in the city to settle at (原籍、父母、配偶户籍所在地或居住地): from the city, living there, or a parent
+    or spouse the register links with a hukou there."""
+
+
+class VeteranRoute(_Route):
+    """A discharged or transferred serviceman (复退、转业军人): the hukou was cancelled for military service and
+    not registered again."""
+
+    kind: Literal["veteran"]
+    parameters: VeteranParams
+
+
+class SpouseEmployedRoute(_Route):
+    """The spouse the register links works in the city (户口落入配偶所在单位)."""
+
+    kind: Literal["spouse_employed"]
 
 
 FamilyRelation = Literal["spouse", "child", "parent"]
@@ -267,7 +319,15 @@ class FamilyRoute(_Route):
 
 
 Route: TypeAlias = Annotated[
-    ResidenceRoute | EmploymentRoute | GraduateRoute | CertificateRoute | UnassessableRoute | FamilyRoute,
+    ResidenceRoute
+    | EmploymentRoute
+    | GraduateRoute
+    | CertificateRoute
+    | UnassessableRoute
+    | FamilyRoute
+    | ReturneeRoute
+    | VeteranRoute
+    | SpouseEmployedRoute,
     Field(discriminator="kind"),
 ]
 
@@ -308,6 +368,8 @@ class ResidencePermitRule(_Rule):
 class CompulsoryEducationParams(_Params):
     min_age: Param[int]
     max_age: Param[int]
+    parent_residence: Param[bool] | None = None
+    """A parent registered as living in the city (流动人口) counts, not only one holding a valid permit."""
 
 
 class CompulsoryEducationRule(_Rule):
@@ -406,13 +468,118 @@ class PermitProgressiveRule(_Rule):
     """What the benefit also asks that the backbone does not know (means tests), stated in every decision."""
 
 
+class NoParams(_Params):
+    """A rule without parameters."""
+
+
+HomeKind = Literal["owned", "rented", "employer", "other", "none"]
+"""The tenure of the residence registered in the city, or ``none`` without one."""
+
+
+class CollectiveHouseholdParams(_Params):
+    settlement_benefit: Param[str]
+    """The settlement benefit whose routes (family routes aside) the person must meet."""
+    homes: Param[tuple[HomeKind, ...]]
+    """Whose hukou goes to a collective household: the homes (tenures) that lead there."""
+
+
+class CollectiveHouseholdRule(_Rule):
+    """Settling in a collective household (集体户: a community's, an employer's, a labour market's) for someone
+    who qualifies to settle but has no home of their own to register the hukou at."""
+
+    rule: Literal["collective_household"]
+    parameters: CollectiveHouseholdParams
+
+
+class CollectiveTransferParams(_Params):
+    left_the_unit: Param[bool]
+    """No employment in force in the city: the unit whose collective household holds the hukou was left."""
+
+
+class CollectiveTransferRule(_Rule):
+    """Moving a hukou out of a unit's collective household after leaving the unit (下岗、辞退、辞职、转产、破产, or a
+    空挂 hukou) to a fixed home or the spouse's unit: any one of ``routes``; otherwise it stays with the unit."""
+
+    rule: Literal["collective_transfer"]
+    parameters: CollectiveTransferParams
+    routes: Annotated[tuple[Route, ...], Field(min_length=1)]
+    stays: Citation
+    """What happens without a route (户口仍由原户口单位管理)."""
+
+
+class BlueSealRule(_Rule):
+    """A blue-seal hukou (蓝印户口) ends: its holder settles if the settlement conditions are met, else exchanges it
+    for a residence permit (the clause states both ways)."""
+
+    rule: Literal["blue_seal"]
+    parameters: NoParams = NoParams()
+    settlement_note: str
+    """How the settlement conditions are decided (a plan without conditions of its own says so)."""
+
+
+class NoHukouRule(_Rule):
+    """Registering someone with no hukou at all (无户口人员), by the categories of 国办发〔2015〕96号."""
+
+    rule: Literal["no_hukou"]
+    parameters: NoParams = NoParams()
+    missing: Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class LocalExamParams(_Params):
+    stage: Param[Stage]
+    """The stage the child is at school in, on the way to the examination."""
+    min_school_months: Param[int] | None = None
+    """Months of continuous schooling in the city, at least (none: no years asked)."""
+    parent_residence: Param[bool] | None = None
+    """A parent registered as living in the city (流动人口) counts, not only one holding a valid permit."""
+
+
+class LocalExamRule(_Rule):
+    """Sitting the 中考 / 高考 in the city: hukou there, or a parent's valid permit, and years of local schooling."""
+
+    rule: Literal["local_exam"]
+    parameters: LocalExamParams
+
+
+class MinimumLivingParams(_Params):
+    min_residence_months: Param[int]
+    min_insurance_months: Param[int]
+    insurance_schemes: Param[tuple[Scheme, ...]]
+
+
+class MinimumLivingRule(_Rule):
+    """Urban minimum living guarantee (城镇低保) for rural people long resident in town: a migrant worker's family
+    (``clause``), or another rural resident also insured for years (``rural_clause``); land-requisitioned farmers
+    are named too, but no event records a requisition. The means test is not assessed."""
+
+    rule: Literal["minimum_living"]
+    parameters: MinimumLivingParams
+    rural_clause: Citation
+    not_assessed: str
+
+
+class NotAssessableRule(_Rule):
+    """A benefit no event can decide: every decision says what would be needed and guesses nothing."""
+
+    rule: Literal["not_assessable"]
+    parameters: NoParams = NoParams()
+    missing: Annotated[str, Field(min_length=1, max_length=300)]
+
+
 Rule: TypeAlias = Annotated[
     ResidencePermitRule
     | CompulsoryEducationRule
     | SettlementRule
     | PointsRule
     | PermitServicesRule
-    | PermitProgressiveRule,
+    | PermitProgressiveRule
+    | CollectiveHouseholdRule
+    | CollectiveTransferRule
+    | BlueSealRule
+    | NoHukouRule
+    | LocalExamRule
+    | MinimumLivingRule
+    | NotAssessableRule,
     Field(discriminator="rule"),
 ]
 
@@ -474,13 +641,13 @@ class Policy(_Model):
     benefits: dict[Benefit, Rule]
 
     @property
-    def follows_family(self) -> bool:
-        """Whether a rule has a family route, so that deciding needs the resident's relatives."""
+    def needs_relatives(self) -> bool:
+        """Whether a route looks at the resident's relatives (family follows, the spouse's unit, a veteran's home)."""
         return any(
-            isinstance(route, FamilyRoute)
+            isinstance(route, FamilyRoute | SpouseEmployedRoute)
+            or (isinstance(route, VeteranRoute) and route.parameters.home_in_city is not None)
             for rule in self.benefits.values()
-            if isinstance(rule, SettlementRule)
-            for route in rule.routes
+            for route in routes_of(rule)
         )
 
     @field_validator("region_prefixes")
@@ -505,6 +672,15 @@ class Policy(_Model):
         return benefits
 
     @model_validator(mode="after")
+    def _collective_households_name_a_settlement(self) -> Policy:
+        for name, rule in self.benefits.items():
+            if isinstance(rule, CollectiveHouseholdRule):
+                target = self.benefits.get(rule.parameters.settlement_benefit.value)
+                if not isinstance(target, SettlementRule):
+                    raise ValueError(f"{name}: settlement_benefit must name a settlement benefit of this policy")
+        return self
+
+    @model_validator(mode="after")
     def _seed_everywhere(self) -> Policy:
         # Citations without a seed or document quote the policy's own seed; fill it in so every decision can
         # name the file its clause comes from.
@@ -524,19 +700,23 @@ class Policy(_Model):
             for field_name, value in rule:
                 if isinstance(value, Citation):
                     yield f"{name}.{field_name}", value
-            if isinstance(rule, SettlementRule):
-                for route in rule.routes:
-                    yield f"{name}.routes.{route.name}", route.clause
+            for route in routes_of(rule):
+                yield f"{name}.routes.{route.name}", route.clause
 
     def parameters(self) -> Iterator[tuple[str, Param[Any]]]:
         """Every parameter of the policy with its path (``benefit.name`` or ``benefit.route.name``)."""
         for name, rule in self.benefits.items():
             yield from _walk_params(name, rule.parameters)
-            if isinstance(rule, SettlementRule):
-                for route in rule.routes:
-                    params = getattr(route, "parameters", None)
-                    if params is not None:
-                        yield from _walk_params(f"{name}.{route.name}", params)
+            for route in routes_of(rule):
+                params = getattr(route, "parameters", None)
+                if params is not None:
+                    yield from _walk_params(f"{name}.{route.name}", params)
+
+
+def routes_of(rule: Rule) -> tuple[Route, ...]:
+    """The routes of a rule that has them (settlement, collective transfer, minimum living), else none."""
+    routes: tuple[Route, ...] = getattr(rule, "routes", ())
+    return routes
 
 
 def _walk_params(prefix: str, params: _Params) -> Iterator[tuple[str, Param[Any]]]:

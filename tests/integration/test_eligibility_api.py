@@ -226,7 +226,7 @@ async def test_family_follows_the_relative_the_household_links(stack: Stack, cli
     settlement = {d["benefit"]: d for d in answer.body["decisions"]}["settlement"]
     assert settlement["eligible"] and settlement["conclusive"]
     routes = {r["route"]: r["met"] for r in settlement["routes"]}
-    assert routes == {"stable_residence": False, "stable_employment": False, "family_follows": True}
+    assert routes["family_follows"] and not any(met for route, met in routes.items() if route != "family_follows")
     [relative] = settlement["facts"]["relatives"]
     assert relative["citizen_id"] == WIFE and relative["relation"] == "spouse" and relative["basis"] == "household"
     assert FLAT not in orjson.dumps(answer.body).decode()  # the address is compared, never shown

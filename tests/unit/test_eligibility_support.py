@@ -36,6 +36,7 @@ _DEPARTMENT_OF = {
     "residence_permit.renewed": "public_security",
     "residence_permit.revoked": "public_security",
     "student.enrolled": "education",
+    "student.transferred": "education",
     "student.graduated": "education",
     "employment.registered": "social_security",
     "employment.ended": "social_security",
@@ -216,6 +217,33 @@ class History:
         return self.add("residence_permit.revoked", {"permit_no": permit_no, "reason": "注销"}, on)
 
     # --- education ---------------------------------------------------------------------------------------
+
+    def enrolled(self, region: str, stage: str, on: date, *, school: str = "1000000001") -> History:
+        return self.add(
+            "student.enrolled",
+            {
+                "student_no": f"S{self.citizen[-8:]}",
+                "school_code": school,
+                "school_name": "测试学校",
+                "region_code": region,
+                "stage": stage,
+                "enrolled_on": on.isoformat(),
+                "migrant_child": True,
+            },
+            on,
+        )
+
+    def transferred(self, region: str, on: date, *, school: str = "1000000002") -> History:
+        return self.add(
+            "student.transferred",
+            {
+                "school_code": school,
+                "school_name": "测试学校二",
+                "region_code": region,
+                "transferred_on": on.isoformat(),
+            },
+            on,
+        )
 
     def graduated(self, stage: str, on: date, qualification: str | None = None) -> History:
         return self.add(

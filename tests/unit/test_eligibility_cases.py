@@ -1702,6 +1702,111 @@ BEYOND_SETTLEMENT = [
 ]
 
 
+def schooling_cases(policy: str, region: str) -> list[Case]:
+    """Preschool and the entrance examination after compulsory schooling for children who came with their parents
+    (Xining 4(7), Feicheng 5(2)「随迁子女在流入地接受……普惠性学前教育……以及接受义务教育后参加升学考试」)."""
+
+    def case(benefit: str, name: str, build: Callable[[], Built], eligible: bool, **r: bool | None) -> Case:
+        return Case(f"{policy}/{benefit}/{name}", policy, benefit, build, eligible, r)
+
+    def lives_here() -> History:
+        return History(MOTHER).residence(region, date(2023, 1, 1))
+
+    return [
+        case(
+            "preschool",
+            "age_3_mother_lives_here",
+            lambda: with_parents(ly_kid(date(2021, 6, 30)), mother=lives_here()),
+            True,
+            age=True,
+            **{"mother_permit.mother_permit": True},
+        ),
+        case(
+            "preschool", "age_2", lambda: with_parents(ly_kid(date(2021, 7, 1)), mother=lives_here()), False, age=False
+        ),
+        case("preschool", "age_6", lambda: with_parents(ly_kid(AGE_6), mother=lives_here()), False, age=False),
+        case(
+            "preschool",
+            "mother_lives_elsewhere",
+            lambda: with_parents(ly_kid(AGE_5), mother=History(MOTHER).residence(ELSEWHERE, date(2023, 1, 1))),
+            False,
+            **{"mother_permit.mother_permit": False},
+        ),
+        case(
+            "senior_high_school",
+            "at_junior_school_here",
+            lambda: with_parents(
+                school_child(primary_in=None, junior_in=region, junior_on=date(2023, 9, 1)), mother=lives_here()
+            ),
+            True,
+            at_school_in_city=True,
+            **{"mother_permit.mother_permit": True},
+        ),
+        case(
+            "senior_high_school",
+            "at_junior_school_elsewhere",
+            lambda: with_parents(
+                school_child(primary_in=None, junior_in=ELSEWHERE, junior_on=date(2023, 9, 1)), mother=lives_here()
+            ),
+            False,
+            at_school_in_city=False,
+        ),
+        case(
+            "senior_high_school",
+            "mother_lives_elsewhere",
+            lambda: with_parents(
+                school_child(primary_in=None, junior_in=region, junior_on=date(2023, 9, 1)),
+                mother=History(MOTHER).residence(ELSEWHERE, date(2023, 1, 1)),
+            ),
+            False,
+            **{"mother_permit.mother_permit": False},
+        ),
+        case(
+            "preschool",
+            "local_hukou",
+            lambda: History(child_born(AGE_5)).born(region, AGE_5),
+            True,
+            **{"local_hukou.hukou_in_city": True},
+        ),
+        case(
+            "senior_high_school",
+            "local_hukou",
+            lambda: (
+                History(child_born(date(2009, 8, 1)))
+                .born(region, date(2009, 8, 1))
+                .enrolled(region, "junior_secondary", date(2023, 9, 1))
+            ),
+            True,
+            **{"local_hukou.hukou_in_city": True},
+        ),
+    ]
+
+
+SCHOOLING = [
+    *schooling_cases("xining-2015", XN),
+    *schooling_cases("feicheng-2016", FC),
+    # Xining 4(5)「鼓励引导寺院僧人将户口迁入居住地」
+    Case(
+        "xining-2015/monastic_settlement/not_assessable",
+        "xining-2015",
+        "monastic_settlement",
+        migrant,
+        False,
+        {"not_assessable": None},
+        None,
+        False,
+    ),
+    Case(
+        "xining-2015/monastic_settlement/deceased",
+        "xining-2015",
+        "monastic_settlement",
+        lambda: migrant().died(date(2024, 1, 2)),
+        False,
+        {"alive": False},
+    ),
+]
+
+
 BASE_CASES: list[Case] = [
     *(c for city in CITIES for c in residence_permit_cases(city)),
     *(c for city in CITIES for c in compulsory_education_cases(city)),
@@ -1716,6 +1821,7 @@ BASE_CASES: list[Case] = [
     *FEICHENG_PERMIT_RIGHTS,
     *FAMILY_FOLLOWS,
     *BEYOND_SETTLEMENT,
+    *SCHOOLING,
 ]
 
 

@@ -6,10 +6,11 @@ Secrets are ``SecretStr`` so that they never end up in a log line or a traceback
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://renkou:renkou@127.0.0.1:5433/renkou"
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     citizen_oidc_audience: str = "renkou"
     citizen_oidc_jwks: str | None = None
     citizen_id_claim: str = "citizen_id"
+    # Where every service listens (RENKOU_BIND_HOST): loopback unless set, e.g. 0.0.0.0 in a container or the
+    # machine's own address behind a load balancer.
+    bind_host: str = "127.0.0.1"
     query_api_port: int = 8000
     gateway_port: int = 8001
     projector_metrics_port: int = 8002
@@ -51,6 +55,32 @@ class Settings(BaseSettings):
     audit_anchor_key_file: Path | None = None
     # Seconds between the projector's anchors while chains move (the contract asks for at least one a minute).
     audit_anchor_interval_s: float = 30.0
+
+    @field_validator("bind_host")
+    @classmethod
+    def _bind_host(cls, value: str) -> str:
+        host = value.strip().removeprefix("[").removesuffix("]")
+        if host == "localhost":
+            return host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"RENKOU_BIND_HOST must be an IP address (or localhost), got {value!r}") from None
+        return host
+
+    @property
+    def local_host(self) -> str:
+        """How this machine reaches a service bound to ``bind_host``: a wildcard address through loopback."""
+        host = self.bind_host
+        if host != "localhost":
+            address = ipaddress.ip_address(host)
+            if address.is_unspecified:  # listening everywhere: reached through loopback
+                host = "127.0.0.1" if address.version == 4 else "::1"
+        return f"[{host}]" if ":" in host else host
+
+    def local_url(self, port: int) -> str:
+        """``http://<local_host>:<port>``: a service of this machine, for probes, the CLI and printed examples."""
+        return f"http://{self.local_host}:{port}"
 
 
 @lru_cache(maxsize=1)

@@ -77,11 +77,11 @@ def demo_tokens_path(settings: Settings) -> Path:
 
 
 def gateway_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.gateway_port}"
+    return settings.local_url(settings.gateway_port)
 
 
 def query_api_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.query_api_port}"
+    return settings.local_url(settings.query_api_port)
 
 
 # --- demo credentials ---------------------------------------------------------------------------------------------

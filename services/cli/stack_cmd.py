@@ -51,7 +51,7 @@ def up() -> None:
         except InfraError as exc:
             fail(str(exc))
         state = "started" if started else "already running:"
-        console.print(f"[green]✓[/green] {state} {app.spec.name} (http://127.0.0.1:{app.spec.port}/readyz)")
+        console.print(f"[green]✓[/green] {state} {app.spec.name} ({app.settings.local_url(app.spec.port)}/readyz)")
 
 
 def down() -> None:

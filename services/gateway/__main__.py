@@ -1,4 +1,4 @@
-"""``python -m services.gateway``: serve the gateway on 127.0.0.1:``RENKOU_GATEWAY_PORT`` (8001).
+"""``python -m services.gateway``: serve the gateway on ``RENKOU_BIND_HOST``:``RENKOU_GATEWAY_PORT``.
 
 Validating and canonicalising events costs CPU (``parse_event``, ``canonical_bytes``), so the gateway runs one
 worker process per core, up to four (``RENKOU_GATEWAY_WORKERS`` overrides): every worker has its own Kafka
@@ -28,7 +28,7 @@ def main() -> None:
     settings = get_settings()
     configure_logging()
     options = {
-        "host": "127.0.0.1",
+        "host": settings.bind_host,
         "port": settings.gateway_port,
         "log_level": "warning",
         "access_log": False,

@@ -1,8 +1,8 @@
 """Composition root of the gateway: settings → engine, publisher, ingestor, HTTP routes (CONTRACT §7).
 
 ``create_app()`` builds everything and connects to nothing; connections open in the app's lifespan. Serve it
-with ``python -m services.gateway`` (uvicorn on 127.0.0.1, ``/openapi.json``, ``/healthz`` (liveness), ``/readyz``
-(PostgreSQL and Kafka answer), ``/metrics``).
+with ``python -m services.gateway`` (uvicorn on ``RENKOU_BIND_HOST``, ``/openapi.json``, ``/healthz``
+(liveness), ``/readyz`` (PostgreSQL and Kafka answer), ``/metrics``).
 
 Outages (``services.outages``) are answered 503 with ``Retry-After``, never 500; a request body is read only after
 its token was checked, and never beyond its cap (``MAX_EVENT_BYTES``, ``MAX_BATCH_BYTES``).

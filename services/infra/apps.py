@@ -57,7 +57,8 @@ class AppProcess:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.spec.port}/readyz", timeout=3) as response:
+            url = f"{self.settings.local_url(self.spec.port)}/readyz"  # http, to a validated address
+            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
                 return bool(200 <= response.status < 300)
         except OSError:
             return False
@@ -65,7 +66,7 @@ class AppProcess:
     def start(self, timeout: float = 60.0) -> bool:
         if self.pid() is not None:
             return False
-        if port_open(self.spec.port):
+        if port_open(self.spec.port, self.settings.local_host.strip("[]")):
             raise InfraError(f"port {self.spec.port} for the {self.spec.name} is taken by a process we did not start")
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
@@ -74,6 +75,7 @@ class AppProcess:
             "RENKOU_TOPIC_NAMESPACE": self.settings.topic_namespace,
             # Each service finds its own Kafka principal and PostgreSQL role here (secrets/, mode 0600).
             "RENKOU_STATE_DIR": str(self.settings.state_dir),
+            "RENKOU_BIND_HOST": self.settings.bind_host,
             "PYTHONUNBUFFERED": "1",
         }
         pid = spawn(

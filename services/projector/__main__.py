@@ -1,4 +1,4 @@
-"""``python -m services.projector``: run the projector with its HTTP endpoints on 127.0.0.1.
+"""``python -m services.projector``: run the projector with its HTTP endpoints on ``RENKOU_BIND_HOST`` (127.0.0.1).
 
 Folding events is Python CPU, so the projector runs one worker process per core (``RENKOU_PROJECTOR_WORKERS``
 overrides; ``services.workers``): each worker is a full projector — its own consumer in the one consumer group,
@@ -20,7 +20,7 @@ def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
     configure_logging()
-    options = {"host": "127.0.0.1", "port": settings.projector_metrics_port, "log_level": "warning"}
+    options = {"host": settings.bind_host, "port": settings.projector_metrics_port, "log_level": "warning"}
     count = worker_count("RENKOU_PROJECTOR_WORKERS")
     if count == 1:
         # Imported here: a supervisor of workers stays small (it only runs uvicorn's supervisor).

@@ -1,7 +1,7 @@
 """Composition root of the projector: settings → broker, engine, producer, subscriber, HTTP routes.
 
 ``create_app()`` builds everything and connects to nothing; connections open in the app's startup hooks.
-Serve it with ``python -m services.projector`` (uvicorn on 127.0.0.1, ``/healthz`` (liveness), ``/readyz``
+Serve it with ``python -m services.projector`` (uvicorn on ``RENKOU_BIND_HOST``, ``/healthz`` (liveness), ``/readyz``
 (PostgreSQL and a Kafka broker answer), ``/metrics``, ``/asyncapi``).
 """
 

@@ -1,4 +1,4 @@
-"""``python -m services.query_api``: serve the query API on 127.0.0.1:``RENKOU_QUERY_API_PORT`` (8000).
+"""``python -m services.query_api``: serve the query API on ``RENKOU_BIND_HOST``:``RENKOU_QUERY_API_PORT``.
 
 Rendering views and serving HTTP are Python CPU, so the query API runs one worker process per core, up to four
 (``RENKOU_QUERY_API_WORKERS`` overrides; ``services.workers``); each worker has its own connections and its own
@@ -25,7 +25,7 @@ def main() -> None:
     settings = get_settings()
     configure_logging()
     options: dict[str, Any] = {
-        "host": "127.0.0.1",
+        "host": settings.bind_host,
         "port": settings.query_api_port,
         "log_level": "warning",
         "access_log": False,

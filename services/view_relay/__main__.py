@@ -13,7 +13,7 @@ def main() -> None:
     # An argument --renkou-state=DIR may follow: it only marks the process as started by `renkou up`.
     settings = get_settings()
     configure_logging()
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.view_relay_port, log_level="warning")
+    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.view_relay_port, log_level="warning")
 
 
 if __name__ == "__main__":

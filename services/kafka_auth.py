@@ -43,6 +43,15 @@ DEMO_CONSUMER = "demo-school"
 ``consumer:demo-school`` that reads its own view topic."""
 
 
+def bootstrap_servers(bootstrap: str) -> list[str]:
+    """``RENKOU_KAFKA_BOOTSTRAP`` as the list Kafka clients take: "a:9092,b:9092" names every broker of a cluster, so
+    that a client starting while one is down still finds the others (aiokafka reads a string as one address)."""
+    servers = [part.strip() for part in bootstrap.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("RENKOU_KAFKA_BOOTSTRAP names no broker")
+    return servers
+
+
 def demo_department_principal(department: str) -> str:
     """The demo principal ``renkou up`` creates for a department (printed by ``renkou demo-tokens``)."""
     return f"demo-{department}"
@@ -157,7 +166,7 @@ def credentials_for(settings: Settings, principal: str) -> KafkaCredentials | No
 def client_options(settings: Settings, principal: str) -> dict[str, Any]:
     """``bootstrap_servers`` and the security options of an aiokafka client running as ``principal``."""
     credentials = credentials_for(settings, principal)
-    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap}
+    options: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(settings.kafka_bootstrap)}
     if credentials is not None:
         options.update(credentials.aiokafka_options())
     return options

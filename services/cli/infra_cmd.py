@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -17,16 +19,27 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _stack() -> LocalStack:
+BrokersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--kafka-brokers",
+        help="Kafka brokers for a new stack: 1, or 3 (one machine, a quorum of three controllers, every topic "
+        "replicated three times with min.insync.replicas=2). An existing stack keeps the number it has.",
+    ),
+]
+
+
+def _stack(kafka_brokers: int | None = None) -> LocalStack:
     settings = get_settings()
-    return LocalStack(StackLayout.from_settings(settings), namespace=settings.topic_namespace)
+    layout = StackLayout.from_settings(settings, kafka_brokers=kafka_brokers)
+    return LocalStack(layout, namespace=settings.topic_namespace)
 
 
 @app.command()
-def up() -> None:
+def up(kafka_brokers: BrokersOption = None) -> None:
     """Start Kafka and PostgreSQL if they are not running, create topics, migrate the schema."""
     try:
-        done = _stack().up()
+        done = _stack(kafka_brokers).up()
     except InfraError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -30,6 +30,7 @@ from services.cli.ingest_cmd import (
     simulate_city,
 )
 from services.infra.apps import AppProcess, app_specs
+from services.infra.ports import StackLayout
 from services.infra.process import InfraError
 from services.settings import Settings, get_settings
 
@@ -39,12 +40,18 @@ STALL_S = 180.0  # how long the projection may stand still, lag unchanged, befor
 
 def _apps() -> list[AppProcess]:
     settings = get_settings()
+    try:
+        # Every broker of the stack's Kafka, so that a service starting while one is down still finds the rest.
+        bootstrap = StackLayout.from_settings(settings).kafka_bootstrap
+    except InfraError:
+        bootstrap = settings.kafka_bootstrap  # not a local stack: the services use what the settings name
+    settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
     return [AppProcess(spec, settings) for spec in app_specs(settings)]
 
 
-def up() -> None:
+def up(kafka_brokers: infra_cmd.BrokersOption = None) -> None:
     """Start Kafka, PostgreSQL and renkou's services in the background; return once all of them answer."""
-    infra_cmd.up()
+    infra_cmd.up(kafka_brokers)
     for app in _apps():
         try:
             started = app.start()

@@ -1,8 +1,12 @@
-"""A single-node Apache Kafka (KRaft) from the official jars on Maven Central, run with the machine's Java.
+"""Apache Kafka (KRaft) from the official jars on Maven Central, run with the machine's Java: one broker, or a
+cluster of three on one machine (``renkou up --kafka-brokers 3``; CONTRACT §13).
 
 ``infra/kafka/pom.xml`` names the broker; Maven copies its runtime classpath to ``infra/kafka/target/lib``
-once (and caches it in ``~/.m2``). The storage directory is formatted once with ``kafka.tools.StorageTool``;
-the broker then runs as ``kafka.Kafka server.properties`` in the background, bound to 127.0.0.1.
+once (and caches it in ``~/.m2``). Each node's storage directory is formatted once with
+``kafka.tools.StorageTool`` (one cluster ID for all); each node then runs as ``kafka.Kafka server.properties`` in
+the background, bound to 127.0.0.1, as broker and as one of the controller quorum's voters. With three, topics
+get three replicas and ``min.insync.replicas=2``: a write acknowledged to an ``acks=all`` producer survives the
+loss of any one broker, and the cluster goes on serving with two.
 
 The broker is secured (CONTRACT §10): SASL/SCRAM-SHA-512 on the client listener (TLS too when the stack has
 ``RENKOU_KAFKA_TLS=1``), SASL/PLAIN on the loopback controller listener, Kafka's ``StandardAuthorizer`` with no
@@ -22,11 +26,12 @@ import uuid
 from base64 import urlsafe_b64encode
 from string import Template
 
-from services.infra.ports import StackLayout, port_open
+from services.infra.ports import BROKERS_FILE, StackLayout, port_open
 from services.infra.process import InfraError, alive, is_ours, spawn, tail, terminate
 from services.kafka_auth import (
     ADMIN,
     KafkaCredentials,
+    bootstrap_servers,
     new_password,
     save_credentials,
     stored_credentials,
@@ -74,15 +79,22 @@ def ensure_jars() -> None:
 
 
 class KafkaServer:
-    """The broker of one stack: its files live under ``<state_dir>/kafka``."""
+    """One broker (``node``, 1-based) of a stack: node 1's files live under ``<state_dir>/kafka``, node N's under
+    ``<state_dir>/kafka-N``."""
 
-    def __init__(self, layout: StackLayout) -> None:
+    def __init__(self, layout: StackLayout, node: int = 1) -> None:
         self.layout = layout
-        self.home = layout.state_dir / "kafka"
+        self.node = node
+        self.port, self.controller_port = layout.broker_ports(node)
+        self.home = layout.state_dir / ("kafka" if node == 1 else f"kafka-{node}")
         self.data_dir = self.home / "data"
         self.log_dir = self.home / "logs"
         self.config = self.home / "server.properties"
         self.pid_file = self.home / "kafka.pid"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def _java_args(self, main: str, *args: str) -> list[str]:
         return [
@@ -136,11 +148,17 @@ class KafkaServer:
                 "ssl.endpoint.identification.algorithm=https\n"
             )
         template = Template((KAFKA_DIR / "server.properties.in").read_text())
+        count = self.layout.kafka_brokers
+        voters = ",".join(f"{n}@127.0.0.1:{self.layout.broker_ports(n)[1]}" for n in range(1, count + 1))
         write_private(
             self.config,
             template.substitute(
-                port=self.layout.kafka_port,
-                controller_port=self.layout.controller_port,
+                node_id=self.node,
+                voters=voters,
+                replication_factor=min(count, 3),
+                min_isr=2 if count >= 3 else 1,
+                port=self.port,
+                controller_port=self.controller_port,
                 data_dir=self.data_dir,
                 client_protocol="SASL_SSL" if self.layout.kafka_tls else "SASL_PLAINTEXT",
                 admin_user=admin.username,
@@ -151,13 +169,10 @@ class KafkaServer:
             ),
         )
 
-    def _format(self) -> None:
+    def _format(self, cluster_id: str) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
         admin, _ = self._ensure_secrets()
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
-            cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
         result = subprocess.run(
             self._java_args(
@@ -177,45 +192,25 @@ class KafkaServer:
         if password and stored_credentials(self.layout.state_dir, ADMIN) is None:
             save_credentials(self.layout.state_dir, ADMIN, password, "admin")
 
-    def start(self, timeout: float = 90.0) -> bool:
-        """Start the broker unless ours already runs; return whether it was started now."""
-        if self.pid() is not None:
-            return False
-        self._adopt_admin()
-        if port_open(self.layout.kafka_port) and asyncio.run(
-            broker_answers(self.layout.kafka_bootstrap, self.admin_credentials())
-        ):
-            return False  # a broker we did not start (docker compose, a shared one) already serves: use it
-        for port in (self.layout.kafka_port, self.layout.controller_port):
+    def prepare(self, cluster_id: str) -> None:
+        """Render the node's configuration and format its storage (once)."""
+        for port in (self.port, self.controller_port):
             if port_open(port):
                 raise InfraError(
                     f"port {port} is already in use by a process this stack did not start; stop it or point "
                     "RENKOU_KAFKA_BOOTSTRAP at another port"
                 )
-        ensure_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._render_config()
-        self._format()
-        pid = spawn(
+        self._format(cluster_id)
+
+    def spawn(self) -> int:
+        return spawn(
             self._java_args("kafka.Kafka", str(self.config)),
             log_file=self.log_dir / "stdout.log",
             pid_file=self.pid_file,
         )
-        self._wait_ready(pid, timeout)
-        return True
-
-    def _wait_ready(self, pid: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                raise InfraError(f"Kafka exited during start-up; last log lines:\n{tail(self.log_dir / 'stdout.log')}")
-            if port_open(self.layout.kafka_port) and asyncio.run(
-                broker_answers(self.layout.kafka_bootstrap, self.admin_credentials())
-            ):
-                return
-            time.sleep(0.5)
-        raise InfraError(f"Kafka did not answer within {timeout:.0f}s; see {self.log_dir / 'server.log'}")
 
     def stop(self) -> bool:
         """Stop the broker if we started it; return whether anything was stopped."""
@@ -228,12 +223,113 @@ class KafkaServer:
         return True
 
 
+class KafkaCluster:
+    """A stack's Kafka: ``layout.kafka_brokers`` nodes, each broker and controller, started and stopped together."""
+
+    def __init__(self, layout: StackLayout) -> None:
+        self.layout = layout
+        self.nodes = [KafkaServer(layout, n) for n in range(1, layout.kafka_brokers + 1)]
+        self.home = self.nodes[0].home
+        self.log_dir = self.nodes[0].log_dir
+
+    def pid(self) -> int | None:
+        """The first node's PID (the stack counts as running while any node is ours)."""
+        return next((pid for pid in (n.pid() for n in self.nodes) if pid is not None), None)
+
+    def admin_credentials(self) -> KafkaCredentials | None:
+        return self.nodes[0].admin_credentials()
+
+    def _cluster_id(self) -> str:
+        """One ID for every node of the cluster, made once and kept with node 1."""
+        path = self.home / "cluster-id"
+        if path.exists():
+            return path.read_text().strip()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
+            cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.home.mkdir(parents=True, exist_ok=True)
+        path.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def start(self, timeout: float = 120.0) -> bool:
+        """Start every node that is not running; return whether any was started now."""
+        first = self.nodes[0]
+        if all(n.pid() is not None for n in self.nodes):
+            return False
+        first._adopt_admin()
+        if (
+            self.layout.kafka_brokers == 1
+            and first.pid() is None
+            and port_open(first.port)
+            and asyncio.run(broker_answers(self.layout.kafka_bootstrap, self.admin_credentials()))
+        ):
+            return False  # a broker we did not start (docker compose, a shared one) already serves: use it
+        ensure_jars()
+        waiting = [n for n in self.nodes if n.pid() is None]
+        if not (first.data_dir / "meta.properties").exists():
+            # An older stack's broker was formatted with an ID of its own, not kept here: only new ones get one.
+            cluster_id = self._cluster_id()
+        else:
+            cluster_id = self._cluster_id() if (self.home / "cluster-id").exists() else ""
+        for node in waiting:
+            if not (node.data_dir / "meta.properties").exists() and not cluster_id:
+                raise InfraError(f"{node.home} is not formatted and the cluster's ID is unknown: make clean")
+            node.prepare(cluster_id)
+        (self.layout.state_dir / BROKERS_FILE).write_text(f"{self.layout.kafka_brokers}\n")
+        pids = {node: node.spawn() for node in waiting}
+        self._wait_ready(pids, timeout)
+        return True
+
+    def _wait_ready(self, pids: dict[KafkaServer, int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node, pid in pids.items():
+                if not alive(pid):
+                    raise InfraError(
+                        f"Kafka broker {node.node} exited during start-up; last log lines:\n"
+                        f"{tail(node.log_dir / 'stdout.log')}"
+                    )
+            if asyncio.run(cluster_brokers(self.layout.kafka_bootstrap, self.admin_credentials())) >= len(self.nodes):
+                return
+            time.sleep(0.5)
+        raise InfraError(f"Kafka did not answer within {timeout:.0f}s; see {self.log_dir / 'server.log'}")
+
+    def stop(self) -> bool:
+        """Stop every node we started; return whether anything was stopped."""
+        stopped = [node.stop() for node in reversed(self.nodes)]
+        return any(stopped)
+
+    def brokers(self) -> list[tuple[KafkaServer, int | None]]:
+        """Each node with its PID (None: not running)."""
+        return [(node, node.pid()) for node in self.nodes]
+
+
+async def cluster_brokers(bootstrap: str, credentials: KafkaCredentials | None, wait_s: float = 5.0) -> int:
+    """How many brokers the cluster at ``bootstrap`` reports alive (0 if none answers)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    options = credentials.aiokafka_options() if credentials is not None else {}
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=int(wait_s * 1000), **options
+    )
+    try:
+        await asyncio.wait_for(admin.start(), wait_s)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), wait_s)
+    except Exception:
+        return 0
+    finally:
+        await admin.close()
+    return len(cluster.get("brokers", ()))
+
+
 async def broker_answers(bootstrap: str, credentials: KafkaCredentials | None, wait_s: float = 5.0) -> bool:
     """Whether a Kafka broker at ``bootstrap`` answers a metadata request from ``credentials``' principal."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     options = credentials.aiokafka_options() if credentials is not None else {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000), **options)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=int(wait_s * 1000), **options
+    )
     try:
         await asyncio.wait_for(admin.start(), wait_s)
         await asyncio.wait_for(admin.list_topics(), wait_s)

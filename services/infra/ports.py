@@ -25,10 +25,19 @@ class StackLayout:
     pg_password: str
     pg_database: str
     kafka_tls: bool = False
+    kafka_brokers: int = 1
+    """Brokers of the local Kafka: 1, or a cluster of 3 on one machine (each a KRaft controller too)."""
+
+    def broker_ports(self, node: int) -> tuple[int, int]:
+        """Client and controller port of broker ``node`` (1-based): node 1 on the stack's own ports, each next one
+        two ports further (9092/9093, 9094/9095, 9096/9097)."""
+        step = 2 * (node - 1)
+        return self.kafka_port + step, self.controller_port + step
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        """Every broker's client address: a client that starts while one is down still finds the cluster."""
+        return ",".join(f"127.0.0.1:{self.broker_ports(n)[0]}" for n in range(1, self.kafka_brokers + 1))
 
     @property
     def database_url(self) -> str:
@@ -46,7 +55,9 @@ class StackLayout:
         return f"postgresql+asyncpg://{SUPERUSER}:{password}@127.0.0.1:{self.pg_port}/{database}"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StackLayout:
+    def from_settings(cls, settings: Settings, *, kafka_brokers: int | None = None) -> StackLayout:
+        """The stack ``settings`` describe. Its number of brokers is the one it was created with (kept in its state
+        folder), else ``kafka_brokers``, else 1; asking for another number than an existing stack has is refused."""
         host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
         if host not in _LOOPBACK or not port.isdigit():
             raise InfraError(
@@ -56,8 +67,18 @@ class StackLayout:
         url = urlsplit(settings.database_url.get_secret_value().replace("+asyncpg", ""))
         if url.hostname not in _LOOPBACK or url.port is None:
             raise InfraError("RENKOU_DATABASE_URL must point at 127.0.0.1:<port> for the local launcher")
+        stored = stored_broker_count(settings.state_dir)
+        if stored is not None and kafka_brokers is not None and stored != kafka_brokers:
+            raise InfraError(
+                f"this stack's Kafka was created with {stored} broker(s), not {kafka_brokers}; stop it and remove "
+                f"{settings.state_dir} (make clean) to start another cluster"
+            )
+        brokers = stored or kafka_brokers or 1
+        if brokers not in (1, 3):
+            raise InfraError(f"--kafka-brokers is 1 or 3 (a quorum of three controllers), got {brokers}")
         return cls(
             state_dir=settings.state_dir,
+            kafka_brokers=brokers,
             kafka_port=int(port),
             controller_port=int(port) + 1,
             pg_port=url.port,
@@ -66,6 +87,19 @@ class StackLayout:
             pg_database=url.path.lstrip("/") or "renkou",
             kafka_tls=settings.kafka_tls,
         )
+
+
+BROKERS_FILE = "kafka/brokers"
+"""Under a stack's state folder: how many brokers its Kafka was formatted with."""
+
+
+def stored_broker_count(state_dir: Path) -> int | None:
+    """The number of brokers the stack in ``state_dir`` was created with (None before its first start)."""
+    path = state_dir / BROKERS_FILE
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:

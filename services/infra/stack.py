@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.db.migrate import current_revision, head_revision, upgrade
 from services.identity.local_idp import ensure_keys
-from services.infra.kafka import KafkaServer, broker_answers, kafka_version
+from services.infra.kafka import KafkaCluster, broker_answers, kafka_version
 from services.infra.ports import StackLayout
 from services.infra.postgres import PostgresServer, server_version
 from services.infra.topics import ensure_topics, load_topics
@@ -29,7 +29,7 @@ class LocalStack:
 
     def __init__(self, layout: StackLayout, *, namespace: str = "", partitions: int | None = None) -> None:
         self.layout = layout
-        self.kafka = KafkaServer(layout)
+        self.kafka = KafkaCluster(layout)
         self.postgres = PostgresServer(layout)
         self.namespace = namespace
         self.partitions = partitions
@@ -40,13 +40,12 @@ class LocalStack:
         if self.postgres.start():
             done.append(f"started PostgreSQL {server_version()} on 127.0.0.1:{self.layout.pg_port}")
         if self.kafka.start():
-            done.append(f"started Kafka {kafka_version()} (KRaft) on {self.layout.kafka_bootstrap}")
+            brokers = self.layout.kafka_brokers
+            what = "one broker" if brokers == 1 else f"{brokers} brokers, a quorum of {brokers} controllers"
+            done.append(f"started Kafka {kafka_version()} (KRaft, {what}) on {self.layout.kafka_bootstrap}")
         admin = self.kafka.admin_credentials()
-        created = asyncio.run(
-            ensure_topics(
-                self.layout.kafka_bootstrap, load_topics(namespace=self.namespace, partitions=self.partitions), admin
-            )
-        )
+        specs = load_topics(namespace=self.namespace, partitions=self.partitions, brokers=self.layout.kafka_brokers)
+        created = asyncio.run(ensure_topics(self.layout.kafka_bootstrap, specs, admin))
         if created:
             done.append(f"created topics: {', '.join(created)}")
         added = self.ensure_principals(admin)
@@ -75,22 +74,20 @@ class LocalStack:
         return done
 
     def status(self) -> list[ServiceStatus]:
-        kafka_pid = self.kafka.pid()
-        kafka_ok = kafka_pid is not None and asyncio.run(
-            broker_answers(self.layout.kafka_bootstrap, self.kafka.admin_credentials())
-        )
+        """One line per Kafka broker and one for PostgreSQL."""
+        admin = self.kafka.admin_credentials()
+        rows = []
+        for node, pid in self.kafka.brokers():
+            ok = pid is not None and asyncio.run(broker_answers(node.address, admin))
+            name = "kafka" if self.layout.kafka_brokers == 1 else f"kafka broker {node.node}"
+            detail = f"Kafka {kafka_version()}" if ok else "not running"
+            if ok and self.layout.kafka_brokers > 1:
+                detail += f", node.id {node.node}, controller 127.0.0.1:{node.controller_port}"
+            rows.append(ServiceStatus(name, node.address, ok, pid, detail))
         pg_pid = self.postgres.pid()
         detail = "not running"
         if pg_pid is not None:
             rev = asyncio.run(current_revision(self.layout.database_url))
             detail = f"schema {rev or 'empty'} (code head {head_revision()})"
-        return [
-            ServiceStatus(
-                "kafka",
-                self.layout.kafka_bootstrap,
-                kafka_ok,
-                kafka_pid,
-                f"Kafka {kafka_version()}" if kafka_ok else "not running",
-            ),
-            ServiceStatus("postgresql", f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail),
-        ]
+        rows.append(ServiceStatus("postgresql", f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail))
+        return rows

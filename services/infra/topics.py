@@ -28,18 +28,28 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def load_topics(path: Path = TOPICS_FILE, *, namespace: str = "", partitions: int | None = None) -> list[TopicSpec]:
-    """The declared topics, names prefixed by ``namespace``; ``partitions`` overrides the declared count."""
+def load_topics(
+    path: Path = TOPICS_FILE, *, namespace: str = "", partitions: int | None = None, brokers: int = 1
+) -> list[TopicSpec]:
+    """The declared topics, names prefixed by ``namespace``; ``partitions`` overrides the declared count.
+
+    On a cluster of three or more ``brokers`` every topic gets three replicas and ``min.insync.replicas=2``
+    (a write acknowledged to ``acks=all`` is on two brokers at least), whatever the file declares for one."""
     doc = tomllib.loads(path.read_text())
     defaults = doc.get("defaults", {})
     specs = []
     for entry in doc["topic"]:
+        replication = int(entry.get("replication_factor", defaults.get("replication_factor", 1)))
+        config = {k: str(v) for k, v in entry.get("config", {}).items()}
+        if brokers >= 3:
+            replication = max(replication, 3)
+            config.setdefault("min.insync.replicas", "2")
         specs.append(
             TopicSpec(
                 name=namespace + entry["name"],
                 partitions=partitions or int(entry.get("partitions", defaults.get("partitions", 12))),
-                replication_factor=int(entry.get("replication_factor", defaults.get("replication_factor", 1))),
-                config={k: str(v) for k, v in entry.get("config", {}).items()},
+                replication_factor=replication,
+                config=config,
             )
         )
     return specs
@@ -48,8 +58,10 @@ def load_topics(path: Path = TOPICS_FILE, *, namespace: str = "", partitions: in
 def _admin(bootstrap: str, credentials: KafkaCredentials | None) -> AIOKafkaAdminClient:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from services.kafka_auth import bootstrap_servers
+
     options = credentials.aiokafka_options() if credentials is not None else {}
-    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(bootstrap), **options)
 
 
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec], credentials: KafkaCredentials | None) -> list[str]:

@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 from events import department_topics
 from projections.resident.store import ProjectionStore
 from services.db import roles as db_roles
-from services.kafka_auth import OPERATOR, KafkaCredentials, credentials_for
+from services.kafka_auth import OPERATOR, KafkaCredentials, bootstrap_servers, credentials_for
 from services.operations.base import (
     OperationError,
     Partition,
@@ -248,7 +248,7 @@ async def run_job(job: Job) -> ReplayStats:
         raise UnavailableError(f"replay worker cannot reach PostgreSQL ({exc.__class__.__name__})") from exc
     security = job.kafka_credentials.aiokafka_options() if job.kafka_credentials is not None else {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=job.bootstrap,
+        bootstrap_servers=bootstrap_servers(job.bootstrap),
         **security,
         group_id=None,
         enable_auto_commit=False,

@@ -28,7 +28,7 @@ from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
 from services.anchor.service import AnchorService
 from services.db import roles as db_roles
 from services.db.engine import make_engine
-from services.kafka_auth import PROJECTOR, client_options, credentials_for
+from services.kafka_auth import PROJECTOR, bootstrap_servers, client_options, credentials_for
 from services.kafka_principals import PROJECTOR_GROUP
 from services.projector.metrics import ProjectorMetrics
 from services.projector.service import Projector, SeekToCheckpoints
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
     metrics = ProjectorMetrics.create()
     credentials = credentials_for(settings, PROJECTOR)
     broker = KafkaBroker(
-        settings.kafka_bootstrap,
+        bootstrap_servers(settings.kafka_bootstrap),
         security=credentials.security() if credentials is not None else None,
         client_id="renkou-projector",
         log_level=logging.DEBUG,  # per-batch "Received/Processed" lines: debug only, metrics tell the rest

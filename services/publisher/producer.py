@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from events import Event, topic_for
-from services.kafka_auth import KafkaCredentials
+from services.kafka_auth import KafkaCredentials, bootstrap_servers
 from services.retry import GaveUpError, RetryPolicy
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Publisher:
                 return
             security = self.credentials.aiokafka_options() if self.credentials is not None else {}
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
+                bootstrap_servers=bootstrap_servers(self.bootstrap_servers),
                 **security,
                 client_id=self.client_id,
                 acks="all",

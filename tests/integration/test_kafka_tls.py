@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.infra.kafka import KafkaServer
+from services.infra.kafka import KafkaCluster
 from services.infra.ports import StackLayout, free_port
 from services.infra.topics import ensure_topics, load_topics
 from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackLayout, KafkaServer]]:
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackLayout, KafkaCluster]]:
     port = free_port()
     controller = free_port()
     layout = StackLayout(
@@ -38,7 +38,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
         pg_database="unused",
         kafka_tls=True,
     )
-    server = KafkaServer(layout)
+    server = KafkaCluster(layout)
     server.start()
     try:
         yield layout, server
@@ -47,7 +47,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
 
 
 async def test_a_tls_listener_carries_scram_clients_and_refuses_plain_ones(
-    infra: Endpoints, tls_broker: tuple[StackLayout, KafkaServer]
+    infra: Endpoints, tls_broker: tuple[StackLayout, KafkaCluster]
 ) -> None:
     layout, server = tls_broker
     admin = server.admin_credentials()

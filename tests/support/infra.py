@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from services.infra.ports import StackLayout
 from services.infra.stack import LocalStack
-from services.kafka_auth import ADMIN, KafkaCredentials, stored_credentials
+from services.kafka_auth import ADMIN, KafkaCredentials, bootstrap_servers, stored_credentials
 from services.settings import Settings, project_root
 
 TEST_STATE_DIR = project_root() / ".local" / "test-stack"
@@ -66,7 +66,7 @@ def kafka_options(bootstrap: str | None = None, principal: str = ADMIN) -> dict[
     """aiokafka keyword arguments for a test's own client: the session's broker, as ``principal`` (the admin
     by default: tests set up and inspect; the services they start run as their own principals)."""
     endpoints = current()
-    options: dict[str, object] = {"bootstrap_servers": bootstrap or endpoints.kafka_bootstrap}
+    options: dict[str, object] = {"bootstrap_servers": bootstrap_servers(bootstrap or endpoints.kafka_bootstrap)}
     if endpoints.kafka_admin is not None:
         credentials = (
             endpoints.kafka_admin if principal == ADMIN else stored_credentials(endpoints.state_dir, principal)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import asyncpg
+import orjson
 
 from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
@@ -33,6 +34,7 @@ __all__ = [
     "POLICY_DIR_ENV",
     "EligibilityAnswer",
     "ParentLinkRow",
+    "consulted",
     "eligibility",
     "load_archived_events",
     "load_parent_links",
@@ -160,13 +162,19 @@ async def eligibility(
         parents.append(ParentInput(link.role, number, link.event_ids, theirs, aliases))
     relatives: list[RelativeInput] = []
     if policy.needs_relatives:
-        relatives = await _relatives(conn, numbers, links, schema)
+        relatives = await _relatives(conn, numbers, links, found, schema)
     body = decide(policy, current, events, as_of, parents, numbers[1:], relatives)
-    shown = {
-        relative["citizen_id"] for decision in body["decisions"] for relative in decision["facts"].get("relatives", ())
-    }
-    consulted = (current, *(parent.citizen_id for parent in parents), *sorted(shown))
-    return EligibilityAnswer(body, tuple(dict.fromkeys(consulted)))
+    return EligibilityAnswer(body, consulted(body, current, [p.citizen_id for p in parents], relatives))
+
+
+def consulted(
+    body: dict[str, Any], current: str, parents: Sequence[str], relatives: Sequence[RelativeInput]
+) -> tuple[str, ...]:
+    """Every citizen whose data the answer shows, for the access log (CONTRACT §11): the resident, the parents
+    it looked at, and each relative whose number appears anywhere in it (a fact, or a reason's words)."""
+    text = orjson.dumps(body).decode()
+    shown = sorted({r.citizen_id for r in relatives if r.citizen_id in text})
+    return tuple(dict.fromkeys((current, *parents, *shown)))
 
 
 async def _by_person(
@@ -189,36 +197,48 @@ async def _by_person(
 
 
 async def _relatives(
-    conn: asyncpg.Connection, numbers: Sequence[str], parents: Sequence[ParentLinkRow], schema: str
+    conn: asyncpg.Connection,
+    numbers: Sequence[str],
+    parents: Sequence[ParentLinkRow],
+    loaded: dict[str, tuple[str, list[Event[Payload]], tuple[str, ...]]],
+    schema: str,
 ) -> list[RelativeInput]:
     """The spouse, children and parents the family tables link to the person (any of their numbers), with each
-    relative's events by person, for the family routes. The tables say who is linked now; ``derive_facts``
-    keeps a household link only if both hukou put them in that household on the day decided for."""
+    relative's events by person (``loaded`` already has the parents'), for the family routes.
+
+    A child counts when the child's own parents, by the view's precedence (``load_parent_links``: public
+    security's registration before health's certificate), name the person. The tables say who is linked now;
+    ``derive_facts`` keeps a household link only if both hukou put them in that household on the day decided
+    for (a household of the past is not looked for)."""
+    safe_schema(schema)
     candidates: list[tuple[Relation, str, Literal["birth", "household"], tuple[str, ...]]] = [
         ("parent", link.citizen_id, "birth", link.event_ids) for link in parents
     ]
-    children: dict[str, list[str]] = {}
-    for row in await conn.fetch(
-        f"SELECT child_citizen_id, event_id::text AS event_id FROM {schema}.parent_links "
-        "WHERE parent_citizen_id = ANY($1::text[]) "
-        f"UNION ALL SELECT child_citizen_id, coalesce(registered_event_id, certified_event_id)::text "
-        f"FROM {schema}.birth_certificates WHERE child_citizen_id IS NOT NULL "
-        "AND (mother_citizen_id = ANY($1::text[]) OR father_citizen_id = ANY($1::text[])) ORDER BY 1, 2",
+    named = await conn.fetch(
+        f"SELECT child_citizen_id FROM {schema}.parent_links WHERE parent_citizen_id = ANY($1::text[]) "
+        f"UNION SELECT child_citizen_id FROM {schema}.birth_certificates WHERE child_citizen_id IS NOT NULL "
+        "AND (mother_citizen_id = ANY($1::text[]) OR father_citizen_id = ANY($1::text[])) ORDER BY 1",
         list(numbers),
-    ):
-        children.setdefault(row["child_citizen_id"], []).extend([row["event_id"]] if row["event_id"] else [])
-    candidates.extend(("child", cid, "birth", tuple(dict.fromkeys(ids))) for cid, ids in children.items())
+    )
+    for row in named:
+        child = row["child_citizen_id"]
+        for link in await load_parent_links(conn, child, schema):
+            if link.citizen_id in numbers:
+                candidates.append(("child", child, "birth", link.event_ids))
+                break
     for row in await conn.fetch(
         f"SELECT x.relationship AS mine, m.citizen_id, m.relationship AS theirs FROM {schema}.household_members x "
         f"JOIN {schema}.household_members m ON m.household_id = x.household_id AND m.citizen_id <> x.citizen_id "
-        "WHERE x.citizen_id = ANY($1::text[]) ORDER BY m.citizen_id",
+        "AND m.relationship IN ('head', 'spouse', 'child', 'parent') "
+        "WHERE x.citizen_id = ANY($1::text[]) AND x.relationship IN ('head', 'spouse', 'child', 'parent') "
+        "ORDER BY m.citizen_id",
         list(numbers),
     ):
         relation = household_relation(row["mine"], row["theirs"])
         if relation is not None:
             candidates.append((relation, row["citizen_id"], "household", ()))
     candidates = [c for c in candidates if c[1] not in numbers]
-    found = await _by_person(conn, sorted({c[1] for c in candidates}), schema)
+    found = {**loaded, **await _by_person(conn, sorted({c[1] for c in candidates} - set(loaded)), schema)}
     return [
         RelativeInput(relation, found[cid][0], basis, ids, found[cid][1], found[cid][2])
         for relation, cid, basis, ids in candidates

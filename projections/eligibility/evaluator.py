@@ -213,10 +213,10 @@ class _Context:
         route_results = [r.met for r in self.routes]
         any_route = not self.routes or any(m is True for m in route_results)
         eligible = common_met and any_route
-        # "No" is conclusive unless it hangs on what we could not assess: a shared condition, or every route
-        # but those that could not be assessed failed.
-        routes_open = not any_route and any(m is None for m in route_results)
-        undecided = not eligible and not any(m is False for m in common) and (not common_met or routes_open)
+        # "No" is conclusive unless it hangs on what we could not assess: no shared condition failed and some
+        # route was not failed (met, or not assessable).
+        routes_possible = not self.routes or any(m is not False for m in route_results)
+        undecided = not eligible and not any(m is False for m in common) and routes_possible
         return Decision(
             benefit=self.benefit,
             title=self.rule.title,
@@ -668,9 +668,11 @@ def _home_in_city(ctx: _Context, clause: Citation, route: str) -> bool:
         places.append("from the city (原籍)")
     if facts.residence.in_city:
         places.append(f"lives in {region_label(facts.residence.region_code)} (居住地)")
-    for relative in facts.relatives:
-        if relative.relation in ("parent", "spouse") and relative.facts.hukou.in_city:
-            places.append(f"{relative.relation} {relative.citizen_id} has a hukou in the city")
+    named = [r for r in facts.relatives if r.relation in ("parent", "spouse") and r.facts.hukou.in_city]
+    if named:
+        ctx.fact("relatives", [r.to_json() for r in named])
+    for relative in named:
+        places.append(f"{relative.relation} {relative.citizen_id} has a hukou in the city")
     text = (
         "; ".join(places) if places else f"neither from nor living in {ctx.city}, no parent or spouse registered there"
     )
@@ -683,8 +685,9 @@ def _spouse_employed_route(ctx: _Context, route: Route) -> bool | None:
     if not spouses:
         return ctx.condition(
             "spouse_employed",
-            False,
-            "no spouse linked in the register (a household names one; marriages are registered by civil affairs)",
+            None,
+            "no spouse linked in the register (only a household names one): marriages are registered by civil "
+            "affairs, which publishes no events here",
             route.clause,
             route.name,
         )
@@ -704,28 +707,43 @@ _RELATION_WORDS: Final[dict[str, str]] = {"spouse": "spouse (配偶)", "child": 
 
 
 def _family_route(ctx: _Context, route: Route) -> bool | None:
-    """The applicant follows a relative who qualifies by another route of this rule, decided on the relative's
-    own facts; each relative the register links is a condition of its own."""
+    """The applicant follows a relative who qualifies by one of the routes the clause names (``follows``), decided
+    on the relative's own facts; each relative the register links is a condition of its own. A spouse the
+    register does not link cannot be ruled out (no department publishes marriages): then the route is not
+    assessable rather than failed."""
     assert isinstance(route, FamilyRoute)
     params = route.parameters
     rule = ctx.rule
     assert isinstance(rule, SettlementRule)
-    others = [r for r in rule.routes if not isinstance(r, FamilyRoute)]
+    followed = [r for r in rule.routes if r.name in params.follows.value]
     wanted = params.relations.value
     relatives = [r for r in ctx.facts.relatives if r.relation in wanted]
     ctx.fact("relatives", [r.to_json() for r in relatives])
-    if not relatives:
-        words = ", ".join(_RELATION_WORDS[r] for r in wanted)
-        return ctx.condition(
-            "family",
-            False,
-            f"no {words} linked in the register on {ctx.facts.as_of} (births name parents and children, households "
-            "name spouses); marriages are registered by civil affairs, which publishes no events here",
-            route.clause,
-            route.name,
+    outcomes: list[bool | None] = []
+    if not relatives and any(r != "spouse" for r in wanted):
+        words = ", ".join(_RELATION_WORDS[r] for r in wanted if r != "spouse")
+        outcomes.append(
+            ctx.condition(
+                "family",
+                False,
+                f"no {words} linked in the register on {ctx.facts.as_of} (births name parents and children, "
+                "households name them too)",
+                route.clause,
+                route.name,
+            )
+        )
+    if "spouse" in wanted and not any(r.relation == "spouse" for r in relatives):
+        outcomes.append(
+            ctx.condition(
+                "spouse_not_linked",
+                None,
+                "no spouse linked in the register (only a household names one): marriages are registered by civil "
+                "affairs, which publishes no events here, so a spouse who qualifies cannot be ruled out",
+                route.clause,
+                route.name,
+            )
         )
     home = ctx.facts.home
-    outcomes: list[bool | None] = []
     for relative in relatives:
         theirs = relative.facts
         who = f"{_RELATION_WORDS[relative.relation]} {relative.citizen_id} (linked by {relative.basis})"
@@ -748,7 +766,7 @@ def _family_route(ctx: _Context, route: Route) -> bool | None:
             results.append(not married)
             if married:
                 parts.append("the applicant is married (a spouse in a household): only unmarried children follow")
-        qualifies, how = _principal_qualifies(ctx, theirs, others, params.settled_principal.value)
+        qualifies, how, _ = _qualifies(ctx, theirs, followed, params.settled_principal.value)
         results.append(qualifies)
         parts.append(how)
         met = _all(results)
@@ -766,22 +784,23 @@ def _married(facts: Facts) -> bool:
     return own or any(r.relation == "spouse" for r in facts.relatives)
 
 
-def _principal_qualifies(
-    ctx: _Context, theirs: Facts, routes: Sequence[Route], settled_counts: bool
-) -> tuple[bool | None, str]:
-    """Whether the relative followed qualifies: settled already (if the plan counts that), or meeting one of
-    ``routes`` on their own facts (decided in a context of their own, so none of it enters the applicant's)."""
-    if settled_counts and theirs.hukou.urban_in_city:
-        return True, f"settled: hukou at an urban address in {ctx.city} since {theirs.hukou.registered_on}"
-    sub = _Context(ctx.policy, ctx.benefit, ctx.rule, theirs)
+def _qualifies(
+    ctx: _Context, facts: Facts, routes: Sequence[Route], settled_counts: bool = False
+) -> tuple[bool | None, str, _Context]:
+    """Whether ``facts`` (a relative's, or the applicant's own) meet one of ``routes``, decided in a context of its
+    own (returned, for the facts it read) so that nothing of it enters ``ctx``'s conditions; or, if the plan
+    counts that, are settled already."""
+    sub = _Context(ctx.policy, ctx.benefit, ctx.rule, facts)
+    if settled_counts and facts.hukou.urban_in_city:
+        return True, f"settled: hukou at an urban address in {ctx.city} since {facts.hukou.registered_on}", sub
     results = {route.name: _ROUTES[type(route)](sub, route) for route in routes}
     met = [name for name, result in results.items() if result is True]
     if met:
-        return True, "qualifies by " + ", ".join(met)
+        return True, "qualifies by " + ", ".join(met), sub
     unknown = [name for name, result in results.items() if result is None]
     if unknown:
-        return None, "qualifies by no route that could be assessed (" + ", ".join(unknown) + " not assessable)"
-    return False, "qualifies by none of " + ", ".join(results)
+        return None, "qualifies by no route that could be assessed (" + ", ".join(unknown) + " not assessable)", sub
+    return False, "qualifies by none of " + ", ".join(results), sub
 
 
 _ROUTES: Final[dict[type, Callable[[_Context, Route], bool | None]]] = {
@@ -975,7 +994,8 @@ def _collective_household(ctx: _Context) -> Decision:
     _alive(ctx)
     _hukou_outside(ctx, settlement.parameters.hukou_outside.value, settlement.clause)
     routes = [r for r in settlement.routes if not isinstance(r, FamilyRoute)]
-    met, how = _principal_qualifies(ctx, ctx.facts, routes, settled_counts=False)
+    met, how, sub = _qualifies(ctx, ctx.facts, routes)
+    ctx.used.update(sub.used)  # the applicant's own facts the routes read
     ctx.condition("qualifies_for_settlement", met, f"{settlement.title}: {how}", settlement.clause)
     residence = ctx.facts.residence
     ctx.fact("residence", residence)
@@ -983,7 +1003,7 @@ def _collective_household(ctx: _Context) -> Decision:
     homes = p.homes.value
     words = "no residence registered in the city" if home == "none" else f"the home registered in the city: {home}"
     ctx.condition("home", home in homes, f"{words}; leads to a collective household: {', '.join(homes)}", rule.clause)
-    return ctx.decide()
+    return ctx.decide(notes=(_voluntary(ctx, settlement.voluntary),))
 
 
 def _collective_transfer(ctx: _Context) -> Decision:
@@ -1099,7 +1119,29 @@ def _minimum_living(ctx: _Context) -> Decision:
         rule.clause,
     )
     worker = _employed(ctx, rule.clause, "migrant_worker_family")
-    ctx.routes.append(RouteOutcome("migrant_worker_family", "a migrant worker (农民工)", ctx.ref(rule.clause), worker))
+    if not worker:
+        # 「農民工家庭」: the family of a migrant worker; a spouse or parent the register links who works here.
+        earners = [
+            r
+            for r in ctx.facts.relatives
+            if r.relation in ("spouse", "parent")
+            and r.facts.life.alive
+            and any(j.in_city for j in r.facts.employment.jobs)
+        ]
+        if earners:
+            ctx.fact("relatives", [r.to_json() for r in earners])
+            worker = bool(
+                ctx.condition(
+                    "family_member_employed",
+                    True,
+                    "; ".join(f"{r.relation} {r.citizen_id} works in {ctx.city}" for r in earners),
+                    rule.clause,
+                    "migrant_worker_family",
+                )
+            )
+    ctx.routes.append(
+        RouteOutcome("migrant_worker_family", "a migrant worker's family (农民工家庭)", ctx.ref(rule.clause), worker)
+    )
     insurance = ctx.facts.insurance
     ctx.fact("insurance", insurance.to_json(p.insurance_schemes.value))
     paid, need = insurance.months_in_city(p.insurance_schemes.value), p.min_insurance_months.value

@@ -583,13 +583,14 @@ class RelativeFact:
     facts: Facts
 
     def to_json(self) -> dict[str, Any]:
+        """Who the relative is and how the register links them; what decided about them is said in the reasons
+        (the relative's own sections are theirs: a consumer reading the applicant's eligibility does not get them)."""
         return {
             "relation": self.relation,
             "citizen_id": self.citizen_id,
             "basis": self.basis,
             "alive": self.facts.life.alive,
-            "hukou": self.facts.hukou.to_json(),
-            "residence": self.facts.residence.to_json(),
+            "hukou_in_city": self.facts.hukou.in_city,
             "link_event_ids": list(self.link_event_ids),
         }
 
@@ -1066,24 +1067,33 @@ def _education(ed: EducationState, provenance: _Provenance, as_of: date, scope: 
         for entry, eid in zip(ed.history, provenance.education_history, strict=False)
         if entry.kind == "graduated" and entry.stage is not None and entry.on <= as_of
     ]
-    # Periods at one school: (region, stage, start, end or None, event ids), from the history up to as_of.
-    periods: list[tuple[str | None, Stage | None, date, date | None, list[str]]] = []
-    for entry, eid in zip(ed.history, provenance.education_history, strict=False):
+    # Periods at one school: (region, stage, start, end or None, how it ended, event ids), from the history up
+    # to as_of in the order of the dates (an event recorded late still falls in its place).
+    steps = sorted(
+        ((entry, eid) for entry, eid in zip(ed.history, provenance.education_history, strict=False)),
+        key=lambda step: step[0].on,
+    )
+    periods: list[tuple[str | None, Stage | None, date, date | None, str, list[str]]] = []
+    for entry, eid in steps:
         if entry.on > as_of:
             break
         if periods and periods[-1][3] is None:
-            region, stage, start, _, ids = periods[-1]
-            periods[-1] = (region, stage, start, entry.on, [*ids, eid])
+            region, stage, start, _, _, ids = periods[-1]
+            periods[-1] = (region, stage, start, entry.on, entry.kind, [*ids, eid])
         if entry.kind in ("enrolled", "transferred"):
-            periods.append((entry.region_code, entry.stage, entry.on, None, [eid]))
+            periods.append((entry.region_code, entry.stage, entry.on, None, "", [eid]))
     if not periods or periods[-1][3] is not None:
         return EducationFact(tuple(graduations))
-    region, stage, start, _, ids = periods[-1]
+    region, stage, start, _, _, ids = periods[-1]
     in_city = scope.contains(region)
     run_ids = list(ids)
     if in_city:
-        for earlier_region, _, earlier_start, earlier_end, earlier_ids in reversed(periods[:-1]):
-            if not scope.contains(earlier_region) or earlier_end is None or (start - earlier_end).days > _SUMMER:
+        for earlier_region, _, earlier_start, earlier_end, ended_by, earlier_ids in reversed(periods[:-1]):
+            # A transfer, or a stage completed and the next begun within a summer, keeps the run; a withdrawal or
+            # a school elsewhere breaks it.
+            gap = (start - earlier_end).days if earlier_end is not None else None
+            bridged = ended_by in ("transferred", "enrolled") or (ended_by == "graduated" and gap is not None)
+            if not scope.contains(earlier_region) or gap is None or gap > _SUMMER or not bridged:
                 break
             start, run_ids = earlier_start, [*earlier_ids, *run_ids]
     return EducationFact(

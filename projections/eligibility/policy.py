@@ -299,6 +299,8 @@ FamilyRelation = Literal["spouse", "child", "parent"]
 
 
 class FamilyParams(_Params):
+    follows: Param[tuple[str, ...]]
+    """The routes of the same clause by which the relative followed qualifies (the others are other clauses')."""
     relations: Param[tuple[FamilyRelation, ...]]
     """Whom the applicant may follow: their spouse, child or parent who qualifies (配偶、子女、父母)."""
     co_resident: Param[bool]
@@ -403,8 +405,14 @@ class SettlementRule(_Rule):
         names = [r.name for r in routes]
         if len(set(names)) != len(names):
             raise ValueError(f"route names must be unique, got {names}")
-        if all(isinstance(r, FamilyRoute) for r in routes):
-            raise ValueError("a family route follows a relative who qualifies by another route: the rule needs one")
+        others = {r.name for r in routes if not isinstance(r, FamilyRoute)}
+        for route in routes:
+            if isinstance(route, FamilyRoute):
+                unknown = [n for n in route.parameters.follows.value if n not in others]
+                if unknown or not route.parameters.follows.value:
+                    raise ValueError(
+                        f"family route {route.name!r} must follow other routes of the rule, got {unknown or 'none'}"
+                    )
         return routes
 
 
@@ -505,6 +513,13 @@ class CollectiveTransferRule(_Rule):
     routes: Annotated[tuple[Route, ...], Field(min_length=1)]
     stays: Citation
     """What happens without a route (户口仍由原户口单位管理)."""
+
+    @field_validator("routes")
+    @classmethod
+    def _no_family(cls, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        if any(isinstance(r, FamilyRoute) for r in routes):
+            raise ValueError("a family route belongs to a settlement rule")
+        return routes
 
 
 class BlueSealRule(_Rule):
@@ -642,8 +657,9 @@ class Policy(_Model):
 
     @property
     def needs_relatives(self) -> bool:
-        """Whether a route looks at the resident's relatives (family follows, the spouse's unit, a veteran's home)."""
-        return any(
+        """Whether a rule looks at the resident's relatives (family follows, the spouse's unit, a veteran's home, a
+        migrant worker's family)."""
+        return any(isinstance(rule, MinimumLivingRule) for rule in self.benefits.values()) or any(
             isinstance(route, FamilyRoute | SpouseEmployedRoute)
             or (isinstance(route, VeteranRoute) and route.parameters.home_in_city is not None)
             for rule in self.benefits.values()

@@ -280,17 +280,20 @@ NANTONG = [
         "employer_dormitory",
         lambda: migrant().residence(NT, date(2020, 1, 1), tenure="employer"),
         False,
+        False,
         **{"stable_residence.residence_in_city": True, "stable_residence.tenure": False},
     ),
     nt(
         "rural_residence",
         lambda: migrant().residence(NT_RURAL, date(2020, 1, 1), urban=False),
         False,
+        False,
         **{"stable_residence.residence_in_city": False},
     ),
     nt(
         "residence_elsewhere",
         lambda: migrant().residence(ELSEWHERE, date(2020, 1, 1)),
+        False,
         False,
         **{"stable_residence.residence_in_city": False},
     ),
@@ -325,6 +328,7 @@ NANTONG = [
         "employed_with_resident_medical_only",
         lambda: migrant().job(NT, date(2024, 1, 1)).insured("medical_resident", NT, date(2024, 1, 1)),
         False,
+        False,
         **{"stable_employment.employed_in_city": True, "stable_employment.insured_in_city": False},
     ),
     nt(
@@ -335,6 +339,7 @@ NANTONG = [
             .insured("pension_employee", NT, date(2022, 1, 1))
             .insurance_stopped("pension_employee", date(2024, 6, 30))
         ),
+        False,
         False,
         **{"stable_employment.insured_in_city": False},
     ),
@@ -353,11 +358,13 @@ NANTONG = [
         "employed_insured_in_another_city",
         lambda: migrant().job(NT, date(2022, 1, 1)).insured("pension_employee", ELSEWHERE, date(2022, 1, 1)),
         False,
+        False,
         **{"stable_employment.insured_in_city": False},
     ),
     nt(
         "employed_elsewhere_insured_here",
         lambda: migrant().job(ELSEWHERE, date(2022, 1, 1)).insured("pension_employee", NT, date(2022, 1, 1)),
+        False,
         False,
         **{"stable_employment.employed_in_city": False, "stable_employment.insured_in_city": True},
     ),
@@ -369,6 +376,7 @@ NANTONG = [
             .insured("pension_employee", NT, date(2020, 1, 1))
             .job_ended(NT, date(2024, 3, 31))
         ),
+        False,
         False,
         **{"stable_employment.employed_in_city": False},
     ),
@@ -583,12 +591,14 @@ LIAOYUAN = [
         "rural_residence",
         lambda: migrant().residence(LY_RURAL, date(2019, 1, 1), urban=False),
         False,
+        False,
         **{"stable_residence.residence_in_city": False},
     ),
     ly(
         "settlement",
         "no_residence",
         migrant,
+        False,
         False,
         **{"stable_residence.residence_in_city": False, "stable_residence.tenure": False},
     ),
@@ -990,6 +1000,20 @@ FAMILY_FOLLOWS = [
         **{"family_follows.spouse_qualifies": False},
     ),
     nt(
+        # (4)'s family follows someone who qualifies by (4): not a returnee of (6) (whose own route has no family).
+        "family/spouse_of_a_returnee_follows_no_one",
+        lambda: family(
+            joining_spouse(NT),
+            History(NT_NATIVE)
+            .hukou(HOME, date(2008, 9, 1), household=FAMILY_HOME)
+            .residence(NT, date(2022, 1, 1), basis="residence", tenure="other", address=FLAT)
+            .job(NT, date(2024, 3, 1)),
+            "spouse",
+        ),
+        False,
+        **{"family_follows.spouse_qualifies": False},
+    ),
+    nt(
         "family/spouse_of_someone_in_a_dormitory",
         lambda: family(joining_spouse(NT), renter_spouse(NT, tenure="employer"), "spouse"),
         False,
@@ -1018,6 +1042,7 @@ FAMILY_FOLLOWS = [
             basis="birth",
         ),
         False,
+        False,
         **{"family_follows.parent_qualifies": False},
     ),
     nt(
@@ -1043,6 +1068,7 @@ FAMILY_FOLLOWS = [
             "child",
             basis="birth",
         ),
+        False,
         False,
         **{"family_follows.child_qualifies": False},
     ),
@@ -1147,16 +1173,21 @@ def unit_worker(*, employed: bool = False, home: str | None = None, relationship
 
 
 def school_child(
-    *, primary_in: str | None, junior_in: str | None, junior_on: date, senior_in: str | None = None
+    *,
+    primary_in: str | None,
+    junior_in: str | None,
+    junior_on: date,
+    senior_in: str | None = None,
+    primary_until: date = date(2021, 6, 30),
 ) -> History:
     """A child born 2009 in Hebei: primary school from 2015, junior secondary from ``junior_on``."""
     h = History(child_born(date(2009, 8, 1))).born(HOME, date(2009, 8, 1), mother=MOTHER, father=FATHER)
     if primary_in is not None:
-        h.enrolled(primary_in, "primary", date(2015, 9, 1)).graduated("primary", date(2021, 6, 30))
+        h.enrolled(primary_in, "primary", date(2015, 9, 1)).graduated("primary", primary_until)
     if junior_in is not None:
         h.enrolled(junior_in, "junior_secondary", junior_on)
     if senior_in is not None:
-        h.graduated("junior_secondary", date(2021, 6, 30)).enrolled(senior_in, "senior_secondary", date(2021, 6, 30))
+        h.graduated("junior_secondary", date(2021, 6, 30)).enrolled(senior_in, "senior_secondary", date(2021, 9, 1))
     return h
 
 
@@ -1192,6 +1223,7 @@ BEYOND_SETTLEMENT = [
         "urban_student_is_not_of_rural_origin",
         lambda: nt_student(rural=False),
         False,
+        False,
         **{"rural_student_home.rural_origin": False, "rural_student_home.from_city": True},
     ),
     nt(
@@ -1199,6 +1231,7 @@ BEYOND_SETTLEMENT = [
         lambda: (
             History(MIGRANT).hukou(HOME, date(2008, 9, 1), urban=False).enrolled(SHANGHAI, "higher", date(2021, 9, 1))
         ),
+        False,
         False,
         **{"rural_student_home.from_city": False, "rural_student_home.graduated": True},
     ),
@@ -1223,6 +1256,7 @@ BEYOND_SETTLEMENT = [
         "rural_graduate_works_elsewhere",
         lambda: rural_graduate(SHANGHAI),
         False,
+        False,
         **{"rural_graduate_at_work.employed_in_city": False},
     ),
     # Nantong (6)「允许符合条件的返乡就业创业人员在原籍地或者就业创业地落户」
@@ -1235,6 +1269,7 @@ BEYOND_SETTLEMENT = [
     nt(
         "a_worker_not_from_nantong_is_no_returnee",
         lambda: migrant().job(NT, date(2024, 3, 1)),
+        False,
         False,
         **{"returnee.from_city": False, "returnee.employed_in_city": True},
     ),
@@ -1346,8 +1381,22 @@ BEYOND_SETTLEMENT = [
         "no_fixed_home_stays_with_the_unit",
         unit_worker,
         False,
+        False,  # a spouse the register does not link may work in Feicheng
         left_the_unit=True,
-        **{"fixed_residence.residence_in_city": False, "spouse_unit.spouse_employed": False},
+        **{"fixed_residence.residence_in_city": False, "spouse_unit.spouse_employed": None},
+    ),
+    fb(
+        "laid_off_transfer",
+        "spouse_without_work_in_feicheng",
+        lambda: family(
+            unit_worker(relationship="spouse"),
+            History(PARTNER).hukou(
+                FC, date(2015, 3, 1), household="370983-UNIT", household_type="collective", relationship="head"
+            ),
+            "spouse",
+        ),
+        False,
+        **{"spouse_unit.spouse_employed": False},
     ),
     fb(
         "laid_off_transfer",
@@ -1525,9 +1574,9 @@ BEYOND_SETTLEMENT = [
     # Liaoyuan (7)「同時結合其子女在當地連續就學年限,逐步享受其子女在當地參加中考、高考的資格」
     ly(
         "zhongkao",
-        "36_months_at_junior_school",
+        "three_school_years_at_junior_school",  # September 2021 to the June 2024 examination: 33 months
         lambda: with_parents(
-            school_child(primary_in=None, junior_in=LY, junior_on=date(2021, 6, 30)), mother=permit_mother(LY)
+            school_child(primary_in=None, junior_in=LY, junior_on=date(2021, 9, 1)), mother=permit_mother(LY)
         ),
         True,
         at_school_in_city=True,
@@ -1536,9 +1585,9 @@ BEYOND_SETTLEMENT = [
     ),
     ly(
         "zhongkao",
-        "35_months_at_junior_school",
+        "32_months_at_junior_school",
         lambda: with_parents(
-            school_child(primary_in=None, junior_in=LY, junior_on=date(2021, 7, 1)), mother=permit_mother(LY)
+            school_child(primary_in=None, junior_in=LY, junior_on=date(2021, 10, 1)), mother=permit_mother(LY)
         ),
         False,
         school_months_in_city=False,
@@ -1547,7 +1596,8 @@ BEYOND_SETTLEMENT = [
         "zhongkao",
         "primary_school_in_liaoyuan_counts_across_the_summer",
         lambda: with_parents(
-            school_child(primary_in=LY, junior_in=LY, junior_on=date(2021, 9, 1)), mother=permit_mother(LY)
+            school_child(primary_in=LY, junior_in=LY, junior_on=date(2022, 9, 1), primary_until=date(2022, 6, 30)),
+            mother=permit_mother(LY),
         ),
         True,
         school_months_in_city=True,
@@ -1556,7 +1606,10 @@ BEYOND_SETTLEMENT = [
         "zhongkao",
         "primary_school_elsewhere_does_not",
         lambda: with_parents(
-            school_child(primary_in=ELSEWHERE, junior_in=LY, junior_on=date(2021, 9, 1)), mother=permit_mother(LY)
+            school_child(
+                primary_in=ELSEWHERE, junior_in=LY, junior_on=date(2022, 9, 1), primary_until=date(2022, 6, 30)
+            ),
+            mother=permit_mother(LY),
         ),
         False,
         school_months_in_city=False,
@@ -1587,6 +1640,18 @@ BEYOND_SETTLEMENT = [
     ),
     ly(
         "zhongkao",
+        "a_withdrawal_breaks_the_run",
+        lambda: with_parents(
+            school_child(primary_in=None, junior_in=LY, junior_on=date(2021, 9, 1))
+            .withdrawn(date(2022, 1, 10))
+            .enrolled(LY, "junior_secondary", date(2022, 2, 1)),
+            mother=permit_mother(LY),
+        ),
+        False,
+        school_months_in_city=False,
+    ),
+    ly(
+        "zhongkao",
         "mother_without_a_permit",
         lambda: with_parents(
             school_child(primary_in=LY, junior_in=LY, junior_on=date(2021, 9, 1)),
@@ -1597,7 +1662,7 @@ BEYOND_SETTLEMENT = [
     ),
     ly(
         "gaokao",
-        "36_months_at_senior_school",
+        "three_school_years_at_senior_school",
         lambda: with_parents(
             school_child(primary_in=None, junior_in=None, junior_on=date(2018, 9, 1), senior_in=LY),
             mother=permit_mother(LY),
@@ -1909,11 +1974,11 @@ def test_every_condition_is_taken_to_its_met_and_failed_side() -> None:
         for key, met in _outcomes(decision).items():
             seen.setdefault((case.policy, case.benefit, key.split(".")[-1]), set()).add(met)
     # ``parent_permit`` only appears when no parent is on record at all, ``family`` when no relative is: both are
-    # failed by construction.
+    # failed by construction; ``spouse_not_linked`` is not assessable by construction.
     one_sided = {
         key: sides
         for key, sides in seen.items()
-        if key[2] not in ("not_assessable", "parent_permit", "family")
+        if key[2] not in ("not_assessable", "parent_permit", "family", "spouse_not_linked")
         and key not in ONE_SIDED_BY_DESIGN
         and not {True, False} <= sides
     }

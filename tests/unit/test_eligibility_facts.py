@@ -168,3 +168,18 @@ def test_relations_in_a_household_from_each_ones_relation_to_the_head() -> None:
     assert household_relation("head", "parent") == "parent" and household_relation("parent", "head") == "child"
     assert household_relation("child", "child") is None  # siblings are not among 配偶、子女、父母
     assert household_relation("spouse", "parent") is None  # a parent-in-law neither
+
+
+def test_schooling_follows_the_dates_not_the_order_events_were_logged() -> None:
+    """A graduation recorded after the next enrolment still closes the earlier school, and the summer between
+    the two keeps the schooling in the city unbroken."""
+    child = make_citizen_id("130102", date(2009, 8, 1), 19)
+    h = History(child).enrolled("510107", "primary", date(2015, 9, 1))
+    h.enrolled("510107", "junior_secondary", date(2021, 9, 1))
+    h.graduated("primary", date(2021, 6, 30))  # logged late
+    facts = derive_facts(child, h.events, AS_OF, CHENGDU)
+    assert facts.education.enrolled_stage == "junior_secondary" and facts.education.enrolled_in_city
+    assert facts.education.schooling_since == date(2015, 9, 1)
+    assert facts.education.school_months_in_city == 105
+    elsewhere = derive_facts(child, h.events, AS_OF, CityScope("辽源市", ("2204",)))
+    assert not elsewhere.education.enrolled_in_city and elsewhere.education.school_months_in_city == 0

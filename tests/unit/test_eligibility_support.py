@@ -37,6 +37,7 @@ _DEPARTMENT_OF = {
     "residence_permit.revoked": "public_security",
     "student.enrolled": "education",
     "student.transferred": "education",
+    "student.withdrawn": "education",
     "student.graduated": "education",
     "employment.registered": "social_security",
     "employment.ended": "social_security",
@@ -244,6 +245,9 @@ class History:
             },
             on,
         )
+
+    def withdrawn(self, on: date, reason: str = "moved away") -> History:
+        return self.add("student.withdrawn", {"withdrawn_on": on.isoformat(), "reason": reason}, on)
 
     def graduated(self, stage: str, on: date, qualification: str | None = None) -> History:
         return self.add(

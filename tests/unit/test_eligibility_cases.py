@@ -951,6 +951,7 @@ FEICHENG_PERMIT_RIGHTS = permit_rights_cases("feicheng-2016", FC, ELSEWHERE, ())
 # ---------------------------------------------------------------------------------------------------------
 
 PARTNER = make_citizen_id("130102", date(1989, 4, 12), 57)
+NT_NATIVE = make_citizen_id("320623", date(2003, 3, 3), 21)  # born in 如东县, a rural county of Nantong
 GRANDMOTHER = make_citizen_id("130102", date(1962, 1, 20), 64)
 FAMILY_HOME = "130102-H1"  # the family's household in their home county
 FLAT = "崇川区测试路1号"  # where the family lives in the city
@@ -1119,7 +1120,6 @@ FAMILY_FOLLOWS = [
 # minimum living guarantee (Liaoyuan (7), (11))
 # ---------------------------------------------------------------------------------------------------------
 
-NT_NATIVE = make_citizen_id("320623", date(2003, 3, 3), 21)  # born in 如东县, a rural county of Nantong
 SHANGHAI = "310104"
 
 

@@ -1172,6 +1172,8 @@ def _not_assessable(ctx: _Context) -> Decision:
     rule = ctx.rule
     assert isinstance(rule, NotAssessableRule)
     _alive(ctx)
+    if rule.parameters.requires_permit is not None and rule.parameters.requires_permit.value:
+        _valid_permit(ctx, rule.clause)
     ctx.condition("not_assessable", None, f"{rule.title}: {rule.missing}; not guessed", rule.clause)
     return ctx.decide()
 

@@ -573,11 +573,17 @@ class MinimumLivingRule(_Rule):
     not_assessed: str
 
 
+class NotAssessableParams(_Params):
+    requires_permit: Param[bool] | None = None
+    """What the clause does state: a valid residence permit of the city (without one the answer is a plain no)."""
+
+
 class NotAssessableRule(_Rule):
-    """A benefit no event can decide: every decision says what would be needed and guesses nothing."""
+    """A benefit no event can decide: every decision says what would be needed and guesses nothing (only what
+    the clause does state, ``requires_permit``, can make it a plain no)."""
 
     rule: Literal["not_assessable"]
-    parameters: NoParams = NoParams()
+    parameters: NotAssessableParams = NotAssessableParams()
     missing: Annotated[str, Field(min_length=1, max_length=300)]
 
 

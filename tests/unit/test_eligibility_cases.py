@@ -1861,6 +1861,33 @@ SCHOOLING = [
         None,
         False,
     ),
+    # Xining annex (4)「符合条件的居住证持有人,可以在居住地申请登记常住户口」
+    Case(
+        "xining-2015/permit_settlement/permit_holder",
+        "xining-2015",
+        "permit_settlement",
+        lambda: migrant().permit(XN, date(2024, 1, 1)),
+        False,
+        {"valid_permit_in_city": True, "not_assessable": None},
+        None,
+        False,
+    ),
+    Case(
+        "xining-2015/permit_settlement/no_permit",
+        "xining-2015",
+        "permit_settlement",
+        migrant,
+        False,
+        {"valid_permit_in_city": False},
+    ),
+    Case(
+        "xining-2015/permit_settlement/deceased",
+        "xining-2015",
+        "permit_settlement",
+        lambda: migrant().permit(XN, date(2023, 1, 1)).died(date(2024, 1, 2)),
+        False,
+        {"alive": False},
+    ),
     Case(
         "xining-2015/monastic_settlement/deceased",
         "xining-2015",

@@ -29,17 +29,27 @@ BrokersOption = Annotated[
 ]
 
 
-def _stack(kafka_brokers: int | None = None) -> LocalStack:
+StandbyOption = Annotated[
+    bool,
+    typer.Option(
+        "--pg-standby",
+        help="Also run a hot standby of PostgreSQL (pg_basebackup, synchronous streaming replication) on the "
+        "next port; `renkou failover` promotes it. A stack made with one keeps it.",
+    ),
+]
+
+
+def _stack(kafka_brokers: int | None = None, pg_standby: bool = False) -> LocalStack:
     settings = get_settings()
-    layout = StackLayout.from_settings(settings, kafka_brokers=kafka_brokers)
+    layout = StackLayout.from_settings(settings, kafka_brokers=kafka_brokers, pg_standby=pg_standby or None)
     return LocalStack(layout, namespace=settings.topic_namespace)
 
 
 @app.command()
-def up(kafka_brokers: BrokersOption = None) -> None:
+def up(kafka_brokers: BrokersOption = None, pg_standby: StandbyOption = False) -> None:
     """Start Kafka and PostgreSQL if they are not running, create topics, migrate the schema."""
     try:
-        done = _stack(kafka_brokers).up()
+        done = _stack(kafka_brokers, pg_standby).up()
     except InfraError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -78,3 +88,15 @@ def status() -> None:
     console.print(table)
     if not all(r.running for r in rows):
         raise typer.Exit(3)
+
+
+def failover() -> None:
+    """Promote the PostgreSQL standby: the old primary is stopped at once (fenced) if it still runs, the standby
+    takes writes, and the services follow it on their next connection (no restart)."""
+    try:
+        done = _stack().failover()
+    except InfraError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for line in done:
+        console.print(f"[green]✓[/green] {line}")

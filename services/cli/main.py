@@ -36,6 +36,7 @@ def _register() -> None:
     app.command("up")(stack_cmd.up)
     app.command("down")(stack_cmd.down)
     app.command("run")(stack_cmd.run)
+    app.command("failover")(infra_cmd.failover)
 
     app.add_typer(infra_cmd.app, name="infra")
     app.add_typer(schemas_cmd.app, name="schemas")

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
 from services.cli import infra_cmd
@@ -41,17 +42,22 @@ STALL_S = 180.0  # how long the projection may stand still, lag unchanged, befor
 def _apps() -> list[AppProcess]:
     settings = get_settings()
     try:
-        # Every broker of the stack's Kafka, so that a service starting while one is down still finds the rest.
-        bootstrap = StackLayout.from_settings(settings).kafka_bootstrap
+        layout = StackLayout.from_settings(settings)
     except InfraError:
-        bootstrap = settings.kafka_bootstrap  # not a local stack: the services use what the settings name
-    settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+        pass  # not a local stack: the services use what the settings name
+    else:
+        # Every broker of the stack's Kafka, so that a service starting while one is down still finds the rest;
+        # both PostgreSQL servers if there is a standby, so that the services follow a failover.
+        update: dict[str, Any] = {"kafka_bootstrap": layout.kafka_bootstrap}
+        if layout.pg_standby:
+            update["database_url"] = SecretStr(layout.database_url)
+        settings = settings.model_copy(update=update)
     return [AppProcess(spec, settings) for spec in app_specs(settings)]
 
 
-def up(kafka_brokers: infra_cmd.BrokersOption = None) -> None:
+def up(kafka_brokers: infra_cmd.BrokersOption = None, pg_standby: infra_cmd.StandbyOption = False) -> None:
     """Start Kafka, PostgreSQL and renkou's services in the background; return once all of them answer."""
-    infra_cmd.up(kafka_brokers)
+    infra_cmd.up(kafka_brokers, pg_standby)
     for app in _apps():
         try:
             started = app.start()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from services.db.dsn import asyncpg_dsn
 from services.infra.process import InfraError
 from services.settings import Settings
 
@@ -27,6 +28,19 @@ class StackLayout:
     kafka_tls: bool = False
     kafka_brokers: int = 1
     """Brokers of the local Kafka: 1, or a cluster of 3 on one machine (each a KRaft controller too)."""
+    pg_standby: bool = False
+    """A hot standby of PostgreSQL by synchronous streaming replication, on the next port (``pg_port + 1``)."""
+
+    @property
+    def pg_standby_port(self) -> int:
+        return self.pg_port + 1
+
+    @property
+    def pg_hosts(self) -> str:
+        """The servers a client tries in turn (``?host=…&host=…``), keeping to the one that takes writes."""
+        ports = [self.pg_port, self.pg_standby_port] if self.pg_standby else [self.pg_port]
+        query = "&".join(f"host=127.0.0.1:{port}" for port in ports)
+        return f"{query}&target_session_attrs=read-write" if self.pg_standby else query
 
     def broker_ports(self, node: int) -> tuple[int, int]:
         """Client and controller port of broker ``node`` (1-based): node 1 on the stack's own ports, each next one
@@ -45,6 +59,9 @@ class StackLayout:
         from services.db.roles import OWNER, stored_password
 
         password = stored_password(self.state_dir, OWNER) or self.pg_password
+        if self.pg_standby:
+            # Both servers; a client connects to whichever takes writes (the primary, or the standby promoted).
+            return f"postgresql+asyncpg://{OWNER}:{password}@/{self.pg_database}?{self.pg_hosts}"
         return f"postgresql+asyncpg://{OWNER}:{password}@127.0.0.1:{self.pg_port}/{self.pg_database}"
 
     def superuser_url(self, database: str = "postgres") -> str:
@@ -52,10 +69,14 @@ class StackLayout:
         from services.db.roles import SUPERUSER, stored_password
 
         password = stored_password(self.state_dir, SUPERUSER) or ""
+        if self.pg_standby:
+            return f"postgresql+asyncpg://{SUPERUSER}:{password}@/{database}?{self.pg_hosts}"
         return f"postgresql+asyncpg://{SUPERUSER}:{password}@127.0.0.1:{self.pg_port}/{database}"
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, kafka_brokers: int | None = None) -> StackLayout:
+    def from_settings(
+        cls, settings: Settings, *, kafka_brokers: int | None = None, pg_standby: bool | None = None
+    ) -> StackLayout:
         """The stack ``settings`` describe. Its number of brokers is the one it was created with (kept in its state
         folder), else ``kafka_brokers``, else 1; asking for another number than an existing stack has is refused."""
         host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
@@ -64,9 +85,13 @@ class StackLayout:
                 f"RENKOU_KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r} is not a loopback host:port; the local "
                 "launcher only starts servers on 127.0.0.1"
             )
-        url = urlsplit(settings.database_url.get_secret_value().replace("+asyncpg", ""))
-        if url.hostname not in _LOOPBACK or url.port is None:
+        url = urlsplit(asyncpg_dsn(settings.database_url.get_secret_value()))
+        userinfo, _, hosts = url.netloc.rpartition("@")
+        first_host, _, first_port = hosts.split(",")[0].rpartition(":")
+        if first_host not in _LOOPBACK or not first_port.isdigit():
             raise InfraError("RENKOU_DATABASE_URL must point at 127.0.0.1:<port> for the local launcher")
+        user, _, password = userinfo.partition(":")
+        standby = (settings.state_dir / STANDBY_FILE).exists() or bool(pg_standby)
         stored = stored_broker_count(settings.state_dir)
         if stored is not None and kafka_brokers is not None and stored != kafka_brokers:
             raise InfraError(
@@ -81,13 +106,17 @@ class StackLayout:
             kafka_brokers=brokers,
             kafka_port=int(port),
             controller_port=int(port) + 1,
-            pg_port=url.port,
-            pg_user=url.username or "renkou",
-            pg_password=url.password or "renkou",
+            pg_port=int(first_port),
+            pg_user=unquote(user) or "renkou",
+            pg_password=unquote(password) or "renkou",
             pg_database=url.path.lstrip("/") or "renkou",
             kafka_tls=settings.kafka_tls,
+            pg_standby=standby,
         )
 
+
+STANDBY_FILE = "postgres-standby/configured"
+"""Under a stack's state folder: present once the stack has a PostgreSQL standby (``renkou up --pg-standby``)."""
 
 BROKERS_FILE = "kafka/brokers"
 """Under a stack's state folder: how many brokers its Kafka was formatted with."""

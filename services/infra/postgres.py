@@ -1,4 +1,8 @@
-"""A project-local PostgreSQL cluster: ``initdb`` into the stack's folder, ``pg_ctl`` to start and stop it.
+"""A project-local PostgreSQL cluster: ``initdb`` into the stack's folder, ``pg_ctl`` to start and stop it; and,
+with ``renkou up --pg-standby`` (CONTRACT §13), a hot standby made with ``pg_basebackup`` that streams the
+primary's WAL through a replication slot, synchronously (``synchronous_standby_names``): a commit the primary
+acknowledges is on the standby too. ``renkou failover`` fences the primary and promotes the standby; clients
+name both servers with ``target_session_attrs=read-write`` and so follow the promotion on their next connection.
 
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the ``postgres`` system user
 (created by Debian's package) and every server command runs through ``runuser``.
@@ -18,6 +22,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.db.roles import (
     SUPERUSER,
@@ -27,8 +32,11 @@ from services.db.roles import (
     save_password,
     stored_password,
 )
-from services.infra.ports import StackLayout, port_open
-from services.infra.process import InfraError
+from services.infra.ports import STANDBY_FILE, StackLayout, port_open
+from services.infra.process import InfraError, alive
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _SERVER_SETTINGS = """
 # --- renkou local stack ---
@@ -78,6 +86,7 @@ class PostgresServer:
 
     def __init__(self, layout: StackLayout) -> None:
         self.layout = layout
+        self.port = layout.pg_port
         self.home = layout.state_dir / "postgres"
         self.data_dir = self.home / "data"
         self.log_dir = self.home / "logs"
@@ -109,16 +118,15 @@ class PostgresServer:
             shutil.chown(path, user=owner, group=None)
 
     def running(self) -> bool:
-        if not (self.data_dir / "postmaster.pid").exists():
-            return False
-        return self._run(str(bin_dir() / "pg_ctl"), "status", "-D", str(self.data_dir), check=False).returncode == 0
+        return self.pid() is not None
 
     def pid(self) -> int | None:
+        """The postmaster's PID while it lives (a postmaster killed and not yet reaped is a zombie: not running)."""
         try:
             pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if self.running() else None
+        return pid if alive(pid) else None
 
     def _init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
@@ -154,21 +162,27 @@ class PostgresServer:
         finally:
             pwfile.unlink(missing_ok=True)
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(_SERVER_SETTINGS.format(port=self.layout.pg_port, log_dir=self.log_dir))
+            conf.write(_SERVER_SETTINGS.format(port=self.port, log_dir=self.log_dir))
 
     def start(self, timeout: float = 60.0) -> bool:
         """Start the cluster unless it already runs; return whether it was started now."""
         if self.running():
             return False
+        if (self.layout.state_dir / PROMOTED_FILE).exists():
+            raise InfraError(
+                f"the standby was promoted (renkou failover): this server in {self.data_dir} is no longer the "
+                "primary and must not take writes again; rebuild it as a standby, or remove the state folder "
+                "(make clean) to start over"
+            )
         # A server started elsewhere (infra/docker-compose.yml) names its superuser's password: keep it, once.
         adopted = os.environ.get("RENKOU_PG_SUPERUSER_PASSWORD")
         if adopted and stored_password(self.layout.state_dir, SUPERUSER) is None:
             save_password(self.layout.state_dir, SUPERUSER, adopted)
-        if port_open(self.layout.pg_port) and asyncio.run(self._create_database()):
+        if port_open(self.port) and asyncio.run(self._create_database()):
             return False  # a server we did not start (docker compose, a shared one) already serves: use it
-        if port_open(self.layout.pg_port):
+        if port_open(self.port):
             raise InfraError(
-                f"port {self.layout.pg_port} is already in use by a process this stack did not start; "
+                f"port {self.port} is already in use by a process this stack did not start; "
                 "stop it or point RENKOU_DATABASE_URL at another port"
             )
         self._init()
@@ -183,7 +197,7 @@ class PostgresServer:
             "-l",
             str(self.log_dir / "startup.log"),
             "-o",
-            f"-p {self.layout.pg_port}",
+            f"-p {self.port}",
         )
         deadline = time.monotonic() + timeout
         while not asyncio.run(self._create_database()):
@@ -202,7 +216,7 @@ class PostgresServer:
         try:
             conn = await asyncpg.connect(
                 host="127.0.0.1",
-                port=self.layout.pg_port,
+                port=self.port,
                 user=SUPERUSER,
                 password=password,
                 database="postgres",
@@ -212,6 +226,7 @@ class PostgresServer:
             return False
         try:
             await ensure_roles(conn, self.layout.state_dir)
+            await ensure_replicator(conn, self.layout.state_dir)
             await create_database(conn, self.layout.pg_database)
         finally:
             await conn.close()
@@ -223,3 +238,189 @@ class PostgresServer:
             return False
         self._run(str(bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60")
         return True
+
+    def stop_now(self) -> bool:
+        """Stop the cluster at once (``-m immediate``: no checkpoint), as a fence before a failover."""
+        if not self.running():
+            return False
+        self._run(str(bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "60")
+        return True
+
+
+REPLICATOR = "renkou_replicator"
+"""The standby's login on the primary: REPLICATION and nothing else (no table, no database of its own)."""
+STANDBY_NAME = "renkou_standby"
+"""The standby's ``application_name``, named in the primary's ``synchronous_standby_names``, and its slot."""
+PROMOTED_FILE = "postgres-standby/promoted"
+"""Under a stack's state folder: present once ``renkou failover`` promoted the standby."""
+
+
+async def ensure_replicator(conn: asyncpg.Connection, state_dir: Path) -> None:
+    """The replication login (as the superuser on ``conn``), with its stored password."""
+    password = ensure_password(state_dir, REPLICATOR)
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", REPLICATOR)
+    verb = "ALTER" if exists else "CREATE"
+    statement = await conn.fetchval(
+        f"SELECT format('{verb} ROLE %I WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', "
+        "$1::text, $2::text)",
+        REPLICATOR,
+        password,
+    )
+    await conn.execute(statement)
+
+
+class PostgresStandby(PostgresServer):
+    """The hot standby of a stack's primary: its files live under ``<state_dir>/postgres-standby``."""
+
+    def __init__(self, layout: StackLayout) -> None:
+        super().__init__(layout)
+        self.port = layout.pg_standby_port
+        self.home = layout.state_dir / "postgres-standby"
+        self.data_dir = self.home / "data"
+        self.log_dir = self.home / "logs"
+        self.passfile = self.home / "replication.pgpass"
+
+    @property
+    def promoted(self) -> bool:
+        return (self.layout.state_dir / PROMOTED_FILE).exists()
+
+    def start(self, timeout: float = 120.0) -> bool:
+        """Make the standby (once, from a base backup of the running primary) and start it; return whether it
+        was started now. The primary then waits for it on every commit."""
+        if self.running():
+            return False
+        if port_open(self.port):
+            raise InfraError(f"port {self.port} for the PostgreSQL standby is taken by a process we did not start")
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._base_backup()
+        self._run(
+            str(bin_dir() / "pg_ctl"),
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-l",
+            str(self.log_dir / "startup.log"),
+            "-o",
+            f"-p {self.port}",
+        )
+        if not self.promoted:
+            asyncio.run(self._wait_streaming(timeout))
+        return True
+
+    def _base_backup(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.home, self.log_dir):
+            self._chown(directory)
+        password = ensure_password(self.layout.state_dir, REPLICATOR)
+        self.passfile.write_text(f"127.0.0.1:{self.layout.pg_port}:*:{REPLICATOR}:{password}\n")
+        self.passfile.chmod(0o600)
+        self._chown(self.passfile)
+        self._run(
+            "env",
+            f"PGPASSFILE={self.passfile}",
+            str(bin_dir() / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.layout.pg_port),
+            "-U",
+            REPLICATOR,
+            "-D",
+            str(self.data_dir),
+            "-X",
+            "stream",
+            "--checkpoint=fast",  # not a spread checkpoint: the backup starts at once
+            "-C",
+            "-S",
+            STANDBY_NAME,
+            "-R",
+            "-w",
+        )
+        conninfo = (
+            f"host=127.0.0.1 port={self.layout.pg_port} user={REPLICATOR} passfile={self.passfile} "
+            f"application_name={STANDBY_NAME}"
+        )
+        with (self.data_dir / "postgresql.auto.conf").open("a") as conf:
+            conf.write(f"primary_conninfo = '{conninfo}'\nprimary_slot_name = '{STANDBY_NAME}'\n")
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(f"# --- the standby's own ---\nport = {self.port}\nlog_directory = '{self.log_dir}'\n")
+
+    async def _wait_streaming(self, wait_s: float) -> None:
+        """Until the primary sees the standby streaming; then make it synchronous (every commit waits for it)."""
+        import asyncpg
+
+        password = stored_password(self.layout.state_dir, SUPERUSER)
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=self.layout.pg_port, user=SUPERUSER, password=password, database="postgres"
+        )
+        try:
+            deadline = time.monotonic() + wait_s
+            while not await conn.fetchval(
+                "SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
+                STANDBY_NAME,
+            ):
+                if time.monotonic() > deadline:
+                    raise InfraError(f"the standby did not stream from the primary within {wait_s:.0f}s")
+                await asyncio.sleep(0.3)
+            await conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    def promote(self) -> None:
+        """Promote the standby to primary (``pg_ctl promote``): it takes writes, waiting for no standby."""
+        self._run(str(bin_dir() / "pg_ctl"), "promote", "-D", str(self.data_dir), "-w", "-t", "60")
+        (self.layout.state_dir / PROMOTED_FILE).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+        asyncio.run(self._no_synchronous_standby())
+
+    async def _no_synchronous_standby(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=SUPERUSER,
+            password=stored_password(self.layout.state_dir, SUPERUSER),
+            database="postgres",
+        )
+        try:
+            await conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+
+    async def replication(self) -> str:
+        """How the primary sees the standby: ``streaming, sync`` (or why not)."""
+        import asyncpg
+
+        if self.promoted:
+            return "promoted: the primary now"
+        try:
+            conn = await asyncpg.connect(
+                host="127.0.0.1",
+                port=self.layout.pg_port,
+                user=SUPERUSER,
+                password=stored_password(self.layout.state_dir, SUPERUSER),
+                database="postgres",
+                timeout=5,
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return "primary unreachable"
+        try:
+            row = await conn.fetchrow(
+                "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1", STANDBY_NAME
+            )
+        finally:
+            await conn.close()
+        return f"{row['state']}, {row['sync_state']}" if row else "not connected to the primary"
+
+
+def configure_standby(state_dir: Path) -> None:
+    """Mark the stack as one with a standby (``renkou up --pg-standby``)."""
+    path = state_dir / STANDBY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("synchronous\n")

@@ -9,7 +9,8 @@ from services.db.migrate import current_revision, head_revision, upgrade
 from services.identity.local_idp import ensure_keys
 from services.infra.kafka import KafkaCluster, broker_answers, kafka_version
 from services.infra.ports import StackLayout
-from services.infra.postgres import PostgresServer, server_version
+from services.infra.postgres import PostgresServer, PostgresStandby, configure_standby, server_version
+from services.infra.process import InfraError
 from services.infra.topics import ensure_topics, load_topics
 from services.kafka_auth import KafkaCredentials
 from services.kafka_principals import ensure_stack_principals
@@ -31,14 +32,21 @@ class LocalStack:
         self.layout = layout
         self.kafka = KafkaCluster(layout)
         self.postgres = PostgresServer(layout)
+        self.standby = PostgresStandby(layout) if layout.pg_standby else None
         self.namespace = namespace
         self.partitions = partitions
 
     def up(self) -> list[str]:
         """Start what is not running, create missing topics, migrate; return what was done, in words."""
         done: list[str] = []
-        if self.postgres.start():
+        primary_serves = self.standby is None or not self.standby.promoted  # after a failover it stays fenced
+        if primary_serves and self.postgres.start():
             done.append(f"started PostgreSQL {server_version()} on 127.0.0.1:{self.layout.pg_port}")
+        if self.standby is not None:
+            configure_standby(self.layout.state_dir)
+            if self.standby.start():
+                role = "the primary since the failover" if self.standby.promoted else "a synchronous hot standby"
+                done.append(f"started PostgreSQL on 127.0.0.1:{self.layout.pg_standby_port}: {role}")
         if self.kafka.start():
             brokers = self.layout.kafka_brokers
             what = "one broker" if brokers == 1 else f"{brokers} brokers, a quorum of {brokers} controllers"
@@ -69,8 +77,26 @@ class LocalStack:
         done = []
         if self.kafka.stop():
             done.append("stopped Kafka")
+        if self.standby is not None and self.standby.stop():
+            done.append("stopped the PostgreSQL standby")
         if self.postgres.stop():
             done.append("stopped PostgreSQL")
+        return done
+
+    def failover(self) -> list[str]:
+        """Fence the primary (stopped at once if it still runs) and promote the standby; clients that name both
+        servers with ``target_session_attrs=read-write`` connect to it from their next connection on."""
+        if self.standby is None:
+            raise InfraError("this stack has no PostgreSQL standby to fail over to (renkou up --pg-standby)")
+        if self.standby.promoted:
+            return ["already failed over: the standby is the primary"]
+        if not self.standby.running():
+            raise InfraError("the standby is not running: nothing to promote")
+        done = []
+        if self.postgres.stop_now():
+            done.append("stopped the old primary (fenced: it must not take writes again)")
+        self.standby.promote()
+        done.append(f"promoted the standby on 127.0.0.1:{self.layout.pg_standby_port} to primary")
         return done
 
     def status(self) -> list[ServiceStatus]:
@@ -85,9 +111,36 @@ class LocalStack:
                 detail += f", node.id {node.node}, controller 127.0.0.1:{node.controller_port}"
             rows.append(ServiceStatus(name, node.address, ok, pid, detail))
         pg_pid = self.postgres.pid()
+        promoted = self.standby is not None and self.standby.promoted
         detail = "not running"
-        if pg_pid is not None:
+        if pg_pid is not None or promoted:
             rev = asyncio.run(current_revision(self.layout.database_url))
             detail = f"schema {rev or 'empty'} (code head {head_revision()})"
-        rows.append(ServiceStatus("postgresql", f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail))
+        if not promoted:
+            name = "postgresql" if self.standby is None else "postgresql primary"
+            rows.append(ServiceStatus(name, f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail))
+        elif pg_pid is not None:
+            # After a failover the old primary must stay down: running, it is a second server taking writes.
+            rows.append(
+                ServiceStatus("postgresql old primary", f"127.0.0.1:{self.layout.pg_port}", False, pg_pid, "RUNNING")
+            )
+        if self.standby is not None:
+            pid = self.standby.pid()
+            if promoted:
+                rows.append(
+                    ServiceStatus(
+                        "postgresql primary (promoted)",
+                        f"127.0.0.1:{self.layout.pg_standby_port}",
+                        pid is not None,
+                        pid,
+                        detail if pid is not None else "not running",
+                    )
+                )
+            else:
+                state = asyncio.run(self.standby.replication()) if pid is not None else "not running"
+                rows.append(
+                    ServiceStatus(
+                        "postgresql standby", f"127.0.0.1:{self.layout.pg_standby_port}", pid is not None, pid, state
+                    )
+                )
         return rows

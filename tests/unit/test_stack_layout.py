@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from services.infra.ports import BROKERS_FILE, StackLayout
+from services.db.dsn import asyncpg_dsn
+from services.db.roles import with_credentials
+from services.infra.ports import BROKERS_FILE, STANDBY_FILE, StackLayout
 from services.infra.process import InfraError
 from services.infra.topics import load_topics
 from services.kafka_auth import bootstrap_servers
@@ -53,3 +56,28 @@ def test_a_bootstrap_list_is_split_for_the_clients() -> None:
     assert bootstrap_servers("a:1, b:2,,c:3") == ["a:1", "b:2", "c:3"]
     with pytest.raises(ValueError, match="names no broker"):
         bootstrap_servers(" , ")
+
+
+def test_a_stack_with_a_standby_names_both_servers_and_keeps_to_the_writable_one(tmp_path: Path) -> None:
+    layout = StackLayout.from_settings(_settings(tmp_path), pg_standby=True)
+    assert layout.pg_standby and layout.pg_standby_port == 5434
+    url = layout.database_url
+    assert url.endswith("@/renkou?host=127.0.0.1:5433&host=127.0.0.1:5434&target_session_attrs=read-write")
+    # asyncpg takes the hosts in the authority; the services' own URLs come from it with their roles.
+    assert asyncpg_dsn(url).endswith("@127.0.0.1:5433,127.0.0.1:5434/renkou?target_session_attrs=read-write")
+    again = StackLayout.from_settings(Settings(state_dir=tmp_path, database_url=SecretStr(url)))
+    assert (again.pg_port, again.pg_database) == (5433, "renkou")
+    assert asyncpg_dsn(with_credentials(url, "renkou_gateway", "p@ss")).startswith(
+        "postgresql://renkou_gateway:p%40ss@"
+    )
+
+
+def test_a_stack_made_with_a_standby_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / STANDBY_FILE).parent.mkdir(parents=True)
+    (tmp_path / STANDBY_FILE).write_text("synchronous\n")
+    assert StackLayout.from_settings(_settings(tmp_path)).pg_standby
+
+
+def test_a_single_server_url_is_left_as_it_was() -> None:
+    assert asyncpg_dsn("postgresql+asyncpg://u:p@127.0.0.1:5433/renkou") == "postgresql://u:p@127.0.0.1:5433/renkou"
+    assert asyncpg_dsn("postgresql://u@h/db?sslmode=require") == "postgresql://u@h/db?sslmode=require"

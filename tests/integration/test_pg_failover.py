@@ -1,0 +1,181 @@
+"""A PostgreSQL primary with a synchronous hot standby (CONTRACT §13; `renkou up --pg-standby`): SIGKILL the
+primary while the gateway takes events and the query API reads, fail over (`renkou failover`): nothing the
+gateway acknowledged is lost, the view equals a clean rebuild (`renkou verify`), and reads resume in the same
+processes, which were never restarted.
+
+Run alone with ``pytest -m failover``. The two servers are this test's own (own ports and folder); Kafka is the
+session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from events import DEPARTMENTS, make_citizen_id
+from services.db.dsn import asyncpg_dsn
+from services.db.migrate import upgrade
+from services.gateway.app import create_app as gateway_app
+from services.gateway.auth import issue_token
+from services.infra.ports import StackLayout, free_port, port_open
+from services.infra.stack import LocalStack
+from services.kafka_auth import secrets_dir
+from services.operations.verify import verify
+from services.query_api.app import create_app as query_api_app
+from services.settings import Settings, project_root
+from tests.integration.conftest import create_namespace
+from tests.support.infra import TEST_ANCHOR_KEY, Endpoints, current
+from tests.support.projector import running_projector, wait_caught_up
+from tests.support.query_api import event, grant, headers
+
+pytestmark = [pytest.mark.integration, pytest.mark.failover]
+
+EVENTS = 160
+KILL_AFTER = 60
+FAIL_OVER_AFTER = 70
+
+
+@dataclass
+class Pair:
+    layout: StackLayout
+    stack: LocalStack
+
+
+def _two_free_ports() -> int:
+    for _ in range(50):
+        port = free_port()
+        if not port_open(port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+@pytest.fixture
+def pair(infra: Endpoints) -> Iterator[Pair]:
+    if not infra.secured:
+        pytest.skip("the failover test runs with the local launchers")
+    state = project_root() / ".local" / f"test-failover-{uuid.uuid4().hex[:6]}"
+    # The session's Kafka secrets (its principals sign in with them); PostgreSQL's are this pair's own.
+    shutil.copytree(secrets_dir(current().state_dir), secrets_dir(state))
+    layout = StackLayout(
+        state_dir=state,
+        kafka_port=1,
+        controller_port=2,
+        pg_port=_two_free_ports(),
+        pg_user="renkou",
+        pg_password="renkou",
+        pg_database="renkou",
+        pg_standby=True,
+    )
+    stack = LocalStack(layout)
+    try:
+        assert stack.postgres.start() and stack.standby is not None and stack.standby.start()
+        asyncio.run(upgrade(layout.database_url))
+        yield Pair(layout, stack)
+    finally:
+        if stack.standby is not None:
+            stack.standby.stop()
+        stack.postgres.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+async def settings(pair: Pair, infra: Endpoints) -> AsyncIterator[Settings]:
+    yield Settings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=SecretStr(pair.layout.database_url),
+        topic_namespace=await create_namespace(infra),
+        state_dir=pair.layout.state_dir,
+        audit_anchor_key_file=TEST_ANCHOR_KEY,
+    )
+
+
+async def test_the_standby_is_synchronous_and_status_shows_both(pair: Pair) -> None:
+    rows = {row.name: row for row in await asyncio.to_thread(pair.stack.status)}
+    assert rows["postgresql primary"].running
+    assert rows["postgresql standby"].running and rows["postgresql standby"].detail == "streaming, sync"
+
+
+async def test_failover_loses_nothing_acknowledged_and_reads_resume(pair: Pair, settings: Settings) -> None:
+    url = pair.layout.database_url
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        tokens = {d: await issue_token(conn, d, "failover-test") for d in DEPARTMENTS}
+    finally:
+        await conn.close()
+    reader = await grant(url, "failover-reader", ["identity", "hukou"], ["school_enrolment"])
+    people = [make_citizen_id("510107", date(2001, 1, 1) + timedelta(days=i), 9) for i in range(EVENTS)]
+    answers: list[tuple[str, int]] = []
+    reads: list[int] = []
+    last_before: tuple[dict[str, object], object] = ({}, None)
+    primary_pid = pair.stack.postgres.pid()
+    assert primary_pid is not None
+    gateway, query_api = gateway_app(settings), query_api_app(settings)
+    async with (
+        running_projector(settings),
+        gateway.router.lifespan_context(gateway),
+        query_api.router.lifespan_context(query_api),
+    ):
+        post = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway", timeout=60)
+        read = httpx.AsyncClient(transport=httpx.ASGITransport(app=query_api), base_url="http://query", timeout=60)
+        async with post, read:
+            for i, cid in enumerate(people):
+                if i == KILL_AFTER:
+                    os.kill(primary_pid, signal.SIGKILL)  # our own primary, by its postmaster's PID
+                if i == FAIL_OVER_AFTER:
+                    done = await asyncio.to_thread(pair.stack.failover)
+                    assert any("promoted" in line for line in done), done
+                day = date(2001, 1, 1) + timedelta(days=i)
+                body = event("birth.registered", cid, day)
+                response = await post.post(
+                    "/v1/events", json=body, headers={"Authorization": f"Bearer {tokens['public_security']}"}
+                )
+                answers.append((body["event_id"], response.status_code))
+                if i == KILL_AFTER - 1:
+                    last_before = (body, response.json())
+                if i % 10 == 9:
+                    got = await read.get(f"/v1/residents/{people[i - 9]}", headers=headers(reader, "school_enrolment"))
+                    reads.append(got.status_code)
+            # The gateway's record of the last event it acknowledged before the kill was committed on the standby
+            # too (synchronous replication): sent again, it is recognised, not published twice.
+            again = await post.post(
+                "/v1/events", json=last_before[0], headers={"Authorization": f"Bearer {tokens['public_security']}"}
+            )
+            assert again.status_code == 200 and again.json() == last_before[1], again.text
+            await wait_caught_up(settings, wait_s=180)
+            # Reads resume in the same process (never restarted): the resident the first event created.
+            final = await read.get(f"/v1/residents/{people[0]}", headers=headers(reader, "school_enrolment"))
+            assert final.status_code == 200, final.text
+    # Between the kill and the promotion the gateway answers 503 (try again); before and after, 202.
+    assert {code for _, code in answers} <= {202, 503}, answers
+    assert all(code == 202 for _, code in answers[:KILL_AFTER]) and all(code == 202 for _, code in answers[-60:])
+    # A read is answered from the database (200, or 404 for a resident not projected yet), never refused, once
+    # the standby is promoted; before that, the query API says 503.
+    assert {code for code in reads} <= {200, 404, 503} and {code for code in reads[-6:]} <= {200, 404}, reads
+    accepted = [eid for eid, code in answers if code == 202]
+    print(f"failover: {len(accepted)} of {EVENTS} events answered 202, the rest 503; reads {reads}")
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        assert await conn.fetchval("SHOW port") == str(pair.layout.pg_standby_port)  # the promoted standby
+        rows = await conn.fetch(
+            "SELECT event_id::text AS id, count(*) AS n FROM projection.event_archive "
+            "WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
+            accepted,
+        )
+    finally:
+        await conn.close()
+    counts = {r["id"]: r["n"] for r in rows}
+    assert set(counts) == set(accepted), f"{len(set(accepted) - set(counts))} acknowledged events not archived"
+    assert set(counts.values()) == {1}
+    checked = await verify(settings, limit=5)
+    assert checked.identical, [d.describe() for d in checked.comparison.differences]

@@ -56,3 +56,17 @@ async def current_revision(url: str) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def main() -> None:
+    """``python -m services.db.migrate``: bring ``RENKOU_DATABASE_URL`` (as the owner role) to the newest schema —
+    what a deployment runs once before the services start (``infra/k8s``: the ``renkou-migrate`` Job)."""
+    import asyncio
+
+    from services.settings import get_settings
+
+    asyncio.run(upgrade(get_settings().database_url.get_secret_value()))
+
+
+if __name__ == "__main__":
+    main()

@@ -85,5 +85,8 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; on a local stack with several brokers or a PostgreSQL standby, naming
+    all of them (``services.infra.ports.follow_local_stack``)."""
+    from services.infra.ports import follow_local_stack  # the launcher's layout; imported late: it imports this
+
+    return follow_local_stack(Settings())

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import asyncpg
 import typer
-from pydantic import SecretStr
 from rich.console import Console
 
 from services.cli import infra_cmd
@@ -31,7 +30,6 @@ from services.cli.ingest_cmd import (
     simulate_city,
 )
 from services.infra.apps import AppProcess, app_specs
-from services.infra.ports import StackLayout
 from services.infra.process import InfraError
 from services.settings import Settings, get_settings
 
@@ -40,18 +38,9 @@ STALL_S = 180.0  # how long the projection may stand still, lag unchanged, befor
 
 
 def _apps() -> list[AppProcess]:
+    # The settings name every broker and both PostgreSQL servers of a stack that has them (get_settings), so the
+    # services find the rest when one is down and follow a failover.
     settings = get_settings()
-    try:
-        layout = StackLayout.from_settings(settings)
-    except InfraError:
-        pass  # not a local stack: the services use what the settings name
-    else:
-        # Every broker of the stack's Kafka, so that a service starting while one is down still finds the rest;
-        # both PostgreSQL servers if there is a standby, so that the services follow a failover.
-        update: dict[str, Any] = {"kafka_bootstrap": layout.kafka_bootstrap}
-        if layout.pg_standby:
-            update["database_url"] = SecretStr(layout.database_url)
-        settings = settings.model_copy(update=update)
     return [AppProcess(spec, settings) for spec in app_specs(settings)]
 
 

@@ -27,8 +27,8 @@ def asyncpg_dsn(url: str) -> str:
     parts = urlsplit(f"{scheme}://{rest}")
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     hosts = [value for key, value in pairs if key == "host"]
-    if not hosts or parts.hostname:
-        return f"{scheme}://{rest}"
+    if len(hosts) < 2 or parts.hostname:
+        return f"{scheme}://{rest}"  # one server (a socket folder in ``host=`` included): as libpq reads it
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = (userinfo + "@" if userinfo else "") + ",".join(hosts)
     query = urlencode([(key, value) for key, value in pairs if key != "host"])

@@ -94,20 +94,23 @@ async def ensure_roles(conn: asyncpg.Connection, state_dir: Path) -> list[str]:
     to the stored one; return the roles created now."""
     created = []
     for role in LOGIN_ROLES:
-        password = ensure_password(state_dir, role)
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        verb = "ALTER" if exists else "CREATE"
-        # Utility statements take no parameters: quote with PostgreSQL's own format() (%I identifier, %L literal).
-        statement = await conn.fetchval(
-            f"SELECT format('{verb} ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-            "NOBYPASSRLS INHERIT PASSWORD %L', $1::text, $2::text)",
-            role,
-            password,
-        )
-        await conn.execute(statement)
-        if not exists:
+        attributes = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT"
+        if await ensure_login(conn, role, ensure_password(state_dir, role), attributes):
             created.append(role)
     return created
+
+
+async def ensure_login(conn: asyncpg.Connection, role: str, password: str, attributes: str) -> bool:
+    """Create (or bring back to) login ``role`` with ``attributes`` (fixed SQL keywords) and ``password``, as the
+    superuser on ``conn``; return whether it was created now."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    verb = "ALTER" if exists else "CREATE"
+    # Utility statements take no parameters: quote with PostgreSQL's own format() (%I identifier, %L literal).
+    statement = await conn.fetchval(
+        f"SELECT format('{verb} ROLE %I WITH LOGIN {attributes} PASSWORD %L', $1::text, $2::text)", role, password
+    )
+    await conn.execute(statement)
+    return not exists
 
 
 async def create_database(conn: asyncpg.Connection, name: str) -> bool:

@@ -22,10 +22,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import Response
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events import DEPARTMENTS, EVENT_TYPES
 from events.examples import example_event
+from services import telemetry
+from services.api_docs import serve_docs
 from services.db import roles as db_roles
 from services.db.engine import driver_connection, make_engine
 from services.gateway.auth import bearer, department_of_token
@@ -80,8 +83,9 @@ def create_worker_app() -> FastAPI:
     return create_app()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway application for ``settings`` (the process's settings by default)."""
+def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The gateway application for ``settings`` (the process's settings by default); its requests are traced to
+    ``tracer_provider`` (or per ``OTEL_EXPORTER_OTLP_ENDPOINT``; ``services.telemetry``)."""
     settings = settings or get_settings()
     metrics = GatewayMetrics.create()
     holder: dict[str, _Runtime] = {}
@@ -119,8 +123,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Departments publish population events; each is validated, fenced and on Kafka before the answer.",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs(app)
     install_error_handlers(app)
+    telemetry.instrument_fastapi(app, telemetry.tracer_provider("renkou-gateway", tracer_provider))
 
     def runtime() -> _Runtime:
         found = holder.get("runtime")

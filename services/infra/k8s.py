@@ -8,7 +8,10 @@ principal's ACLs from its role (``services.kafka_principals.role_acls``), the da
 writes them; ``tests/unit/test_k8s_manifests.py`` renders them again and checks the committed files are the same,
 and checks names, ports, roles and environment against the code.
 
-What a city fills in is marked ``CHANGE-ME``: the image, storage sizes, the identity provider.
+What a city fills in is marked ``CHANGE-ME``: the image, storage sizes, the identity provider. The Secrets are
+the city's to create (never rendered here): ``renkou-db-<role>`` (key ``password``) for the owner and each
+service role, and ``renkou-audit-anchor-key`` holding ``audit-anchor.ed25519.pem`` and its ``.pub.pem``
+(``renkou anchor`` tools make them). Strimzi makes each KafkaUser's Secret itself.
 """
 
 from __future__ import annotations
@@ -143,6 +146,9 @@ def _kafka() -> list[dict[str, Any]]:
                     "transaction.state.log.replication.factor": 3,
                     "transaction.state.log.min.isr": 2,
                     "auto.create.topics.enable": False,
+                    # The department topics are the system of record: not deleted, even by the Topic Operator
+                    # when a KafkaTopic is removed.
+                    "delete.topic.enable": False,
                     "allow.everyone.if.no.acl.found": False,
                 },
             },
@@ -177,7 +183,8 @@ def strimzi_acls(acls: Iterable[Acl]) -> list[dict[str, Any]]:
     grouped: dict[tuple[str, str, str], list[str]] = {}
     for acl in acls:
         operation = _OPERATIONS.get(acl.operation, acl.operation.capitalize())
-        grouped.setdefault((acl.resource.lower(), acl.name, acl.pattern.lower()), []).append(operation)
+        pattern = "prefix" if acl.pattern == "PREFIXED" else "literal"  # Strimzi's words for Kafka's patterns
+        grouped.setdefault((acl.resource.lower(), acl.name, pattern), []).append(operation)
     return [
         {"resource": {"type": kind, "name": name, "patternType": pattern}, "operations": sorted(operations)}
         for (kind, name, pattern), operations in sorted(grouped.items())
@@ -277,13 +284,12 @@ def service_env(service: ServiceSpec) -> list[dict[str, Any]]:
             _secret_env("RENKOU_KAFKA_PASSWORD", service.kafka_principal, "password"),  # Strimzi's user secret
         ]
     env += [
-        _secret_env("RENKOU_DB_PASSWORD", _password_secret(service.db_role), "password"),
-        _env(
-            "RENKOU_DATABASE_URL",
-            f"postgresql+asyncpg://{service.db_role}:$(RENKOU_DB_PASSWORD)@{PG_HOST}:5432/renkou",
-        ),
+        # The password reaches the driver as libpq's PGPASSWORD, never inside the URL (no escaping to get wrong).
+        _secret_env("PGPASSWORD", _password_secret(service.db_role), "password"),
+        _env("RENKOU_DATABASE_URL", f"postgresql+asyncpg://{service.db_role}@{PG_HOST}:5432/renkou"),
     ]
-    if service.name == "projector":
+    if service.name in ("projector", "query-api"):
+        # The projector signs with the private key; the query API serves the public one beside it.
         env.append(_env("RENKOU_AUDIT_ANCHOR_KEY_FILE", f"{ANCHOR_KEY_DIR}/audit-anchor.ed25519.pem"))
     if service.name == "query-api":
         env += [
@@ -302,6 +308,18 @@ def _volumes(service: ServiceSpec) -> tuple[list[dict[str, Any]], list[dict[str,
     if service.name == "projector":
         volumes.append({"name": "anchor-key", "secret": {"secretName": "renkou-audit-anchor-key"}})
         mounts.append({"name": "anchor-key", "mountPath": ANCHOR_KEY_DIR, "readOnly": True})
+    if service.name == "query-api":
+        # Only the public key file: the query API never holds the signing key.
+        volumes.append(
+            {
+                "name": "anchor-public-key",
+                "secret": {
+                    "secretName": "renkou-audit-anchor-key",
+                    "items": [{"key": "audit-anchor.ed25519.pub.pem", "path": "audit-anchor.ed25519.pub.pem"}],
+                },
+            }
+        )
+        mounts.append({"name": "anchor-public-key", "mountPath": ANCHOR_KEY_DIR, "readOnly": True})
     return volumes, mounts
 
 
@@ -373,10 +391,10 @@ def _migrate_job() -> dict[str, Any]:
                             "image": IMAGE,
                             "command": ["python", "-m", "services.db.migrate"],
                             "env": [
-                                _secret_env("RENKOU_DB_PASSWORD", owner, "password"),
+                                _secret_env("PGPASSWORD", owner, "password"),
                                 _env(
                                     "RENKOU_DATABASE_URL",
-                                    f"postgresql+asyncpg://{db_roles.OWNER}:$(RENKOU_DB_PASSWORD)@{PG_HOST}:5432/renkou",
+                                    f"postgresql+asyncpg://{db_roles.OWNER}@{PG_HOST}:5432/renkou",
                                 ),
                             ],
                         }

@@ -17,9 +17,11 @@ formatted (``--add-scram``); its password and the controller's live in ``<state_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -174,14 +176,20 @@ class KafkaServer:
             return
         admin, _ = self._ensure_secrets()
         scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
-        result = subprocess.run(
-            self._java_args(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config), "--add-scram", scram
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        # The main class and its arguments go through a private @argfile (the java launcher reads it): a password
+        # on the command line would be readable by anyone on the machine (ps).
+        argfile = self.home / "format.args"
+        arguments = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config), "--add-scram")
+        write_private(argfile, "".join(f'"{a}"\n' for a in (*arguments, scram)))
+        try:
+            result = subprocess.run(
+                self._java_args(f"@{argfile}"),  # the main class too: only then are its arguments read from the file
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise InfraError(f"kafka-storage format failed:\n{result.stdout}{result.stderr}")
 
@@ -295,7 +303,12 @@ class KafkaCluster:
         raise InfraError(f"Kafka did not answer within {timeout:.0f}s; see {self.log_dir / 'server.log'}")
 
     def stop(self) -> bool:
-        """Stop every node we started; return whether anything was stopped."""
+        """Stop every node we started, all at once (the last controller alone would wait for a quorum); return
+        whether anything was stopped."""
+        running = [(node, pid) for node, pid in self.brokers() if pid is not None]
+        for _, pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         stopped = [node.stop() for node in reversed(self.nodes)]
         return any(stopped)
 

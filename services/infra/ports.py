@@ -5,7 +5,10 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr
 
 from services.db.dsn import asyncpg_dsn
 from services.infra.process import InfraError
@@ -108,7 +111,7 @@ class StackLayout:
             controller_port=int(port) + 1,
             pg_port=int(first_port),
             pg_user=unquote(user) or "renkou",
-            pg_password=unquote(password) or "renkou",
+            pg_password=password or "renkou",  # as it stands in the URL: put back into URLs as it is
             pg_database=url.path.lstrip("/") or "renkou",
             kafka_tls=settings.kafka_tls,
             pg_standby=standby,
@@ -131,11 +134,32 @@ def stored_broker_count(state_dir: Path) -> int | None:
         return None
 
 
+def follow_local_stack(settings: Settings) -> Settings:
+    """``settings`` naming every server of the local stack in its state folder: each Kafka broker, and both
+    PostgreSQL servers when there is a standby (with the credentials the settings' URL carries: each process puts
+    its own role's in). A process started before a standby existed, or the CLI, so follows a failover and a
+    broker that is down. Not a local stack (not loopback, nothing stored): ``settings`` unchanged."""
+    try:
+        layout = StackLayout.from_settings(settings)
+    except InfraError:
+        return settings
+    update: dict[str, Any] = {}
+    if layout.kafka_brokers > 1:
+        update["kafka_bootstrap"] = layout.kafka_bootstrap
+    if layout.pg_standby:
+        userinfo = urlsplit(asyncpg_dsn(settings.database_url.get_secret_value())).netloc.rpartition("@")[0]
+        url = f"postgresql+asyncpg://{userinfo}@/{layout.pg_database}?{layout.pg_hosts}"
+        update["database_url"] = SecretStr(url)
+    return settings.model_copy(update=update) if update else settings
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        return sock.connect_ex((host, port)) == 0
+    """Whether something accepts TCP connections on ``host:port`` (an IPv4 or IPv6 address)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from services.db.roles import (
     SUPERUSER,
     create_database,
+    ensure_login,
     ensure_password,
     ensure_roles,
     save_password,
@@ -34,6 +35,7 @@ from services.db.roles import (
 )
 from services.infra.ports import STANDBY_FILE, StackLayout, port_open
 from services.infra.process import InfraError, alive
+from services.kafka_auth import write_private
 
 if TYPE_CHECKING:
     import asyncpg
@@ -170,9 +172,8 @@ class PostgresServer:
             return False
         if (self.layout.state_dir / PROMOTED_FILE).exists():
             raise InfraError(
-                f"the standby was promoted (renkou failover): this server in {self.data_dir} is no longer the "
-                "primary and must not take writes again; rebuild it as a standby, or remove the state folder "
-                "(make clean) to start over"
+                f"the standby was promoted (renkou failover): the old primary in {self.data_dir} is fenced and "
+                f"is not started; the data lives on in {self.layout.state_dir / 'postgres-standby'}, the primary now"
             )
         # A server started elsewhere (infra/docker-compose.yml) names its superuser's password: keep it, once.
         adopted = os.environ.get("RENKOU_PG_SUPERUSER_PASSWORD")
@@ -186,19 +187,7 @@ class PostgresServer:
                 "stop it or point RENKOU_DATABASE_URL at another port"
             )
         self._init()
-        self._run(
-            str(bin_dir() / "pg_ctl"),
-            "start",
-            "-D",
-            str(self.data_dir),
-            "-w",
-            "-t",
-            str(int(timeout)),
-            "-l",
-            str(self.log_dir / "startup.log"),
-            "-o",
-            f"-p {self.port}",
-        )
+        self._pg_ctl_start(timeout)
         deadline = time.monotonic() + timeout
         while not asyncio.run(self._create_database()):
             if time.monotonic() > deadline:
@@ -221,6 +210,9 @@ class PostgresServer:
                 password=password,
                 database="postgres",
                 timeout=5,
+                # Roles and the database are made again from the stored secrets on every start: they need not
+                # wait for a standby that may not be up yet (the services' commits do wait for it).
+                server_settings={"synchronous_commit": "local"},
             )
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
@@ -239,12 +231,39 @@ class PostgresServer:
         self._run(str(bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60")
         return True
 
+    def _pg_ctl_start(self, timeout: float) -> None:
+        """``pg_ctl start`` on this server's folder and port, waiting until it accepts connections."""
+        self._run(
+            str(bin_dir() / "pg_ctl"),
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-l",
+            str(self.log_dir / "startup.log"),
+            "-o",
+            f"-p {self.port}",
+        )
+
     def stop_now(self) -> bool:
         """Stop the cluster at once (``-m immediate``: no checkpoint), as a fence before a failover."""
         if not self.running():
             return False
         self._run(str(bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "60")
         return True
+
+    def fence(self) -> bool:
+        """Stop it at once if it runs, and mark its data folder a standby (``standby.signal``): started again by
+        anyone (``pg_ctl`` too), it comes up read-only and no client looking for writes picks it. Returns whether
+        it was running."""
+        stopped = self.stop_now()
+        if (self.data_dir / "PG_VERSION").exists():
+            signal = self.data_dir / "standby.signal"
+            signal.touch()
+            self._chown(signal)
+        return stopped
 
 
 REPLICATOR = "renkou_replicator"
@@ -257,16 +276,9 @@ PROMOTED_FILE = "postgres-standby/promoted"
 
 async def ensure_replicator(conn: asyncpg.Connection, state_dir: Path) -> None:
     """The replication login (as the superuser on ``conn``), with its stored password."""
-    password = ensure_password(state_dir, REPLICATOR)
-    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", REPLICATOR)
-    verb = "ALTER" if exists else "CREATE"
-    statement = await conn.fetchval(
-        f"SELECT format('{verb} ROLE %I WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', "
-        "$1::text, $2::text)",
-        REPLICATOR,
-        password,
+    await ensure_login(
+        conn, REPLICATOR, ensure_password(state_dir, REPLICATOR), "REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE"
     )
-    await conn.execute(statement)
 
 
 class PostgresStandby(PostgresServer):
@@ -293,19 +305,7 @@ class PostgresStandby(PostgresServer):
             raise InfraError(f"port {self.port} for the PostgreSQL standby is taken by a process we did not start")
         if not (self.data_dir / "PG_VERSION").exists():
             self._base_backup()
-        self._run(
-            str(bin_dir() / "pg_ctl"),
-            "start",
-            "-D",
-            str(self.data_dir),
-            "-w",
-            "-t",
-            str(int(timeout)),
-            "-l",
-            str(self.log_dir / "startup.log"),
-            "-o",
-            f"-p {self.port}",
-        )
+        self._pg_ctl_start(timeout)
         if not self.promoted:
             asyncio.run(self._wait_streaming(timeout))
         return True
@@ -316,8 +316,7 @@ class PostgresStandby(PostgresServer):
         for directory in (self.home, self.log_dir):
             self._chown(directory)
         password = ensure_password(self.layout.state_dir, REPLICATOR)
-        self.passfile.write_text(f"127.0.0.1:{self.layout.pg_port}:*:{REPLICATOR}:{password}\n")
-        self.passfile.chmod(0o600)
+        write_private(self.passfile, f"127.0.0.1:{self.layout.pg_port}:*:{REPLICATOR}:{password}\n")
         self._chown(self.passfile)
         self._run(
             "env",
@@ -367,12 +366,15 @@ class PostgresStandby(PostgresServer):
                     raise InfraError(f"the standby did not stream from the primary within {wait_s:.0f}s")
                 await asyncio.sleep(0.3)
             await conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+            # A standby away for long must not fill the primary's disk with the WAL its slot holds.
+            await conn.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '20GB'")
             await conn.execute("SELECT pg_reload_conf()")
         finally:
             await conn.close()
 
     def promote(self) -> None:
-        """Promote the standby to primary (``pg_ctl promote``): it takes writes, waiting for no standby."""
+        """Promote the standby to primary (``pg_ctl promote``): it takes writes, waiting for no standby. The
+        replication slot it streamed through stays on the fenced old primary, which no longer runs."""
         self._run(str(bin_dir() / "pg_ctl"), "promote", "-D", str(self.data_dir), "-w", "-t", "60")
         (self.layout.state_dir / PROMOTED_FILE).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
         asyncio.run(self._no_synchronous_standby())

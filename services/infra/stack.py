@@ -93,8 +93,9 @@ class LocalStack:
         if not self.standby.running():
             raise InfraError("the standby is not running: nothing to promote")
         done = []
-        if self.postgres.stop_now():
-            done.append("stopped the old primary (fenced: it must not take writes again)")
+        if self.postgres.fence():
+            done.append("stopped the old primary")
+        done.append("fenced the old primary: started again, it comes up read-only (standby.signal)")
         self.standby.promote()
         done.append(f"promoted the standby on 127.0.0.1:{self.layout.pg_standby_port} to primary")
         return done
@@ -114,8 +115,12 @@ class LocalStack:
         promoted = self.standby is not None and self.standby.promoted
         detail = "not running"
         if pg_pid is not None or promoted:
-            rev = asyncio.run(current_revision(self.layout.database_url))
-            detail = f"schema {rev or 'empty'} (code head {head_revision()})"
+            try:
+                rev = asyncio.run(current_revision(self.layout.database_url))
+            except OSError as exc:
+                detail = f"unreachable ({exc.__class__.__name__})"
+            else:
+                detail = f"schema {rev or 'empty'} (code head {head_revision()})"
         if not promoted:
             name = "postgresql" if self.standby is None else "postgresql primary"
             rows.append(ServiceStatus(name, f"127.0.0.1:{self.layout.pg_port}", pg_pid is not None, pg_pid, detail))

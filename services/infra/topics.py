@@ -87,6 +87,18 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], credentials: Kaf
         await admin.close()
 
 
+async def replicas_of(bootstrap: str, topic: str, credentials: KafkaCredentials | None) -> int | None:
+    """How many replicas the partitions of an existing ``topic`` have (``None`` if it does not exist)."""
+    admin = _admin(bootstrap, credentials)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [p for t in described if t["topic"] == topic and not t["error_code"] for p in t["partitions"]]
+    return max((len(p["replicas"]) for p in partitions), default=None)
+
+
 async def delete_topics_with_prefixes(
     bootstrap: str, prefixes: Iterable[str], credentials: KafkaCredentials | None
 ) -> list[str]:

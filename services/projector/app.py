@@ -19,12 +19,14 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, HttpHandler, get
 from faststream.asgi.types import Scope
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.specification import AsyncAPI
+from opentelemetry.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
 from events import department_topics
 from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
+from services import asyncapi, telemetry
 from services.anchor.service import AnchorService
 from services.db import roles as db_roles
 from services.db.engine import make_engine
@@ -102,17 +104,25 @@ def create_worker_app() -> AsgiFastStream:
     return app
 
 
-def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> AsgiFastStream:
-    """The projector application for ``settings`` (the process's settings by default)."""
+def create_app(
+    settings: Settings | None = None, *, max_records: int = 2000, tracer_provider: TracerProvider | None = None
+) -> AsgiFastStream:
+    """The projector application for ``settings`` (the process's settings by default); its batches, and each
+    event they apply in the event's own trace, are traced to ``tracer_provider`` (or per
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``; ``services.telemetry``)."""
     settings = settings or get_settings()
     metrics = ProjectorMetrics.create()
     credentials = credentials_for(settings, PROJECTOR)
+    tracing = telemetry.tracer_provider("renkou-projector", tracer_provider)
+    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")]
+    if tracing is not None:
+        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracing))
     broker = KafkaBroker(
         bootstrap_servers(settings.kafka_bootstrap),
         security=credentials.security() if credentials is not None else None,
         client_id="renkou-projector",
         log_level=logging.DEBUG,  # per-batch "Received/Processed" lines: debug only, metrics tell the rest
-        middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")],
+        middlewares=middlewares,
     )
     holder: dict[str, Projector] = {}
     anchors: dict[str, AnchorService] = {}
@@ -159,6 +169,7 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
             store=ProjectionStore(DEFAULT_SCHEMA),
             namespace=settings.topic_namespace,
             metrics=metrics,
+            tracer_provider=tracing,
         )
         holder["projector"] = projector
         listener.projector = projector
@@ -181,15 +192,22 @@ def create_app(settings: Settings | None = None, *, max_records: int = 2000) -> 
         await projector.engine.dispose()
 
     healthz, readyz = _probes(broker, holder)
+    spec = orjson.dumps(asyncapi.document(settings.topic_namespace))
+
+    @get(description="The AsyncAPI document of renkou's topics, with every payload's JSON Schema (CONTRACT §14).")
+    async def asyncapi_json(scope: Scope) -> AsgiResponse:
+        return AsgiResponse(spec, 200, {"Content-Type": "application/json"})
+
     return AsgiFastStream(
         broker,
         asgi_routes=[
             ("/metrics", make_asgi_app(metrics_registry(metrics.registry))),
             ("/healthz", healthz),
             ("/readyz", readyz),
+            # Ours, not FastStream's generated one: its payloads would be the raw batch handler's (empty), and
+            # its HTML page loads from a CDN.
+            ("/asyncapi.json", asyncapi_json),
         ],
         on_startup=[startup],
         after_shutdown=[shutdown],
-        specification=AsyncAPI(title="renkou projector", version="1.0.0"),
-        asyncapi_path="/asyncapi",
     )

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services import telemetry
 from services.db.engine import driver_connection
 from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, printable, publish_dead_letters
 from services.projector.failures import describe
@@ -28,6 +30,7 @@ from services.projector.pipeline import BatchProjector, BatchResult, DeadLetter
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
     from faststream.kafka.message import KafkaMessage
+    from opentelemetry.trace import TracerProvider
 
     from projections.resident.store import ProjectionStore
 
@@ -46,7 +49,9 @@ class Projector:
         store: ProjectionStore,
         namespace: str,
         metrics: ProjectorMetrics,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        self.tracer_provider = tracer_provider
         self.engine = engine
         self.producer = producer
         self.store = store
@@ -90,6 +95,7 @@ class Projector:
         if not records:
             return
         started = time.perf_counter()
+        started_ns = time.time_ns()
         try:
             async with driver_connection(self.engine) as conn:
                 result = await self.pipeline.commit(conn, records)
@@ -120,6 +126,10 @@ class Projector:
                 )
                 consumer.seek(TopicPartition(topic, partition), offset)
         await message.ack()  # Kafka's committed offsets: lag monitoring only
+        if self.tracer_provider is not None:
+            # Each applied event in its own trace (the department's POST), linked to this batch's span.
+            dead = {(d.record.topic, d.record.partition, d.record.offset) for d in result.dead_letters}
+            telemetry.record_applied(self.tracer_provider, records, started_ns, trace.get_current_span(), dead)
         self._observe(records, result, time.perf_counter() - started)
 
     def _observe(self, records: Sequence[Any], result: BatchResult, seconds: float) -> None:

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from events import Event, topic_for
+from services import telemetry
 from services.kafka_auth import KafkaCredentials, bootstrap_servers
 from services.retry import GaveUpError, RetryPolicy
 
@@ -221,9 +222,10 @@ class Publisher:
             return [error] * len(records)
 
         results: list[tuple[str, int, int] | PublishError] = [PublishError("not sent")] * len(records)
+        headers = telemetry.inject()  # the caller's trace (a gateway request), for the projector to continue
         await asyncio.gather(
             *(
-                self._send_partition(producer, records, topic, partition, indexes, results)
+                self._send_partition(producer, records, topic, partition, indexes, results, headers)
                 for (topic, partition), indexes in groups.items()
             )
         )
@@ -237,11 +239,12 @@ class Publisher:
         partition: int,
         indexes: list[int],
         results: list[tuple[str, int, int] | PublishError],
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """One partition's records, batch after batch: a batch is sent only once the one before it was
         acknowledged, so what Kafka acknowledged of a partition is always a prefix of what was asked for — a
         failure never leaves a later event of a citizen in the log without the earlier ones."""
-        chunks = list(self._batches(producer, records, indexes))
+        chunks = list(self._batches(producer, records, indexes, headers))
         for n, (batch, members) in enumerate(chunks):
             try:
                 future = await asyncio.wait_for(
@@ -295,18 +298,22 @@ class Publisher:
         return groups
 
     def _batches(
-        self, producer: AIOKafkaProducer, records: Sequence[Record], indexes: Iterable[int]
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[Record],
+        indexes: Iterable[int],
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> Iterable[tuple[Any, list[int]]]:
-        """Kafka record batches of at most ``max_batch_bytes``, in order."""
+        """Kafka record batches of at most ``max_batch_bytes``, in order, each record with ``headers``."""
         batch = producer.create_batch()
         members: list[int] = []
         for i in indexes:
             _, key, value = records[i]
-            if batch.append(key=key, value=value, timestamp=None) is None:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 yield batch, members
                 batch, members = producer.create_batch(), []
                 # A record larger than a whole batch still goes alone in one (Kafka judges its size).
-                batch.append(key=key, value=value, timestamp=None)
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
             members.append(i)
         if members:
             yield batch, members

@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from opentelemetry.trace import TracerProvider
 from starlette.responses import Response
 
 from projections.resident.store import DEFAULT_SCHEMA, safe_schema
+from services import telemetry
 from services.access_log import AccessLogWriter
+from services.api_docs import serve_docs
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.grants import Grant, find_grant
@@ -64,6 +67,7 @@ def create_app(
     grant_cache_ttl: float = 5.0,
     schema: str = DEFAULT_SCHEMA,
     fast_lane: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """The query API for ``settings``.
 
@@ -121,7 +125,10 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs(app)
     install_error_handlers(app)
 
     @app.exception_handler(DatabaseUnavailableError)
@@ -136,4 +143,6 @@ def create_app(
     if fast_lane:
         app.add_middleware(ResidentReadLane, route=resident_route())
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    # A span for every request (the fast lane's included): the instrumentation wraps the whole stack.
+    telemetry.instrument_fastapi(app, telemetry.tracer_provider("renkou-query-api", tracer_provider))
     return app

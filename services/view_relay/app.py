@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from events import RESIDENT_VIEW_TOPIC
 from projections.resident.store import DEFAULT_SCHEMA
+from services.api_docs import serve_docs
 from services.clock import today_in_china
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
-from services.infra.topics import TopicSpec, ensure_topics, load_topics
+from services.infra.topics import TopicSpec, ensure_topics, load_topics, replicas_of
 from services.kafka_auth import VIEW_RELAY, client_options, credentials_for
 from services.outages import RETRY_AFTER_HEADERS
 from services.readiness import check_readiness, kafka_metadata, postgresql
@@ -43,10 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     holder: dict[str, ViewPublisher] = {}
 
     async def ensure_topic(topic: str) -> None:
-        """Create a consumer's view topic as the main view topic is declared (compacted, same partitions)."""
+        """Create a consumer's view topic as the main view topic is declared (compacted, same partitions), with as
+        many replicas as the main one has on this cluster (three on a cluster: one would refuse acks=all writes
+        under ``min.insync.replicas=2``)."""
         (main,) = [spec for spec in load_topics() if spec.name == RESIDENT_VIEW_TOPIC]
-        spec = TopicSpec(topic, main.partitions, main.replication_factor, dict(main.config))
-        await ensure_topics(settings.kafka_bootstrap, [spec], credentials_for(settings, VIEW_RELAY))
+        credentials = credentials_for(settings, VIEW_RELAY)
+        live = await replicas_of(settings.kafka_bootstrap, settings.topic_namespace + RESIDENT_VIEW_TOPIC, credentials)
+        spec = TopicSpec(topic, main.partitions, live or main.replication_factor, dict(main.config))
+        await ensure_topics(settings.kafka_bootstrap, [spec], credentials)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await producer.stop()
             await engine.dispose()
 
-    app = FastAPI(title="renkou view relay", lifespan=lifespan)
+    app = FastAPI(title="renkou view relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    serve_docs(app)
 
     @app.get("/healthz", summary="Liveness: the process is up")
     async def healthz() -> dict[str, str]:

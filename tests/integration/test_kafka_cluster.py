@@ -33,7 +33,7 @@ from services.kafka_auth import secrets_dir
 from services.kafka_principals import ensure_stack_principals
 from services.settings import project_root
 from tests.support.infra import Endpoints, current
-from tests.support.projector import running_projector, settings_for, wait_caught_up
+from tests.support.projector import assert_archived_once, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import event
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
@@ -138,16 +138,5 @@ async def test_losing_a_broker_mid_stream_loses_and_doubles_nothing(
     assert all(code == 202 for _, code in answers[-40:])
     accepted = [eid for eid, code in answers if code == 202]
     assert len(accepted) >= EVENTS - 40
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        rows = await conn.fetch(
-            "SELECT event_id::text AS id, count(*) AS n FROM projection.event_archive "
-            "WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
-            accepted,
-        )
-    finally:
-        await conn.close()
-    counts = {r["id"]: r["n"] for r in rows}
-    assert set(counts) == set(accepted), f"{len(set(accepted) - set(counts))} accepted events not archived"
-    assert set(counts.values()) == {1}
+    await assert_archived_once(database_url, accepted)
     assert still == 2

@@ -160,3 +160,20 @@ async def running_view_relay(settings: Settings) -> AsyncIterator[Any]:
     app = create_relay(settings)
     async with app.router.lifespan_context(app):
         yield app
+
+
+async def assert_archived_once(database_url: str, event_ids: Sequence[str]) -> None:
+    """Every one of ``event_ids`` is in the archive, and exactly once."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id::text AS id, count(*) AS n FROM projection.event_archive "
+            "WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
+            list(event_ids),
+        )
+    finally:
+        await conn.close()
+    counts = {r["id"]: r["n"] for r in rows}
+    missing = set(event_ids) - set(counts)
+    assert not missing, f"{len(missing)} of {len(event_ids)} events not archived"
+    assert set(counts.values()) == {1}, {i: n for i, n in counts.items() if n != 1}

@@ -45,6 +45,7 @@ def test_kafka_has_three_brokers_three_controllers_scram_over_tls_and_two_in_syn
     config = kafka["spec"]["kafka"]["config"]
     assert config["min.insync.replicas"] == 2 and config["default.replication.factor"] == 3
     assert config["allow.everyone.if.no.acl.found"] is False and kafka["spec"]["kafka"]["authorization"]
+    assert config["delete.topic.enable"] is False  # the system of record is never deleted
 
 
 def test_every_topic_of_the_code_with_three_replicas_two_in_sync() -> None:
@@ -56,14 +57,25 @@ def test_every_topic_of_the_code_with_three_replicas_two_in_sync() -> None:
         assert {k: str(v) for k, v in spec["config"].items()} == {**expected[name].config, "min.insync.replicas": "2"}
 
 
+# Strimzi's AclOperation names (its KafkaUser CRD): a name outside them would be refused by the User Operator.
+STRIMZI_OPERATIONS = {
+    "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction",
+    "AlterConfigs", "DescribeConfigs", "IdempotentWrite", "All",
+}  # fmt: skip
+
+
 def _acls(doc: dict[str, Any]) -> list[Acl]:
     """Strimzi's rules read back into the code's bindings."""
     out = []
     for rule in doc["spec"]["authorization"]["acls"]:
         resource = rule["resource"]
+        assert resource["type"] in {"topic", "group", "cluster", "transactionalId"}
+        assert resource["patternType"] in {"literal", "prefix"}  # Strimzi's names
         for operation in rule["operations"]:
+            assert operation in STRIMZI_OPERATIONS, operation
             op = "DESCRIBE_CONFIGS" if operation == "DescribeConfigs" else operation.upper()
-            out.append(Acl(resource["type"].upper(), resource["name"], resource["patternType"].upper(), op))
+            pattern = "PREFIXED" if resource["patternType"] == "prefix" else "LITERAL"
+            out.append(Acl(resource["type"].upper(), resource["name"], pattern, op))
     return sorted(out)
 
 
@@ -132,10 +144,10 @@ def test_each_deployment_runs_its_service_as_its_own_principal_and_role(componen
     assert not asyncio.run(_answers(app, "/no-such-probe"))  # the check can tell a missing route
     env = _env(container)
     fields = {f"RENKOU_{name.upper()}" for name in Settings.model_fields}
-    assert set(env) - fields == {"RENKOU_DB_PASSWORD"}  # only the secret the URL interpolates
+    assert set(env) - fields == {"PGPASSWORD"}  # libpq's own: the password never stands in the URL
     assert env["RENKOU_BIND_HOST"] == "0.0.0.0"  # noqa: S104 - a pod listens on its own address
-    assert env["RENKOU_DATABASE_URL"].startswith(f"postgresql+asyncpg://{role}:$(RENKOU_DB_PASSWORD)@")
-    assert env["RENKOU_DB_PASSWORD"]["secretKeyRef"]["name"].endswith(role.replace("_", "-"))
+    assert env["RENKOU_DATABASE_URL"].startswith(f"postgresql+asyncpg://{role}@")
+    assert env["PGPASSWORD"]["secretKeyRef"]["name"].endswith(role.replace("_", "-"))
     if principal is None:
         assert not any(name.startswith("RENKOU_KAFKA") for name in env)
     else:
@@ -151,4 +163,18 @@ def test_the_http_apis_have_services_and_a_job_migrates_first() -> None:
     [job] = _of("Job", "services.yaml")
     [container] = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["python", "-m", "services.db.migrate"]
-    assert _env(container)["RENKOU_DATABASE_URL"].startswith(f"postgresql+asyncpg://{db_roles.OWNER}:")
+    assert _env(container)["RENKOU_DATABASE_URL"].startswith(f"postgresql+asyncpg://{db_roles.OWNER}@")
+
+
+def test_only_the_projector_holds_the_signing_key() -> None:
+    mounts = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["volumes"] for d in _of("Deployment", "services.yaml")
+    }
+    assert any(
+        v.get("secret", {}).get("secretName") == "renkou-audit-anchor-key" and "items" not in v["secret"]
+        for v in mounts["renkou-projector"]
+    )
+    [public] = [v for v in mounts["renkou-query-api"] if "anchor" in v["name"]]
+    assert [i["key"] for i in public["secret"]["items"]] == ["audit-anchor.ed25519.pub.pem"]
+    for name in ("renkou-gateway", "renkou-view-relay"):
+        assert not any("anchor" in v["name"] for v in mounts[name])

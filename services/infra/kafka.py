@@ -337,17 +337,4 @@ async def cluster_brokers(bootstrap: str, credentials: KafkaCredentials | None, 
 
 async def broker_answers(bootstrap: str, credentials: KafkaCredentials | None, wait_s: float = 5.0) -> bool:
     """Whether a Kafka broker at ``bootstrap`` answers a metadata request from ``credentials``' principal."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    options = credentials.aiokafka_options() if credentials is not None else {}
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=int(wait_s * 1000), **options
-    )
-    try:
-        await asyncio.wait_for(admin.start(), wait_s)
-        await asyncio.wait_for(admin.list_topics(), wait_s)
-    except Exception:
-        return False
-    finally:
-        await admin.close()
-    return True
+    return await cluster_brokers(bootstrap, credentials, wait_s) > 0

@@ -203,17 +203,9 @@ class PostgresServer:
         if password is None:
             return False  # not our cluster, or not initialised yet
         try:
-            conn = await asyncpg.connect(
-                host="127.0.0.1",
-                port=self.port,
-                user=SUPERUSER,
-                password=password,
-                database="postgres",
-                timeout=5,
-                # Roles and the database are made again from the stored secrets on every start: they need not
-                # wait for a standby that may not be up yet (the services' commits do wait for it).
-                server_settings={"synchronous_commit": "local"},
-            )
+            # Roles and the database are made again from the stored secrets on every start: they need not wait
+            # for a standby that may not be up yet (the services' commits do wait for it).
+            conn = await self._superuser(self.port, synchronous_commit="local")
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         try:
@@ -230,6 +222,20 @@ class PostgresServer:
             return False
         self._run(str(bin_dir() / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60")
         return True
+
+    async def _superuser(self, port: int, **server_settings: str) -> asyncpg.Connection:
+        """A connection as the bootstrap superuser to the stack's server on ``port`` (database ``postgres``)."""
+        import asyncpg
+
+        return await asyncpg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=SUPERUSER,
+            password=stored_password(self.layout.state_dir, SUPERUSER),
+            database="postgres",
+            timeout=5,
+            server_settings=server_settings or None,
+        )
 
     def _pg_ctl_start(self, timeout: float) -> None:
         """``pg_ctl start`` on this server's folder and port, waiting until it accepts connections."""
@@ -350,12 +356,7 @@ class PostgresStandby(PostgresServer):
 
     async def _wait_streaming(self, wait_s: float) -> None:
         """Until the primary sees the standby streaming; then make it synchronous (every commit waits for it)."""
-        import asyncpg
-
-        password = stored_password(self.layout.state_dir, SUPERUSER)
-        conn = await asyncpg.connect(
-            host="127.0.0.1", port=self.layout.pg_port, user=SUPERUSER, password=password, database="postgres"
-        )
+        conn = await self._superuser(self.layout.pg_port)
         try:
             deadline = time.monotonic() + wait_s
             while not await conn.fetchval(
@@ -380,15 +381,7 @@ class PostgresStandby(PostgresServer):
         asyncio.run(self._no_synchronous_standby())
 
     async def _no_synchronous_standby(self) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user=SUPERUSER,
-            password=stored_password(self.layout.state_dir, SUPERUSER),
-            database="postgres",
-        )
+        conn = await self._superuser(self.port)
         try:
             await conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
             await conn.execute("SELECT pg_reload_conf()")
@@ -402,14 +395,7 @@ class PostgresStandby(PostgresServer):
         if self.promoted:
             return "promoted: the primary now"
         try:
-            conn = await asyncpg.connect(
-                host="127.0.0.1",
-                port=self.layout.pg_port,
-                user=SUPERUSER,
-                password=stored_password(self.layout.state_dir, SUPERUSER),
-                database="postgres",
-                timeout=5,
-            )
+            conn = await self._superuser(self.layout.pg_port)
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return "primary unreachable"
         try:

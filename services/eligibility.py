@@ -14,6 +14,7 @@ own number).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -173,7 +174,10 @@ def consulted(
     """Every citizen whose data the answer shows, for the access log (CONTRACT §11): the resident, the parents
     it looked at, and each relative whose number appears anywhere in it (a fact, or a reason's words)."""
     text = orjson.dumps(body).decode()
-    shown = sorted({r.citizen_id for r in relatives if r.citizen_id in text})
+    # A whole number only: a 15-digit number inside an 18-digit one is not that person.
+    shown = sorted(
+        {r.citizen_id for r in relatives if re.search(rf"(?<![0-9]){re.escape(r.citizen_id)}(?![0-9Xx])", text)}
+    )
     return tuple(dict.fromkeys((current, *parents, *shown)))
 
 

@@ -97,7 +97,11 @@ def inject() -> list[tuple[str, bytes]]:
 def extract(headers: Iterable[tuple[str, bytes]] | None) -> Context | None:
     """The trace context a record's headers carry: ``None`` without one, or with one that is not a valid, sampled
     W3C ``traceparent`` (a record written straight to Kafka may carry anything)."""
-    carrier = {name: value.decode("latin-1") for name, value in headers or () if name in TRACE_HEADERS}
+    carrier = {
+        name: value.decode("latin-1")
+        for name, value in headers or ()
+        if name in TRACE_HEADERS and isinstance(value, bytes)  # a Kafka header may have no value at all
+    }
     if "traceparent" not in carrier:
         return None
     context = propagate.extract(carrier)

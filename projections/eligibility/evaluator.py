@@ -698,7 +698,7 @@ def _spouse_employed_route(ctx: _Context, route: Route) -> bool | None:
         met = met or (bool(jobs) and spouse.facts.life.alive)
         words.append(
             f"spouse {spouse.citizen_id}: "
-            + ("works at " + "; ".join(j.employer_name for j in jobs) if jobs else f"no employment in {ctx.city}")
+            + (f"works in {ctx.city}" if jobs else f"no employment in {ctx.city}")  # not where: their section
         )
     return ctx.condition("spouse_employed", met, "; ".join(words), route.clause, route.name)
 
@@ -750,7 +750,7 @@ def _family_route(ctx: _Context, route: Route) -> bool | None:
         parts: list[str] = []
         results: list[bool | None] = [theirs.life.alive]
         if not theirs.life.alive:
-            parts.append(f"deceased on {theirs.life.deceased_on}")
+            parts.append("deceased")  # not when: the relative's own section
         if params.co_resident.value:
             together = home is not None and home == theirs.home
             results.append(together)

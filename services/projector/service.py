@@ -129,7 +129,10 @@ class Projector:
         if self.tracer_provider is not None:
             # Each applied event in its own trace (the department's POST), linked to this batch's span.
             dead = {(d.record.topic, d.record.partition, d.record.offset) for d in result.dead_letters}
-            telemetry.record_applied(self.tracer_provider, records, started_ns, trace.get_current_span(), dead)
+            try:
+                telemetry.record_applied(self.tracer_provider, records, started_ns, trace.get_current_span(), dead)
+            except Exception:  # tracing must never cost the batch its bookkeeping
+                log.exception("could not record the batch's spans")
         self._observe(records, result, time.perf_counter() - started)
 
     def _observe(self, records: Sequence[Any], result: BatchResult, seconds: float) -> None:

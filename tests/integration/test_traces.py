@@ -110,6 +110,7 @@ def test_nothing_is_carried_or_read_without_a_trace() -> None:
     assert inject() == []  # no span recording: no header on the record
     assert extract([("other", b"x")]) is None and extract(None) is None
     assert extract([("traceparent", b"garbage")]) is None  # a record written straight to Kafka may carry anything
+    assert extract([("traceparent", None)]) is None  # type: ignore[list-item]  # a header with no value
     unsampled = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
     assert extract([("traceparent", unsampled)]) is None
     provider = TracerProvider()

@@ -35,3 +35,10 @@ def test_a_relative_the_answer_does_not_show_is_not_logged() -> None:
 def test_a_parent_who_is_also_a_relative_is_logged_once() -> None:
     body = {"decisions": [{"facts": {"relatives": [{"citizen_id": MOTHER}]}}]}
     assert consulted(body, MIGRANT, [MOTHER], [_relative(MOTHER, "parent")]) == (MIGRANT, MOTHER)
+
+
+def test_a_number_inside_a_longer_one_is_not_that_person() -> None:
+    legacy = CHILD[:6] + CHILD[8:17]  # a 15-digit number, which stands inside nothing shown here
+    longer = "9" + legacy + "12"
+    body = {"decisions": [{"reasons": [{"text": f"someone {longer}"}], "facts": {}}]}
+    assert consulted(body, MIGRANT, [], [_relative(legacy)]) == (MIGRANT,)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages renkou's local stack needs, when they are missing: Python 3.11+ with venv,
 # a Java 17+ runtime and Maven (to fetch and run Kafka's jars), PostgreSQL's server binaries, and headless
-# Chromium for the report's rendering test.
+# Chromium with its driver for the report's rendering test and the console's browser tests.
 # Idempotent and quiet when everything is there. Installs only as root (Debian/apt); otherwise says what to install.
 set -euo pipefail
 
@@ -30,8 +30,10 @@ have_java || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 have_pg || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
-# Headless Chromium renders the yearly report's HTML in a test (a screenshot); optional outside CI.
+# Headless Chromium renders the yearly report's HTML in a test (a screenshot), and the console's browser tests drive
+# it through ChromeDriver (Debian's, matching the browser: no browser or driver is ever downloaded).
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # ...with a CJK font, or district names in the rendered report are boxes.
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     citizen_oidc_audience: str = "renkou"
     citizen_oidc_jwks: str | None = None
     citizen_id_claim: str = "citizen_id"
+    # The provider's authorization endpoint, where the console sends a citizen to log in (response_mode=form_post);
+    # unset, the console's own demo provider when RENKOU_CONSOLE_DEMO_IDP=1 (loopback only), else no browser login.
+    citizen_oidc_authorize_url: str | None = None
+    console_demo_idp: bool = False
     # Where every service listens (RENKOU_BIND_HOST): loopback unless set, e.g. 0.0.0.0 in a container or the
     # machine's own address behind a load balancer.
     bind_host: str = "127.0.0.1"
@@ -51,6 +55,9 @@ class Settings(BaseSettings):
     gateway_port: int = 8001
     projector_metrics_port: int = 8002
     view_relay_port: int = 8003
+    console_port: int = 8004
+    # The console behind a TLS-terminating proxy: its session cookie is sent over HTTPS only.
+    console_secure_cookies: bool = False
     # The Ed25519 key that signs the audit anchors (CONTRACT §10); default <state_dir>/secrets/audit-anchor.ed25519.pem.
     audit_anchor_key_file: Path | None = None
     # Seconds between the projector's anchors while chains move (the contract asks for at least one a minute).
@@ -77,6 +84,24 @@ class Settings(BaseSettings):
             if address.is_unspecified:  # listening everywhere: reached through loopback
                 host = "127.0.0.1" if address.version == 4 else "::1"
         return f"[{host}]" if ":" in host else host
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``RENKOU_*`` variables, for a child process that must work against the same stack
+        (the secrets stay in the state folder, where the child finds its own)."""
+        env = {
+            "RENKOU_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "RENKOU_DATABASE_URL": self.database_url.get_secret_value(),
+            "RENKOU_TOPIC_NAMESPACE": self.topic_namespace,
+            "RENKOU_STATE_DIR": str(self.state_dir),
+            "RENKOU_BIND_HOST": self.bind_host,
+        }
+        if self.kafka_tls:
+            env["RENKOU_KAFKA_TLS"] = "1"
+        if self.kafka_ca_file is not None:
+            env["RENKOU_KAFKA_CA_FILE"] = str(self.kafka_ca_file)
+        if self.audit_anchor_key_file is not None:
+            env["RENKOU_AUDIT_ANCHOR_KEY_FILE"] = str(self.audit_anchor_key_file)
+        return env
 
     def local_url(self, port: int) -> str:
         """``http://<local_host>:<port>``: a service of this machine, for probes, the CLI and printed examples."""

@@ -19,7 +19,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from projections.resident.store import person_numbers
 from services.anchor.keys import AnchorKeyError, trusted_public_key
 from services.anchor.record import key_id, public_jwk, public_pem
 from services.cli.common import citizen_id_arg, fail, print_json
@@ -28,7 +27,7 @@ from services.db.roles import OWNER
 from services.grants import GrantError, validate_purposes
 from services.kafka_auth import OPERATOR
 from services.operations.anchor_check import AnchorReport, Finding, LogReport, check_against_anchor
-from services.operations.audit import ChainReport, TimelineEntry, timeline, verify_chains
+from services.operations.audit import ChainReport, TimelineEntry, read_timeline, verify_chains
 from services.operations.base import (
     BadInputError,
     OperationError,
@@ -37,7 +36,8 @@ from services.operations.base import (
     kafka_consumer,
 )
 from services.operations.log_check import compare_with_log, locate_rewrites
-from services.operations.operator_reads import operator_name, record_operator_read
+from services.operations.operator_reads import operator_name
+from services.operations.reads import refused_reads
 from services.operations.schemas import LIVE, check_name
 from services.settings import Settings, get_settings
 
@@ -88,18 +88,9 @@ def timeline_cmd(
 
     async def fetch() -> tuple[tuple[str, ...], list[TimelineEntry]]:
         async with database(get_settings()) as conn:
-            numbers = await person_numbers(conn, cid, where)
-            entries = await timeline(conn, numbers, schema=where)
-            if entries:
-                await record_operator_read(
-                    conn,
-                    operator=operator_name(operator),
-                    purpose=stated,
-                    endpoint="cli:audit timeline",
-                    sections=["events"],
-                    views=[{"citizen_id": numbers[0]}],
-                )
-            return numbers, entries
+            return await read_timeline(
+                conn, cid, operator=operator_name(operator), purpose=stated, endpoint="cli:audit timeline", schema=where
+            )
 
     numbers, entries = run_operation(fetch())
     if as_json:
@@ -386,15 +377,7 @@ def refused_cmd(
 
     async def fetch() -> list[asyncpg.Record]:
         async with database(get_settings()) as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT refused_at, request_id, consumer, purpose, method, path, status, code, message "
-                "FROM refused_reads WHERE ($1::text IS NULL OR consumer = $1) AND ($2::timestamptz IS NULL OR "
-                "refused_at >= $2) ORDER BY refused_at DESC, id DESC LIMIT $3",
-                consumer,
-                start,
-                limit,
-            )
-            return rows
+            return await refused_reads(conn, consumer=consumer, since=start, limit=limit)
 
     rows = run_operation(fetch())
     if as_json:

@@ -107,9 +107,32 @@ async def ensure_demo_credentials(conn: asyncpg.Connection, settings: Settings) 
         "query_api": query_api_url(settings),
         "gateway": gateway_url(settings),
         "kafka": _demo_kafka_credentials(settings),
+        "console": await _demo_console(settings, known.get("console")),
     }
     write_private(path, json.dumps(credentials, indent=2) + "\n")
     return credentials
+
+
+DEMO_ACCOUNTS = (("demo-operator", "operator"), ("demo-auditor", "auditor"))
+
+
+async def _demo_console(settings: Settings, known: object) -> dict[str, Any]:
+    """The console's address and the demo's operator and auditor accounts: kept while their stored passwords still
+    log in, else made anew (as the owner role, like `renkou operators add`)."""
+    from services.console.accounts import add_account, authenticate, remove_account
+    from services.operations.base import database as database_as
+
+    stored = known.get("accounts", {}) if isinstance(known, dict) else {}
+    accounts: dict[str, dict[str, str]] = {}
+    async with database_as(settings, application_name="renkou-demo", role=db_roles.OWNER) as owner:
+        for name, role in DEMO_ACCOUNTS:
+            password = (stored.get(name) or {}).get("password") if isinstance(stored, dict) else None
+            if not (isinstance(password, str) and await authenticate(owner, name, password)):
+                if await owner.fetchval("SELECT 1 FROM console_accounts WHERE name = $1", name):
+                    await remove_account(owner, name)
+                password = await add_account(owner, name, role)
+            accounts[name] = {"role": role, "password": password}
+    return {"url": settings.local_url(settings.console_port), "accounts": accounts}
 
 
 def _demo_kafka_credentials(settings: Settings) -> dict[str, Any]:
@@ -650,6 +673,11 @@ def demo_tokens(
     for department, token in credentials["departments"].items():
         # Plain print: a token must never be wrapped or folded by the terminal width.
         print(f"  {department:<16} {token}")
+    web = credentials.get("console")
+    if web:
+        console.print(f"[bold]console[/bold] {web['url']}/ — accounts (citizens log in at {web['url']}/me):")
+        for name, account in web["accounts"].items():
+            print(f"  {account['role']:<16} {name} {account['password']}")
     kafka = credentials.get("kafka") or {"departments": {}}
     if kafka["departments"]:
         console.print(

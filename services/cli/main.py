@@ -26,6 +26,7 @@ def _register() -> None:
         infra_cmd,
         ingest_cmd,
         kafka_cmd,
+        operators_cmd,
         ops_cmd,
         policy_cmd,
         resident_cmd,
@@ -42,7 +43,17 @@ def _register() -> None:
     app.add_typer(schemas_cmd.app, name="schemas")
     app.add_typer(resident_cmd.app, name="resident")
     # Each of these modules adds its own commands (sub-apps or top-level commands) to ``app``.
-    for module in (grants_cmd, ops_cmd, audit_cmd, dlq_cmd, ingest_cmd, policy_cmd, kafka_cmd, citizens_cmd):
+    for module in (
+        grants_cmd,
+        ops_cmd,
+        audit_cmd,
+        dlq_cmd,
+        ingest_cmd,
+        policy_cmd,
+        kafka_cmd,
+        citizens_cmd,
+        operators_cmd,
+    ):
         module.register(app)
 
 

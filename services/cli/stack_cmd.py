@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import signal
 import time
@@ -91,6 +92,8 @@ def run(
     # because a process started in the background by a shell inherits it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    # The demo's citizens log in to the console through its own identity provider page (loopback only).
+    os.environ.setdefault("RENKOU_CONSOLE_DEMO_IDP", "1")
     try:
         up()
         credentials, report, example = asyncio.run(_feed(settings, residents, years, seed, direct))
@@ -208,6 +211,14 @@ def _print_queries(settings: Settings, credentials: dict[str, Any], report: Repo
     if citizen:
         console.print(f"\n[bold]As the citizen[/bold] {example.citizen_id if example else ''} (who read my data?):")
         print(f"  {citizen}", flush=True)
+    web = credentials.get("console")
+    if web and "console" in apps:
+        console.print(
+            f"\n[bold]In a browser[/bold]: the console at {web['url']}/ , and a citizen's own page at {web['url']}/me "
+            "(the demo identity provider asks only for the citizen ID):"
+        )
+        for name, account in web["accounts"].items():
+            print(f"  {account['role']:<9} {name} {account['password']}", flush=True)
     gateway = credentials["gateway"]
     department_token = credentials["departments"]["health"]
     console.print("\n[bold]As a department[/bold] (health records a vaccination; the same event again answers 200):")

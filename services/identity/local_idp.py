@@ -82,8 +82,10 @@ def issue(
     issuer: str = LOCAL_ISSUER,
     audience: str = LOCAL_AUDIENCE,
     claim: str = "citizen_id",
+    nonce: str | None = None,
 ) -> str:
-    """An ID token for ``citizen_id`` signed with the current local key (valid ``minutes``)."""
+    """An ID token for ``citizen_id`` signed with the current local key (valid ``minutes``; with the ``nonce`` of
+    the browser login it answers, when there is one)."""
     kid = _signing_kid(state_dir)
     if kid is None:
         raise FileNotFoundError(f"no local identity provider keys under {private_dir(state_dir)}: run `renkou up`")
@@ -97,4 +99,6 @@ def issue(
         "exp": now + minutes * 60,
         claim: citizen_id,
     }
+    if nonce is not None:
+        claims["nonce"] = nonce
     return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ class CitizenIdentity:
     subject: str
     issuer: str
     expires_at: int
+    nonce: str | None = None  # an OpenID Connect login's nonce (a browser login checks it; a bearer token has none)
 
 
 class CitizenTokenVerifier:
@@ -83,7 +84,14 @@ class CitizenTokenVerifier:
             citizen_id = normalize_citizen_id(raw)
         except CitizenIdError as exc:
             raise CitizenAuthError(f"the {self.claim!r} claim is not a citizen ID: {'; '.join(exc.problems)}") from exc
-        return CitizenIdentity(citizen_id, str(claims["sub"]), str(claims["iss"]), int(claims["exp"]))
+        nonce = claims.get("nonce")
+        return CitizenIdentity(
+            citizen_id,
+            str(claims["sub"]),
+            str(claims["iss"]),
+            int(claims["exp"]),
+            nonce if isinstance(nonce, str) else None,
+        )
 
     async def _key(self, kid: object) -> PyJWK:
         if not isinstance(kid, str) or not kid:

@@ -36,6 +36,7 @@ def app_specs(settings: Settings) -> list[AppSpec]:
     # The query API lands in its own change; until it is there, the stack runs without it.
     if importlib.util.find_spec("services.query_api") is not None:
         specs.append(AppSpec("query-api", "services.query_api", settings.query_api_port))
+    specs.append(AppSpec("console", "services.console", settings.console_port))
     return specs
 
 
@@ -69,15 +70,8 @@ class AppProcess:
         if port_open(self.spec.port, self.settings.local_host.strip("[]")):
             raise InfraError(f"port {self.spec.port} for the {self.spec.name} is taken by a process we did not start")
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {
-            "RENKOU_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
-            "RENKOU_DATABASE_URL": self.settings.database_url.get_secret_value(),
-            "RENKOU_TOPIC_NAMESPACE": self.settings.topic_namespace,
-            # Each service finds its own Kafka principal and PostgreSQL role here (secrets/, mode 0600).
-            "RENKOU_STATE_DIR": str(self.settings.state_dir),
-            "RENKOU_BIND_HOST": self.settings.bind_host,
-            "PYTHONUNBUFFERED": "1",
-        }
+        # Each service finds its own Kafka principal and PostgreSQL role in the state folder (secrets/, mode 0600).
+        env = {**self.settings.environment(), "PYTHONUNBUFFERED": "1"}
         pid = spawn(
             [sys.executable, "-m", self.spec.module, self.marker],
             log_file=self.log_file,

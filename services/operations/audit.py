@@ -253,3 +253,24 @@ async def timeline(conn: asyncpg.Connection, numbers: Sequence[str], *, schema: 
         )
         for r in rows
     ]
+
+
+async def read_timeline(
+    conn: asyncpg.Connection, citizen_id: str, *, operator: str, purpose: str, endpoint: str, schema: str = LIVE
+) -> tuple[tuple[str, ...], list[TimelineEntry]]:
+    """A person's numbers and archived events (``timeline``), the read recorded in their access log first
+    (consumer ``operator:<operator>``, CONTRACT §11): nothing is returned if the entry cannot be written."""
+    from projections.resident.store import person_numbers
+    from services.operations.operator_reads import record_operator_read
+
+    numbers = await person_numbers(conn, citizen_id, schema)
+    entries = await timeline(conn, numbers, schema=schema)
+    await record_operator_read(
+        conn,
+        operator=operator,
+        purpose=purpose,
+        endpoint=endpoint,
+        sections=["events"],
+        views=[{"citizen_id": numbers[0]}],
+    )
+    return numbers, entries

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
@@ -33,7 +33,7 @@ from services.query_api.person_log import BEFORE_HELP, person_access_log
 from services.query_api.views import ReadTime, read_views
 from services.settings import Settings
 
-__all__ = ["OWN_DATA", "citizens_router", "verifier_for"]
+__all__ = ["OWN_DATA", "citizens_router", "own_view", "verifier_for"]
 
 OWN_DATA: Final = "own_data"
 """The purpose of a citizen's read of their own data, in the entries of the relatives it discloses."""
@@ -48,6 +48,23 @@ def verifier_for(settings: Settings) -> CitizenTokenVerifier:
         jwks=settings.citizen_oidc_jwks or str(jwks_path(settings.state_dir)),
         claim=settings.citizen_id_claim,
     )
+
+
+async def own_view(
+    conn: asyncpg.Connection, citizen_id: str, schema: str, *, endpoint: str
+) -> tuple[dict[str, Any], uuid.UUID] | None:
+    """The citizen's live view, every section, and the read's request ID — or None when nothing is recorded.
+
+    Their own read is not theirs to be told of; each relative their ``family`` section names gets an entry
+    (consumer ``citizen:<ID>``, purpose ``own_data``), committed before this returns. A failed write raises."""
+    view = (await read_views(conn, [citizen_id], ReadTime(), schema=schema)).get(citizen_id)
+    if view is None:
+        return None
+    read = AccessEntry(
+        uuid.uuid4(), f"citizen:{citizen_id}", OWN_DATA, tuple(VIEW_SECTIONS), endpoint, datetime.now(UTC)
+    )
+    await append_without_grant(conn, read_groups(read, [view])[1:])
+    return view, read.request_id
 
 
 def citizens_router(settings: Settings) -> APIRouter:
@@ -74,15 +91,8 @@ def citizens_router(settings: Settings) -> APIRouter:
         who = await citizen(request)
         ctx = context_of(request)
         async with ctx.lease.connection() as conn:
-            view = (await read_views(conn, [who.citizen_id], ReadTime(), schema=ctx.schema)).get(who.citizen_id)
-            if view is None:
-                raise ApiError(404, "not_found", "nothing is recorded about you in the population register")
-            read = AccessEntry(
-                uuid.uuid4(), f"citizen:{who.citizen_id}", OWN_DATA, tuple(VIEW_SECTIONS), "me", datetime.now(UTC)
-            )
-            relatives = read_groups(read, [view])[1:]  # their own read is not theirs to be told of; relatives' is
             try:
-                await append_without_grant(conn, relatives)
+                found = await own_view(conn, who.citizen_id, ctx.schema, endpoint="me")
             except asyncpg.PostgresConnectionError:
                 raise  # the lease turns it into a 503 database_unavailable
             except (asyncpg.PostgresError, TimeoutError) as exc:
@@ -93,8 +103,11 @@ def citizens_router(settings: Settings) -> APIRouter:
                     "access_log_unavailable",
                     "the read could not be recorded in your relatives' access logs, so it is not answered; retry",
                 ) from None
+        if found is None:
+            raise ApiError(404, "not_found", "nothing is recorded about you in the population register")
+        view, request_id = found
         answer = json_answer(view)
-        answer.headers["X-Request-ID"] = str(read.request_id)
+        answer.headers["X-Request-ID"] = str(request_id)
         return answer
 
     @router.get(

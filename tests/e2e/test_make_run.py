@@ -60,7 +60,7 @@ def test_run_reaches_ready_the_printed_queries_work_and_ctrl_c_stops_everything(
     if port_open(KAFKA_PORT) or port_open(KAFKA_PORT + 1) or port_open(PG_PORT):
         pytest.skip(f"ports {KAFKA_PORT}/{PG_PORT} are taken by something else on this machine")
     state = project_root() / ".local" / f"e2e-run-{os.getpid()}"
-    query_port, gateway_port, projector_port, relay_port = _free_ports(4)
+    query_port, gateway_port, projector_port, relay_port, console_port = _free_ports(5)
     env = {
         **os.environ,
         "RENKOU_KAFKA_BOOTSTRAP": f"127.0.0.1:{KAFKA_PORT}",
@@ -70,6 +70,7 @@ def test_run_reaches_ready_the_printed_queries_work_and_ctrl_c_stops_everything(
         "RENKOU_GATEWAY_PORT": str(gateway_port),
         "RENKOU_PROJECTOR_METRICS_PORT": str(projector_port),
         "RENKOU_VIEW_RELAY_PORT": str(relay_port),
+        "RENKOU_CONSOLE_PORT": str(console_port),
         "RENKOU_TOPIC_NAMESPACE": "",
         "COLUMNS": "200",
     }
@@ -141,6 +142,17 @@ def test_run_reaches_ready_the_printed_queries_work_and_ctrl_c_stops_everything(
         assert first.status_code == 202, first.text
         repeat = httpx.post(f"{credentials['gateway']}/v1/events", json=event, headers=headers, timeout=30)
         assert repeat.status_code == 200 and repeat.json() == first.json()
+        # The console: the demo operator logs in (CSRF token from the form) and sees the status page.
+        web = credentials["console"]
+        assert web["url"] in text and "demo-operator" in text, text
+        with httpx.Client(base_url=web["url"], timeout=30) as browser:
+            form = browser.get("/login")
+            csrf = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            password = web["accounts"]["demo-operator"]["password"]
+            login = browser.post("/login", data={"csrf": csrf, "name": "demo-operator", "password": password})
+            assert login.status_code == 303, login.text
+            assert browser.get("/?lang=en").text.count("Total lag") == 1
+            assert browser.get("/me/login").status_code == 303  # the demo identity provider is on
         # The gateway's metrics count every worker's events, whichever worker answers the scrape.
         published = int(
             next(line for line in output if "published " in line and " new," in line).split()[2].replace(",", "")
@@ -175,7 +187,7 @@ def test_run_reaches_ready_the_printed_queries_work_and_ctrl_c_stops_everything(
     assert run.returncode == 0, text
     assert "stopped gateway" in text and "stopped Kafka" in text and "stopped PostgreSQL" in text, text
     assert _processes_under(state) == []
-    for port in (KAFKA_PORT, PG_PORT, query_port, gateway_port, projector_port, relay_port):
+    for port in (KAFKA_PORT, PG_PORT, query_port, gateway_port, projector_port, relay_port, console_port):
         assert not port_open(port), f"port {port} still open:\n{text}"
     shutil.rmtree(state, ignore_errors=True)  # a stack of its own: nothing in it is needed afterwards
 

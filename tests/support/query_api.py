@@ -57,19 +57,27 @@ class QueryApi:
 async def running_query_api(database_url: str, *, startup_s: float = 30.0) -> AsyncIterator[QueryApi]:
     """``python -m services.query_api`` on a free loopback port against ``database_url``; stopped on exit."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="query-api-", suffix=".log", delete=False)  # noqa: SIM115
     ensure_anchor_key(TEST_ANCHOR_KEY)  # served at /v1/audit/public-key
     env = {
-        **os.environ,
         "RENKOU_DATABASE_URL": database_url,
         "RENKOU_STATE_DIR": str(current().state_dir),  # it connects as its own role, renkou_query_api
         "RENKOU_QUERY_API_PORT": str(port),
         "RENKOU_AUDIT_ANCHOR_KEY_FILE": str(TEST_ANCHOR_KEY),
-        "PYTHONUNBUFFERED": "1",
     }
+    async with running_service("services.query_api", port, env, startup_s=startup_s) as service:
+        yield service
+
+
+@asynccontextmanager
+async def running_service(
+    module: str, port: int, env: Mapping[str, str], *, startup_s: float = 30.0
+) -> AsyncIterator[QueryApi]:
+    """``python -m <module>`` (one of renkou's HTTP services) with ``env``, until its ``/healthz`` answers on
+    ``port``; stopped by its PID on exit."""
+    log = tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
-        [sys.executable, "-m", "services.query_api", f"--renkou-state={tempfile.gettempdir()}"],
-        env=env,
+        [sys.executable, "-m", module, f"--renkou-state={tempfile.gettempdir()}"],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
         cwd=project_root(),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -80,14 +88,14 @@ async def running_query_api(database_url: str, *, startup_s: float = 30.0) -> As
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"the query API exited during start-up:\n{_tail(log.name)}")
+                    raise RuntimeError(f"{module} exited during start-up:\n{_tail(log.name)}")
                 try:
                     if (await client.get(f"{url}/healthz")).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the query API did not answer /healthz in {startup_s:.0f}s:\n{_tail(log.name)}")
+                    raise RuntimeError(f"{module} did not answer /healthz in {startup_s:.0f}s:\n{_tail(log.name)}")
                 await asyncio.sleep(0.1)
         yield QueryApi(url=url, pid=proc.pid, log_path=log.name)
     finally:

@@ -1,0 +1,666 @@
+"""The console's pages: staff (operators and auditors) and citizens (``/me``), each action recorded.
+
+Every GET only reads (and records that it read, where it shows a resident's data); every change is a POST with
+the session's CSRF token. Bad input answers 400 naming what is wrong; an auditor's attempt to change something
+answers 403 (and is recorded); a dependency that is down answers 503 saying which.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import asyncpg
+from fastapi import FastAPI, Request
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from events.bounds import CHINA_TZ
+from events.citizen_id import CitizenIdError, reader_citizen_id
+from projections.resident.store import person_numbers
+from services.console.accounts import authenticate, may_change
+from services.console.actions import recent_actions, record_action
+from services.console.context import ConsoleContext, context_of
+from services.console.jobs import KINDS, JobBusyError
+from services.console.labels import choose_language, label
+from services.console.sessions import COOKIE, Session
+from services.grants import (
+    GrantError,
+    add_grant,
+    end_of_day,
+    list_grants,
+    parse_purpose_sections,
+    revoke_grant,
+    validate_name,
+    validate_purposes,
+)
+from services.identity import local_idp
+from services.identity.oidc import CitizenAuthError
+from services.operations.audit import read_timeline, verify_chains
+from services.operations.base import BadInputError, NotFoundError, OperationError, UnavailableError
+from services.operations.dlq import get_dead_letter, list_dead_letters, parse_coordinates, redrive, value_for_display
+from services.operations.reads import refused_reads, search_access_log
+from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name
+from services.operations.status import status
+from services.query_api.citizens import own_view, verifier_for
+from services.query_api.person_log import person_access_log
+
+__all__ = ["install"]
+
+log = logging.getLogger("renkou.console")
+CALLBACK = "/me/callback"
+LOCAL_AUTHORIZE = "/idp/authorize"
+
+
+class PageError(Exception):
+    """An answer other than the page asked for: ``status`` and a one-line ``message`` (or a redirect)."""
+
+    def __init__(self, status: int, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.location = location
+
+
+# --- sessions, language, rendering ------------------------------------------------------------------------------
+def session_of(request: Request) -> Session | None:
+    return context_of(request).sessions.get(request.cookies.get(COOKIE))
+
+
+def lang_of(request: Request, session: Session | None) -> str:
+    chosen = request.query_params.get("lang")
+    if session is not None and chosen in ("zh", "en"):
+        session.lang = chosen
+    return choose_language(chosen or (session.lang if session else None), request.headers.get("accept-language"))
+
+
+def set_cookie(request: Request, response: Response, session: Session) -> None:
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        httponly=True,
+        samesite="strict",
+        secure=context_of(request).settings.console_secure_cookies,
+        path="/",
+    )
+
+
+def render(
+    request: Request, template: str, session: Session | None, *, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    lang = lang_of(request, session)
+    page = context_of(request).templates.get_template(template)
+    html = page.render(
+        lang=lang,
+        t=lambda key: label(key, lang),
+        session=session,
+        csrf=session.csrf if session is not None else "",
+        path=request.url.path,
+        may_change=session is not None and session.kind == "staff" and may_change(session.role or ""),
+        **values,
+    )
+    response = HTMLResponse(html, status_code)
+    if session is not None:
+        set_cookie(request, response, session)
+    return response
+
+
+def anonymous(request: Request) -> Session:
+    """The request's session, or a new anonymous one (for a login form's CSRF token)."""
+    return session_of(request) or context_of(request).sessions.new()
+
+
+async def staff(request: Request) -> Session:
+    """The operator's or auditor's session — re-checked against the account on every request, so that a removed
+    account (or a changed role) takes effect at once — or a redirect to the login page."""
+    ctx = context_of(request)
+    session = session_of(request)
+    if session is not None and session.kind == "staff":
+        async with ctx.pool.acquire() as conn:
+            role = await conn.fetchval("SELECT role FROM console_accounts WHERE name = $1", session.name)
+        if role == session.role:
+            return session
+        ctx.sessions.end(session)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raise PageError(303, "log in first", location="/login?" + urlencode({"next": target}))
+
+
+async def posted(request: Request, session: Session) -> FormData:
+    """The form of a POST, once its CSRF token and origin are checked (403 otherwise)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin != own:
+            raise PageError(403, f"a form from {origin} is not the console's own ({own})")
+    form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
+    token = form.get("csrf")
+    if not session.csrf_ok(token if isinstance(token, str) else None):
+        raise PageError(403, "csrf")
+    return form
+
+
+def field(form: FormData | Mapping[str, str], name: str, *, required: bool = True, max_len: int = 200) -> str:
+    raw = form.get(name)
+    value = raw.strip() if isinstance(raw, str) else ""
+    if required and not value:
+        raise PageError(400, f"{name} is required")
+    if len(value) > max_len:
+        raise PageError(400, f"{name} is longer than {max_len} characters")
+    return value
+
+
+def citizen_id_field(value: str, name: str = "citizen_id") -> str:
+    try:
+        return reader_citizen_id(value)
+    except CitizenIdError as exc:
+        raise PageError(400, f"{name} {value!r} is not a valid citizen ID: {'; '.join(exc.problems)}") from None
+
+
+def moment_field(value: str, name: str) -> datetime | None:
+    """A date (the start of that day, China time) or an ISO instant; empty → None."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(0), tzinfo=CHINA_TZ)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise PageError(400, f"{name} {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 instant") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def act(
+    ctx: ConsoleContext,
+    session: Session,
+    action: str,
+    outcome: str,
+    target: str | None = None,
+    **detail: Any,
+) -> None:
+    async with ctx.pool.acquire() as conn:
+        await record_action(
+            conn,
+            actor=session.actor,
+            role=session.role or "",
+            action=action,
+            target=target,
+            outcome=outcome,
+            detail=detail,
+        )
+
+
+async def operator_only(request: Request, session: Session, action: str, target: str | None = None) -> None:
+    if not may_change(session.role or ""):
+        await act(context_of(request), session, action, "refused: role", target)
+        raise PageError(403, "forbidden")
+
+
+# --- the app's routes -------------------------------------------------------------------------------------------
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> Response:
+        if exc.location is not None:
+            return RedirectResponse(exc.location, status_code=exc.status)
+        session = session_of(request)
+        message = label(exc.message, lang_of(request, session)) if exc.message in ("csrf", "forbidden") else exc.message
+        return render(request, "error.html", session, status_code=exc.status, message=message)
+
+    @app.exception_handler(OperationError)
+    async def operation_error(request: Request, exc: OperationError) -> Response:
+        code = 400 if isinstance(exc, BadInputError) else 404 if isinstance(exc, NotFoundError) else 409
+        if isinstance(exc, UnavailableError):
+            code = 503
+        return render(request, "error.html", session_of(request), status_code=code, message=str(exc))
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("a dependency is unavailable: %s: %s", type(exc).__name__, exc)
+        message = f"PostgreSQL cannot be reached ({type(exc).__name__}); retry in a moment"
+        return render(request, "error.html", session_of(request), status_code=503, message=message)
+
+    # --- logging in and out ---------------------------------------------------------------------------------
+    @app.get("/login")
+    async def login_page(request: Request) -> Response:
+        session = anonymous(request)
+        return render(request, "login.html", session, next=_safe_next(request.query_params.get("next")), error=None)
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        ctx = context_of(request)
+        session = anonymous(request)
+        form = await posted(request, session)
+        name = field(form, "name", max_len=63)
+        password = field(form, "password", max_len=200)
+        target = _safe_next(field(form, "next", required=False, max_len=500))
+        lang = lang_of(request, session)
+        failed = Session(session.id, "anonymous", "", 0, 0, name=name, role="")
+        if ctx.throttle.locked(name):
+            await act(ctx, failed, "login", "refused: locked")
+            return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
+        async with ctx.pool.acquire() as conn:
+            account = await authenticate(conn, name, password)
+        if account is None:
+            ctx.throttle.failed(name)
+            await act(ctx, failed, "login", "refused: wrong name or password")
+            return render(request, "login.html", session, status_code=401, next=target, error=label("bad_login", lang))
+        ctx.throttle.succeeded(name)
+        fresh = ctx.sessions.replace(session, "staff", name=account.name, role=account.role)
+        await act(ctx, fresh, "login", "ok")
+        response = RedirectResponse(target, status_code=303)
+        set_cookie(request, response, fresh)
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        ctx = context_of(request)
+        session = session_of(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        await posted(request, session)
+        if session.kind != "anonymous":
+            await act(ctx, session, "logout", "ok")
+        ctx.sessions.end(session)
+        response = RedirectResponse("/me" if session.kind == "citizen" else "/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    # --- status ---------------------------------------------------------------------------------------------
+    @app.get("/")
+    async def status_page(request: Request) -> Response:
+        session = await staff(request)
+        return render(request, "status.html", session, current=await status(context_of(request).settings))
+
+    @app.get("/status/fragment")
+    async def status_fragment(request: Request) -> Response:
+        session = await staff(request)
+        return render(request, "status_fragment.html", session, current=await status(context_of(request).settings))
+
+    # --- dead letters ---------------------------------------------------------------------------------------
+    @app.get("/dead-letters")
+    async def dead_letters(request: Request) -> Response:
+        session = await staff(request)
+        pending = request.query_params.get("pending") == "1"
+        async with context_of(request).pool.acquire() as conn:
+            letters, count = await list_dead_letters(conn, pending_only=pending, limit=200)
+            applied = await _applied(conn, [d.event_id for d in letters])
+        return render(
+            request, "dead_letters.html", session, letters=letters, count=count, pending=pending, applied=applied
+        )
+
+    @app.get("/dead-letters/show")
+    async def dead_letter(request: Request) -> Response:
+        session = await staff(request)
+        at = parse_coordinates(field(request.query_params, "at", max_len=400))
+        async with context_of(request).pool.acquire() as conn:
+            letter = await get_dead_letter(conn, at)
+            applied = await _applied(conn, [letter.event_id])
+        return render(
+            request,
+            "dead_letter.html",
+            session,
+            letter=letter,
+            value=_pretty(value_for_display(letter.value)),
+            applied=letter.event_id in applied,
+            confirm=request.query_params.get("confirm") == "1",
+        )
+
+    @app.post("/dead-letters/redrive")
+    async def redrive_letter(request: Request) -> Response:
+        ctx = context_of(request)
+        session = await staff(request)
+        form = await posted(request, session)
+        raw = field(form, "at", max_len=400)
+        await operator_only(request, session, "re-drive", raw)
+        at = parse_coordinates(raw)
+        try:
+            landed = await redrive(ctx.settings, at)
+        except OperationError as exc:
+            await act(ctx, session, "re-drive", f"refused: {exc}", raw)
+            raise
+        await act(
+            ctx,
+            session,
+            "re-drive",
+            "ok",
+            raw,
+            event_id=landed.event_id,
+            to=f"{landed.topic}:{landed.partition}:{landed.offset}",
+        )
+        return RedirectResponse("/dead-letters/show?" + urlencode({"at": raw}), status_code=303)
+
+    # --- replay, verify, swap -------------------------------------------------------------------------------
+    @app.get("/jobs")
+    async def jobs_page(request: Request) -> Response:
+        session = await staff(request)
+        jobs = sorted(context_of(request).jobs.jobs.values(), key=lambda j: -j.id)
+        return render(request, "jobs.html", session, jobs=jobs, kinds=KINDS, default_shadow=DEFAULT_SHADOW)
+
+    @app.post("/jobs")
+    async def start_job(request: Request) -> Response:
+        ctx = context_of(request)
+        session = await staff(request)
+        form = await posted(request, session)
+        kind = field(form, "kind", max_len=20)
+        shadow = field(form, "shadow", required=False, max_len=63) or DEFAULT_SHADOW
+        if kind not in KINDS:
+            raise PageError(400, f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        await operator_only(request, session, kind, shadow)
+        check_name(shadow)
+        try:
+            job = await ctx.jobs.start(kind, shadow, session.actor)
+        except JobBusyError as exc:
+            await act(ctx, session, kind, f"refused: {exc}", shadow)
+            raise PageError(409, str(exc)) from None
+        await act(ctx, session, kind, "started", shadow, job=job.id)
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    @app.get("/jobs/{job_id}")
+    async def job_page(request: Request, job_id: int) -> Response:
+        session = await staff(request)
+        return render(request, "job.html", session, job=_job(request, job_id))
+
+    @app.get("/jobs/{job_id}/progress")
+    async def job_progress(request: Request, job_id: int) -> Response:
+        session = await staff(request)
+        return render(request, "job_fragment.html", session, job=_job(request, job_id))
+
+    # --- a resident's audit timeline ------------------------------------------------------------------------
+    @app.get("/timeline")
+    async def timeline_page(request: Request) -> Response:
+        ctx = context_of(request)
+        session = await staff(request)
+        raw = field(request.query_params, "citizen_id", required=False, max_len=40)
+        if not raw:
+            return render(request, "timeline.html", session, numbers=None, entries=[], chains=None, purpose="audit")
+        cid = citizen_id_field(raw)
+        try:
+            (purpose,) = validate_purposes([field(request.query_params, "purpose", max_len=64)])
+        except GrantError as exc:
+            raise PageError(400, str(exc)) from None
+        async with ctx.pool.acquire() as conn:
+            numbers, entries = await read_timeline(
+                conn, cid, operator=session.actor, purpose=purpose, endpoint="console:timeline"
+            )
+            chains = [await verify_chains(conn, n, schema=LIVE, limit=20) for n in numbers]
+        await act(ctx, session, "timeline", "ok", cid, purpose=purpose, events=len(entries))
+        return render(
+            request, "timeline.html", session, numbers=numbers, entries=entries, chains=chains, purpose=purpose
+        )
+
+    # --- grants ---------------------------------------------------------------------------------------------
+    @app.get("/grants")
+    async def grants_page(request: Request) -> Response:
+        session = await staff(request)
+        async with context_of(request).pool.acquire() as conn:
+            grants = await list_grants(conn)
+        return render(request, "grants.html", session, grants=grants, now=datetime.now(UTC), token=None, added=None)
+
+    @app.post("/grants")
+    async def add_grant_page(request: Request) -> Response:
+        ctx = context_of(request)
+        session = await staff(request)
+        form = await posted(request, session)
+        name = field(form, "name", max_len=64)
+        await operator_only(request, session, "grant add", name)
+        lines = [line.strip() for line in field(form, "purposes", max_len=4000).splitlines() if line.strip()]
+        expires = field(form, "expires", required=False, max_len=10)
+        view_topic = field(form, "view_topic", required=False, max_len=64) or None
+        try:
+            validate_name(name)
+            chosen = parse_purpose_sections(lines)
+            if view_topic is not None and view_topic not in chosen:
+                raise GrantError(f"view topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
+            expires_at = end_of_day(date.fromisoformat(expires)) if expires else None
+        except (GrantError, ValueError) as exc:
+            raise PageError(400, str(exc)) from None
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise PageError(400, f"expires {expires} is in the past")
+        async with ctx.pool.acquire() as conn:
+            try:
+                token = await add_grant(conn, name, expires_at=expires_at, by_purpose=chosen, view_topic=view_topic)
+            except GrantError as exc:
+                raise PageError(409, str(exc)) from None
+            grants = await list_grants(conn)
+        await act(
+            ctx, session, "grant add", "ok", name, purposes=chosen, expires=expires or None, view_topic=view_topic
+        )
+        return render(request, "grants.html", session, grants=grants, now=datetime.now(UTC), token=token, added=name)
+
+    @app.post("/grants/revoke")
+    async def revoke_page(request: Request) -> Response:
+        ctx = context_of(request)
+        session = await staff(request)
+        form = await posted(request, session)
+        name = field(form, "name", max_len=64)
+        await operator_only(request, session, "grant revoke", name)
+        if form.get("confirm") != "yes":
+            return render(request, "confirm_revoke.html", session, name=name)
+        async with ctx.pool.acquire() as conn:
+            try:
+                await revoke_grant(conn, name)
+            except GrantError as exc:
+                raise PageError(404, str(exc)) from None
+        await act(ctx, session, "grant revoke", "ok", name)
+        return RedirectResponse("/grants", status_code=303)
+
+    # --- who read what --------------------------------------------------------------------------------------
+    @app.get("/access-log")
+    async def access_log_page(request: Request) -> Response:
+        ctx = context_of(request)
+        session = await staff(request)
+        q = request.query_params
+        filters = {
+            k: field(q, k, required=False, max_len=64) for k in ("citizen_id", "consumer", "purpose", "since", "until")
+        }
+        rows: list[asyncpg.Record] | None = None
+        if any(filters.values()):
+            since, until = moment_field(filters["since"], "since"), moment_field(filters["until"], "until")
+            async with ctx.pool.acquire() as conn:
+                numbers = None
+                if filters["citizen_id"]:
+                    numbers = list(await person_numbers(conn, citizen_id_field(filters["citizen_id"])))
+                rows = await search_access_log(
+                    conn,
+                    citizen_ids=numbers,
+                    consumer=filters["consumer"] or None,
+                    purpose=filters["purpose"] or None,
+                    since=since,
+                    until=until,
+                    limit=200,
+                )
+            await act(
+                ctx,
+                session,
+                "access-log search",
+                "ok",
+                None,
+                **{k: v for k, v in filters.items() if v},
+                found=len(rows),
+            )
+        return render(request, "access_log.html", session, filters=filters, rows=rows)
+
+    @app.get("/refused")
+    async def refused_page(request: Request) -> Response:
+        session = await staff(request)
+        consumer = field(request.query_params, "consumer", required=False, max_len=64) or None
+        async with context_of(request).pool.acquire() as conn:
+            rows = await refused_reads(conn, consumer=consumer, limit=200)
+        return render(request, "refused.html", session, rows=rows, consumer=consumer or "")
+
+    @app.get("/actions")
+    async def actions_page(request: Request) -> Response:
+        session = await staff(request)
+        async with context_of(request).pool.acquire() as conn:
+            actions = await recent_actions(conn, limit=200)
+        return render(request, "actions.html", session, actions=actions)
+
+    # --- citizens -------------------------------------------------------------------------------------------
+    @app.get("/me")
+    async def me(request: Request) -> Response:
+        ctx = context_of(request)
+        session = session_of(request)
+        if session is None or session.kind != "citizen" or session.name is None:
+            return render(
+                request, "me_login.html", session or ctx.sessions.new(), can_login=_authorize_url(ctx) is not None
+            )
+        async with ctx.pool.acquire() as conn:
+            found = await own_view(conn, session.name, LIVE, endpoint="console:me")
+            numbers = await person_numbers(conn, session.name, LIVE)
+            reads = await person_access_log(conn, numbers, limit=200, before_seq=None, before=None, show_aliases=True)
+        view = found[0] if found is not None else None
+        sections = {k: _pretty(v) for k, v in (view or {}).items() if k not in ("citizen_id",) and v is not None}
+        return render(request, "me.html", session, view=view, sections=sections, reads=reads["entries"])
+
+    @app.get("/me/login")
+    async def me_login(request: Request) -> Response:
+        ctx = context_of(request)
+        authorize = _authorize_url(ctx)
+        if authorize is None:
+            raise PageError(
+                404, "no identity provider is configured for browser logins (RENKOU_CITIZEN_OIDC_AUTHORIZE_URL)"
+            )
+        session = anonymous(request)
+        session.nonce, session.state = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        query = urlencode(
+            {
+                "response_type": "id_token",
+                "response_mode": "form_post",
+                "scope": "openid",
+                "client_id": ctx.settings.citizen_oidc_audience,
+                "redirect_uri": str(request.url_for("me_callback")),
+                "state": session.state,
+                "nonce": session.nonce,
+            }
+        )
+        response = RedirectResponse(f"{authorize}?{query}", status_code=303)
+        set_cookie(request, response, session)
+        return response
+
+    @app.post(CALLBACK, name="me_callback")
+    async def me_callback(request: Request) -> Response:
+        ctx = context_of(request)
+        session = session_of(request)
+        if session is None or session.state is None or session.nonce is None:
+            raise PageError(400, "no login in progress in this browser: start again from /me")
+        form = await request.form(max_files=0, max_fields=10, max_part_size=16 * 1024)
+        state = form.get("state")
+        if not isinstance(state, str) or not secrets.compare_digest(state.encode(), session.state.encode()):
+            raise PageError(403, "the login's state does not match this browser's: start again from /me")
+        token = form.get("id_token")
+        if not isinstance(token, str) or not token:
+            raise PageError(400, "the identity provider sent no id_token")
+        try:
+            who = await verifier_for(ctx.settings).verify(token)
+        except CitizenAuthError as exc:
+            raise PageError(401, f"{label('bad_token', lang_of(request, session))}: {exc}") from None
+        if who.nonce is None or not secrets.compare_digest(who.nonce.encode(), session.nonce.encode()):
+            raise PageError(401, "the token was not issued for this login (nonce)")
+        fresh = ctx.sessions.replace(session, "citizen", name=who.citizen_id, role="citizen")
+        await act(ctx, fresh, "citizen login", "ok", who.citizen_id)
+        response = RedirectResponse("/me", status_code=303)
+        set_cookie(request, response, fresh)
+        return response
+
+    # --- the local identity provider, for demos (loopback only) ---------------------------------------------
+    @app.get(LOCAL_AUTHORIZE)
+    async def local_authorize(request: Request) -> Response:
+        ctx = context_of(request)
+        _demo_idp_on(ctx)
+        q = request.query_params
+        params = {k: field(q, k, max_len=300) for k in ("client_id", "redirect_uri", "state", "nonce")}
+        _same_console(request, params["redirect_uri"])
+        return render(request, "idp.html", anonymous(request), params=params, error=None)
+
+    @app.post(LOCAL_AUTHORIZE)
+    async def local_issue(request: Request) -> Response:
+        ctx = context_of(request)
+        _demo_idp_on(ctx)
+        form = await request.form(max_files=0, max_fields=10, max_part_size=16 * 1024)
+        params = {k: field(form, k, max_len=300) for k in ("client_id", "redirect_uri", "state", "nonce")}
+        _same_console(request, params["redirect_uri"])
+        cid = citizen_id_field(field(form, "citizen_id", max_len=40))
+        s = ctx.settings
+        token = local_idp.issue(
+            s.state_dir,
+            cid,
+            minutes=10,
+            issuer=s.citizen_oidc_issuer,
+            audience=params["client_id"],
+            claim=s.citizen_id_claim,
+            nonce=params["nonce"],
+        )
+        return render(
+            request, "idp_post.html", None, action=params["redirect_uri"], id_token=token, state=params["state"]
+        )
+
+
+def _safe_next(raw: str | None) -> str:
+    """Where to go after logging in: a path of the console itself, never another site."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        return "/"
+    return raw
+
+
+def _authorize_url(ctx: ConsoleContext) -> str | None:
+    s = ctx.settings
+    if s.citizen_oidc_authorize_url:
+        return s.citizen_oidc_authorize_url
+    return LOCAL_AUTHORIZE if _demo_idp_allowed(ctx) else None
+
+
+def _demo_idp_allowed(ctx: ConsoleContext) -> bool:
+    s = ctx.settings
+    if not s.console_demo_idp or s.citizen_oidc_jwks is not None:
+        return False
+    host = s.bind_host
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _demo_idp_on(ctx: ConsoleContext) -> None:
+    if not _demo_idp_allowed(ctx):
+        raise PageError(404, "the demo identity provider is off (RENKOU_CONSOLE_DEMO_IDP=1, on a loopback address)")
+
+
+def _same_console(request: Request, redirect_uri: str) -> None:
+    """The demo provider answers only the console it is part of: the token goes to our own callback, nowhere else."""
+    target = urlsplit(redirect_uri)
+    if (target.scheme, target.netloc, target.path) != (request.url.scheme, request.url.netloc, CALLBACK):
+        raise PageError(400, f"redirect_uri {redirect_uri!r} is not this console's {CALLBACK}")
+
+
+def _job(request: Request, job_id: int) -> Any:
+    job = context_of(request).jobs.jobs.get(job_id)
+    if job is None:
+        raise PageError(404, f"no job {job_id} (jobs are kept while the console runs)")
+    return job
+
+
+async def _applied(conn: asyncpg.Connection, event_ids: list[str | None]) -> set[str]:
+    """Which of these event IDs the live archive holds (applied)."""
+    ids = []
+    for raw in event_ids:
+        try:
+            ids.append(uuid.UUID(raw or ""))
+        except ValueError:
+            continue
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        f"SELECT event_id::text AS id FROM {LIVE}.event_archive WHERE event_id = ANY($1::uuid[])", ids
+    )
+    return {r["id"] for r in rows}
+
+
+def _pretty(value: Any) -> str:
+    import json
+
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     console_port: int = 8004
     # The console behind a TLS-terminating proxy: its session cookie is sent over HTTPS only.
     console_secure_cookies: bool = False
+    # Further names the console answers to (its Host header), comma-separated, e.g. console.renkou.city.gov.cn.
+    console_hosts: str = ""
     # The Ed25519 key that signs the audit anchors (CONTRACT §10); default <state_dir>/secrets/audit-anchor.ed25519.pem.
     audit_anchor_key_file: Path | None = None
     # Seconds between the projector's anchors while chains move (the contract asks for at least one a minute).

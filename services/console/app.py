@@ -11,6 +11,7 @@ at import time or in ``create_app``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from opentelemetry.trace import TracerProvider
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
 
 from services import telemetry
@@ -33,6 +35,7 @@ from services.console.labels import label
 from services.console.sessions import LoginThrottle, SessionStore
 from services.db import roles as db_roles
 from services.operations.base import dsn
+from services.query_api.citizens import verifier_for
 from services.readiness import check_readiness
 from services.settings import Settings, get_settings
 
@@ -64,6 +67,16 @@ class SecurityHeaders(BaseHTTPMiddleware):
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The names the console answers to (``Host``): loopback, the bind address, and ``RENKOU_CONSOLE_HOSTS``. A page
+    elsewhere that rebinds its own name to 127.0.0.1 sends its own name, and is refused (DNS rebinding)."""
+    hosts = ["127.0.0.1", "localhost", "::1", settings.bind_host]
+    extra = [h.strip() for h in settings.console_hosts.split(",") if h.strip()]
+    if not extra and settings.bind_host != "localhost" and ipaddress.ip_address(settings.bind_host).is_unspecified:
+        return ["*"]  # listening everywhere with no name given: whatever name the machine is reached by
+    return [*hosts, *extra]
 
 
 def templates() -> Environment:
@@ -102,6 +115,7 @@ def create_app(
             sessions=SessionStore(),
             throttle=LoginThrottle(),
             templates=templates(),
+            verifier=verifier_for(settings),
         )
         ctx.jobs = JobRunner(settings.environment(), on_end=ctx.job_ended)
         app.state.console = ctx
@@ -131,5 +145,6 @@ def create_app(
 
     pages.install(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
     telemetry.instrument_fastapi(app, telemetry.tracer_provider("renkou-console", tracer_provider))
     return app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from jinja2 import Environment
@@ -12,6 +14,8 @@ from jinja2 import Environment
 from services.console.actions import record_action
 from services.console.jobs import Job, JobRunner
 from services.console.sessions import LoginThrottle, SessionStore
+from services.identity.oidc import CitizenTokenVerifier
+from services.operations.status import Status, status
 from services.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +31,20 @@ class ConsoleContext:
     sessions: SessionStore
     throttle: LoginThrottle
     templates: Environment
+    verifier: CitizenTokenVerifier
     jobs: JobRunner = field(default_factory=lambda: JobRunner({}))
+    # One password hash at a time (argon2id: 64 MiB and ~50 ms each): logins cannot take every core and the memory.
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    _status: tuple[float, Status] | None = None
+    _status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def status(self, max_age_s: float = 2.0) -> Status:
+        """The stack's status, computed at most once per ``max_age_s`` however many pages poll it (each computation
+        opens a Kafka client and a database connection)."""
+        async with self._status_lock:
+            if self._status is None or time.monotonic() - self._status[0] > max_age_s:
+                self._status = (time.monotonic(), await status(self.settings))
+            return self._status[1]
 
     async def job_ended(self, job: Job) -> None:
         """A job's end is a console action of the operator who started it."""
@@ -40,10 +57,21 @@ class ConsoleContext:
                     action=f"{job.kind} finished",
                     target=job.shadow,
                     outcome=job.state,
-                    detail={"job": job.id, "result": job.result, "error": job.error},
+                    detail={"job": job.id, "result": summary(job.result), "error": job.error},
                 )
         except (OSError, asyncpg.PostgresError) as exc:
             log.error("the end of job %s could not be recorded: %s", job.id, exc)
+
+
+def summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's result without the rows a verify found different (they name residents and hold their values): the
+    record of console actions keeps counts, never a resident's data."""
+    if result is None:
+        return None
+    brief = {k: v for k, v in result.items() if k not in ("differences", "tables")}
+    if "differences" in result:
+        brief["differing_rows"] = sum(int(t.get("differing", 0)) for t in result.get("tables", []))
+    return brief
 
 
 def context_of(request: Request) -> ConsoleContext:

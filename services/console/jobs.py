@@ -23,6 +23,8 @@ from services.settings import project_root
 __all__ = ["KINDS", "Job", "JobBusyError", "JobRunner"]
 
 KINDS: Final = ("replay", "verify", "swap")
+LINE_LIMIT: Final = 1 << 20
+"""The longest line a job may write (a verify's result with its differences)."""
 KEEP: Final = 50
 """Jobs remembered (the oldest finished ones are forgotten first)."""
 
@@ -63,6 +65,7 @@ class JobRunner:
         self.jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starting = asyncio.Lock()  # two simultaneous starts: the second sees the first as running
 
     def running(self) -> Job | None:
         return next((j for j in self.jobs.values() if j.state == "running"), None)
@@ -70,22 +73,30 @@ class JobRunner:
     async def start(self, kind: str, shadow: str, started_by: str) -> Job:
         if kind not in KINDS:
             raise ValueError(f"job kind {kind!r} is not one of {', '.join(KINDS)}")
-        busy = self.running()
-        if busy is not None:
-            raise JobBusyError(f"job {busy.id} ({busy.kind} → {busy.shadow}, by {busy.started_by}) is still running")
-        job = Job(next(self._ids), kind, shadow, started_by, datetime.now(UTC))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.console.job",
-            kind,
-            shadow,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-            cwd=project_root(),
-        )
-        self.jobs[job.id] = job
+        async with self._starting:
+            busy = self.running()
+            if busy is not None:
+                raise JobBusyError(
+                    f"job {busy.id} ({busy.kind} → {busy.shadow}, by {busy.started_by}) is still running"
+                )
+            job = Job(next(self._ids), kind, shadow, started_by, datetime.now(UTC))
+            self.jobs[job.id] = job  # running from here on, before the child exists
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "services.console.job",
+                    kind,
+                    shadow,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+                    cwd=project_root(),
+                    limit=LINE_LIMIT,
+                )
+            except OSError as exc:
+                job.state, job.error, job.finished_at = "failed", f"the job could not start: {exc}", datetime.now(UTC)
+                raise
         self._forget_old()
         task = asyncio.create_task(self._follow(job, process))
         self._tasks.add(task)
@@ -100,14 +111,14 @@ class JobRunner:
             code = await process.wait()
             if job.state == "running":
                 job.state = "failed"
-                job.error = job.error or f"the job exited with code {code} without a result: " + " | ".join(
-                    job.log[-5:]
-                )
+                job.error = job.error or f"exited with code {code} without a result: " + " | ".join(job.log[-5:])
         except asyncio.CancelledError:
-            process.kill()
-            await process.wait()
+            await _kill(process)
             job.state, job.error = "failed", "the console stopped while the job ran"
             raise
+        except Exception as exc:  # a line too long, a malformed message: the job fails, the runner carries on
+            await _kill(process)
+            job.state, job.error = "failed", f"the job's output could not be read ({type(exc).__name__}: {exc})"
         finally:
             job.finished_at = datetime.now(UTC)
             if self.on_end is not None:
@@ -123,7 +134,8 @@ class JobRunner:
             job.log = [*job.log[-49:], line]  # a warning or traceback of the child: kept for the failure message
             return
         if "progress" in message:
-            job.done, job.total = (int(x) for x in message["progress"])
+            done, total = message["progress"]
+            job.done, job.total = int(done), int(total)
         elif "result" in message:
             job.state, job.result = "succeeded", message["result"]
         elif "error" in message:
@@ -138,3 +150,9 @@ class JobRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+    await process.wait()

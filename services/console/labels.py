@@ -96,6 +96,7 @@ LABELS: Final[dict[str, tuple[str, str]]] = {
     "since": ("起", "From"),
     "until": ("止", "Until"),
     "search": ("查询", "Search"),
+    "read_purpose": ("查询用途（记入被查询者的访问记录）", "Why you look (in each resident's access log)"),
     "accessed_at": ("访问时间", "Accessed at"),
     "endpoint": ("接口", "Endpoint"),
     "refused": ("被拒绝的访问", "Refused reads"),

@@ -7,7 +7,9 @@ answers 403 (and is recorded); a dependency that is down answers 503 saying whic
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -23,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from events.bounds import CHINA_TZ
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from projections.resident.store import person_numbers
-from services.console.accounts import authenticate, may_change
+from services.console.accounts import NAME_PATTERN, authenticate, may_change
 from services.console.actions import recent_actions, record_action
 from services.console.context import ConsoleContext, context_of
 from services.console.jobs import KINDS, JobBusyError
@@ -44,16 +46,20 @@ from services.identity.oidc import CitizenAuthError
 from services.operations.audit import read_timeline, verify_chains
 from services.operations.base import BadInputError, NotFoundError, OperationError, UnavailableError
 from services.operations.dlq import get_dead_letter, list_dead_letters, parse_coordinates, redrive, value_for_display
+from services.operations.operator_reads import record_operator_read
 from services.operations.reads import refused_reads, search_access_log
 from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name
-from services.operations.status import status
-from services.query_api.citizens import own_view, verifier_for
+from services.query_api.citizens import own_view
 from services.query_api.person_log import person_access_log
 
 __all__ = ["install"]
 
 log = logging.getLogger("renkou.console")
 CALLBACK = "/me/callback"
+DEAD_LETTER_REVIEW = "dead_letter_review"
+"""The purpose of an operator's look at a dead letter, in the access log of the resident it is about."""
+OIDC_COOKIE = "renkou_console_login"
+"""The citizen's login in flight, for a provider on another site (its form_post is a cross-site POST)."""
 LOCAL_AUTHORIZE = "/idp/authorize"
 
 
@@ -122,8 +128,8 @@ async def staff(request: Request) -> Session:
     session = session_of(request)
     if session is not None and session.kind == "staff":
         async with ctx.pool.acquire() as conn:
-            role = await conn.fetchval("SELECT role FROM console_accounts WHERE name = $1", session.name)
-        if role == session.role:
+            row = await conn.fetchrow("SELECT role, created_at FROM console_accounts WHERE name = $1", session.name)
+        if row is not None and (row["role"], row["created_at"]) == (session.role, session.account_created):
             return session
         ctx.sessions.end(session)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -144,9 +150,16 @@ async def posted(request: Request, session: Session) -> FormData:
     return form
 
 
-def field(form: FormData | Mapping[str, str], name: str, *, required: bool = True, max_len: int = 200) -> str:
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def field(
+    form: FormData | Mapping[str, str], name: str, *, required: bool = True, max_len: int = 200, strip: bool = True
+) -> str:
     raw = form.get(name)
-    value = raw.strip() if isinstance(raw, str) else ""
+    value = (raw.strip() if strip else raw) if isinstance(raw, str) else ""
+    if CONTROL.search(value):
+        raise PageError(400, f"{name} holds a control character")
     if required and not value:
         raise PageError(400, f"{name} is required")
     if len(value) > max_len:
@@ -161,16 +174,27 @@ def citizen_id_field(value: str, name: str = "citizen_id") -> str:
         raise PageError(400, f"{name} {value!r} is not a valid citizen ID: {'; '.join(exc.problems)}") from None
 
 
+def purpose_field(value: str) -> str:
+    try:
+        (purpose,) = validate_purposes([value])
+    except GrantError as exc:
+        raise PageError(400, str(exc)) from None
+    return purpose
+
+
 def moment_field(value: str, name: str) -> datetime | None:
     """A date (the start of that day, China time) or an ISO instant; empty → None."""
     if not value:
         return None
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(0), tzinfo=CHINA_TZ)
-        moment = datetime.fromisoformat(value)
+            moment = datetime.combine(date.fromisoformat(value), time(0), tzinfo=CHINA_TZ)
+        else:
+            moment = datetime.fromisoformat(value)
     except ValueError:
         raise PageError(400, f"{name} {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 instant") from None
+    if not 1900 <= moment.year <= 9000:
+        raise PageError(400, f"{name} {value!r} is outside the years 1900-9000")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -217,6 +241,12 @@ def install(app: FastAPI) -> None:
             code = 503
         return render(request, "error.html", session_of(request), status_code=code, message=str(exc))
 
+    @app.exception_handler(asyncpg.DataError)  # a value PostgreSQL refuses (class 22)
+    @app.exception_handler(asyncpg.exceptions._base.DataError)  # one asyncpg cannot encode (out of range)
+    async def bad_value(request: Request, exc: Exception) -> Response:
+        message = f"a value is out of range or not valid here ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        return render(request, "error.html", session_of(request), status_code=400, message=message)
+
     @app.exception_handler(OSError)
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(asyncpg.InterfaceError)
@@ -237,21 +267,29 @@ def install(app: FastAPI) -> None:
         session = anonymous(request)
         form = await posted(request, session)
         name = field(form, "name", max_len=63)
-        password = field(form, "password", max_len=200)
+        password = field(form, "password", max_len=200, strip=False)
         target = _safe_next(field(form, "next", required=False, max_len=500))
         lang = lang_of(request, session)
-        failed = Session(session.id, "anonymous", "", 0, 0, name=name, role="")
-        if ctx.throttle.locked(name):
-            await act(ctx, failed, "login", "refused: locked")
+        if not NAME_PATTERN.fullmatch(name):  # no such account can exist: nothing to hash, nothing to record
+            return render(request, "login.html", session, status_code=401, next=target, error=label("bad_login", lang))
+        # The one typing is not known yet: the record names the account tried, as an anonymous actor.
+        attempt = Session(session.id, "anonymous", "", 0, 0, name=name, role="anonymous")
+        client = f"ip:{request.client.host if request.client else '-'}"
+        locked = next((key for key, limit in ((name, None), (client, 20)) if ctx.throttle.locked(key, limit)), None)
+        if locked is not None:
+            if ctx.throttle.first_report(locked):
+                await act(ctx, attempt, "login", "refused: locked", detail_key=locked)
             return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
-        async with ctx.pool.acquire() as conn:
+        async with ctx.hashing, ctx.pool.acquire() as conn:
             account = await authenticate(conn, name, password)
         if account is None:
             ctx.throttle.failed(name)
-            await act(ctx, failed, "login", "refused: wrong name or password")
+            ctx.throttle.failed(client)
+            await act(ctx, attempt, "login", "refused: wrong name or password")
             return render(request, "login.html", session, status_code=401, next=target, error=label("bad_login", lang))
         ctx.throttle.succeeded(name)
         fresh = ctx.sessions.replace(session, "staff", name=account.name, role=account.role)
+        fresh.account_created = account.created_at
         await act(ctx, fresh, "login", "ok")
         response = RedirectResponse(target, status_code=303)
         set_cookie(request, response, fresh)
@@ -275,12 +313,12 @@ def install(app: FastAPI) -> None:
     @app.get("/")
     async def status_page(request: Request) -> Response:
         session = await staff(request)
-        return render(request, "status.html", session, current=await status(context_of(request).settings))
+        return render(request, "status.html", session, current=await context_of(request).status())
 
     @app.get("/status/fragment")
     async def status_fragment(request: Request) -> Response:
         session = await staff(request)
-        return render(request, "status_fragment.html", session, current=await status(context_of(request).settings))
+        return render(request, "status_fragment.html", session, current=await context_of(request).status())
 
     # --- dead letters ---------------------------------------------------------------------------------------
     @app.get("/dead-letters")
@@ -297,10 +335,24 @@ def install(app: FastAPI) -> None:
     @app.get("/dead-letters/show")
     async def dead_letter(request: Request) -> Response:
         session = await staff(request)
-        at = parse_coordinates(field(request.query_params, "at", max_len=400))
-        async with context_of(request).pool.acquire() as conn:
+        ctx = context_of(request)
+        raw_at = field(request.query_params, "at", max_len=400)
+        at = parse_coordinates(raw_at)
+        async with ctx.pool.acquire() as conn:
             letter = await get_dead_letter(conn, at)
             applied = await _applied(conn, [letter.event_id])
+            # The record is a resident's event: showing it is a read of their data, in their access log first.
+            about = _resident_of(letter.key, letter.value)
+            if about is not None:
+                await record_operator_read(
+                    conn,
+                    operator=session.actor,
+                    purpose=DEAD_LETTER_REVIEW,
+                    endpoint="console:dead-letter",
+                    sections=["events"],
+                    views=[{"citizen_id": about}],
+                )
+        await act(ctx, session, "dead letter shown", "ok", raw_at, citizen_id=about)
         return render(
             request,
             "dead_letter.html",
@@ -321,8 +373,8 @@ def install(app: FastAPI) -> None:
         at = parse_coordinates(raw)
         try:
             landed = await redrive(ctx.settings, at)
-        except OperationError as exc:
-            await act(ctx, session, "re-drive", f"refused: {exc}", raw)
+        except Exception as exc:
+            await act(ctx, session, "re-drive", f"refused: {type(exc).__name__}: {exc}"[:500], raw)
             raise
         await act(
             ctx,
@@ -373,17 +425,18 @@ def install(app: FastAPI) -> None:
 
     # --- a resident's audit timeline ------------------------------------------------------------------------
     @app.get("/timeline")
+    async def timeline_form(request: Request) -> Response:
+        session = await staff(request)
+        return render(request, "timeline.html", session, numbers=None, entries=[], chains=None, purpose="audit")
+
+    @app.post("/timeline")
     async def timeline_page(request: Request) -> Response:
+        """A POST with the CSRF token: a link cannot make an operator record a read with a purpose of its choosing."""
         ctx = context_of(request)
         session = await staff(request)
-        raw = field(request.query_params, "citizen_id", required=False, max_len=40)
-        if not raw:
-            return render(request, "timeline.html", session, numbers=None, entries=[], chains=None, purpose="audit")
-        cid = citizen_id_field(raw)
-        try:
-            (purpose,) = validate_purposes([field(request.query_params, "purpose", max_len=64)])
-        except GrantError as exc:
-            raise PageError(400, str(exc)) from None
+        form = await posted(request, session)
+        cid = citizen_id_field(field(form, "citizen_id", max_len=40))
+        purpose = purpose_field(field(form, "purpose", max_len=64))
         async with ctx.pool.acquire() as conn:
             numbers, entries = await read_timeline(
                 conn, cid, operator=session.actor, purpose=purpose, endpoint="console:timeline"
@@ -418,7 +471,9 @@ def install(app: FastAPI) -> None:
             if view_topic is not None and view_topic not in chosen:
                 raise GrantError(f"view topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
             expires_at = end_of_day(date.fromisoformat(expires)) if expires else None
-        except (GrantError, ValueError) as exc:
+            if expires_at is not None and expires_at.year > 9000:
+                raise GrantError(f"expires {expires} is past the year 9000")
+        except (GrantError, ValueError, OverflowError) as exc:
             raise PageError(400, str(exc)) from None
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise PageError(400, f"expires {expires} is in the past")
@@ -452,39 +507,49 @@ def install(app: FastAPI) -> None:
 
     # --- who read what --------------------------------------------------------------------------------------
     @app.get("/access-log")
+    async def access_log_form(request: Request) -> Response:
+        session = await staff(request)
+        filters = dict.fromkeys(("citizen_id", "consumer", "purpose", "since", "until"), "")
+        return render(request, "access_log.html", session, filters=filters, rows=None, read_purpose="audit")
+
+    @app.post("/access-log")
     async def access_log_page(request: Request) -> Response:
+        """Who read whom: the residents the answer names each get an entry of this read in their own log."""
         ctx = context_of(request)
         session = await staff(request)
-        q = request.query_params
-        filters = {
-            k: field(q, k, required=False, max_len=64) for k in ("citizen_id", "consumer", "purpose", "since", "until")
-        }
-        rows: list[asyncpg.Record] | None = None
-        if any(filters.values()):
-            since, until = moment_field(filters["since"], "since"), moment_field(filters["until"], "until")
-            async with ctx.pool.acquire() as conn:
-                numbers = None
-                if filters["citizen_id"]:
-                    numbers = list(await person_numbers(conn, citizen_id_field(filters["citizen_id"])))
-                rows = await search_access_log(
-                    conn,
-                    citizen_ids=numbers,
-                    consumer=filters["consumer"] or None,
-                    purpose=filters["purpose"] or None,
-                    since=since,
-                    until=until,
-                    limit=200,
-                )
-            await act(
-                ctx,
-                session,
-                "access-log search",
-                "ok",
-                None,
-                **{k: v for k, v in filters.items() if v},
-                found=len(rows),
+        form = await posted(request, session)
+        keys = ("citizen_id", "consumer", "purpose", "since", "until")
+        filters = {k: field(form, k, required=False, max_len=64) for k in keys}
+        if not any(filters.values()):
+            raise PageError(400, "give at least one of: citizen ID, consumer, purpose, from, until")
+        read_purpose = purpose_field(field(form, "read_purpose", max_len=64))
+        since, until = moment_field(filters["since"], "since"), moment_field(filters["until"], "until")
+        async with ctx.pool.acquire() as conn:
+            numbers = None
+            if filters["citizen_id"]:
+                numbers = list(await person_numbers(conn, citizen_id_field(filters["citizen_id"])))
+            rows = await search_access_log(
+                conn,
+                citizen_ids=numbers,
+                consumer=filters["consumer"] or None,
+                purpose=filters["purpose"] or None,
+                since=since,
+                until=until,
+                limit=200,
             )
-        return render(request, "access_log.html", session, filters=filters, rows=rows)
+            shown = sorted({r["citizen_id"] for r in rows})
+            if shown:
+                await record_operator_read(
+                    conn,
+                    operator=session.actor,
+                    purpose=read_purpose,
+                    endpoint="console:access-log",
+                    sections=["access_log"],
+                    views=[{"citizen_id": c} for c in shown],
+                )
+        found = {k: v for k, v in filters.items() if v}
+        await act(ctx, session, "access-log search", "ok", None, **found, purpose_stated=read_purpose, found=len(rows))
+        return render(request, "access_log.html", session, filters=filters, rows=rows, read_purpose=read_purpose)
 
     @app.get("/refused")
     async def refused_page(request: Request) -> Response:
@@ -541,12 +606,18 @@ def install(app: FastAPI) -> None:
         )
         response = RedirectResponse(f"{authorize}?{query}", status_code=303)
         set_cookie(request, response, session)
+        if not authorize.startswith("/"):
+            # The provider's answer comes back as a cross-site POST, which carries no Lax cookie: this one, only for
+            # the callback, does (browsers take SameSite=None only with Secure, that is over HTTPS).
+            response.set_cookie(
+                OIDC_COOKIE, session.id, httponly=True, samesite="none", secure=True, path=CALLBACK, max_age=600
+            )
         return response
 
     @app.post(CALLBACK, name="me_callback")
     async def me_callback(request: Request) -> Response:
         ctx = context_of(request)
-        session = session_of(request)
+        session = session_of(request) or ctx.sessions.get(request.cookies.get(OIDC_COOKIE))
         if session is None or session.state is None or session.nonce is None:
             raise PageError(400, "no login in progress in this browser: start again from /me")
         form = await request.form(max_files=0, max_fields=10, max_part_size=16 * 1024)
@@ -557,7 +628,7 @@ def install(app: FastAPI) -> None:
         if not isinstance(token, str) or not token:
             raise PageError(400, "the identity provider sent no id_token")
         try:
-            who = await verifier_for(ctx.settings).verify(token)
+            who = await ctx.verifier.verify(token)
         except CitizenAuthError as exc:
             raise PageError(401, f"{label('bad_token', lang_of(request, session))}: {exc}") from None
         if who.nonce is None or not secrets.compare_digest(who.nonce.encode(), session.nonce.encode()):
@@ -566,13 +637,14 @@ def install(app: FastAPI) -> None:
         await act(ctx, fresh, "citizen login", "ok", who.citizen_id)
         response = RedirectResponse("/me", status_code=303)
         set_cookie(request, response, fresh)
+        response.delete_cookie(OIDC_COOKIE, path=CALLBACK)
         return response
 
     # --- the local identity provider, for demos (loopback only) ---------------------------------------------
     @app.get(LOCAL_AUTHORIZE)
     async def local_authorize(request: Request) -> Response:
         ctx = context_of(request)
-        _demo_idp_on(ctx)
+        _demo_idp_on(ctx, request)
         q = request.query_params
         params = {k: field(q, k, max_len=300) for k in ("client_id", "redirect_uri", "state", "nonce")}
         _same_console(request, params["redirect_uri"])
@@ -581,7 +653,7 @@ def install(app: FastAPI) -> None:
     @app.post(LOCAL_AUTHORIZE)
     async def local_issue(request: Request) -> Response:
         ctx = context_of(request)
-        _demo_idp_on(ctx)
+        _demo_idp_on(ctx, request)
         form = await request.form(max_files=0, max_fields=10, max_part_size=16 * 1024)
         params = {k: field(form, k, max_len=300) for k in ("client_id", "redirect_uri", "state", "nonce")}
         _same_console(request, params["redirect_uri"])
@@ -615,17 +687,33 @@ def _authorize_url(ctx: ConsoleContext) -> str | None:
     return LOCAL_AUTHORIZE if _demo_idp_allowed(ctx) else None
 
 
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _demo_idp_allowed(ctx: ConsoleContext) -> bool:
     s = ctx.settings
-    if not s.console_demo_idp or s.citizen_oidc_jwks is not None:
-        return False
-    host = s.bind_host
-    return host in ("localhost", "::1") or host.startswith("127.")
+    return s.console_demo_idp and s.citizen_oidc_jwks is None and _loopback(s.bind_host)
 
 
-def _demo_idp_on(ctx: ConsoleContext) -> None:
+FORWARDED = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+
+
+def _demo_idp_on(ctx: ConsoleContext, request: Request) -> None:
+    """The stand-in provider logs anyone in as anyone: only for a browser on this machine, talking to it directly
+    (no proxy in between, a loopback Host: no DNS rebinding)."""
     if not _demo_idp_allowed(ctx):
         raise PageError(404, "the demo identity provider is off (RENKOU_CONSOLE_DEMO_IDP=1, on a loopback address)")
+    direct = request.client is not None and _loopback(request.client.host)
+    if not direct or any(h in request.headers for h in FORWARDED) or not _loopback(request.url.hostname):
+        raise PageError(403, "the demo identity provider answers only a browser on this machine, directly")
 
 
 def _same_console(request: Request, redirect_uri: str) -> None:
@@ -640,6 +728,30 @@ def _job(request: Request, job_id: int) -> Any:
     if job is None:
         raise PageError(404, f"no job {job_id} (jobs are kept while the console runs)")
     return job
+
+
+def _resident_of(key: bytes | None, value: bytes | None) -> str | None:
+    """The citizen a dead-lettered record is about: its event's ``citizen_id``, else its key; None when neither is
+    a citizen ID (then the record names nobody the register knows)."""
+    import json
+
+    candidates: list[object] = []
+    if value is not None:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            candidates.append(parsed.get("citizen_id"))
+    if key is not None:
+        candidates.append(key.decode("utf-8", errors="replace"))
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            try:
+                return reader_citizen_id(candidate)
+            except CitizenIdError:
+                continue
+    return None
 
 
 async def _applied(conn: asyncpg.Connection, event_ids: list[str | None]) -> set[str]:

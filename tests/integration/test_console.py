@@ -89,6 +89,14 @@ async def test_console_staff_and_citizen_over_http(infra: Endpoints, databases: 
             raw_at = coordinates.group(1).replace("%3A", ":")
             shown = await ops.get("/dead-letters/show", params={"at": raw_at, "confirm": "1"})
             assert shown.status_code == 200 and 'id="confirm-redrive"' in shown.text
+            # The record is a resident's event: looking at it is recorded in their access log.
+            subject = json.loads(misrouted[2])["citizen_id"]
+            looked = await fetch(
+                db,
+                "SELECT consumer, purpose FROM access_log WHERE citizen_id = $1 AND endpoint = 'console:dead-letter'",
+                subject,
+            )
+            assert {(r["consumer"], r["purpose"]) for r in looked} == {("operator:ops1", "dead_letter_review")}
             bad_at = await ops.get("/dead-letters/show", params={"at": "no-coordinates"})
             assert bad_at.status_code == 400 and "TOPIC:PARTITION:OFFSET" in bad_at.text
 
@@ -121,14 +129,24 @@ async def test_console_staff_and_citizen_over_http(infra: Endpoints, databases: 
             assert archived[0]["n"] == 1
 
             # A resident's timeline: the read is in their access log, the chains are checked.
-            bad_id = await ops.get("/timeline", params={"citizen_id": "12345", "purpose": "audit"})
+            # (A POST with the CSRF token: a link cannot make an operator record a read for a purpose it chose.)
+            form = await ops.get("/timeline")
+            token = csrf_of(form)
+            linked = await ops.get("/timeline", params={"citizen_id": resident, "purpose": "court_order"})
+            assert linked.status_code == 200 and "Every chain intact" not in linked.text
+            bad_id = await ops.post("/timeline", data={"csrf": token, "citizen_id": "12345", "purpose": "audit"})
             assert bad_id.status_code == 400 and "not a valid citizen ID" in bad_id.text
-            bad_purpose = await ops.get("/timeline", params={"citizen_id": resident, "purpose": "no such thing!"})
+            bad_purpose = await ops.post(
+                "/timeline", data={"csrf": token, "citizen_id": resident, "purpose": "no such thing!"}
+            )
             assert bad_purpose.status_code == 400
-            line = await ops.get("/timeline", params={"citizen_id": resident, "purpose": "audit", "lang": "en"})
-            assert line.status_code == 200 and "Every chain intact" in line.text and "hukou." in line.text
+            line = await ops.post("/timeline?lang=en", data={"csrf": token, "citizen_id": resident, "purpose": "audit"})
+            assert line.status_code == 200 and "Every chain intact" in line.text and "public_security #1" in line.text
             logged = await fetch(
-                db, "SELECT consumer, purpose, endpoint FROM access_log WHERE citizen_id = $1", resident
+                db,
+                "SELECT consumer, purpose, endpoint FROM access_log WHERE citizen_id = $1 AND endpoint <> "
+                "'console:dead-letter'",
+                resident,
             )
             assert [dict(r) for r in logged] == [
                 {"consumer": "operator:ops1", "purpose": "audit", "endpoint": "console:timeline"}
@@ -141,8 +159,8 @@ async def test_console_staff_and_citizen_over_http(infra: Endpoints, databases: 
                 data={"csrf": csrf_of(grants), "name": "school-7", "purposes": "school_enrollment=identity,hukou"},
             )
             assert added_grant.status_code == 200 and 'id="token"' in added_grant.text
-            token = re.search(r'id="token">([^<]+)<', added_grant.text)
-            assert token is not None and token.group(1).startswith("rk_c_")
+            shown_token = re.search(r'id="token">([^<]+)<', added_grant.text)
+            assert shown_token is not None and shown_token.group(1).startswith("rk_c_")
             duplicate = await ops.post(
                 "/grants", data={"csrf": csrf_of(grants), "name": "school-7", "purposes": "school_enrollment=identity"}
             )
@@ -160,11 +178,53 @@ async def test_console_staff_and_citizen_over_http(infra: Endpoints, databases: 
             listed = await fetch(db, "SELECT revoked_at FROM consumer_grants WHERE name = 'school-7'")
             assert listed[0]["revoked_at"] is not None
 
-            search = await ops.get("/access-log", params={"consumer": "operator:ops1"})
+            # The access-log search: each resident it names gets an entry of this read, with the purpose stated.
+            page = await ops.get("/access-log")
+            search = await ops.post(
+                "/access-log",
+                data={"csrf": csrf_of(page), "consumer": "operator:ops1", "read_purpose": "audit"},
+            )
             assert search.status_code == 200 and resident in search.text
-            bad_since = await ops.get("/access-log", params={"since": "yesterday"})
+            searched = await fetch(
+                db, "SELECT purpose FROM access_log WHERE citizen_id = $1 AND endpoint = 'console:access-log'", resident
+            )
+            assert [r["purpose"] for r in searched] == ["audit"]
+            bad_since = await ops.post(
+                "/access-log", data={"csrf": csrf_of(page), "since": "yesterday", "read_purpose": "audit"}
+            )
             assert bad_since.status_code == 400 and "since" in bad_since.text
             assert (await ops.get("/refused")).status_code == 200
+
+            # Bad input is a 400 naming it, never a 500 (nor a 503 that blames the database).
+            for bad in (
+                {"since": "0001-01-01"},
+                {"until": "9999-12-31T23:00:00-05:00"},
+                {"consumer": "nul\x00byte"},
+                {"citizen_id": "x" * 100},
+            ):
+                answer = await ops.post("/access-log", data={"csrf": csrf_of(page), "read_purpose": "audit", **bad})
+                assert answer.status_code == 400, (bad, answer.status_code, answer.text[:300])
+            for at in ("t:3000000000:0", "nul\x00:1:1", f"{ns}population.health.v1:0:99999999999999999999"):
+                answer = await ops.get("/dead-letters/show", params={"at": at})
+                assert answer.status_code in (400, 404), (at, answer.status_code, answer.text[:300])
+            far = await ops.post(
+                "/grants",
+                data={
+                    "csrf": csrf_of(grants),
+                    "name": "school-9",
+                    "purposes": "school_enrollment=identity",
+                    "expires": "9999-12-31",
+                },
+            )
+            assert far.status_code == 400
+            assert (await ops.get("/refused", params={"consumer": "a\x00b"})).status_code == 400
+            assert (await ops.get("/jobs/not-a-number")).status_code == 422
+            rebound = await ops.get("/", headers={"Host": "evil.example"})
+            assert rebound.status_code == 400  # DNS rebinding: a name the console does not answer to
+            # A removed and re-made account (a password reset) ends every session of the old one.
+            assert (await renkou(settings, "operators", "remove", "ops1")).code == 0
+            assert (await renkou(settings, "operators", "add", "ops1", "--role", "operator")).code == 0
+            assert (await ops.get("/grants")).status_code == 303
 
         # A citizen logs in through the identity provider (OpenID Connect, form_post) and sees who read their data.
         async with httpx.AsyncClient(base_url=console.url, timeout=30) as citizen:
@@ -178,6 +238,8 @@ async def test_console_staff_and_citizen_over_http(infra: Endpoints, databases: 
             # The demo provider sends a token only to this console's own callback.
             elsewhere = await citizen.get(authorize.path, params={**params, "redirect_uri": "http://evil.example/cb"})
             assert elsewhere.status_code == 400
+            proxied = await citizen.get(authorize.path, params=params, headers={"X-Forwarded-For": "203.0.113.7"})
+            assert proxied.status_code == 403  # the stand-in provider answers only a browser on this machine
             idp = await citizen.get(authorize.path, params=params)
             answer = await citizen.post(
                 authorize.path,

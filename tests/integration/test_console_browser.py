@@ -177,9 +177,14 @@ def drive(console: str, operator: tuple[str, str], auditor: tuple[str, str], res
         ops.wait_for("the timeline", lambda: "Every chain intact" in ops.text("#chain-check"))
         assert "public_security #1" in ops.text("#timeline")
         ops.shot("timeline")
-        for page in ("grants", "access-log?consumer=operator%3A" + operator[0], "refused", "actions"):
+        ops.go("/access-log")
+        ops.find("#al-consumer").send_keys("operator:" + operator[0])
+        ops.find("#search").click()
+        ops.wait_for("the access-log search", lambda: resident in ops.text("#access-log"))
+        ops.shot("access-log")
+        for page in ("grants", "refused", "actions"):
             ops.go("/" + page)
-            ops.shot(page.split("?")[0])
+            ops.shot(page)
         ops.go("/?lang=zh")
         ops.wait_for("the Chinese labels", lambda: "总积压" in ops.driver.page_source)
         ops.shot("status-zh")

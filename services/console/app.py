@@ -26,6 +26,7 @@ from opentelemetry.trace import TracerProvider
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services import telemetry
 from services.console import pages
@@ -67,6 +68,23 @@ class SecurityHeaders(BaseHTTPMiddleware):
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+
+class PagesOnOwnNames:
+    """Starlette's ``TrustedHostMiddleware`` for everything but the probes: a kubelet or a load balancer asks
+    ``/healthz`` and ``/readyz`` by the pod's address, which no page is served under."""
+
+    PROBES = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.checked = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.PROBES:
+            await self.app(scope, receive, send)
+        else:
+            await self.checked(scope, receive, send)
 
 
 def allowed_hosts(settings: Settings) -> list[str]:
@@ -145,6 +163,6 @@ def create_app(
 
     pages.install(app)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
+    app.add_middleware(PagesOnOwnNames, allowed_hosts=allowed_hosts(settings))
     telemetry.instrument_fastapi(app, telemetry.tracer_provider("renkou-console", tracer_provider))
     return app

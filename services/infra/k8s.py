@@ -69,6 +69,8 @@ SERVICES: Final = (
     ServiceSpec("query-api", "services.query_api", "query_api_port", None, db_roles.QUERY_API, 2, True),
     ServiceSpec("projector", "services.projector", "projector_metrics_port", PROJECTOR, db_roles.PROJECTOR, 2, False),
     ServiceSpec("view-relay", "services.view_relay", "view_relay_port", VIEW_RELAY, db_roles.VIEW_RELAY, 1, False),
+    # One replica: its sessions and jobs live in its memory (a second one would log users out at random).
+    ServiceSpec("console", "services.console", "console_port", OPERATOR, db_roles.OPERATOR, 1, True),
 )
 
 
@@ -291,10 +293,18 @@ def service_env(service: ServiceSpec) -> list[dict[str, Any]]:
     if service.name in ("projector", "query-api"):
         # The projector signs with the private key; the query API serves the public one beside it.
         env.append(_env("RENKOU_AUDIT_ANCHOR_KEY_FILE", f"{ANCHOR_KEY_DIR}/audit-anchor.ed25519.pem"))
-    if service.name == "query-api":
+    if service.name in ("query-api", "console"):
         env += [
             _env("RENKOU_CITIZEN_OIDC_ISSUER", "https://idp.example.gov.cn/CHANGE-ME"),
             _env("RENKOU_CITIZEN_OIDC_JWKS", "https://idp.example.gov.cn/CHANGE-ME/jwks.json"),
+        ]
+    if service.name == "console":
+        # Behind the cluster's TLS ingress; replay, verify and swap need the owner role, which this pod is not
+        # given: operators run them as a Job or from the CLI (README, The console).
+        env += [
+            _env("RENKOU_CITIZEN_OIDC_AUTHORIZE_URL", "https://idp.example.gov.cn/CHANGE-ME/authorize"),
+            _env("RENKOU_CONSOLE_HOSTS", "console.renkou.example.gov.cn"),
+            _env("RENKOU_CONSOLE_SECURE_COOKIES", "true"),
         ]
     return env
 

@@ -15,7 +15,7 @@ import yaml
 from services.db import roles as db_roles
 from services.infra import k8s
 from services.infra.topics import load_topics
-from services.kafka_auth import GATEWAY, PROJECTOR, VIEW_RELAY
+from services.kafka_auth import GATEWAY, OPERATOR, PROJECTOR, VIEW_RELAY
 from services.kafka_principals import Acl, role_acls
 from services.settings import Settings
 
@@ -110,13 +110,17 @@ EXPECTED = {
     "query-api": ("services.query_api.app", None, db_roles.QUERY_API, "query_api_port"),
     "projector": ("services.projector.app", PROJECTOR, db_roles.PROJECTOR, "projector_metrics_port"),
     "view-relay": ("services.view_relay.app", VIEW_RELAY, db_roles.VIEW_RELAY, "view_relay_port"),
+    "console": ("services.console.app", OPERATOR, db_roles.OPERATOR, "console_port"),
 }
+
+
+KAFKA_CLIENTS = {"console": "services.operations.base"}
 
 
 async def _answers(app: Any, path: str) -> bool:
     """Whether the app (not started: nothing to reach) has a route at ``path``: anything but 404."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         try:
             response = await client.get(path)
         except Exception:  # a handler that needs the started app: the route exists
@@ -137,7 +141,8 @@ def test_each_deployment_runs_its_service_as_its_own_principal_and_role(componen
     port = Settings.model_fields[port_setting].default
     assert container["ports"] == [{"name": "http", "containerPort": port}]
     imported = importlib.import_module(module)
-    source = inspect.getsource(imported)
+    # Where its Kafka clients are made: the app itself, or (the console) the operator tasks it runs.
+    source = inspect.getsource(importlib.import_module(KAFKA_CLIENTS.get(component, module)))
     app = imported.create_app(Settings())  # builds the app and connects to nothing
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz" and asyncio.run(_answers(app, "/readyz"))
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" and asyncio.run(_answers(app, "/healthz"))
@@ -158,7 +163,7 @@ def test_each_deployment_runs_its_service_as_its_own_principal_and_role(componen
 
 def test_the_http_apis_have_services_and_a_job_migrates_first() -> None:
     services = {s["metadata"]["name"]: s for s in _of("Service", "services.yaml")}
-    assert set(services) == {"renkou-gateway", "renkou-query-api"}
+    assert set(services) == {"renkou-gateway", "renkou-query-api", "renkou-console"}
     assert services["renkou-query-api"]["spec"]["ports"][0]["port"] == Settings.model_fields["query_api_port"].default
     [job] = _of("Job", "services.yaml")
     [container] = job["spec"]["template"]["spec"]["containers"]

@@ -44,6 +44,7 @@ from services.gateway.errors import (
 )
 from services.gateway.ingest import Ingestor, NotJson, Result, Submitted
 from services.gateway.metrics import GatewayMetrics
+from services.http_errors import field_details
 from services.kafka_auth import GATEWAY, credentials_for
 from services.outages import is_outage, outages_of
 from services.publisher import Publisher, PublishError
@@ -297,9 +298,13 @@ def _encode(value: Any) -> bytes:
 
 def _batch_events(data: Any) -> list[Any]:
     if isinstance(data, NotJson):
-        raise ApiError(400, "malformed_json", f"the body is not JSON: {data.reason}", [("", data.reason)])
+        raise ApiError(
+            400, "malformed_json", f"the body is not JSON: {data.reason}", field_details([("", data.reason)])
+        )
     if not isinstance(data, dict):
-        raise ApiError(422, "invalid_batch", 'the body must be an object {"events": [...]}', [("", "not an object")])
+        raise ApiError(
+            422, "invalid_batch", 'the body must be an object {"events": [...]}', field_details([("", "not an object")])
+        )
     problems = [(k, "unknown field (not part of the schema)") for k in data if k != "events"]
     events = data.get("events")
     if events is None:
@@ -307,11 +312,11 @@ def _batch_events(data: Any) -> list[Any]:
     elif not isinstance(events, list):
         problems.append(("events", "must be an array of events"))
     if problems:
-        raise ApiError(422, "invalid_batch", 'the body must be {"events": [...]}', problems)
+        raise ApiError(422, "invalid_batch", 'the body must be {"events": [...]}', field_details(problems))
     assert isinstance(events, list)
     if len(events) > MAX_BATCH_EVENTS:
         message = f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(events)}: split it"
-        raise ApiError(413, "batch_too_large", message, [("events", message)])
+        raise ApiError(413, "batch_too_large", message, field_details([("events", message)]))
     return events
 
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.outages import is_outage
 from services.query_api.db import DatabaseUnavailableError
-from services.query_api.errors import ApiError, database_unavailable_response, outage_response
+from services.query_api.errors import ApiError, database_unavailable_response, noted, outage_response
 from services.query_api.routes import get_resident, read_resident, router
 
 __all__ = ["RESIDENT_PREFIX", "ResidentReadLane", "resident_route"]
@@ -51,7 +51,7 @@ class ResidentReadLane:
         try:
             response = await read_resident(request, citizen_id)
         except ApiError as exc:
-            response = exc.noted(request).response()
+            response = noted(request, exc).response()
         except DatabaseUnavailableError as exc:
             response = database_unavailable_response(exc)
         except Exception as exc:

@@ -21,6 +21,7 @@ from services.grants import (
     Grant,
     GrantError,
     add_grant,
+    check_request,
     end_of_day,
     list_grants,
     parse_codes,
@@ -48,7 +49,7 @@ def _expiry(raw: str | None) -> datetime | None:
     if len(text) == 10:
         try:
             return end_of_day(date.fromisoformat(text))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     else:
         try:
@@ -93,6 +94,7 @@ def add(
     ] = None,
 ) -> None:
     """Grant a consumer sections per purpose; print its new token (shown this once only)."""
+    expires_at = _expiry(expires)
     try:
         validate_name(name)
         chosen: dict[str, list[str]] = {}
@@ -103,15 +105,9 @@ def add(
                 raise GrantError("the old form needs both --sections and --purposes")
             for code, granted in per_purpose(parse_codes(sections), parse_codes(purposes)).items():
                 chosen[code] = validate_sections([*chosen.get(code, []), *granted])
-        if not chosen:
-            raise GrantError("name what it may read: --purpose PURPOSE=SECTION,… (or --sections … --purposes …)")
-        if view_topic is not None and view_topic not in chosen:
-            raise GrantError(f"--view-topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
+        check_request(name, chosen, view_topic, expires_at)
     except GrantError as exc:
         fail(str(exc), 2)
-    expires_at = _expiry(expires)
-    if expires_at is not None and expires_at <= datetime.now(UTC):
-        fail(f"--expires {expires} is in the past", 2)
 
     async def go() -> str:
         async with database() as conn:

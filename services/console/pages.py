@@ -34,11 +34,11 @@ from services.console.sessions import COOKIE, Session
 from services.grants import (
     GrantError,
     add_grant,
+    check_request,
     end_of_day,
     list_grants,
     parse_purpose_sections,
     revoke_grant,
-    validate_name,
     validate_purposes,
 )
 from services.identity import local_idp
@@ -466,17 +466,11 @@ def install(app: FastAPI) -> None:
         expires = field(form, "expires", required=False, max_len=10)
         view_topic = field(form, "view_topic", required=False, max_len=64) or None
         try:
-            validate_name(name)
             chosen = parse_purpose_sections(lines)
-            if view_topic is not None and view_topic not in chosen:
-                raise GrantError(f"view topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
             expires_at = end_of_day(date.fromisoformat(expires)) if expires else None
-            if expires_at is not None and expires_at.year > 9000:
-                raise GrantError(f"expires {expires} is past the year 9000")
+            check_request(name, chosen, view_topic, expires_at)
         except (GrantError, ValueError, OverflowError) as exc:
             raise PageError(400, str(exc)) from None
-        if expires_at is not None and expires_at <= datetime.now(UTC):
-            raise PageError(400, f"expires {expires} is in the past")
         async with ctx.pool.acquire() as conn:
             try:
                 token = await add_grant(conn, name, expires_at=expires_at, by_purpose=chosen, view_topic=view_topic)

@@ -31,7 +31,8 @@ from services.operations.swap import swap
 from services.operations.verify import verify
 from services.settings import Settings
 from tests.integration.conftest import Databases
-from tests.integration.test_operations import (
+from tests.support.infra import Endpoints, kafka_options
+from tests.support.operations import (
     GENESIS,
     Result,
     execute,
@@ -41,7 +42,6 @@ from tests.integration.test_operations import (
     renkou,
     write_access_log,
 )
-from tests.support.infra import Endpoints, kafka_options
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from services.db.dsn import asyncpg_dsn
 from services.resident_views import load_views
 from services.settings import Settings
 from tests.integration.conftest import Databases
-from tests.integration.test_operations import projected, renkou
 from tests.support.infra import Endpoints
+from tests.support.operations import projected, renkou
 from tests.support.projector import AS_OF, publish, running_projector, settings_for, wait_caught_up
 
 pytestmark = pytest.mark.integration

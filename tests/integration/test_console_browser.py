@@ -23,15 +23,14 @@ import pytest
 
 from services.settings import project_root
 from tests.integration.conftest import Databases, create_namespace
-from tests.integration.test_operations import fetch, history, records_for, topic
+from tests.support.browser import CHROMEDRIVER, CHROMIUM, OFFLINE_FLAGS
 from tests.support.console import account, running_console
 from tests.support.infra import Endpoints
+from tests.support.operations import fetch, history, records_for, topic
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_S = 60
 
 
@@ -48,20 +47,7 @@ def browser(profile: str) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--window-size=1280,900",
-        "--lang=en-US",
-        f"--user-data-dir={profile}",
-    ):
+    for flag in (*OFFLINE_FLAGS, "--window-size=1280,900", "--lang=en-US", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

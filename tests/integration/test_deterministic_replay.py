@@ -20,8 +20,8 @@ from events.examples import example_event
 from services.operations.verify import verify
 from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases
-from tests.integration.test_operations import projected
 from tests.support.infra import Endpoints
+from tests.support.operations import projected
 
 pytestmark = pytest.mark.integration
 

@@ -34,9 +34,18 @@ from projections.resident.state import state_to_json_text
 from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from tests.integration.conftest import Databases
+from tests.support.event_strategies import (
+    CATALOGUE,
+    LIVE,
+    REGIONS,
+    TYPES,
+    payloads,
+    recorded_after_births,
+    texts,
+    timestamps,
+)
 from tests.support.infra import Endpoints
 from tests.support.query_api import grant, headers, project, running_query_api
-from tests.unit.test_events import CATALOGUE, LIVE, REGIONS, TYPES, payloads, recorded_after_births, texts, timestamps
 
 pytestmark = pytest.mark.integration
 

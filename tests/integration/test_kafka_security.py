@@ -17,8 +17,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from services.kafka_auth import AUDITOR, PROJECTOR, KafkaCredentials, demo_department_principal, stored_credentials
 from services.kafka_principals import PrincipalError, infer_role, list_principals, role_acls
-from tests.integration.test_operations import renkou
 from tests.support.infra import Endpoints, kafka_options
+from tests.support.operations import renkou
 
 pytestmark = pytest.mark.integration
 

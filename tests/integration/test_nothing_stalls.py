@@ -30,8 +30,8 @@ from services.dead_letters import OMITTED, REASON, SOURCE_OFFSET, SOURCE_TOPIC, 
 from services.operations.dlq import get_dead_letter, list_dead_letters
 from services.projector.pipeline import BatchProjector, LogRecord
 from tests.integration.conftest import Databases, create_namespace
-from tests.integration.test_operations import renkou
 from tests.support.infra import Endpoints, kafka_options
+from tests.support.operations import renkou
 from tests.support.projector import running_projector, settings_for
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,7 @@ import json
 import os
 import random
 import signal
-import sys
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +32,21 @@ from services.operations.schemas import DEFAULT_SHADOW, projection_schemas
 from services.operations.swap import swap
 from services.operations.verify import verify
 from services.resident_views import load_views
-from services.settings import Settings
-from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints, kafka_options
+from tests.support.operations import (
+    RENKOU,
+    cli_env,
+    execute,
+    fetch,
+    history,
+    projected,
+    records_for,
+    reference,
+    renkou,
+    topic,
+    write_access_log,
+)
 from tests.support.projector import (
     AS_OF,
     publish,
@@ -51,106 +59,7 @@ from tests.support.projector import (
 
 pytestmark = pytest.mark.integration
 
-RENKOU = str(Path(sys.executable).with_name("renkou"))
 
-
-# --- helpers (also used by test_operations_cli.py) --------------------------------------------------------------
-def history(residents: int, seed: int) -> list[tuple[str, bytes, bytes]]:
-    return list(simulate_bytes(residents, seed=seed))
-
-
-def topic(namespace: str, department: str) -> str:
-    return f"{namespace}population.{department}.v1"
-
-
-def records_for(
-    namespace: str, items: Sequence[tuple[str, bytes, bytes]]
-) -> list[tuple[str, bytes | None, bytes | None]]:
-    return [(topic(namespace, d), k, v) for d, k, v in items]
-
-
-async def reference(
-    infra: Endpoints, databases: Databases, items: Sequence[tuple[str, bytes, bytes]]
-) -> dict[str, Any]:
-    """The log projected once, cleanly: what every other run must equal."""
-    settings, db = await projected(infra, databases, items)
-    return await snapshot(db, settings.topic_namespace)
-
-
-async def projected(
-    infra: Endpoints, databases: Databases, items: Sequence[tuple[str, bytes, bytes]]
-) -> tuple[Settings, str]:
-    """A fresh namespace and database with ``items`` published and projected (the projector stopped again)."""
-    ns = await create_namespace(infra)
-    db = await databases.create()
-    await publish(infra.kafka_bootstrap, records_for(ns, items))
-    settings = settings_for(infra.kafka_bootstrap, db, ns)
-    async with running_projector(settings):
-        await wait_caught_up(settings)
-    return settings, db
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def error_lines(self) -> list[str]:
-        """stderr without progress-bar lines."""
-        return [line for line in self.stderr.splitlines() if line.strip() and "━" not in line]
-
-
-def cli_env(settings: Settings | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    if settings is not None:
-        env |= {
-            "RENKOU_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "RENKOU_DATABASE_URL": settings.database_url.get_secret_value(),
-            "RENKOU_TOPIC_NAMESPACE": settings.topic_namespace,
-            "RENKOU_STATE_DIR": str(settings.state_dir),
-        }
-        if settings.audit_anchor_key_file is not None:
-            env["RENKOU_AUDIT_ANCHOR_KEY_FILE"] = str(settings.audit_anchor_key_file)
-    return env | dict(extra or {})
-
-
-async def renkou(
-    settings: Settings | None, *args: str, wait_s: float = 180, env: Mapping[str, str] | None = None
-) -> Result:
-    """Run the ``renkou`` CLI as an operator would (a process of its own)."""
-    proc = await asyncio.create_subprocess_exec(
-        RENKOU,
-        *args,
-        env=cli_env(settings, env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), wait_s)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
-
-
-async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
-async def execute(database_url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-# --- replay → verify → swap on a live stack ----------------------------------------------------------------------
 async def test_replay_verify_swap_on_a_live_ingesting_stack_loses_and_duplicates_nothing(
     infra: Endpoints, databases: Databases, tmp_path: Path
 ) -> None:
@@ -357,58 +266,6 @@ async def test_verify_names_differing_rows_and_swap_refuses_until_it_passes(
 
 
 # --- audit ------------------------------------------------------------------------------------------------------
-GENESIS = bytes(32)
-
-
-async def write_access_log(database_url: str, citizen_id: str, entries: int) -> None:
-    """Append access-log entries by the rule the query API follows: body = canonical JSON, chained per citizen."""
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        async with conn.transaction():
-            head = await conn.fetchrow("SELECT chain_seq, head FROM access_log_heads WHERE citizen_id = $1", citizen_id)
-            seq, prev = (head["chain_seq"], bytes(head["head"])) if head else (0, GENESIS)
-            for _ in range(entries):
-                seq += 1
-                request = uuid.uuid4()
-                entry = {
-                    "citizen_id": citizen_id,
-                    "consumer": "test-consumer",
-                    "purpose": "public_service",
-                    "sections": ["identity", "hukou"],
-                    "endpoint": f"/v1/residents/{citizen_id}",
-                    "request_id": str(request),
-                    "accessed_at": f"2026-06-30T10:00:{seq:02d}+00:00",
-                }
-                body = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-                link = hashlib.sha256(prev + body).digest()
-                await conn.execute(
-                    "INSERT INTO access_log (citizen_id, chain_seq, request_id, consumer, purpose, sections, endpoint, "
-                    "accessed_at, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::timestamptz, "
-                    "$9, $10, $11)",
-                    citizen_id,
-                    seq,
-                    request,
-                    entry["consumer"],
-                    entry["purpose"],
-                    entry["sections"],
-                    entry["endpoint"],
-                    entry["accessed_at"],
-                    body,
-                    prev,
-                    link,
-                )
-                prev = link
-            await conn.execute(
-                "INSERT INTO access_log_heads (citizen_id, chain_seq, head) VALUES ($1, $2, $3) "
-                "ON CONFLICT (citizen_id) DO UPDATE SET chain_seq = EXCLUDED.chain_seq, head = EXCLUDED.head",
-                citizen_id,
-                seq,
-                prev,
-            )
-    finally:
-        await conn.close()
-
-
 async def test_audit_verify_finds_and_names_a_tampered_archive_row_and_access_log_row(
     infra: Endpoints, databases: Databases
 ) -> None:

@@ -11,8 +11,8 @@ import pytest
 from services.operations.schemas import DEFAULT_SHADOW
 from services.settings import Settings
 from tests.integration.conftest import Databases
-from tests.integration.test_operations import Result, history, projected, renkou
 from tests.support.infra import Endpoints
+from tests.support.operations import Result, history, projected, renkou
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from projections.resident.dates import business_date
 from services.grants import GRANTABLE_SECTIONS
 from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
+from tests.support.projection_strategies import EVENT_TYPES, days, payload_changes
 from tests.support.query_api import CHINA, event, grant, headers, project, running_query_api
-from tests.unit.test_projection_properties import EVENT_TYPES, days, payload_changes
 
 pytestmark = pytest.mark.integration
 

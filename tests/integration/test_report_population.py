@@ -33,6 +33,7 @@ from services.reports.population import CELLS, PopulationReport
 from services.settings import Settings
 from services.simulator import city_by_key, simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
+from tests.support.browser import OFFLINE_FLAGS
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import grant, headers, settlement
@@ -222,14 +223,7 @@ async def test_the_html_renders_in_headless_chromium(city: City, tmp_path: Path)
     assert chromium is not None
     proc = await asyncio.create_subprocess_exec(
         chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *OFFLINE_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         f"--screenshot={png}",
         "--window-size=1200,900",

@@ -1,7 +1,5 @@
 """Small event histories for the eligibility tests: real typed events built through ``events.parse_event``.
 
-(Named ``test_eligibility_*`` to stay inside the eligibility tests' files; it holds no tests itself.)
-
 ``History(citizen)`` collects one citizen's events; each method adds one event of the catalogue with a
 deterministic ``event_id`` and returns the history, so a case reads as a short story::
 

@@ -1,7 +1,4 @@
-"""Helpers shared by the projection tests: real typed events built through ``events.parse_event``.
-
-(Named ``test_projection_*`` to stay inside the projection tests' files; it holds no tests itself.)
-"""
+"""Helpers shared by the projection tests: real typed events built through ``events.parse_event``."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
 from tests.support.infra import TEST_ANCHOR_KEY, current
-from tests.unit.test_projection_support import latest_birth
+from tests.support.projection import latest_birth
 
 
 def free_port() -> int:

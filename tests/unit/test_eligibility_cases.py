@@ -18,7 +18,7 @@ import pytest
 
 from events.citizen_id import make_citizen_id
 from projections.eligibility import ParentInput, Policy, RelativeInput, decide, load_policy
-from tests.unit.test_eligibility_support import (
+from tests.support.eligibility import (
     FATHER,
     FEICHENG_NATIVE,
     FEICHENG_OLD_ID,

@@ -11,7 +11,7 @@ from events.citizen_id import make_citizen_id
 from projections.eligibility import CityScope, RelativeInput, decide, derive_facts, load_policy
 from projections.eligibility.facts import household_relation
 from projections.resident.aliases import person_order
-from tests.unit.test_eligibility_support import MIGRANT, History
+from tests.support.eligibility import MIGRANT, History
 
 CHENGDU = CityScope("成都市", ("5101",))
 AS_OF = date(2024, 6, 30)

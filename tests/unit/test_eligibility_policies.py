@@ -12,7 +12,7 @@ import pytest
 
 from projections.eligibility import POLICY_IDS, PolicyError, decide, load_policy, parse_policy, policy_ids
 from projections.eligibility.policy import SettlementRule
-from tests.unit.test_eligibility_support import MIGRANT, History
+from tests.support.eligibility import MIGRANT, History
 
 SEEDS = Path("/work/shared/seeds")
 POLICY_DIR = Path(__file__).resolve().parents[2] / "projections" / "eligibility" / "policies"

@@ -27,7 +27,7 @@ from services.query_api.context import QueryApiContext
 from services.query_api.routes import MAX_BODY_BYTES
 from services.settings import Settings
 from tests.support.asgi import Answer, call
-from tests.unit.test_outages import KAFKA_OUTAGES, NETWORK_OUTAGES, POSTGRESQL_OUTAGES
+from tests.support.outages import KAFKA_OUTAGES, NETWORK_OUTAGES, POSTGRESQL_OUTAGES
 
 NOWHERE = Settings(
     database_url=SecretStr("postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none"),

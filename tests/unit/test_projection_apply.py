@@ -23,7 +23,7 @@ from projections.resident import (
     initial_state,
 )
 from projections.resident.apply import _handle
-from tests.unit.test_projection_support import (
+from tests.support.projection import (
     CHILD,
     EMPLOYER_A,
     EMPLOYER_B,

@@ -24,7 +24,7 @@ from projections.resident import (
     household_membership,
     merge_certificates,
 )
-from tests.unit.test_projection_support import CHILD, FATHER, MIGRANT, MOTHER, ev
+from tests.support.projection import CHILD, FATHER, MIGRANT, MOTHER, ev
 
 
 def test_birth_registration_links_both_parents_and_the_certificate() -> None:

@@ -20,7 +20,7 @@ from projections.resident import (
 )
 from projections.resident.dates import add_months, business_date, completed_years, whole_months
 from projections.resident.flags import FLAG_SECTIONS
-from tests.unit.test_projection_support import (
+from tests.support.projection import (
     CHILD,
     EMPLOYER_B,
     LEAP,

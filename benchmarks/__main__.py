@@ -180,12 +180,43 @@ def write_results(sections: list[list[str]], quick: bool, mode: str, probe: floa
     print(f"wrote {target}")
 
 
+def replace_section(target: Path, section: list[str], probe: float, clock: CpuClock) -> None:
+    """Put ``section`` in place of the section of the same heading in ``target`` (or at its end), with a line
+    saying when and on what it was run: the other sections keep their own run's figures."""
+    shares = clock.shares()
+    heading, *rest = section
+    dated = [
+        heading,
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on its own (`make bench GROWTH=1`); the Python probe took "
+        f"{probe:.2f} s, the CPUs were {shares['busy']:.0%} busy and the host took {shares['steal']:.1%} (steal).",
+        *rest,
+    ]
+    text = target.read_text() if target.exists() else "# Benchmark results\n"
+    lines = text.split("\n")
+    title = heading.split(" (")[0]
+    start = next((i for i, line in enumerate(lines) if line.startswith(title)), None)
+    if start is None:
+        lines = [*lines, "", *dated]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = [*lines[:start], *dated, *lines[end:]]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines))
+    print(f"wrote the growth section of {target}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer events (a few minutes in all)")
     parser.add_argument("--events", type=int, default=None, help="events for the projector benchmark")
     benchmarks = ["projector", "replay", "query_api", "gateway", "view_relay"]
-    parser.add_argument("--only", choices=benchmarks, action="append", help="run only these")
+    parser.add_argument("--only", choices=[*benchmarks, "growth"], action="append", help="run only these")
+    parser.add_argument(
+        "--growth",
+        default="1000000,10000000",
+        help="with --only growth: the archive sizes to measure at, comma-separated (default 1M and 10M events)",
+    )
     args = parser.parse_args()
     only = set(args.only or benchmarks)
     events = args.events or (100_000 if args.quick else 1_000_000)
@@ -193,6 +224,17 @@ def main() -> None:
     probe = python_probe()
     clock = CpuClock()
     print(f"python probe: {probe:.2f} s for 3,000,000 additions", flush=True)
+    if "growth" in only:
+        # Long (10M events take the best part of half an hour here): run alone, its section replaced in place.
+        from benchmarks.growth import bench_growth, growth_section
+
+        stages = sorted(int(n) for n in args.growth.split(","))
+        with provide() as infra:
+            figures_g = asyncio.run(bench_growth(infra, stages, probe=20_000 if args.quick else 100_000))
+        replace_section(QUICK_RESULTS if args.quick else RESULTS, growth_section(figures_g), probe, clock)
+        only.discard("growth")
+        if not only or args.only == ["growth"]:
+            return
     with provide() as infra:
         projector_rate: float | None = None
         reuse: dict[str, Any] = {}

@@ -200,20 +200,26 @@ def per_purpose(sections: Iterable[str], purposes: Iterable[str]) -> dict[str, l
 
 
 def check_request(
-    name: str, chosen: Mapping[str, Iterable[str]], view_topic: str | None, expires_at: datetime | None
+    name: str,
+    chosen: Mapping[str, Iterable[str]],
+    view_topic: str | None,
+    expires_at: datetime | None,
+    expires_given: str | None = None,
 ) -> None:
     """What a new grant must be, whoever asks (the CLI, the console): a valid name, at least one purpose, a view
-    topic only for one of its purposes, an expiry in the future and within reason. ``GrantError`` says what is not."""
+    topic only for one of its purposes, an expiry in the future and within reason (``expires_given``: the expiry as
+    the user wrote it, for the message). ``GrantError`` says what is not."""
     validate_name(name)
     if not chosen:
         raise GrantError("name what it may read: PURPOSE=SECTION,… for at least one purpose")
     if view_topic is not None and view_topic not in chosen:
         raise GrantError(f"view topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
     if expires_at is not None:
+        given = expires_given or expires_at.isoformat()
         if expires_at.year > 9000:
-            raise GrantError(f"expiry {expires_at.date()} is past the year 9000")
+            raise GrantError(f"expiry {given} is past the year 9000")
         if expires_at <= datetime.now(UTC):
-            raise GrantError(f"expiry {expires_at.isoformat()} is in the past")
+            raise GrantError(f"expiry {given} is in the past")
 
 
 async def add_grant(

@@ -102,11 +102,11 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def outage_response(exc: BaseException, log: logging.Logger) -> Response:
+def outage_response(exc: BaseException, log: logging.Logger, details: Any = None) -> Response:
     """The 503 answering an outage (``services.outages.is_outage``): which dependency, ``Retry-After``."""
     code, message = outage_error(exc)
     log.info("answered 503 %s: %s", code, describe(exc))
-    return error_response(503, code, message)
+    return error_response(503, code, message, details)
 
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
@@ -150,11 +150,11 @@ def install_error_handlers(
         # ``unexpected`` (Starlette's server-error handler).
         if not is_outage(exc):
             raise exc
-        return outage_response(exc, log)
+        return outage_response(exc, log, empty_details)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         if is_outage(exc):  # raised from an outage, whatever its own class
-            return outage_response(exc, log)
+            return outage_response(exc, log, empty_details)
         # A bug, not bad input: logged with its traceback, answered without internals.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "internal error; it has been logged", empty_details)

@@ -49,7 +49,9 @@ def _expiry(raw: str | None) -> datetime | None:
     if len(text) == 10:
         try:
             return end_of_day(date.fromisoformat(text))
-        except (ValueError, OverflowError):
+        except OverflowError:
+            fail(f"--expires {raw!r} is past the year 9000", 2)
+        except ValueError:
             pass
     else:
         try:
@@ -94,9 +96,12 @@ def add(
     ] = None,
 ) -> None:
     """Grant a consumer sections per purpose; print its new token (shown this once only)."""
-    expires_at = _expiry(expires)
     try:
         validate_name(name)
+    except GrantError as exc:
+        fail(str(exc), 2)
+    expires_at = _expiry(expires)
+    try:
         chosen: dict[str, list[str]] = {}
         if purpose:
             chosen = parse_purpose_sections(purpose)
@@ -105,7 +110,11 @@ def add(
                 raise GrantError("the old form needs both --sections and --purposes")
             for code, granted in per_purpose(parse_codes(sections), parse_codes(purposes)).items():
                 chosen[code] = validate_sections([*chosen.get(code, []), *granted])
-        check_request(name, chosen, view_topic, expires_at)
+        if not chosen:
+            raise GrantError("name what it may read: --purpose PURPOSE=SECTION,… (or --sections … --purposes …)")
+        if view_topic is not None and view_topic not in chosen:
+            raise GrantError(f"--view-topic {view_topic!r} is not one of its purposes ({', '.join(chosen)})")
+        check_request(name, chosen, view_topic, expires_at, f"--expires {expires}")
     except GrantError as exc:
         fail(str(exc), 2)
 

@@ -39,6 +39,7 @@ from services.grants import (
     list_grants,
     parse_purpose_sections,
     revoke_grant,
+    validate_name,
     validate_purposes,
 )
 from services.identity import local_idp
@@ -466,10 +467,13 @@ def install(app: FastAPI) -> None:
         expires = field(form, "expires", required=False, max_len=10)
         view_topic = field(form, "view_topic", required=False, max_len=64) or None
         try:
+            validate_name(name)
             chosen = parse_purpose_sections(lines)
             expires_at = end_of_day(date.fromisoformat(expires)) if expires else None
-            check_request(name, chosen, view_topic, expires_at)
-        except (GrantError, ValueError, OverflowError) as exc:
+            check_request(name, chosen, view_topic, expires_at, expires)
+        except OverflowError:
+            raise PageError(400, f"expiry {expires} is past the year 9000") from None
+        except (GrantError, ValueError) as exc:
             raise PageError(400, str(exc)) from None
         async with ctx.pool.acquire() as conn:
             try:

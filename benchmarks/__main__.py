@@ -180,7 +180,7 @@ def write_results(sections: list[list[str]], quick: bool, mode: str, probe: floa
     print(f"wrote {target}")
 
 
-def replace_section(target: Path, section: list[str], probe: float, clock: CpuClock) -> None:
+def replace_section(target: Path, section: list[str], probe: float, clock: CpuClock, command: str) -> None:
     """Put ``section`` in place of the section of the same heading in ``target`` (or at its end), with a line
     saying when and on what it was run: the other sections keep their own run's figures."""
     shares = clock.shares()
@@ -188,7 +188,7 @@ def replace_section(target: Path, section: list[str], probe: float, clock: CpuCl
     dated = [
         heading,
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on its own (`make bench GROWTH=1`); the Python probe took "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on its own (`{command}`); the Python probe took "
         f"{probe:.2f} s, the CPUs were {shares['busy']:.0%} busy and the host took {shares['steal']:.1%} (steal).",
         *rest,
     ]
@@ -203,7 +203,7 @@ def replace_section(target: Path, section: list[str], probe: float, clock: CpuCl
         lines = [*lines[:start], *dated, *lines[end:]]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(lines))
-    print(f"wrote the growth section of {target}")
+    print(f"wrote the section {title!r} of {target}")
 
 
 def main() -> None:
@@ -211,7 +211,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer events (a few minutes in all)")
     parser.add_argument("--events", type=int, default=None, help="events for the projector benchmark")
     benchmarks = ["projector", "replay", "query_api", "gateway", "view_relay"]
-    parser.add_argument("--only", choices=[*benchmarks, "growth"], action="append", help="run only these")
+    alone = ["growth", "cluster"]  # long or needing servers of their own: only when asked, sections replaced
+    parser.add_argument("--only", choices=[*benchmarks, *alone], action="append", help="run only these")
     parser.add_argument(
         "--growth",
         default="1000000,10000000",
@@ -224,17 +225,24 @@ def main() -> None:
     probe = python_probe()
     clock = CpuClock()
     print(f"python probe: {probe:.2f} s for 3,000,000 additions", flush=True)
+    target = QUICK_RESULTS if args.quick else RESULTS
     if "growth" in only:
-        # Long (10M events take the best part of half an hour here): run alone, its section replaced in place.
+        # Long (10M events take the best part of half an hour here).
         from benchmarks.growth import bench_growth, growth_section
 
         stages = sorted(int(n) for n in args.growth.split(","))
         with provide() as infra:
             figures_g = asyncio.run(bench_growth(infra, stages, probe=20_000 if args.quick else 100_000))
-        replace_section(QUICK_RESULTS if args.quick else RESULTS, growth_section(figures_g), probe, clock)
-        only.discard("growth")
-        if not only or args.only == ["growth"]:
-            return
+        replace_section(target, growth_section(figures_g), probe, clock, "make bench GROWTH=1")
+    if "cluster" in only:
+        from benchmarks.cluster import bench_cluster, cluster_section
+
+        with provide() as infra:
+            figures_c = asyncio.run(bench_cluster(infra, args.events or (100_000 if args.quick else 500_000)))
+        replace_section(target, cluster_section(figures_c), probe, clock, "make bench CLUSTER=1")
+    only -= set(alone)
+    if not only:
+        return
     with provide() as infra:
         projector_rate: float | None = None
         reuse: dict[str, Any] = {}

@@ -135,8 +135,11 @@ def cluster_section(c: dict[str, Any]) -> list[str]:
         f"| projector on three brokers within noise (10 %) of one broker ({ratio:.2f}×) | "
         f"{'yes' if ratio >= 0.9 else '**no**'} |",
         "",
-        "The three brokers replicate every record three times on the same two cores that run the projector and "
-        "PostgreSQL, so the difference is what replication costs this machine's CPU; on three machines it would "
-        "cost the projector nothing.",
+        "The records are published, and replicated, before the projector starts. While it runs, the three brokers "
+        "serve its fetches, replicate its offset commits (`__consumer_offsets`, three replicas, two in sync) and run "
+        "their followers' fetch loops: three JVMs on the same two cores as the projector and PostgreSQL. The "
+        "machine CPU per event says how much of the difference is CPU. What three machines would give is not "
+        "measured here: their brokers' CPU would not be the projector's, but the replicated commits' latency "
+        "would remain.",
         "",
     ]

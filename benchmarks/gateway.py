@@ -28,6 +28,7 @@ from events import DEPARTMENTS
 from services.db.dsn import asyncpg_dsn
 from services.gateway.__main__ import workers as gateway_workers
 from services.gateway.auth import issue_token
+from services.kafka_metadata import partitions_of
 from services.publisher.gateway_client import GatewayClient
 from services.settings import project_root
 from services.simulator import simulate_bytes
@@ -185,7 +186,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 async def _count_on_kafka(bootstrap: str, namespace: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
@@ -193,11 +194,7 @@ async def _count_on_kafka(bootstrap: str, namespace: str) -> int:
         total = 0
         for department in DEPARTMENTS:
             topic = f"{namespace}population.{department}.v1"
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+            ends = await consumer.end_offsets(await partitions_of(consumer, topic))
             total += sum(ends.values())
         return total
     finally:

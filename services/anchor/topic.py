@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.anchor.record import SignedAnchor
+from services.kafka_metadata import partitions_of
 
 ANCHOR_TOPIC = "population.audit_anchor.v1"
 ANCHOR_KEY = b"resident_view"  # one key: every anchor of the projection lands on one partition, in order
@@ -52,11 +53,9 @@ async def read_anchors(
 
     ``consumer`` is started and belongs to no group; its assignment is replaced.
     """
-    await consumer._client.force_metadata_update()
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
+    tps = await partitions_of(consumer, topic)
+    if not tps:
         raise AnchorTopicError(f"topic {topic} does not exist (`renkou infra up` creates it)")
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     starts = await consumer.beginning_offsets(tps)
     ends = await consumer.end_offsets(tps)

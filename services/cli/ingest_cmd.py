@@ -48,6 +48,7 @@ from services.kafka_auth import (
     stored_credentials,
     write_private,
 )
+from services.kafka_metadata import partitions_of
 from services.outages import describe, is_outage
 from services.publisher import Publisher, PublishError
 from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally
@@ -235,18 +236,15 @@ class Monitor:
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[Monitor]:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(**client_options(self.settings, OPERATOR), enable_auto_commit=False)
         await consumer.start()
         url = asyncpg_dsn(db_roles.url_for(self.settings, db_roles.OPERATOR))
         try:
             self._conn = await asyncpg.connect(url, timeout=10)
-            await consumer._client.force_metadata_update()
             self._partitions = [
-                TopicPartition(t, p)
-                for t in [*self.topics, self.dead_letter_topic]
-                for p in sorted(consumer.partitions_for_topic(t) or ())
+                tp for t in [*self.topics, self.dead_letter_topic] for tp in await partitions_of(consumer, t)
             ]
             self._consumer = consumer
             yield self

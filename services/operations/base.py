@@ -17,6 +17,7 @@ from projections.resident.store import PROJECTION
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import OPERATOR, client_options
+from services.kafka_metadata import refresh_metadata
 from services.settings import Settings
 
 Partition = tuple[str, int]
@@ -138,12 +139,6 @@ async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
         yield producer
     finally:
         await producer.stop()
-
-
-async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
-    """Fetch the cluster's metadata into the consumer, so that ``partitions_for_topic`` knows every topic."""
-    # consumer.topics() fetches the metadata but does not keep it; an unsubscribed client asks for all topics.
-    await consumer._client.force_metadata_update()
 
 
 async def department_partitions(consumer: AIOKafkaConsumer, namespace: str) -> list[TopicPartition]:

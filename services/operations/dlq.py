@@ -23,10 +23,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import TopicPartition
 
 from events import InvalidEvent, parse_event, topic_for
 from services.dead_letters import DEAD_LETTER_TOPIC, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
+from services.kafka_metadata import partitions_of
 from services.operations.base import (
     BadInputError,
     NotFoundError,
@@ -34,7 +34,6 @@ from services.operations.base import (
     database,
     kafka_consumer,
     kafka_producer,
-    refresh_metadata,
 )
 from services.operations.schemas import LIVE
 from services.settings import Settings
@@ -176,8 +175,7 @@ async def dead_letter_headers(
     topic = settings.topic_namespace + DEAD_LETTER_TOPIC
     wanted = (coordinates[0].encode(), str(coordinates[1]).encode(), str(coordinates[2]).encode())
     async with kafka_consumer(settings) as consumer:
-        await refresh_metadata(consumer)
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await partitions_of(consumer, topic)
         if not partitions:
             return None
         ends = await consumer.end_offsets(partitions)

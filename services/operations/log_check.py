@@ -31,8 +31,9 @@ from aiokafka.structs import ConsumerRecord
 
 from events import DEPARTMENTS, topic_for
 from services.anchor.builder import ARCHIVE, checkpoints
+from services.kafka_metadata import refresh_metadata
 from services.operations.anchor_check import Finding, FindingList, LogReport
-from services.operations.base import department_partitions, log_ends, log_starts, refresh_metadata, short_hex
+from services.operations.base import department_partitions, log_ends, log_starts, short_hex
 
 _SEEK_GAP = 500  # a one-citizen check seeks past gaps longer than this instead of reading through them
 

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +32,7 @@ from services.db.dsn import asyncpg_dsn
 from services.dead_letters import OMITTED, REASON, REJECTED_BY, VALUE_SIZE
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
+from services.kafka_metadata import partitions_of
 from services.settings import Settings
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import settings_for
@@ -88,11 +89,7 @@ async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

@@ -23,11 +23,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from events import Event, Payload, parse_event
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
+from services.kafka_metadata import partitions_of
 from services.publisher import Outbox, OutboxConflict, OutboxRelay, Publisher, PublishError
 from services.retry import GaveUpError, RetryPolicy
 from services.settings import project_root
@@ -55,8 +56,7 @@ async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        tps = await partitions_of(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

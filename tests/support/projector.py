@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from events import department_topics
 from services.db.dsn import asyncpg_dsn
+from services.kafka_metadata import partitions_of
 from services.projector.app import create_app
 from services.resident_views import load_views
 from services.settings import Settings, project_root
@@ -69,8 +70,7 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, 
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
+    return {tp.partition for tp in await partitions_of(consumer, topic)}
 
 
 async def wait_caught_up(settings: Settings, wait_s: float = 120.0) -> None:

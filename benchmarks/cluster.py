@@ -28,48 +28,26 @@ from benchmarks.common import (
 )
 from benchmarks.projector import generate, publish_all, run_projector
 from services.infra.kafka import KafkaCluster
-from services.infra.ports import StackLayout, port_open
+from services.infra.ports import StackLayout
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_auth import secrets_dir
 from services.kafka_principals import ensure_stack_principals
-from services.settings import Settings, project_root
+from services.settings import Settings
 from services.workers import worker_count
+from tests.support.cluster import BROKERS, cluster_layout
 from tests.support.infra import Endpoints
-
-BROKERS = 3
-
-
-def _free_base() -> int:
-    """A port P with P..P+5 free: three brokers' client and controller ports."""
-    for base in range(39092, 39992, 10):
-        if not any(port_open(p) for p in range(base, base + 2 * BROKERS)):
-            return base
-    raise RuntimeError("no six free ports between 39092 and 39992")
 
 
 @asynccontextmanager
 async def three_brokers(infra: Endpoints) -> AsyncIterator[tuple[StackLayout, KafkaCluster]]:
     """A three-broker cluster of its own (ports, folder), with the session's principals and passwords."""
-    state = project_root() / ".local" / f"bench-cluster-{uuid.uuid4().hex[:6]}"
-    shutil.copytree(secrets_dir(infra.state_dir), secrets_dir(state))
-    base = _free_base()
-    layout = StackLayout(
-        state_dir=state,
-        kafka_port=base,
-        controller_port=base + 1,
-        pg_port=1,
-        pg_user="unused",
-        pg_password="unused",
-        pg_database="unused",
-        kafka_brokers=BROKERS,
-    )
+    layout = cluster_layout(infra.state_dir, "bench-cluster", 39092)
     kafka = KafkaCluster(layout)
     try:
         await asyncio.to_thread(kafka.start)  # the launcher waits for the brokers with an event loop of its own
         yield layout, kafka
     finally:
         await asyncio.to_thread(kafka.stop)
-        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(layout.state_dir, ignore_errors=True)
 
 
 async def bench_cluster(infra: Endpoints, events: int) -> dict[str, Any]:

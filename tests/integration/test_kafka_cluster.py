@@ -26,12 +26,11 @@ from services.db.dsn import asyncpg_dsn
 from services.gateway.app import create_app as gateway_app
 from services.gateway.auth import issue_token
 from services.infra.kafka import KafkaCluster, cluster_brokers
-from services.infra.ports import StackLayout, port_open
+from services.infra.ports import StackLayout
 from services.infra.process import alive
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_auth import secrets_dir
 from services.kafka_principals import ensure_stack_principals
-from services.settings import project_root
+from tests.support.cluster import cluster_layout
 from tests.support.infra import Endpoints, current
 from tests.support.projector import assert_archived_once, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import event
@@ -42,40 +41,20 @@ EVENTS = 240
 KILL_AFTER = 80
 
 
-def _free_base() -> int:
-    """A port P with P..P+5 all free: three brokers' client and controller ports."""
-    for base in range(29092, 29992, 10):
-        if not any(port_open(p) for p in range(base, base + 6)):
-            return base
-    raise RuntimeError("no six free ports between 29092 and 29992")
-
-
 @pytest.fixture(scope="module")
 def cluster(infra: Endpoints) -> Iterator[tuple[StackLayout, KafkaCluster]]:
     if not infra.secured:
         pytest.skip("the cluster test runs with the local launchers' secured broker")
-    state = project_root() / ".local" / f"test-cluster-{uuid.uuid4().hex[:6]}"
     # The session's Kafka secrets: the cluster's admin and every service principal get the same passwords, so
     # the services (whose state folder is the session's, for PostgreSQL's roles too) sign in to either.
-    shutil.copytree(secrets_dir(current().state_dir), secrets_dir(state))
-    base = _free_base()
-    layout = StackLayout(
-        state_dir=state,
-        kafka_port=base,
-        controller_port=base + 1,
-        pg_port=1,
-        pg_user="unused",
-        pg_password="unused",
-        pg_database="unused",
-        kafka_brokers=3,
-    )
+    layout = cluster_layout(current().state_dir, "test-cluster", 29092)
     kafka = KafkaCluster(layout)
     try:
         kafka.start()
         yield layout, kafka
     finally:
         kafka.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(layout.state_dir, ignore_errors=True)
 
 
 def test_the_cluster_has_three_brokers_and_replicates_every_topic(

@@ -104,7 +104,7 @@ async def authenticate(conn: asyncpg.Connection, name: str, password: str) -> Ac
     )
     stored = _DUMMY_HASH if row is None else row["password_hash"]
     try:
-        await asyncio.to_thread(_hasher.verify, stored, password)  # ~50 ms of CPU: off the event loop
+        await asyncio.to_thread(_hasher.verify, stored, password)  # a fraction of a second of CPU: off the event loop
     except (VerificationError, InvalidHashError):
         return None
     if row is None:

@@ -33,7 +33,8 @@ class ConsoleContext:
     templates: Environment
     verifier: CitizenTokenVerifier
     jobs: JobRunner = field(default_factory=lambda: JobRunner({}))
-    # One password hash at a time (argon2id: 64 MiB and ~50 ms each): logins cannot take every core and the memory.
+    # One password hash at a time (argon2id: 64 MiB and a fraction of a second of CPU each): logins cannot take every
+    # core and the memory.
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     _status: tuple[float, Status] | None = None
     _status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

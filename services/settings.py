@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     console_secure_cookies: bool = False
     # Further names the console answers to (its Host header), comma-separated, e.g. console.renkou.city.gov.cn.
     console_hosts: str = ""
+    # Behind a TLS proxy: the origin browsers see (https://console.renkou.city.gov.cn), and the proxies whose
+    # X-Forwarded-For/-Proto the console believes (uvicorn's forwarded_allow_ips; "*" where a network policy fences it).
+    console_public_origin: str | None = None
+    console_trusted_proxies: str = "127.0.0.1"
     # The Ed25519 key that signs the audit anchors (CONTRACT §10); default <state_dir>/secrets/audit-anchor.ed25519.pem.
     audit_anchor_key_file: Path | None = None
     # Seconds between the projector's anchors while chains move (the contract asks for at least one a minute).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,14 +88,24 @@ class PagesOnOwnNames:
             await self.checked(scope, receive, send)
 
 
+CITIZEN_ID = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{5})([0-9]{8}|[0-9]{6})([0-9]{3}[0-9Xx]?)(?![0-9A-Za-z])")
+
+
+def mask_citizen_ids(text: object) -> str:
+    """``text`` with every citizen ID in it shown as its region and last digits (110105********123X): pages that
+    list refused requests or console actions name residents only where showing them is itself recorded."""
+    return CITIZEN_ID.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), "" if text is None else str(text))
+
+
 def allowed_hosts(settings: Settings) -> list[str]:
     """The names the console answers to (``Host``): loopback, the bind address, and ``RENKOU_CONSOLE_HOSTS``. A page
     elsewhere that rebinds its own name to 127.0.0.1 sends its own name, and is refused (DNS rebinding)."""
-    hosts = ["127.0.0.1", "localhost", "::1", settings.bind_host]
     extra = [h.strip() for h in settings.console_hosts.split(",") if h.strip()]
+    names = ["127.0.0.1", "localhost", "::1", settings.bind_host, *extra]
     if not extra and settings.bind_host != "localhost" and ipaddress.ip_address(settings.bind_host).is_unspecified:
         return ["*"]  # listening everywhere with no name given: whatever name the machine is reached by
-    return [*hosts, *extra]
+    # Starlette keeps an IPv6 literal's brackets (Host: [::1]:8004 → "[::1]"): both spellings are the same name.
+    return [*names, *(f"[{n}]" for n in names if ":" in n)]
 
 
 def templates() -> Environment:
@@ -106,6 +117,7 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["label"] = label
+    env.filters["mask_ids"] = mask_citizen_ids
     return env
 
 

@@ -70,8 +70,8 @@ def summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
     if result is None:
         return None
     brief = {k: v for k, v in result.items() if k not in ("differences", "tables")}
-    if "differences" in result:
-        brief["differing_rows"] = sum(int(t.get("differing", 0)) for t in result.get("tables", []))
+    if "tables" in result:
+        brief["differing_rows"] = sum(int(t.get("differing", 0)) for t in result["tables"])
     return brief
 
 

@@ -9,9 +9,11 @@ is in ``console_actions``, written when the job is started and when it ends).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -93,6 +95,7 @@ class JobRunner:
                     env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
                     cwd=project_root(),
                     limit=LINE_LIMIT,
+                    start_new_session=True,  # its own process group: a replay's worker processes stop with it
                 )
             except OSError as exc:
                 job.state, job.error, job.finished_at = "failed", f"the job could not start: {exc}", datetime.now(UTC)
@@ -153,6 +156,8 @@ class JobRunner:
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
+    """The job and every process it started (its group, ours alone: started with a session of its own)."""
     if process.returncode is None:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
     await process.wait()

@@ -67,6 +67,10 @@ LABELS: Final[dict[str, tuple[str, str]]] = {
     "identical": ("一致", "Identical"),
     "different": ("不一致", "Different"),
     "started_by": ("发起人", "Started by"),
+    "differences_cli": (
+        "不一致的记录涉及居民数据，请用 `renkou verify` 查看。",
+        "The differing rows hold residents' data: `renkou verify` lists them.",
+    ),
     "timeline": ("审计时间线", "Audit timeline"),
     "citizen_id": ("公民身份号码", "Citizen ID"),
     "purpose": ("用途", "Purpose"),

@@ -91,7 +91,7 @@ def set_cookie(request: Request, response: Response, session: Session) -> None:
         COOKIE,
         session.id,
         httponly=True,
-        samesite="strict",
+        samesite="lax",  # a link from elsewhere keeps the session; a cross-site POST never carries it
         secure=context_of(request).settings.console_secure_cookies,
         path="/",
     )
@@ -142,7 +142,7 @@ async def posted(request: Request, session: Session) -> FormData:
     origin = request.headers.get("origin")
     if origin is not None and origin != "null":
         own = f"{request.url.scheme}://{request.url.netloc}"
-        if origin != own:
+        if origin != own and origin != context_of(request).settings.console_public_origin:
             raise PageError(403, f"a form from {origin} is not the console's own ({own})")
     form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
     token = form.get("csrf")
@@ -249,11 +249,11 @@ def install(app: FastAPI) -> None:
         return render(request, "error.html", session_of(request), status_code=400, message=message)
 
     @app.exception_handler(OSError)
-    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.PostgresError)  # starting, shutting down, failing over, too many connections
     @app.exception_handler(asyncpg.InterfaceError)
     async def unavailable(request: Request, exc: Exception) -> Response:
         log.warning("a dependency is unavailable: %s: %s", type(exc).__name__, exc)
-        message = f"PostgreSQL cannot be reached ({type(exc).__name__}); retry in a moment"
+        message = f"PostgreSQL cannot answer now ({type(exc).__name__}); retry in a moment"
         return render(request, "error.html", session_of(request), status_code=503, message=message)
 
     # --- logging in and out ---------------------------------------------------------------------------------
@@ -281,11 +281,16 @@ def install(app: FastAPI) -> None:
             if ctx.throttle.first_report(locked):
                 await act(ctx, attempt, "login", "refused: locked", detail_key=locked)
             return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
-        async with ctx.hashing, ctx.pool.acquire() as conn:
-            account = await authenticate(conn, name, password)
+        async with ctx.hashing:
+            # Checked again one attempt at a time: attempts queued together cannot all pass the check above.
+            if any(ctx.throttle.locked(key, limit) for key, limit in ((name, None), (client, 20))):
+                return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
+            async with ctx.pool.acquire() as conn:
+                account = await authenticate(conn, name, password)
+            if account is None:
+                ctx.throttle.failed(name)
+                ctx.throttle.failed(client)
         if account is None:
-            ctx.throttle.failed(name)
-            ctx.throttle.failed(client)
             await act(ctx, attempt, "login", "refused: wrong name or password")
             return render(request, "login.html", session, status_code=401, next=target, error=label("bad_login", lang))
         ctx.throttle.succeeded(name)
@@ -343,17 +348,17 @@ def install(app: FastAPI) -> None:
             letter = await get_dead_letter(conn, at)
             applied = await _applied(conn, [letter.event_id])
             # The record is a resident's event: showing it is a read of their data, in their access log first.
-            about = _resident_of(letter.key, letter.value)
-            if about is not None:
+            named = _residents_named(letter.key, letter.value)
+            if named:
                 await record_operator_read(
                     conn,
                     operator=session.actor,
                     purpose=DEAD_LETTER_REVIEW,
                     endpoint="console:dead-letter",
                     sections=["events"],
-                    views=[{"citizen_id": about}],
+                    views=[{"citizen_id": c} for c in named],
                 )
-        await act(ctx, session, "dead letter shown", "ok", raw_at, citizen_id=about)
+        await act(ctx, session, "dead letter shown", "ok", raw_at, residents=len(named))
         return render(
             request,
             "dead_letter.html",
@@ -728,9 +733,10 @@ def _job(request: Request, job_id: int) -> Any:
     return job
 
 
-def _resident_of(key: bytes | None, value: bytes | None) -> str | None:
-    """The citizen a dead-lettered record is about: its event's ``citizen_id``, else its key; None when neither is
-    a citizen ID (then the record names nobody the register knows)."""
+def _residents_named(key: bytes | None, value: bytes | None) -> list[str]:
+    """Every citizen a dead-lettered record names: its event's ``citizen_id``, every payload field that holds a
+    citizen's number (a birth's mother and father, a merged duplicate, a previous number), and its key — those that
+    are citizen IDs at all (a record that names nobody the register knows names nobody)."""
     import json
 
     candidates: list[object] = []
@@ -741,15 +747,19 @@ def _resident_of(key: bytes | None, value: bytes | None) -> str | None:
             parsed = None
         if isinstance(parsed, dict):
             candidates.append(parsed.get("citizen_id"))
+            payload = parsed.get("payload")
+            if isinstance(payload, dict):
+                candidates += [v for k, v in payload.items() if isinstance(k, str) and k.endswith("citizen_id")]
     if key is not None:
         candidates.append(key.decode("utf-8", errors="replace"))
+    named: dict[str, None] = {}
     for candidate in candidates:
         if isinstance(candidate, str):
             try:
-                return reader_citizen_id(candidate)
+                named[reader_citizen_id(candidate)] = None
             except CitizenIdError:
                 continue
-    return None
+    return list(named)
 
 
 async def _applied(conn: asyncpg.Connection, event_ids: list[str | None]) -> set[str]:

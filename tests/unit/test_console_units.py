@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from services.console import labels
-from services.console.app import allowed_hosts
+from services.console.app import allowed_hosts, mask_citizen_ids
 from services.console.context import summary
-from services.console.pages import _resident_of, _safe_next
+from services.console.pages import _residents_named, _safe_next
 from services.console.sessions import ANONYMOUS_MAX, IDLE_S, LoginThrottle, SessionStore
 from services.settings import Settings
 
@@ -104,6 +104,7 @@ def test_the_console_answers_to_its_own_names_only() -> None:
     named = base.model_copy(update={"bind_host": "10.0.0.5", "console_hosts": "console.city.gov.cn"})
     assert {"10.0.0.5", "console.city.gov.cn"} <= set(allowed_hosts(named))
     assert allowed_hosts(base.model_copy(update={"bind_host": "0.0.0.0"})) == ["*"]  # noqa: S104
+    assert "[::1]" in allowed_hosts(base.model_copy(update={"bind_host": "::1"}))
 
 
 def test_a_job_record_keeps_counts_never_a_residents_rows() -> None:
@@ -118,7 +119,23 @@ def test_a_job_record_keeps_counts_never_a_residents_rows() -> None:
     assert summary(None) is None
 
 
-def test_a_dead_letter_is_about_the_resident_its_event_names() -> None:
-    assert _resident_of(b"11010119900307451X", b'{"citizen_id": "110101199003074514"}') == "110101199003074514"
-    assert _resident_of(b"110101199003074514", b"not json") == "110101199003074514"
-    assert _resident_of(None, b'{"citizen_id": "nonsense"}') is None
+def test_a_dead_letter_names_every_citizen_its_event_names() -> None:
+    child, mother = "110101199003074514", "110105196502114527"
+    birth = (
+        f'{{"citizen_id": "{child}", "payload": {{"mother_citizen_id": "{mother}", "father_citizen_id": null,'
+        ' "region_code": "110105"}}'
+    ).encode()
+    assert _residents_named(child.encode(), birth) == [child, mother]
+    assert _residents_named(child.encode(), b"not json") == [child]
+    assert _residents_named(None, b'{"citizen_id": "nonsense"}') == []
+
+
+def test_pages_that_list_requests_mask_citizen_ids() -> None:
+    assert mask_citizen_ids("GET /v1/residents/110101199003074514") == "GET /v1/residents/110101********4514"
+    assert mask_citizen_ids("legacy 110101900307451 and 11010119900307451X") == (
+        "legacy 110101******451 and 110101********451X"
+    )
+    assert mask_citizen_ids("request 3f2a9c1e-0000-4000-8000-123456789012") == (
+        "request 3f2a9c1e-0000-4000-8000-123456789012"
+    )
+    assert mask_citizen_ids(None) == ""

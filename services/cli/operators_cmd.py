@@ -6,8 +6,10 @@ holds (it can read accounts, not make them).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +25,11 @@ err = Console(stderr=True, highlight=False)
 app = typer.Typer(help="The web console's accounts: operators (act) and auditors (look).", no_args_is_help=True)
 
 
+def _as_owner() -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A connection as the owner role: only an administrator's command makes or removes an account."""
+    return database(get_settings(), application_name="renkou-operators", role=OWNER)
+
+
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="The account's name (lower-case letters, digits, _ . -).")],
@@ -31,7 +38,7 @@ def add(
     """Create an account and print its password once (only an argon2id hash is stored)."""
 
     async def go() -> str:
-        async with database(get_settings(), application_name="renkou-operators", role=OWNER) as conn:
+        async with _as_owner() as conn:
             return await add_account(conn, name, role)
 
     try:
@@ -48,7 +55,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inste
     """Every account with its role (never a password or its hash)."""
 
     async def go() -> list[Account]:
-        async with database(get_settings(), application_name="renkou-operators", role=OWNER) as conn:
+        async with _as_owner() as conn:
             return await list_accounts(conn)
 
     accounts = run_operation(go())
@@ -66,7 +73,7 @@ def remove(name: Annotated[str, typer.Argument(help="The account to remove.")]) 
     """Remove an account; its sessions end at their next request."""
 
     async def go() -> None:
-        async with database(get_settings(), application_name="renkou-operators", role=OWNER) as conn:
+        async with _as_owner() as conn:
             await remove_account(conn, name)
 
     try:

@@ -50,6 +50,7 @@ from services.operations.dlq import get_dead_letter, list_dead_letters, parse_co
 from services.operations.operator_reads import record_operator_read
 from services.operations.reads import refused_reads, search_access_log
 from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name
+from services.outages import OUTAGE_ROOTS, describe, is_outage, outage_error
 from services.query_api.citizens import own_view
 from services.query_api.person_log import person_access_log
 
@@ -59,6 +60,8 @@ log = logging.getLogger("renkou.console")
 CALLBACK = "/me/callback"
 DEAD_LETTER_REVIEW = "dead_letter_review"
 """The purpose of an operator's look at a dead letter, in the access log of the resident it is about."""
+FAILURES_PER_ADDRESS = 20
+"""Failed logins from one address within the throttle's window before it is locked (per name: the throttle's own)."""
 OIDC_COOKIE = "renkou_console_login"
 """The citizen's login in flight, for a provider on another site (its form_post is a cross-site POST)."""
 LOCAL_AUTHORIZE = "/idp/authorize"
@@ -137,6 +140,11 @@ async def staff(request: Request) -> Session:
     raise PageError(303, "log in first", location="/login?" + urlencode({"next": target}))
 
 
+async def form_of(request: Request) -> FormData:
+    """A POST's form: no file, at most 50 fields of 64 KiB (every field is checked again by ``field``)."""
+    return await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
+
+
 async def posted(request: Request, session: Session) -> FormData:
     """The form of a POST, once its CSRF token and origin are checked (403 otherwise)."""
     origin = request.headers.get("origin")
@@ -144,7 +152,7 @@ async def posted(request: Request, session: Session) -> FormData:
         own = f"{request.url.scheme}://{request.url.netloc}"
         if origin != own and origin != context_of(request).settings.console_public_origin:
             raise PageError(403, f"a form from {origin} is not the console's own ({own})")
-    form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
+    form = await form_of(request)
     token = form.get("csrf")
     if not session.csrf_ok(token if isinstance(token, str) else None):
         raise PageError(403, "csrf")
@@ -248,13 +256,19 @@ def install(app: FastAPI) -> None:
         message = f"a value is out of range or not valid here ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         return render(request, "error.html", session_of(request), status_code=400, message=message)
 
-    @app.exception_handler(OSError)
-    @app.exception_handler(asyncpg.PostgresError)  # starting, shutting down, failing over, too many connections
-    @app.exception_handler(asyncpg.InterfaceError)
     async def unavailable(request: Request, exc: Exception) -> Response:
-        log.warning("a dependency is unavailable: %s: %s", type(exc).__name__, exc)
-        message = f"PostgreSQL cannot answer now ({type(exc).__name__}); retry in a moment"
+        # The APIs' rule (services.outages): a dependency that is down, starting or failing over is a 503; any
+        # other error of a driver is a bug, a 500 logged with its traceback.
+        if not is_outage(exc):
+            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+            message = "internal error; it has been logged"
+            return render(request, "error.html", session_of(request), status_code=500, message=message)
+        log.warning("a dependency is unavailable: %s", describe(exc))
+        message = f"{outage_error(exc)[1]} ({describe(exc)})"
         return render(request, "error.html", session_of(request), status_code=503, message=message)
+
+    for root in OUTAGE_ROOTS:
+        app.add_exception_handler(root, unavailable)
 
     # --- logging in and out ---------------------------------------------------------------------------------
     @app.get("/login")
@@ -276,14 +290,19 @@ def install(app: FastAPI) -> None:
         # The one typing is not known yet: the record names the account tried, as an anonymous actor.
         attempt = Session(session.id, "anonymous", "", 0, 0, name=name, role="anonymous")
         client = f"ip:{request.client.host if request.client else '-'}"
-        locked = next((key for key, limit in ((name, None), (client, 20)) if ctx.throttle.locked(key, limit)), None)
-        if locked is not None:
-            if ctx.throttle.first_report(locked):
-                await act(ctx, attempt, "login", "refused: locked", detail_key=locked)
+
+        def locked() -> str | None:
+            """The name or the address locked now, if either is."""
+            limits = ((name, None), (client, FAILURES_PER_ADDRESS))
+            return next((key for key, limit in limits if ctx.throttle.locked(key, limit)), None)
+
+        if (key := locked()) is not None:
+            if ctx.throttle.first_report(key):
+                await act(ctx, attempt, "login", "refused: locked", detail_key=key)
             return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
         async with ctx.hashing:
             # Checked again one attempt at a time: attempts queued together cannot all pass the check above.
-            if any(ctx.throttle.locked(key, limit) for key, limit in ((name, None), (client, 20))):
+            if locked() is not None:
                 return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
             async with ctx.pool.acquire() as conn:
                 account = await authenticate(conn, name, password)
@@ -623,7 +642,7 @@ def install(app: FastAPI) -> None:
         session = session_of(request) or ctx.sessions.get(request.cookies.get(OIDC_COOKIE))
         if session is None or session.state is None or session.nonce is None:
             raise PageError(400, "no login in progress in this browser: start again from /me")
-        form = await request.form(max_files=0, max_fields=10, max_part_size=16 * 1024)
+        form = await form_of(request)
         state = form.get("state")
         if not isinstance(state, str) or not secrets.compare_digest(state.encode(), session.state.encode()):
             raise PageError(403, "the login's state does not match this browser's: start again from /me")
@@ -657,7 +676,7 @@ def install(app: FastAPI) -> None:
     async def local_issue(request: Request) -> Response:
         ctx = context_of(request)
         _demo_idp_on(ctx, request)
-        form = await request.form(max_files=0, max_fields=10, max_part_size=16 * 1024)
+        form = await form_of(request)
         params = {k: field(form, k, max_len=300) for k in ("client_id", "redirect_uri", "state", "nonce")}
         _same_console(request, params["redirect_uri"])
         cid = citizen_id_field(field(form, "citizen_id", max_len=40))

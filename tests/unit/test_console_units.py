@@ -139,3 +139,26 @@ def test_pages_that_list_requests_mask_citizen_ids() -> None:
         "request 3f2a9c1e-0000-4000-8000-123456789012"
     )
     assert mask_citizen_ids(None) == ""
+
+
+async def test_a_database_that_is_down_is_a_503_page_never_a_500(tmp_path: Path) -> None:
+    import httpx
+
+    from services.console.app import create_app
+    from tests.support.console import csrf_of
+
+    down = Settings(
+        database_url=SecretStr("postgresql+asyncpg://renkou:x@127.0.0.1:1/renkou"),  # nothing listens on port 1
+        state_dir=tmp_path,
+    )
+    app = create_app(down)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            form = await client.get("/login")
+            assert form.status_code == 200  # the login form needs no database
+            answer = await client.post(
+                "/login", data={"csrf": csrf_of(form), "name": "ops1", "password": "whatever-it-is"}
+            )
+            assert answer.status_code == 503 and "retry" in answer.text.lower(), answer.text[:500]
+            assert (await client.get("/readyz")).status_code == 503

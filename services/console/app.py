@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services import telemetry
 from services.console import pages
+from services.console.citizen_ids import mask_citizen_ids
 from services.console.context import ConsoleContext
 from services.console.jobs import JobRunner
 from services.console.labels import label
@@ -86,15 +86,6 @@ class PagesOnOwnNames:
             await self.app(scope, receive, send)
         else:
             await self.checked(scope, receive, send)
-
-
-CITIZEN_ID = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{5})([0-9]{8}|[0-9]{6})([0-9]{3}[0-9Xx]?)(?![0-9A-Za-z])")
-
-
-def mask_citizen_ids(text: object) -> str:
-    """``text`` with every citizen ID in it shown as its region and last digits (110105********123X): pages that
-    list refused requests or console actions name residents only where showing them is itself recorded."""
-    return CITIZEN_ID.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), "" if text is None else str(text))
 
 
 def allowed_hosts(settings: Settings) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("renkou.console")
 
+MAX_WAITING_LOGINS = 8
+"""Logins waiting for their password check before more are refused (429) rather than queued."""
+
+
+class LoginsBusyError(Exception):
+    """Too many logins wait for a password check."""
+
 
 @dataclass
 class ConsoleContext:
@@ -34,10 +43,26 @@ class ConsoleContext:
     verifier: CitizenTokenVerifier
     jobs: JobRunner = field(default_factory=lambda: JobRunner({}))
     # One password hash at a time (argon2id: 64 MiB and a fraction of a second of CPU each): logins cannot take every
-    # core and the memory.
+    # core and the memory; and no more than MAX_WAITING_LOGINS wait for it.
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    _hash_waiting: int = 0
     _status: tuple[float, Status] | None = None
     _status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @asynccontextmanager
+    async def one_hash(self) -> AsyncIterator[None]:
+        """The turn to check a password; ``LoginsBusyError`` at once when too many already wait for theirs."""
+        if self.hashing.locked() and self._hash_waiting >= MAX_WAITING_LOGINS:
+            raise LoginsBusyError
+        self._hash_waiting += 1
+        try:
+            await self.hashing.acquire()
+        finally:
+            self._hash_waiting -= 1
+        try:
+            yield
+        finally:
+            self.hashing.release()
 
     async def status(self, max_age_s: float = 2.0) -> Status:
         """The stack's status, computed at most once per ``max_age_s`` however many pages poll it (each computation

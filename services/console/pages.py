@@ -27,7 +27,8 @@ from events.citizen_id import CitizenIdError, reader_citizen_id
 from projections.resident.store import person_numbers
 from services.console.accounts import NAME_PATTERN, authenticate, may_change
 from services.console.actions import recent_actions, record_action
-from services.console.context import ConsoleContext, context_of
+from services.console.citizen_ids import citizens_in
+from services.console.context import ConsoleContext, LoginsBusyError, context_of
 from services.console.jobs import KINDS, JobBusyError
 from services.console.labels import choose_language, label
 from services.console.sessions import COOKIE, Session
@@ -300,15 +301,21 @@ def install(app: FastAPI) -> None:
             if ctx.throttle.first_report(key):
                 await act(ctx, attempt, "login", "refused: locked", detail_key=key)
             return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
-        async with ctx.hashing:
-            # Checked again one attempt at a time: attempts queued together cannot all pass the check above.
-            if locked() is not None:
-                return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
-            async with ctx.pool.acquire() as conn:
-                account = await authenticate(conn, name, password)
-            if account is None:
-                ctx.throttle.failed(name)
-                ctx.throttle.failed(client)
+        try:
+            async with ctx.one_hash():
+                # Checked again one attempt at a time: attempts queued together cannot all pass the check above.
+                if locked() is not None:
+                    return render(
+                        request, "login.html", session, status_code=429, next=target, error=label("locked", lang)
+                    )
+                async with ctx.pool.acquire() as conn:
+                    account = await authenticate(conn, name, password)
+                if account is None:
+                    ctx.throttle.failed(name)
+                    ctx.throttle.failed(client)
+        except LoginsBusyError:
+            # A flood, whatever addresses it claims: refused before it queues, so real logins are not stuck behind it.
+            return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
         if account is None:
             await act(ctx, attempt, "login", "refused: wrong name or password")
             return render(request, "login.html", session, status_code=401, next=target, error=label("bad_login", lang))
@@ -753,32 +760,10 @@ def _job(request: Request, job_id: int) -> Any:
 
 
 def _residents_named(key: bytes | None, value: bytes | None) -> list[str]:
-    """Every citizen a dead-lettered record names: its event's ``citizen_id``, every payload field that holds a
-    citizen's number (a birth's mother and father, a merged duplicate, a previous number), and its key — those that
-    are citizen IDs at all (a record that names nobody the register knows names nobody)."""
-    import json
-
-    candidates: list[object] = []
-    if value is not None:
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            candidates.append(parsed.get("citizen_id"))
-            payload = parsed.get("payload")
-            if isinstance(payload, dict):
-                candidates += [v for k, v in payload.items() if isinstance(k, str) and k.endswith("citizen_id")]
-    if key is not None:
-        candidates.append(key.decode("utf-8", errors="replace"))
-    named: dict[str, None] = {}
-    for candidate in candidates:
-        if isinstance(candidate, str):
-            try:
-                named[reader_citizen_id(candidate)] = None
-            except CitizenIdError:
-                continue
-    return list(named)
+    """Every citizen a dead-lettered record names, wherever in it (the resident, a birth's parents, a merged number,
+    a field of a malformed record): showing the record is a read of each."""
+    texts = [raw.decode("utf-8", errors="replace") for raw in (value, key) if raw is not None]
+    return citizens_in(*texts)
 
 
 async def _applied(conn: asyncpg.Connection, event_ids: list[str | None]) -> set[str]:

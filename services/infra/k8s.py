@@ -305,8 +305,9 @@ def service_env(service: ServiceSpec) -> list[dict[str, Any]]:
             _env("RENKOU_CITIZEN_OIDC_AUTHORIZE_URL", "https://idp.example.gov.cn/CHANGE-ME/authorize"),
             _env("RENKOU_CONSOLE_HOSTS", "console.renkou.example.gov.cn"),
             _env("RENKOU_CONSOLE_PUBLIC_ORIGIN", "https://console.renkou.example.gov.cn"),
-            # The ingress's X-Forwarded-For/-Proto: fence the pod (a NetworkPolicy) so that nothing else reaches it.
-            _env("RENKOU_CONSOLE_TRUSTED_PROXIES", "*"),
+            # Only the ingress's X-Forwarded-For/-Proto are believed (never "*": a client could then name any address
+            # and dodge the per-address login throttle). CHANGE-ME: the ingress controller's pod network.
+            _env("RENKOU_CONSOLE_TRUSTED_PROXIES", "10.244.0.0/16"),
             _env("RENKOU_CONSOLE_SECURE_COOKIES", "true"),
         ]
     return env

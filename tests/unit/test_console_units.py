@@ -9,7 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from services.console import labels
-from services.console.app import allowed_hosts, mask_citizen_ids
+from services.console.app import allowed_hosts
+from services.console.citizen_ids import mask_citizen_ids
 from services.console.context import summary
 from services.console.pages import _residents_named, _safe_next
 from services.console.sessions import ANONYMOUS_MAX, IDLE_S, LoginThrottle, SessionStore
@@ -128,6 +129,9 @@ def test_a_dead_letter_names_every_citizen_its_event_names() -> None:
     assert _residents_named(child.encode(), birth) == [child, mother]
     assert _residents_named(child.encode(), b"not json") == [child]
     assert _residents_named(None, b'{"citizen_id": "nonsense"}') == []
+    # A malformed record hides nobody: a nested field, a broken document, a checksum that fails next to one that holds.
+    nested = f'{{"payload": {{"mother": {{"id": "{mother}"}}}}, "citizen_id": "110101199003074515"'.encode()
+    assert _residents_named(None, nested) == [mother]
 
 
 def test_pages_that_list_requests_mask_citizen_ids() -> None:
@@ -162,3 +166,28 @@ async def test_a_database_that_is_down_is_a_503_page_never_a_500(tmp_path: Path)
             )
             assert answer.status_code == 503 and "retry" in answer.text.lower(), answer.text[:500]
             assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_logins_waiting_for_a_password_check_are_bounded() -> None:
+    import asyncio
+
+    from services.console.context import MAX_WAITING_LOGINS, ConsoleContext, LoginsBusyError
+
+    ctx = ConsoleContext.__new__(ConsoleContext)  # only the hashing turn is exercised: nothing else is needed
+    ctx.hashing, ctx._hash_waiting = asyncio.Semaphore(1), 0
+    release = asyncio.Event()
+
+    async def login() -> None:
+        async with ctx.one_hash():
+            await release.wait()
+
+    first = asyncio.create_task(login())
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(login()) for _ in range(MAX_WAITING_LOGINS)]
+    await asyncio.sleep(0)
+    with pytest.raises(LoginsBusyError):
+        async with ctx.one_hash():
+            pass
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert ctx._hash_waiting == 0 and not ctx.hashing.locked()

@@ -2,8 +2,9 @@
 
 ``console_accounts``: operators and auditors who log in to the console, each with an argon2id hash of a password
 ``renkou operators add`` printed once. Accounts are made and removed by the owner role (an administrator's act,
-like a migration); the console itself — which connects as ``renkou_operator`` — may only read them, so a
-compromised console cannot mint itself an account.
+like a migration); the console itself — which connects as ``renkou_operator`` — may only read them. (Where the
+console's machine also holds the owner's password, as a single-machine ``renkou up`` does for its jobs, that
+separates connections, not trust: see the README.)
 
 ``console_actions``: who did what in the console, when, with which outcome — logins (failed ones too), re-drives,
 replays, verifies, swaps, grants added and revoked, timelines and access-log searches opened, citizens' logins.

@@ -25,6 +25,7 @@ from events.citizen_id import (
     upgrade_legacy,
 )
 from events.envelope import (
+    ACCESS_LOG_TOPIC,
     DEAD_LETTER_TOPIC,
     RESIDENT_VIEW_TOPIC,
     Event,
@@ -48,6 +49,7 @@ PUBLIC_SECURITY: Department = "public_security"
 SOCIAL_SECURITY: Department = "social_security"
 
 __all__ = [
+    "ACCESS_LOG_TOPIC",
     "DEAD_LETTER_TOPIC",
     "DEPARTMENTS",
     "EDUCATION",

@@ -23,6 +23,7 @@ from events.citizen_id import CitizenId, RegionCode, born_after
 from events.fields import DEPARTMENTS, TEXT_PATTERN, Department, Timestamp
 
 __all__ = [
+    "ACCESS_LOG_TOPIC",
     "DEAD_LETTER_TOPIC",
     "RESIDENT_VIEW_TOPIC",
     "EducationSource",
@@ -41,6 +42,9 @@ __all__ = [
 
 DEAD_LETTER_TOPIC: Final = "population.dead_letter.v1"
 RESIDENT_VIEW_TOPIC: Final = "population.resident_view.v1"
+ACCESS_LOG_TOPIC: Final = "population.access_log.v1"
+"""Reads' access-log entries on their way to the chains in PostgreSQL, when the query API reads from a standby
+(CONTRACT §13; ``services.access_log_topic``): one record per entry, keyed by citizen ID."""
 
 # strict: JSON ``true`` is not 1, ``"1"`` is not 1; frozen: an event is a fact, it never changes.
 _CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -35,8 +35,10 @@ __all__ = [
     "FAMILY_ENDPOINT",
     "AccessEntry",
     "AccessLogPage",
+    "AccessLogSink",
     "AccessLogUnavailableError",
     "AccessLogWriter",
+    "EntryGroup",
     "GrantNoLongerValidError",
     "append_now",
     "append_without_grant",
@@ -186,6 +188,22 @@ async def append_without_grant(conn: asyncpg.Connection, groups: Sequence[EntryG
             )
 
 
+class AccessLogSink(Protocol):
+    """Where a read's entries go before it is answered: its citizens' chains in PostgreSQL (``AccessLogWriter``)
+    or the access-log topic on their way there (``services.access_log_topic.TopicAccessLog``)."""
+
+    timeout: float
+
+    @property
+    def checks_grants(self) -> bool:
+        """Whether appending re-checks each consumer's grant (else the caller does, before appending)."""
+        ...
+
+    async def append(self, entry: AccessEntry, citizen_ids: Sequence[str]) -> None: ...
+
+    async def append_groups(self, groups: Sequence[EntryGroup]) -> None: ...
+
+
 class AccessLogWriter:
     """Appends access-log entries with group commit: reads that arrive together share one transaction.
 
@@ -197,6 +215,8 @@ class AccessLogWriter:
     fails fails every read in it (none of them is answered); a consumer whose grant was revoked or expired
     meanwhile has its reads refused and the others still commit.
     """
+
+    checks_grants = True
 
     def __init__(
         self,
@@ -222,7 +242,7 @@ class AccessLogWriter:
         """
         await self.append_groups([(entry, citizen_ids)])
 
-    async def append_groups(self, groups: Sequence[tuple[AccessEntry, Sequence[str]]]) -> None:
+    async def append_groups(self, groups: Sequence[EntryGroup]) -> None:
         """Append each group's entry for each of its citizens, queued together (so, as a rule, committed in one
         transaction: a read's subjects and the relatives it disclosed); return when all are committed."""
         futures = []

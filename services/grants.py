@@ -315,10 +315,15 @@ async def revoke_grant(conn: asyncpg.Connection, name: str) -> Grant:
 
     Raises ``GrantError`` if there is no such grant or it was revoked already.
     """
-    row = await conn.fetchrow(
-        f"UPDATE consumer_grants SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING {_COLUMNS}",
-        name,
-    )
+    async with conn.transaction():
+        # Query APIs reading from a synchronous standby (CONTRACT §13) check grants there: the commit waits until
+        # the standby has applied the revocation, not just stored it, so no read after this returns passes it.
+        await conn.execute("SET LOCAL synchronous_commit = remote_apply")
+        row = await conn.fetchrow(
+            "UPDATE consumer_grants SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL "
+            f"RETURNING {_COLUMNS}",
+            name,
+        )
     if row is not None:
         return _grant(row)
     existing = await get_grant(conn, name)

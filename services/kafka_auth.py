@@ -34,6 +34,7 @@ ADMIN = "renkou-admin"
 GATEWAY = "renkou-gateway"
 PROJECTOR = "renkou-projector"
 VIEW_RELAY = "renkou-view-relay"
+QUERY_API = "renkou-query-api"  # only with RENKOU_ACCESS_LOG=kafka: the access-log topic and its relay
 OPERATOR = "renkou-operator"
 AUDITOR = "renkou-auditor"
 

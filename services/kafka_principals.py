@@ -7,6 +7,8 @@ A role is what a principal may do, written as ACL bindings for Kafka's ``Standar
 ``gateway``                  write the four department topics and the dead letters
 ``projector``                read the department topics in its consumer group; write dead letters and anchors
 ``view-relay``               write the view topic; create and write the per-consumer view topics
+``query-api``                write and read the access-log topic (reads from a standby, §13), in its relay's
+                             group; write dead letters
 ``consumer:<grant name>``    read its own view topic ``population.resident_view.v1.<grant name>`` (§11), in
                              consumer groups named after it
 ``auditor``                  read the anchor topic
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from events import RESIDENT_VIEW_TOPIC, consumer_view_topic, department_topics, topic_for
+from events import ACCESS_LOG_TOPIC, RESIDENT_VIEW_TOPIC, consumer_view_topic, department_topics, topic_for
 from events.fields import DEPARTMENTS
 from services.anchor.topic import ANCHOR_TOPIC
 from services.dead_letters import DEAD_LETTER_TOPIC
@@ -38,6 +40,7 @@ from services.kafka_auth import (
     GATEWAY,
     OPERATOR,
     PROJECTOR,
+    QUERY_API,
     VIEW_RELAY,
     demo_department_principal,
     new_password,
@@ -49,13 +52,15 @@ if TYPE_CHECKING:
     from services.kafka_auth import KafkaCredentials
 
 PROJECTOR_GROUP = "renkou-projector.resident_view"
+ACCESS_LOG_GROUP = "renkou-query-api.access_log"
 SCRAM_ITERATIONS = 8192
-FIXED_ROLES = ("gateway", "projector", "view-relay", "auditor", "operator")
+FIXED_ROLES = ("gateway", "projector", "view-relay", "query-api", "auditor", "operator")
 # The principals every stack has, with their roles: `renkou up` creates them and keeps their passwords.
 STACK_PRINCIPALS: tuple[tuple[str, str], ...] = (
     (GATEWAY, "gateway"),
     (PROJECTOR, "projector"),
     (VIEW_RELAY, "view-relay"),
+    (QUERY_API, "query-api"),
     (OPERATOR, "operator"),
     (AUDITOR, "auditor"),
     *((demo_department_principal(d), f"department:{d}") for d in DEPARTMENTS),
@@ -134,6 +139,11 @@ def role_acls(role: str, namespace: str = "") -> list[Acl]:
         acls += _topic(ns, RESIDENT_VIEW_TOPIC, "WRITE", "DESCRIBE")
         # The consumers' own view topics: created by the relay when it first finds their grant.
         acls += _topic(ns, consumer_view_topic(""), "CREATE", "WRITE", "DESCRIBE", pattern="PREFIXED")
+    elif role == "query-api":
+        # Entries appended before a read is answered, and chained into PostgreSQL by the relay's group.
+        acls += _topic(ns, ACCESS_LOG_TOPIC, "READ", "WRITE", "DESCRIBE")
+        acls += [Acl("GROUP", ns + ACCESS_LOG_GROUP, "LITERAL", op) for op in ("READ", "DESCRIBE")]
+        acls += _topic(ns, DEAD_LETTER_TOPIC, "WRITE", "DESCRIBE")  # a record the relay cannot chain
     elif role == "auditor":
         acls += _topic(ns, ANCHOR_TOPIC, "READ", "DESCRIBE")
     elif role == "operator":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,14 @@ class Settings(BaseSettings):
     kafka_tls: bool = False
     kafka_ca_file: Path | None = None
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    # Where the query API's reads go (CONTRACT §13): a hot standby, e.g. CloudNativePG's `-ro` service or a libpq
+    # multi-host URL with target_session_attrs=prefer-standby. Only with access_log "kafka" (a standby cannot
+    # append the access log); unset, the primary (database_url).
+    read_database_url: SecretStr | None = None
+    # How a read's access-log entry becomes durable before the answer: "postgresql", appended to its chain in the
+    # read's own transaction on the primary; "kafka", appended to population.access_log.v1 (acks=all) and chained
+    # into PostgreSQL by the query API's relay a moment later (services.access_log_topic).
+    access_log: Literal["postgresql", "kafka"] = "postgresql"
     # Prefixed to every topic name; empty in production (the contract's names), unique per test run so that
     # tests sharing one broker never see each other's records.
     topic_namespace: str = ""
@@ -101,6 +110,10 @@ class Settings(BaseSettings):
             "RENKOU_STATE_DIR": str(self.state_dir),
             "RENKOU_BIND_HOST": self.bind_host,
         }
+        if self.read_database_url is not None:
+            env["RENKOU_READ_DATABASE_URL"] = self.read_database_url.get_secret_value()
+        if self.access_log != "postgresql":
+            env["RENKOU_ACCESS_LOG"] = self.access_log
         if self.kafka_tls:
             env["RENKOU_KAFKA_TLS"] = "1"
         if self.kafka_ca_file is not None:

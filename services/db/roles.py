@@ -82,9 +82,11 @@ def with_credentials(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
 
 
-def url_for(settings: Settings, role: str) -> str:
-    """The database URL a process acting as ``role`` connects with (see the module's doc)."""
-    url = settings.database_url.get_secret_value()
+def url_for(settings: Settings, role: str, *, reads: bool = False) -> str:
+    """The database URL a process acting as ``role`` connects with (see the module's doc); with ``reads``, where
+    its reads go: ``RENKOU_READ_DATABASE_URL`` (a standby, CONTRACT §13) when set, else the same primary."""
+    chosen = settings.read_database_url if reads and settings.read_database_url is not None else settings.database_url
+    url = chosen.get_secret_value()
     password = stored_password(settings.state_dir, role)
     return url if password is None else with_credentials(url, role, password)
 

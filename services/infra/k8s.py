@@ -1,5 +1,5 @@
 """Kubernetes manifests for renkou on the operators city platforms run (CONTRACT §13): Strimzi for Kafka,
-CloudNativePG for PostgreSQL, plain Deployments for the four services.
+CloudNativePG for PostgreSQL, plain Deployments for the services.
 
 The manifests in ``infra/k8s/`` are rendered from the code that defines what they must agree with, so they cannot
 drift from it: the topics from ``infra/topics.toml`` (three replicas, ``min.insync.replicas=2``), each Kafka
@@ -27,7 +27,7 @@ import yaml
 from events import DEPARTMENTS
 from services.db import roles as db_roles
 from services.infra.topics import load_topics
-from services.kafka_auth import AUDITOR, GATEWAY, OPERATOR, PROJECTOR, VIEW_RELAY
+from services.kafka_auth import AUDITOR, GATEWAY, OPERATOR, PROJECTOR, QUERY_API, VIEW_RELAY
 from services.kafka_principals import Acl, role_acls
 from services.settings import Settings, project_root
 
@@ -40,6 +40,7 @@ KAFKA_BOOTSTRAP: Final = f"{KAFKA_CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:9093"
 KAFKA_VERSION: Final = "4.1.1"  # infra/kafka/pom.xml: the broker the tests run
 PG_CLUSTER: Final = "renkou-db"
 PG_HOST: Final = f"{PG_CLUSTER}-rw.{NAMESPACE}.svc"  # CloudNativePG's service for the current primary
+PG_READ_HOST: Final = f"{PG_CLUSTER}-ro.{NAMESPACE}.svc"  # … and for its standbys (hot, synchronous)
 IMAGE: Final = "registry.example.gov.cn/renkou/renkou:CHANGE-ME"
 CA_DIR: Final = "/etc/renkou/kafka-ca"
 ANCHOR_KEY_DIR: Final = "/etc/renkou/anchor"
@@ -53,7 +54,6 @@ class ServiceSpec:
     module: str
     port_setting: str
     kafka_principal: str | None
-    """None for the query API, which reads PostgreSQL only."""
     db_role: str
     replicas: int
     exposed: bool
@@ -66,7 +66,7 @@ class ServiceSpec:
 
 SERVICES: Final = (
     ServiceSpec("gateway", "services.gateway", "gateway_port", GATEWAY, db_roles.GATEWAY, 2, True),
-    ServiceSpec("query-api", "services.query_api", "query_api_port", None, db_roles.QUERY_API, 2, True),
+    ServiceSpec("query-api", "services.query_api", "query_api_port", QUERY_API, db_roles.QUERY_API, 2, True),
     ServiceSpec("projector", "services.projector", "projector_metrics_port", PROJECTOR, db_roles.PROJECTOR, 2, False),
     ServiceSpec("view-relay", "services.view_relay", "view_relay_port", VIEW_RELAY, db_roles.VIEW_RELAY, 1, False),
     # One replica: its sessions and jobs live in its memory (a second one would log users out at random).
@@ -77,7 +77,7 @@ SERVICES: Final = (
 def kafka_users() -> list[tuple[str, str]]:
     """(KafkaUser name, role): the services', the operator's and auditor's, and one per department system.
     Consumers' users (``consumer:<grant>``) are added with their grants (README, Kubernetes)."""
-    users = [(GATEWAY, "gateway"), (PROJECTOR, "projector"), (VIEW_RELAY, "view-relay")]
+    users = [(GATEWAY, "gateway"), (PROJECTOR, "projector"), (VIEW_RELAY, "view-relay"), (QUERY_API, "query-api")]
     users += [(OPERATOR, "operator"), (AUDITOR, "auditor")]
     users += [(f"department-{d.replace('_', '-')}", f"department:{d}") for d in DEPARTMENTS]
     return users
@@ -290,6 +290,12 @@ def service_env(service: ServiceSpec) -> list[dict[str, Any]]:
         _secret_env("PGPASSWORD", _password_secret(service.db_role), "password"),
         _env("RENKOU_DATABASE_URL", f"postgresql+asyncpg://{service.db_role}@{PG_HOST}:5432/renkou"),
     ]
+    if service.name == "query-api":
+        # Reads from the standbys, their access-log entries through Kafka (CONTRACT §13; README, Scaling).
+        env += [
+            _env("RENKOU_ACCESS_LOG", "kafka"),
+            _env("RENKOU_READ_DATABASE_URL", f"postgresql+asyncpg://{service.db_role}@{PG_READ_HOST}:5432/renkou"),
+        ]
     if service.name in ("projector", "query-api"):
         # The projector signs with the private key; the query API serves the public one beside it.
         env.append(_env("RENKOU_AUDIT_ANCHOR_KEY_FILE", f"{ANCHOR_KEY_DIR}/audit-anchor.ed25519.pem"))

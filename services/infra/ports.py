@@ -150,6 +150,10 @@ def follow_local_stack(settings: Settings) -> Settings:
         userinfo = urlsplit(asyncpg_dsn(settings.database_url.get_secret_value())).netloc.rpartition("@")[0]
         url = f"postgresql+asyncpg://{userinfo}@/{layout.pg_database}?{layout.pg_hosts}"
         update["database_url"] = SecretStr(url)
+        if settings.read_database_url is None:
+            # Reads (with the access log on Kafka) go to whichever server is a standby, the primary when none is.
+            reads = url.replace("target_session_attrs=read-write", "target_session_attrs=prefer-standby")
+            update["read_database_url"] = SecretStr(reads)
     return settings.model_copy(update=update) if update else settings
 
 

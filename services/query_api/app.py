@@ -10,17 +10,22 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Request
 from opentelemetry.trace import TracerProvider
 from starlette.responses import Response
 
+from events import ACCESS_LOG_TOPIC, DEAD_LETTER_TOPIC
 from projections.resident.store import DEFAULT_SCHEMA, safe_schema
 from services import telemetry
-from services.access_log import AccessLogWriter
+from services.access_log import AccessLogSink, AccessLogWriter
+from services.access_log_topic import AccessLogRelay, RelayBatch, TopicAccessLog
 from services.api_docs import serve_docs
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.grants import Grant, find_grant
+from services.kafka_auth import QUERY_API, client_options
+from services.kafka_principals import ACCESS_LOG_GROUP
 from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
 from services.query_api.citizens import citizens_router
@@ -49,6 +54,32 @@ durably, in the resident's hash-chained access log before the answer is sent. Er
 
 ACCESS_LOG_FLUSHES = 2
 """Access-log transactions in flight at once (each commits every read queued when it started)."""
+PRIMARY_CONNECTIONS = 4
+"""Connections to the primary when reads go to a standby: citizens' own reads, statistics, refusals."""
+
+
+def access_log_producer(settings: Settings) -> AIOKafkaProducer:
+    """The producer of the access-log topic and the relay's dead letters, as the query API's principal."""
+    return AIOKafkaProducer(
+        **client_options(settings, QUERY_API), acks="all", enable_idempotence=True, client_id="renkou-query-api"
+    )
+
+
+def access_log_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The relay's consumer: offsets live in PostgreSQL with the entries (never committed to Kafka)."""
+    return AIOKafkaConsumer(
+        **client_options(settings, QUERY_API),
+        group_id=settings.topic_namespace + ACCESS_LOG_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="renkou-query-api-relay",
+    )
+
+
+def _count_relayed(metrics: QueryApiMetrics, done: RelayBatch) -> None:
+    metrics.relayed.labels("chained").inc(done.chained)
+    metrics.relayed.labels("skipped").inc(done.skipped)
+    metrics.relayed.labels("rejected").inc(len(done.rejected))
 
 
 def create_worker_app() -> FastAPI:
@@ -83,6 +114,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        through_kafka = settings.access_log == "kafka"
         engine = make_engine(
             db_roles.url_for(settings, db_roles.QUERY_API),
             pool_size=pool_size + ACCESS_LOG_FLUSHES,
@@ -91,7 +123,21 @@ def create_app(
             # entry whose read was answered 503 must never commit a moment later, once the lock is free.
             server_settings={"lock_timeout": f"{int(access_log_timeout * 800)}ms"},
         )
-        lease = ConnectionLease(engine, pool_size)
+        engines = [engine]
+        lease = primary = ConnectionLease(engine, pool_size)
+        if through_kafka:
+            # Reads go to the standby (or wherever RENKOU_READ_DATABASE_URL points) in read-only transactions: not
+            # one of them can write, on a primary either. What writes (citizens' own reads, statistics' records,
+            # refusals, the relay) keeps a few connections to the primary.
+            read_engine = make_engine(
+                db_roles.url_for(settings, db_roles.QUERY_API, reads=True),
+                pool_size=pool_size,
+                application_name="renkou-query-api-reads",
+                server_settings={"default_transaction_read_only": "on"},
+            )
+            engines.append(read_engine)
+            lease = ConnectionLease(read_engine, pool_size)
+            primary = ConnectionLease(engine, PRIMARY_CONNECTIONS)
         # The access-log writer's own connections: requests holding theirs while they wait for the commit can
         # never take the writer's.
         log_lease = ConnectionLease(engine, ACCESS_LOG_FLUSHES)
@@ -100,25 +146,49 @@ def create_app(
             async with lease.connection() as conn:
                 return await find_grant(conn, token)
 
-        refusals = RefusalLog(lease.connection, on_drop=metrics.refusals_dropped.inc)
+        access_log: AccessLogSink
+        relay: AccessLogRelay | None = None
+        if through_kafka:
+            topic = settings.topic_namespace + ACCESS_LOG_TOPIC
+            topic_log = TopicAccessLog(lambda: access_log_producer(settings), topic, timeout=access_log_timeout)
+            await topic_log.start()
+            access_log = topic_log
+            relay = AccessLogRelay(
+                lambda: access_log_consumer(settings),
+                lambda: access_log_producer(settings),
+                log_lease.connection,
+                topic=topic,
+                dead_letter_topic=settings.topic_namespace + DEAD_LETTER_TOPIC,
+                on_batch=lambda done: _count_relayed(metrics, done),
+            )
+            relay.start()
+        else:
+            access_log = AccessLogWriter(
+                log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES
+            )
+        refusals = RefusalLog(primary.connection, on_drop=metrics.refusals_dropped.inc)
         app.state.renkou = QueryApiContext(
             lease=lease,
             auth=Authenticator(lookup, ttl=grant_cache_ttl),
             metrics=metrics,
             schema=schema,
-            access_log=AccessLogWriter(
-                log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES
-            ),
+            access_log=access_log,
             refusals=refusals,
+            primary=primary,
         )
         refusals.start()
         try:
             yield
         finally:
+            if relay is not None:
+                await relay.stop()
+            if isinstance(access_log, TopicAccessLog):
+                await access_log.stop()
             await refusals.stop()
-            await lease.close()
-            await log_lease.close()
-            await engine.dispose()
+            for each in {id(x): x for x in (lease, primary, log_lease)}.values():
+                await each.close()
+            for each_engine in engines:
+                await each_engine.dispose()
 
     app = FastAPI(
         title="renkou query API",

@@ -90,7 +90,7 @@ def citizens_router(settings: Settings) -> APIRouter:
 
         who = await citizen(request)
         ctx = context_of(request)
-        async with ctx.lease.connection() as conn:
+        async with ctx.primary.connection() as conn:  # it appends the relatives' entries itself
             try:
                 found = await own_view(conn, who.citizen_id, ctx.schema, endpoint="me")
             except asyncpg.PostgresConnectionError:
@@ -130,7 +130,7 @@ def citizens_router(settings: Settings) -> APIRouter:
 
         who = await citizen(request)
         ctx = context_of(request)
-        async with ctx.lease.connection() as conn:
+        async with ctx.primary.connection() as conn:  # every entry the relay chained so far
             numbers = await person_numbers(conn, who.citizen_id, ctx.schema)
             answer = await person_access_log(
                 conn, numbers, limit=limit, before_seq=before_seq, before=before, show_aliases=True

@@ -13,8 +13,8 @@ from fastapi import Request
 
 from services.access_log import (
     AccessEntry,
+    AccessLogSink,
     AccessLogUnavailableError,
-    AccessLogWriter,
     GrantNoLongerValidError,
     read_groups,
 )
@@ -33,14 +33,20 @@ log = logging.getLogger("renkou.query_api")
 
 @dataclass
 class QueryApiContext:
-    """The connections, the authenticator, the metrics and the knobs of one query API instance."""
+    """The connections, the authenticator, the metrics and the knobs of one query API instance.
+
+    ``lease`` is where reads go: the primary, or a standby when the access log goes through Kafka
+    (``access_log.checks_grants`` false, CONTRACT §13). ``primary`` is the primary's, for what a read writes
+    itself (citizens' own reads, refusals); the same lease when reads go to the primary.
+    """
 
     lease: ConnectionLease
     auth: Authenticator
     metrics: QueryApiMetrics
     schema: str
-    access_log: AccessLogWriter
+    access_log: AccessLogSink
     refusals: RefusalLog
+    primary: ConnectionLease
 
     async def record(
         self,
@@ -55,6 +61,7 @@ class QueryApiContext:
         Must be awaited before anything of the read is sent: 503 when the log cannot be written, 401 when the
         grant was revoked or expired meanwhile.
         """
+        await self._check_grant(conn, caller)
         try:
             await self.access_log.append(self._entry(caller, endpoint, sections), citizen_ids)
         except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
@@ -72,6 +79,7 @@ class QueryApiContext:
         """The entries of a read of ``views``: one per resident read, and one per relative their ``family``
         sections disclose (CONTRACT §11: sections ``family``, endpoint ``family``), queued together so that they
         commit together, before the answer; refused like ``record``."""
+        await self._check_grant(conn, caller)
         try:
             await self.access_log.append_groups(read_groups(self._entry(caller, endpoint, sections), views))
         except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
@@ -83,8 +91,19 @@ class QueryApiContext:
     ) -> dict[str, Any] | None:
         """The live view of ``citizen_id`` (only ``sections``), read and recorded in one statement and one commit.
 
-        ``None`` if nothing is known about the citizen (nothing recorded); refused like ``record`` otherwise.
+        ``None`` if nothing is known about the citizen (nothing recorded); refused like ``record`` otherwise. From a
+        standby: read, then recorded through ``record_read``.
         """
+        if not self.access_log.checks_grants:
+            try:
+                view = await read_live_view(conn, citizen_id, sections, self.schema, None, self.access_log.timeout)
+                shown = [view] if view is not None else []
+            except NumberHasAliasesError:
+                found = await read_views(conn, [citizen_id], ReadTime(), sections, self.schema)
+                view, shown = found.get(citizen_id), list(found.values())
+            if shown:
+                await self.record_read(conn, caller, "resident", sections, shown)
+            return view
         try:
             view = await read_live_view(
                 conn,
@@ -108,6 +127,13 @@ class QueryApiContext:
         if view is not None:
             self.metrics.residents_read.labels("resident", caller.consumer).inc()
         return view
+
+    async def _check_grant(self, conn: asyncpg.Connection, caller: Caller) -> None:
+        """Where appending does not re-check the grant (the access-log topic), re-read it here: 401 if it was
+        revoked or expired since it was cached. On a standby a revocation is visible once ``revoke_grant``
+        returned (it waits for the synchronous standby to apply it)."""
+        if not self.access_log.checks_grants:
+            await self.auth.confirm(conn, caller)
 
     @staticmethod
     def _entry(caller: Caller, endpoint: str, sections: Sequence[str]) -> AccessEntry:

@@ -25,6 +25,7 @@ class QueryApiMetrics:
     residents_read: Counter
     access_log_failures: Counter
     refusals_dropped: Counter
+    relayed: Counter
 
     @classmethod
     def create(cls) -> QueryApiMetrics:
@@ -52,6 +53,13 @@ class QueryApiMetrics:
             refusals_dropped=Counter(
                 "renkou_query_api_refusals_dropped",
                 "Refused reads that could not be written to refused_reads (a flood beyond the queue, or an outage)",
+                registry=reg,
+            ),
+            relayed=Counter(
+                "renkou_query_api_access_log_relayed",
+                "Access-log topic records handled by this process's relay (RENKOU_ACCESS_LOG=kafka), by outcome: "
+                "chained, skipped (chained by an earlier delivery) or rejected (dead-lettered)",
+                ["outcome"],
                 registry=reg,
             ),
         )

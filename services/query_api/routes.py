@@ -27,6 +27,7 @@ from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import load_links, person_numbers
+from services.access_log_topic import TopicAccessLog
 from services.clock import today_in_china, utc_text
 from services.disclosure import month_end
 from services.grants import parse_codes
@@ -597,7 +598,7 @@ async def get_population_statistics(
     cut = _read_time(None, _query_instant(known_at, "known_at")).known_at
     if cut is not None and cut > datetime.now(UTC):
         raise ApiError(422, "invalid_known_at", "known_at is in the future: what the log will hold is not known yet")
-    async with ctx.lease.connection() as conn:
+    async with ctx.primary.connection() as conn:  # the aggregate read is recorded in the same connection
         await ctx.auth.confirm(conn, caller)
         figures = await population_statistics(conn, prefix, day, ctx.schema, known_at=cut)
         # Aggregates name no resident, but the read is a read all the same: who, why, which region (§11).
@@ -630,9 +631,14 @@ async def healthz() -> dict[str, str]:
     responses={503: {"model": Readiness, "description": "PostgreSQL does not answer; `unavailable` says so."}},
 )
 async def readyz(request: Request) -> Response:
-    """200 ``{"status": "ready", "checks": {"postgresql": "ok"}}`` when PostgreSQL answers ``SELECT 1`` within
-    2 s; 503 naming it (with ``Retry-After``) otherwise."""
-    readiness = await check_readiness({"postgresql": postgresql(context_of(request).lease.engine)})
+    """200 ``{"status": "ready", "checks": {"postgresql": "ok"}}`` when PostgreSQL (where reads go) answers
+    ``SELECT 1`` within 2 s — and, with the access log on Kafka, a broker answers a metadata request; 503 naming
+    what does not (with ``Retry-After``) otherwise."""
+    ctx = context_of(request)
+    checks = {"postgresql": postgresql(ctx.lease.engine)}
+    if isinstance(ctx.access_log, TopicAccessLog):
+        checks["kafka"] = ctx.access_log.ready
+    readiness = await check_readiness(checks)
     return Response(
         orjson.dumps(readiness.body()),
         status_code=readiness.status_code,

@@ -90,11 +90,12 @@ async def read_live_view(
     citizen_id: str,
     sections: Collection[str],
     schema: str,
-    log: AccessEntry,
+    log: AccessEntry | None,
     statement_timeout: float,
 ) -> dict[str, Any] | None:
-    """The live view of ``citizen_id`` with only ``sections``, its access-log entry ``log`` appended and committed
-    by the same statement (``single_read.load_resident``); ``None`` (nothing recorded) if nothing is known.
+    """The live view of ``citizen_id`` with only ``sections``, its access-log entry ``log`` (if any: a read from a
+    standby records it elsewhere) appended and committed by the same statement (``single_read.load_resident``);
+    ``None`` (nothing recorded) if nothing is known.
     Raises ``NumberHasAliasesError`` (nothing read or recorded) for one of a person's several numbers."""
     day = today_in_china()
     view = await _live_view(conn, citizen_id, day, sections, schema, log, statement_timeout)

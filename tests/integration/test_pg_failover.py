@@ -38,7 +38,7 @@ from services.settings import Settings, project_root
 from tests.integration.conftest import create_namespace
 from tests.support.infra import TEST_ANCHOR_KEY, Endpoints, current
 from tests.support.projector import assert_archived_once, running_projector, wait_caught_up
-from tests.support.query_api import event, grant, headers
+from tests.support.query_api import event, grant, headers, project
 
 pytestmark = [pytest.mark.integration, pytest.mark.failover]
 
@@ -194,3 +194,54 @@ async def test_failover_loses_nothing_acknowledged_and_reads_resume(pair: Pair, 
     assert (pair.stack.postgres.data_dir / "standby.signal").exists()
     with pytest.raises(InfraError, match="fenced"):
         pair.stack.postgres.start()
+
+
+async def test_reads_come_from_the_standby_and_their_entries_reach_the_primary(pair: Pair, settings: Settings) -> None:
+    """RENKOU_ACCESS_LOG=kafka: the query API reads the view on the standby (a server in recovery, which cannot
+    write), each read's entries go through Kafka, and the relay chains them on the primary."""
+    url = pair.layout.database_url
+    people = [make_citizen_id("510107", date(1990, 1, 1) + timedelta(days=i), 7) for i in range(5)]
+    await project(
+        url, [event("birth.registered", cid, date(1990, 1, 1) + timedelta(days=i)) for i, cid in enumerate(people)]
+    )
+    reader = await grant(url, "standby-reader", ["identity", "hukou"], ["school_enrolment"])
+    standby_only = url.replace("target_session_attrs=read-write", "target_session_attrs=standby")
+    reading = settings.model_copy(update={"access_log": "kafka", "read_database_url": SecretStr(standby_only)})
+    await _standby_caught_up(url, standby_only)  # the events and the grant, applied there
+    app = query_api_app(reading)
+    async with app.router.lifespan_context(app):
+        ctx = app.state.renkou
+        async with ctx.lease.connection() as conn:
+            assert await conn.fetchval("SELECT pg_is_in_recovery()") is True
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://query", timeout=60)
+        async with client:
+            answers = [
+                await client.get(f"/v1/residents/{cid}", headers=headers(reader, "school_enrolment")) for cid in people
+            ]
+        assert [a.status_code for a in answers] == [200] * len(people), [a.text for a in answers]
+        ids = [uuid.UUID(a.headers["X-Request-ID"]) for a in answers]
+        started = asyncio.get_running_loop().time()
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            while True:
+                logged = await conn.fetchval("SELECT count(*) FROM access_log WHERE request_id = ANY($1::uuid[])", ids)
+                if logged == len(people) or asyncio.get_running_loop().time() - started > 30:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+    assert logged == len(people)
+
+
+async def _standby_caught_up(primary_url: str, standby_url: str, wait_s: float = 30.0) -> None:
+    primary = await asyncpg.connect(asyncpg_dsn(primary_url))
+    standby = await asyncpg.connect(asyncpg_dsn(standby_url))
+    try:
+        target = await primary.fetchval("SELECT pg_current_wal_lsn()")
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while await standby.fetchval("SELECT pg_last_wal_replay_lsn() < $1::pg_lsn", target):
+            assert asyncio.get_running_loop().time() < deadline, "the standby did not catch up"
+            await asyncio.sleep(0.02)
+    finally:
+        await primary.close()
+        await standby.close()

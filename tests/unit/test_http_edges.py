@@ -97,7 +97,7 @@ async def _query_api(fast_lane: bool) -> AsyncIterator[tuple[FastAPI, _Lease, _L
     async with app.router.lifespan_context(app):
         ctx: QueryApiContext = app.state.renkou
         lease, lookup = _Lease(ctx.lease.engine), _Lookup()
-        ctx.lease = lease  # type: ignore[assignment]
+        ctx.lease = ctx.primary = lease  # type: ignore[assignment]
         ctx.auth = Authenticator(lookup, ttl=0.0)
         yield app, lease, lookup
 

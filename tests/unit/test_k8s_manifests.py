@@ -15,7 +15,7 @@ import yaml
 from services.db import roles as db_roles
 from services.infra import k8s
 from services.infra.topics import load_topics
-from services.kafka_auth import GATEWAY, OPERATOR, PROJECTOR, VIEW_RELAY
+from services.kafka_auth import GATEWAY, OPERATOR, PROJECTOR, QUERY_API, VIEW_RELAY
 from services.kafka_principals import Acl, role_acls
 from services.settings import Settings
 
@@ -107,7 +107,7 @@ def test_postgres_is_a_primary_and_a_synchronous_standby_with_the_login_roles() 
 # What each service's code connects as (its module names the principal and role it asks for).
 EXPECTED = {
     "gateway": ("services.gateway.app", GATEWAY, db_roles.GATEWAY, "gateway_port"),
-    "query-api": ("services.query_api.app", None, db_roles.QUERY_API, "query_api_port"),
+    "query-api": ("services.query_api.app", QUERY_API, db_roles.QUERY_API, "query_api_port"),
     "projector": ("services.projector.app", PROJECTOR, db_roles.PROJECTOR, "projector_metrics_port"),
     "view-relay": ("services.view_relay.app", VIEW_RELAY, db_roles.VIEW_RELAY, "view_relay_port"),
     "console": ("services.console.app", OPERATOR, db_roles.OPERATOR, "console_port"),
@@ -152,6 +152,9 @@ def test_each_deployment_runs_its_service_as_its_own_principal_and_role(componen
     assert set(env) - fields == {"PGPASSWORD"}  # libpq's own: the password never stands in the URL
     assert env["RENKOU_BIND_HOST"] == "0.0.0.0"  # noqa: S104 - a pod listens on its own address
     assert env["RENKOU_DATABASE_URL"].startswith(f"postgresql+asyncpg://{role}@")
+    if component == "query-api":  # reads from CloudNativePG's standbys, the access log through Kafka (§13)
+        assert env["RENKOU_ACCESS_LOG"] == "kafka"
+        assert env["RENKOU_READ_DATABASE_URL"].startswith(f"postgresql+asyncpg://{role}@renkou-db-ro.")
     assert env["PGPASSWORD"]["secretKeyRef"]["name"].endswith(role.replace("_", "-"))
     if principal is None:
         assert not any(name.startswith("RENKOU_KAFKA") for name in env)

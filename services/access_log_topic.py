@@ -1,0 +1,405 @@
+"""Reads' access-log entries through Kafka, so that the query API can read the view from a standby (CONTRACT §13).
+
+With ``RENKOU_ACCESS_LOG=kafka`` no read writes to PostgreSQL. Each entry of a read is appended to
+``population.access_log.v1`` (``acks=all``, idempotent; three replicas and ``min.insync.replicas=2`` on a cluster)
+and the read is answered only once the broker acknowledged every entry of it (``TopicAccessLog``) — the same
+promise as the in-database log: nothing of a read leaves the service unless its record is durable. The grant is
+re-checked on the reading connection first (``QueryApiContext``); a revocation reaches a synchronous standby
+before ``revoke_grant`` returns (``remote_apply``).
+
+``AccessLogRelay``, a consumer group of the query API processes, then chains the entries into ``access_log`` on the
+primary with ``renkou_access_log_append`` — the same function, the same canonical bytes and the same hash chain as
+the in-database path, so the citizen's log (§11) and the anchors (§10) are unchanged. A record's key is its
+citizen ID (one citizen's entries keep their order in one partition) and its value is exactly the entry's
+canonical body. Each partition's batch commits with the partition's next offset (``access_log_offsets``, migration
+0020) and skips what is below the offset it finds there, so a batch delivered twice is chained once. A record
+that is not an entry (not canonical, or its key is not its citizen) goes to the dead letters with its reason,
+and the rest moves on.
+
+How long before a citizen sees an entry: the relay polls every ``POLL_MS``; the tests and the benchmark measure it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from services.access_log import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
+from services.dead_letters import Rejected, publish_dead_letters
+from services.readiness import kafka_metadata
+
+__all__ = [
+    "POLL_MS",
+    "AccessLogRelay",
+    "RelayBatch",
+    "TopicAccessLog",
+    "apply_batch",
+    "entry_of",
+]
+
+log = logging.getLogger("renkou.access_log_relay")
+
+POLL_MS: Final = 100
+"""How long the relay waits for more records before chaining what it has."""
+
+REJECTED_BY: Final = "query-api access-log relay"
+
+MAX_RECORDS: Final = 2000
+"""The most records of one poll (one transaction per partition of it)."""
+
+
+class TopicAccessLog:
+    """Appends reads' entries to the access-log topic; a read is answered once Kafka acknowledged all of its own.
+
+    The producer is made by ``factory`` (``acks=all``, idempotent) and started on first use if ``start`` could not
+    (Kafka down when the API started: reads answer 503 until it is back, and the API never needs a restart)."""
+
+    checks_grants: Final = False
+    """The grant is not re-checked by appending (it is on the PostgreSQL path): the caller checks it first."""
+
+    def __init__(self, factory: Callable[[], AIOKafkaProducer], topic: str, *, timeout: float) -> None:
+        self.factory = factory
+        self.topic = topic
+        self.timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect now if Kafka answers; if not, say so and connect on first use."""
+        try:
+            await asyncio.wait_for(self._connected(), self.timeout)
+        except Exception as exc:
+            log.warning(
+                "access-log topic: Kafka not reachable yet (%s: %s); reads answer 503 until it is",
+                type(exc).__name__,
+                exc,
+            )
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def _connected(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._starting:
+            if self._producer is None:
+                producer = self.factory()
+                try:
+                    await producer.start()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def ready(self) -> None:
+        """The readiness check (``/readyz``): connected, and a broker answers a metadata request."""
+        producer = await self._connected()
+        await kafka_metadata(producer.client)()
+
+    async def append(self, entry: AccessEntry, citizen_ids: Sequence[str]) -> None:
+        """Append ``entry`` for each of ``citizen_ids``; return when Kafka acknowledged every one."""
+        await self.append_groups([(entry, citizen_ids)])
+
+    async def append_groups(self, groups: Sequence[EntryGroup]) -> None:
+        """Append each group's entry for each of its citizens (once per citizen); return when all are acknowledged.
+
+        Raises ``AccessLogUnavailableError`` when any is not acknowledged within ``timeout`` seconds or Kafka
+        refuses it: the read must not be answered (entries already appended stay: they say it was attempted)."""
+        try:
+            await asyncio.wait_for(self._send(groups), self.timeout)
+        except TimeoutError:
+            raise AccessLogUnavailableError(f"Kafka did not acknowledge within {self.timeout:.1f}s") from None
+        except Exception as exc:
+            raise AccessLogUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _send(self, groups: Sequence[EntryGroup]) -> None:
+        producer = await self._connected()
+        seen: set[str] = set()
+        futures = []
+        for entry, citizen_ids in groups:
+            for cid in citizen_ids:
+                if cid not in seen:
+                    seen.add(cid)
+                    futures.append(await producer.send(self.topic, canonical_body(entry, cid), key=cid.encode()))
+        await asyncio.gather(*futures)
+
+
+def entry_of(key: bytes | None, value: bytes | None) -> tuple[AccessEntry, str]:
+    """The entry and citizen of one access-log record; ``ValueError`` naming what is wrong if it is not one."""
+    if value is None:
+        raise ValueError("the record has no value")
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the value is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError("the value is not a JSON object")
+    try:
+        citizen_id = document["citizen_id"]
+        accessed_at = datetime.fromisoformat(document["accessed_at"])
+        entry = AccessEntry(
+            request_id=UUID(document["request_id"]),
+            consumer=document["consumer"],
+            purpose=document["purpose"],
+            sections=tuple(document["sections"]),
+            endpoint=document["endpoint"],
+            accessed_at=accessed_at,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an access-log entry ({type(exc).__name__}: {exc})") from None
+    if not isinstance(citizen_id, str) or accessed_at.tzinfo is None:
+        raise ValueError("not an access-log entry (citizen_id must be text, accessed_at must carry its offset)")
+    if canonical_body(entry, citizen_id) != value:
+        raise ValueError("the value is not the entry's canonical body (CONTRACT §10: the bytes the chain hashes)")
+    if key != citizen_id.encode():
+        raise ValueError("the record's key is not the citizen ID its entry is about")
+    return entry, citizen_id
+
+
+@dataclass(frozen=True, slots=True)
+class RelayBatch:
+    """What ``apply_batch`` did with one partition's records."""
+
+    chained: int
+    """Entries appended to their citizens' chains."""
+    skipped: int
+    """Records below the stored offset: chained by an earlier delivery."""
+    rejected: list[Rejected]
+    """Records that are not entries, to dead-letter (their offsets are passed all the same)."""
+
+
+async def apply_batch(
+    conn: asyncpg.Connection,
+    topic: str,
+    partition: int,
+    records: Sequence[Any],
+    *,
+    reject: Callable[[list[Rejected]], Awaitable[None]] | None = None,
+    one_by_one: bool = False,
+) -> RelayBatch:
+    """Chain one partition's ``records`` (aiokafka ``ConsumerRecord``s, in offset order) and store the partition's
+    next offset, in one transaction on ``conn``.
+
+    Records that are not entries are handed to ``reject`` (the dead letters) before the transaction commits, so
+    none is passed over unrecorded. ``one_by_one`` appends each entry under a savepoint of its own and rejects the
+    ones PostgreSQL refuses (the retry of a batch that failed with a data error): one bad record never stalls the
+    partition."""
+    rows: list[tuple[str, int, AccessEntry, bytes, Any]] = []
+    rejected: list[Rejected] = []
+    skipped = 0
+    async with conn.transaction():
+        stored = await conn.fetchval(
+            "INSERT INTO access_log_offsets AS o (topic, partition, next_offset) VALUES ($1, $2, 0) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = o.next_offset RETURNING next_offset",
+            topic,
+            partition,
+        )  # the row, locked until commit: a second relay holding this partition waits here, then skips
+        next_offset = stored
+        for record in records:
+            if record.offset < stored:
+                skipped += 1
+                continue
+            next_offset = max(next_offset, record.offset + 1)
+            try:
+                entry, citizen_id = entry_of(record.key, record.value)
+            except ValueError as exc:
+                rejected.append(_rejected(record, topic, partition, str(exc)))
+                continue
+            rows.append((citizen_id, record.offset, entry, record.value, record))
+        # Chain heads are locked in citizen order, as every appender takes them (no deadlock with a citizen's own
+        # read appending on the primary); one citizen's entries keep their topic order.
+        rows.sort(key=lambda row: (row[0], row[1]))
+        chained = 0
+        if rows and not one_by_one:
+            await conn.executemany(_APPEND, [_arguments(cid, entry, body) for cid, _, entry, body, _ in rows])
+            chained = len(rows)
+        for cid, _, entry, body, record in rows if one_by_one else ():
+            try:
+                async with conn.transaction():
+                    await conn.execute(_APPEND, *_arguments(cid, entry, body))
+                chained += 1
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                rejected.append(_rejected(record, topic, partition, f"PostgreSQL refused it: {exc}"))
+        if next_offset != stored:
+            await conn.execute(
+                "UPDATE access_log_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
+                topic,
+                partition,
+                next_offset,
+            )
+        if rejected and reject is not None:
+            await reject(rejected)
+    return RelayBatch(chained, skipped, rejected)
+
+
+_APPEND: Final = "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)"
+
+
+def _arguments(citizen_id: str, entry: AccessEntry, body: bytes) -> tuple[Any, ...]:
+    return (
+        citizen_id,
+        body,
+        entry.request_id,
+        entry.consumer,
+        entry.purpose,
+        list(entry.sections),
+        entry.endpoint,
+        entry.accessed_at,
+    )
+
+
+def _rejected(record: Any, topic: str, partition: int, reason: str) -> Rejected:
+    return Rejected(
+        record.key,
+        record.value,
+        f"access-log relay: {reason}",
+        tuple(record.headers or ()),
+        topic,
+        partition,
+        record.offset,
+    )
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, relay: AccessLogRelay) -> None:
+        self.relay = relay
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None  # a batch in flight commits with its offset or not at all; a late one is fenced by the row
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.relay.seek_to_stored(assigned)
+
+
+class AccessLogRelay:
+    """Chains the access-log topic's entries into PostgreSQL: one consumer per query API process, in one group.
+
+    Runs until stopped. Kafka unreachable: it tries again every ``retry_s``. A batch that fails (PostgreSQL down,
+    a deadlock) is retried whole after a pause, one that PostgreSQL refuses for its data is retried one record at
+    a time, and a dead letter that cannot be published keeps its batch uncommitted until it can: nothing is lost,
+    and one bad record does not stop its partition.
+    """
+
+    def __init__(
+        self,
+        consumer: Callable[[], AIOKafkaConsumer],
+        producer: Callable[[], AIOKafkaProducer],
+        connection: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
+        *,
+        topic: str,
+        dead_letter_topic: str,
+        on_batch: Callable[[RelayBatch], None] | None = None,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.new_consumer = consumer
+        self.new_producer = producer
+        self.connection = connection
+        self.topic = topic
+        self.dead_letter_topic = dead_letter_topic
+        self.on_batch = on_batch
+        self.retry_s = retry_s
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        if not assigned or consumer is None:
+            return
+        async with self.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT partition, next_offset FROM access_log_offsets WHERE topic = $1", self.topic
+            )
+        stored = {r["partition"]: r["next_offset"] for r in rows}
+        for tp in sorted(assigned):
+            consumer.seek(tp, stored.get(tp.partition, 0))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="access-log relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._connect()
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("access-log relay: Kafka not reachable (%s: %s); retrying", type(exc).__name__, exc)
+                    await asyncio.sleep(self.retry_s)
+            consumer = self.consumer
+            assert consumer is not None
+            while True:
+                batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+                for tp, records in batches.items():
+                    if records:
+                        await self._relay(tp, records)
+        finally:
+            await self._close()
+
+    async def _connect(self) -> None:
+        await self._close()
+        self.producer = self.new_producer()
+        await self.producer.start()
+        self.consumer = self.new_consumer()
+        self.consumer.subscribe([self.topic], listener=_SeekToStored(self))
+        await self.consumer.start()
+
+    async def _close(self) -> None:
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        self.consumer = self.producer = None
+
+    async def _relay(self, tp: TopicPartition, records: Sequence[Any]) -> None:
+        one_by_one = False
+        while True:
+            try:
+                async with self.connection() as conn:
+                    done = await apply_batch(
+                        conn, tp.topic, tp.partition, records, reject=self._dead_letters, one_by_one=one_by_one
+                    )
+                break
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                log.warning("access-log relay: partition %d refused (%s); one record at a time", tp.partition, exc)
+                one_by_one = True
+            except Exception as exc:
+                log.warning("access-log relay: partition %d not chained yet (%s); retrying", tp.partition, exc)
+                await asyncio.sleep(self.retry_s)
+        if self.on_batch is not None:
+            self.on_batch(done)
+
+    async def _dead_letters(self, rejected: list[Rejected]) -> None:
+        for letter in rejected:
+            log.error(
+                "access-log relay: record %s of partition %s rejected: %s",
+                letter.offset,
+                letter.partition,
+                letter.reason,
+            )
+        assert self.producer is not None
+        await publish_dead_letters(self.producer, self.dead_letter_topic, rejected, rejected_by=REJECTED_BY)

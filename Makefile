@@ -16,7 +16,7 @@ help:
 	@echo "make test   the test suite against a real Kafka broker and a real PostgreSQL"
 	@echo "make setup  create .venv and install everything (the others call it)"
 	@echo "make up / make down   start / stop the stack in the background"
-	@echo "make bench  the benchmarks (QUICK=1 short; GROWTH=1 cost with 1M/10M archived; CLUSTER=1 three brokers)"
+	@echo "make bench  the benchmarks (QUICK=1 short; GROWTH=1 cost with 1M/10M archived; CLUSTER=1 three brokers; STANDBY=1 reads from a standby)"
 	@echo "make lint   ruff and mypy --strict"
 
 setup: $(STAMP) $(KAFKA_JARS)
@@ -52,9 +52,10 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "pytest collected no test"; exit 0; fi; exit $$rc
 
 # GROWTH=1: only the growth benchmark (cost per event with 1M and 10M events archived; long); CLUSTER=1: only the
-# projector on three brokers beside one. Each replaces its own section of RESULTS.md.
+# projector on three brokers beside one; STANDBY=1: only the query API reading from a PostgreSQL standby. Each
+# replaces its own section of RESULTS.md.
 bench: setup
-	@$(BIN)/python -m benchmarks $(if $(QUICK),--quick,) $(if $(GROWTH),--only growth,) $(if $(CLUSTER),--only cluster,)
+	@$(BIN)/python -m benchmarks $(if $(QUICK),--quick,) $(if $(GROWTH),--only growth,) $(if $(CLUSTER),--only cluster,) $(if $(STANDBY),--only standby,)
 
 lint: setup
 	@$(BIN)/ruff check --no-cache .

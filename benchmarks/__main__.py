@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer events (a few minutes in all)")
     parser.add_argument("--events", type=int, default=None, help="events for the projector benchmark")
     benchmarks = ["projector", "replay", "query_api", "gateway", "view_relay"]
-    alone = ["growth", "cluster"]  # long or needing servers of their own: only when asked, sections replaced
+    alone = ["growth", "cluster", "standby"]  # long or needing servers of their own: only when asked
     parser.add_argument("--only", choices=[*benchmarks, *alone], action="append", help="run only these")
     parser.add_argument(
         "--growth",
@@ -240,6 +240,17 @@ def main() -> None:
         with provide() as infra:
             figures_c = asyncio.run(bench_cluster(infra, args.events or (100_000 if args.quick else 500_000)))
         replace_section(target, cluster_section(figures_c), probe, clock, "make bench CLUSTER=1")
+    if "standby" in only:
+        from benchmarks.standby import bench_standby, standby_section
+        from tests.support.standby import pg_pair
+
+        with provide() as infra, pg_pair("bench-standby") as pair:
+            figures_s = asyncio.run(
+                bench_standby(
+                    infra, pair, residents=1_000 if args.quick else 5_000, duration=5.0 if args.quick else 15.0
+                )
+            )
+        replace_section(target, standby_section(figures_s), probe, clock, "make bench STANDBY=1")
     only -= set(alone)
     if not only:
         return

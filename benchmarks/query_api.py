@@ -386,7 +386,7 @@ async def render_cost(database_url: str, ids: Sequence[str], sample: int = 1000)
     return 1e6 * min(passes)
 
 
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: str, timeout: float = 30.0) -> None:
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -399,7 +399,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: str, timeout: f
     raise RuntimeError(f"the query API did not answer /healthz within {timeout:.0f}s; see {log}")
 
 
-async def _access_log_entries(database_url: str) -> int:
+async def access_log_entries(database_url: str) -> int:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return int(await conn.fetchval("SELECT count(*) FROM access_log WHERE consumer = 'bench'"))
@@ -424,7 +424,7 @@ def _child(arguments: list[str], secrets: dict[str, str], timeout: float) -> dic
     return result
 
 
-def _load(
+def load_run(
     url: str,
     token: str,
     ids_file: str,
@@ -551,14 +551,14 @@ async def _measure(
         stderr=subprocess.STDOUT,
     )
     try:
-        await asyncio.to_thread(_wait_healthy, port, proc, log.name)
+        await asyncio.to_thread(wait_healthy, port, proc, log.name)
         url = f"http://127.0.0.1:{port}"
         # Warm-up: every resident read once, as on a service in use (a citizen's first read also starts their
         # access-log chain, a dearer statement than each read after it).
-        await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, 300.0, len(ids), sweep=True)
-        logged_before = await _access_log_entries(database)
+        await asyncio.to_thread(load_run, url, token, ids_file.name, concurrency, 300.0, len(ids), sweep=True)
+        logged_before = await access_log_entries(database)
         load_average = os.getloadavg()[0]
-        result = await asyncio.to_thread(_load, url, token, ids_file.name, concurrency, duration, max_requests)
+        result = await asyncio.to_thread(load_run, url, token, ids_file.name, concurrency, duration, max_requests)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -567,7 +567,7 @@ async def _measure(
             proc.kill()
         log.close()
     os.unlink(log.name)  # kept only when the run failed, for its traceback
-    logged = await _access_log_entries(database) - logged_before
+    logged = await access_log_entries(database) - logged_before
     ok = int(result["statuses"].get("200", 0))
     print(
         f"query API GET /v1/residents/{{id}}: {result['rate']:,.0f} reads/s, p50 {result['p50_ms']:.2f} ms, "

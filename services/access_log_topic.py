@@ -34,10 +34,12 @@ from uuid import UUID
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from tenacity import AsyncRetrying
 
 from services.access_log import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
 from services.dead_letters import Rejected, publish_dead_letters
 from services.readiness import kafka_metadata
+from services.retry import RetryPolicy
 
 __all__ = [
     "POLL_MS",
@@ -54,6 +56,11 @@ POLL_MS: Final = 100
 """How long the relay waits for more records before chaining what it has."""
 
 REJECTED_BY: Final = "query-api access-log relay"
+
+RELAY_RETRY: Final = RetryPolicy(deadline_s=None, max_wait_s=5.0)
+"""The relay never gives up; it waits at most 5 s between attempts, so it resumes soon after an outage ends."""
+
+_DATA_ERRORS: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 MAX_RECORDS: Final = 2000
 """The most records of one poll (one transaction per partition of it)."""
@@ -233,7 +240,7 @@ async def apply_batch(
                 async with conn.transaction():
                     await conn.execute(_APPEND, *_arguments(cid, entry, body))
                 chained += 1
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            except _DATA_ERRORS as exc:
                 rejected.append(_rejected(record, topic, partition, f"PostgreSQL refused it: {exc}"))
         if next_offset != stored:
             await conn.execute(
@@ -289,10 +296,10 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 class AccessLogRelay:
     """Chains the access-log topic's entries into PostgreSQL: one consumer per query API process, in one group.
 
-    Runs until stopped. Kafka unreachable: it tries again every ``retry_s``. A batch that fails (PostgreSQL down,
-    a deadlock) is retried whole after a pause, one that PostgreSQL refuses for its data is retried one record at
-    a time, and a dead letter that cannot be published keeps its batch uncommitted until it can: nothing is lost,
-    and one bad record does not stop its partition.
+    Runs until stopped, retrying with ``retry`` (``services.retry``, no deadline): Kafka unreachable, a batch that
+    fails (PostgreSQL down, a deadlock), a dead letter that cannot be published (its batch stays uncommitted until
+    it is) — nothing is lost. A batch PostgreSQL refuses for its data is retried one record at a time: one bad
+    record does not stop its partition.
     """
 
     def __init__(
@@ -304,7 +311,7 @@ class AccessLogRelay:
         topic: str,
         dead_letter_topic: str,
         on_batch: Callable[[RelayBatch], None] | None = None,
-        retry_s: float = 1.0,
+        retry: RetryPolicy = RELAY_RETRY,
     ) -> None:
         self.new_consumer = consumer
         self.new_producer = producer
@@ -312,7 +319,7 @@ class AccessLogRelay:
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
         self.on_batch = on_batch
-        self.retry_s = retry_s
+        self.retry = retry
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -341,15 +348,7 @@ class AccessLogRelay:
 
     async def _run(self) -> None:
         try:
-            while True:
-                try:
-                    await self._connect()
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("access-log relay: Kafka not reachable (%s: %s); retrying", type(exc).__name__, exc)
-                    await asyncio.sleep(self.retry_s)
+            await self._retrying("connecting the access-log relay to Kafka")(self._connect)
             consumer = self.consumer
             assert consumer is not None
             while True:
@@ -359,6 +358,13 @@ class AccessLogRelay:
                         await self._relay(tp, records)
         finally:
             await self._close()
+
+    def _retrying(self, what: str) -> AsyncRetrying:
+        # Whatever fails is tried again for as long as the relay runs (an entry must not be left unchained), except
+        # PostgreSQL refusing a record's data, which ``_relay`` answers by going one record at a time.
+        return self.retry.retrying(
+            what, retryable=lambda exc: isinstance(exc, Exception) and not isinstance(exc, _DATA_ERRORS)
+        )
 
     async def _connect(self) -> None:
         await self._close()
@@ -376,20 +382,18 @@ class AccessLogRelay:
         self.consumer = self.producer = None
 
     async def _relay(self, tp: TopicPartition, records: Sequence[Any]) -> None:
-        one_by_one = False
-        while True:
-            try:
-                async with self.connection() as conn:
-                    done = await apply_batch(
-                        conn, tp.topic, tp.partition, records, reject=self._dead_letters, one_by_one=one_by_one
-                    )
-                break
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                log.warning("access-log relay: partition %d refused (%s); one record at a time", tp.partition, exc)
-                one_by_one = True
-            except Exception as exc:
-                log.warning("access-log relay: partition %d not chained yet (%s); retrying", tp.partition, exc)
-                await asyncio.sleep(self.retry_s)
+        async def attempt(one_by_one: bool) -> RelayBatch:
+            async with self.connection() as conn:
+                return await apply_batch(
+                    conn, tp.topic, tp.partition, records, reject=self._dead_letters, one_by_one=one_by_one
+                )
+
+        what = f"chaining partition {tp.partition} of {tp.topic}"
+        try:
+            done: RelayBatch = await self._retrying(what)(attempt, False)
+        except _DATA_ERRORS as exc:
+            log.warning("access-log relay: PostgreSQL refused a record (%s); %s one record at a time", exc, what)
+            done = await self._retrying(what)(attempt, True)
         if self.on_batch is not None:
             self.on_batch(done)
 

@@ -291,10 +291,12 @@ def service_env(service: ServiceSpec) -> list[dict[str, Any]]:
         _env("RENKOU_DATABASE_URL", f"postgresql+asyncpg://{service.db_role}@{PG_HOST}:5432/renkou"),
     ]
     if service.name == "query-api":
-        # Reads from the standbys, their access-log entries through Kafka (CONTRACT §13; README, Scaling).
+        # Reads from the standbys, their access-log entries through Kafka (CONTRACT §13; README, Scaling). The
+        # primary is named second: while no standby answers (just after a failover), reads go there.
+        reads = f"host={PG_READ_HOST}:5432&host={PG_HOST}:5432&target_session_attrs=prefer-standby"
         env += [
             _env("RENKOU_ACCESS_LOG", "kafka"),
-            _env("RENKOU_READ_DATABASE_URL", f"postgresql+asyncpg://{service.db_role}@{PG_READ_HOST}:5432/renkou"),
+            _env("RENKOU_READ_DATABASE_URL", f"postgresql+asyncpg://{service.db_role}@/renkou?{reads}"),
         ]
     if service.name in ("projector", "query-api"):
         # The projector signs with the private key; the query API serves the public one beside it.

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import asyncpg
@@ -25,20 +23,17 @@ from pydantic import SecretStr
 
 from events import DEPARTMENTS, make_citizen_id
 from services.db.dsn import asyncpg_dsn
-from services.db.migrate import upgrade
 from services.gateway.app import create_app as gateway_app
 from services.gateway.auth import issue_token
-from services.infra.ports import StackLayout, free_port, port_open
 from services.infra.process import InfraError
-from services.infra.stack import LocalStack
-from services.kafka_auth import secrets_dir
 from services.operations.verify import verify
 from services.query_api.app import create_app as query_api_app
-from services.settings import Settings, project_root
+from services.settings import Settings
 from tests.integration.conftest import create_namespace
-from tests.support.infra import TEST_ANCHOR_KEY, Endpoints, current
+from tests.support.infra import TEST_ANCHOR_KEY, Endpoints
 from tests.support.projector import assert_archived_once, running_projector, wait_caught_up
 from tests.support.query_api import event, grant, headers, project
+from tests.support.standby import Pair, pg_pair, standby_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.failover]
 
@@ -47,47 +42,12 @@ KILL_AFTER = 60
 FAIL_OVER_AFTER = 70
 
 
-@dataclass
-class Pair:
-    layout: StackLayout
-    stack: LocalStack
-
-
-def _two_free_ports() -> int:
-    for _ in range(50):
-        port = free_port()
-        if not port_open(port + 1):
-            return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 @pytest.fixture
 def pair(infra: Endpoints) -> Iterator[Pair]:
     if not infra.secured:
         pytest.skip("the failover test runs with the local launchers")
-    state = project_root() / ".local" / f"test-failover-{uuid.uuid4().hex[:6]}"
-    # The session's Kafka secrets (its principals sign in with them); PostgreSQL's are this pair's own.
-    shutil.copytree(secrets_dir(current().state_dir), secrets_dir(state))
-    layout = StackLayout(
-        state_dir=state,
-        kafka_port=1,
-        controller_port=2,
-        pg_port=_two_free_ports(),
-        pg_user="renkou",
-        pg_password="renkou",
-        pg_database="renkou",
-        pg_standby=True,
-    )
-    stack = LocalStack(layout)
-    try:
-        assert stack.postgres.start() and stack.standby is not None and stack.standby.start()
-        asyncio.run(upgrade(layout.database_url))
-        yield Pair(layout, stack)
-    finally:
-        if stack.standby is not None:
-            stack.standby.stop()
-        stack.postgres.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    with pg_pair("test-failover") as made:
+        yield made
 
 
 @pytest.fixture
@@ -205,9 +165,9 @@ async def test_reads_come_from_the_standby_and_their_entries_reach_the_primary(p
         url, [event("birth.registered", cid, date(1990, 1, 1) + timedelta(days=i)) for i, cid in enumerate(people)]
     )
     reader = await grant(url, "standby-reader", ["identity", "hukou"], ["school_enrolment"])
-    standby_only = url.replace("target_session_attrs=read-write", "target_session_attrs=standby")
+    standby_only = pair.standby_url
     reading = settings.model_copy(update={"access_log": "kafka", "read_database_url": SecretStr(standby_only)})
-    await _standby_caught_up(url, standby_only)  # the events and the grant, applied there
+    await standby_caught_up(pair)  # the events and the grant, applied there
     app = query_api_app(reading)
     async with app.router.lifespan_context(app):
         ctx = app.state.renkou
@@ -231,17 +191,3 @@ async def test_reads_come_from_the_standby_and_their_entries_reach_the_primary(p
         finally:
             await conn.close()
     assert logged == len(people)
-
-
-async def _standby_caught_up(primary_url: str, standby_url: str, wait_s: float = 30.0) -> None:
-    primary = await asyncpg.connect(asyncpg_dsn(primary_url))
-    standby = await asyncpg.connect(asyncpg_dsn(standby_url))
-    try:
-        target = await primary.fetchval("SELECT pg_current_wal_lsn()")
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while await standby.fetchval("SELECT pg_last_wal_replay_lsn() < $1::pg_lsn", target):
-            assert asyncio.get_running_loop().time() < deadline, "the standby did not catch up"
-            await asyncio.sleep(0.02)
-    finally:
-        await primary.close()
-        await standby.close()

@@ -154,7 +154,9 @@ def test_each_deployment_runs_its_service_as_its_own_principal_and_role(componen
     assert env["RENKOU_DATABASE_URL"].startswith(f"postgresql+asyncpg://{role}@")
     if component == "query-api":  # reads from CloudNativePG's standbys, the access log through Kafka (§13)
         assert env["RENKOU_ACCESS_LOG"] == "kafka"
-        assert env["RENKOU_READ_DATABASE_URL"].startswith(f"postgresql+asyncpg://{role}@renkou-db-ro.")
+        reads = env["RENKOU_READ_DATABASE_URL"]
+        assert reads.startswith(f"postgresql+asyncpg://{role}@/renkou?host=renkou-db-ro.")
+        assert "&host=renkou-db-rw." in reads and reads.endswith("&target_session_attrs=prefer-standby")
     assert env["PGPASSWORD"]["secretKeyRef"]["name"].endswith(role.replace("_", "-"))
     if principal is None:
         assert not any(name.startswith("RENKOU_KAFKA") for name in env)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import psutil  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from services.db.dsn import asyncpg_dsn
@@ -124,3 +125,26 @@ class CpuClock:
         """CPU seconds the machine's cores spent busy since ``start`` (every process; idle and steal excluded)."""
         total, idle, steal = self._delta()
         return (total - idle - steal) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each part: the processes ``parts`` names and their descendants.
+    Two readings' difference says where a run's CPU went (processes that ended between them are not counted)."""
+    seconds: dict[str, float] = {}
+    for part, roots in parts.items():
+        total = 0.0
+        for pid in roots:
+            try:
+                root = psutil.Process(pid)
+                for process in [root, *root.children(recursive=True)]:
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            except psutil.Error:
+                continue  # gone meanwhile
+        seconds[part] = total
+    return seconds
+
+
+def java_pids() -> list[int]:
+    """The Java processes of this machine's user: the Kafka brokers the benchmarks run against."""
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "java"]

@@ -61,7 +61,10 @@ PRIMARY_CONNECTIONS = 4
 def access_log_producer(settings: Settings) -> AIOKafkaProducer:
     """The producer of the access-log topic and the relay's dead letters, as the query API's principal."""
     return AIOKafkaProducer(
-        **client_options(settings, QUERY_API), acks="all", enable_idempotence=True, client_id="renkou-query-api"
+        **client_options(settings, QUERY_API),
+        acks="all",
+        enable_idempotence=True,
+        client_id="renkou-query-api",
     )
 
 
@@ -72,6 +75,10 @@ def access_log_consumer(settings: Settings) -> AIOKafkaConsumer:
         group_id=settings.topic_namespace + ACCESS_LOG_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # A fetch waits for 64 KiB or 100 ms, whichever comes first: a few fetches a second rather than one per
+        # read, for at most 100 ms more before an entry reaches the chains.
+        fetch_min_bytes=64 * 1024,
+        fetch_max_wait_ms=100,
         client_id="renkou-query-api-relay",
     )
 

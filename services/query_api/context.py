@@ -75,11 +75,15 @@ class QueryApiContext:
         endpoint: str,
         sections: Sequence[str],
         views: Sequence[Mapping[str, Any]],
+        *,
+        grant_checked: bool = False,
     ) -> None:
         """The entries of a read of ``views``: one per resident read, and one per relative their ``family``
         sections disclose (CONTRACT §11: sections ``family``, endpoint ``family``), queued together so that they
-        commit together, before the answer; refused like ``record``."""
-        await self._check_grant(conn, caller)
+        commit together, before the answer; refused like ``record``. ``grant_checked``: the reading statement
+        already checked the grant."""
+        if not grant_checked:
+            await self._check_grant(conn, caller)
         try:
             await self.access_log.append_groups(read_groups(self._entry(caller, endpoint, sections), views))
         except (GrantNoLongerValidError, AccessLogUnavailableError) as exc:
@@ -95,14 +99,20 @@ class QueryApiContext:
         standby: read, then recorded through ``record_read``.
         """
         if not self.access_log.checks_grants:
+            checked = True  # by the reading statement itself
             try:
-                view = await read_live_view(conn, citizen_id, sections, self.schema, None, self.access_log.timeout)
+                grant = (caller.consumer, datetime.now(UTC))
+                view = await read_live_view(
+                    conn, citizen_id, sections, self.schema, None, self.access_log.timeout, grant
+                )
                 shown = [view] if view is not None else []
             except NumberHasAliasesError:
                 found = await read_views(conn, [citizen_id], ReadTime(), sections, self.schema)
-                view, shown = found.get(citizen_id), list(found.values())
+                view, shown, checked = found.get(citizen_id), list(found.values()), False
+            except GrantNoLongerValidError as exc:
+                raise await self._refusal(conn, caller, exc) from None
             if shown:
-                await self.record_read(conn, caller, "resident", sections, shown)
+                await self.record_read(conn, caller, "resident", sections, shown, grant_checked=checked)
             return view
         try:
             view = await read_live_view(

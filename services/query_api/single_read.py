@@ -15,7 +15,7 @@ than a second call through the group-commit writer of ``access_log``.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -102,7 +102,7 @@ _RELATIVES_REACH: Final = """
     ) SELECT n FROM reach WHERE n IS NOT NULL"""
 
 
-def _sql(schema: str, *, logged: bool) -> str:
+def _sql(schema: str, *, logged: bool, granted: bool = False) -> str:
     # One row set, one kind of row per table (column k): typed columns, no JSON to build on the server or to
     # parse here. $2: the departments whose state is needed (the others' rows still give meta its counts);
     # $3: whether the family tables are needed at all.
@@ -142,6 +142,16 @@ def _sql(schema: str, *, logged: bool) -> str:
            NULL, NULL, NULL, NULL
       FROM {schema}.number_links l
      WHERE $3 AND l.old_citizen_id IN ({_RELATIVES_REACH.format(schema=schema)})"""
+    if granted:
+        # A read whose entry is recorded elsewhere (the access-log topic, CONTRACT §13): the same statement says
+        # whether the grant ($4, at $5) is active, so that the check costs no round trip of its own.
+        return f"""
+    SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
+           NULL::text AS f, NULL::text AS g, NULL::integer AS n, NULL::integer AS q, NULL::timestamptz AS t,
+           NULL::bytea AS h
+     WHERE EXISTS (SELECT 1 FROM consumer_grants g
+                    WHERE g.name = $4 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $5))
+    UNION ALL{union}"""
     if not logged:
         return union
     # The read's access-log entry, appended by the same statement (one transaction): $4-$10 are the entry, the
@@ -161,7 +171,7 @@ def _sql(schema: str, *, logged: bool) -> str:
     UNION ALL{union}"""
 
 
-_STATEMENTS: dict[tuple[str, bool], str] = {}
+_STATEMENTS: dict[tuple[str, bool, bool], str] = {}
 
 
 async def load_resident(
@@ -172,6 +182,7 @@ async def load_resident(
     departments: Collection[str] = DEPARTMENTS,
     family: bool = True,
     log: AccessEntry | None = None,
+    grant: tuple[str, datetime] | None = None,
     statement_timeout: float | None = None,
 ) -> StoredResident | None:
     """Everything stored about ``citizen_id`` (as ``load_residents`` returns it), or ``None`` without a section.
@@ -184,12 +195,18 @@ async def load_resident(
     return, and commits it before this returns: the read and its record are one transaction. Raises
     ``GrantNoLongerValidError`` (nothing recorded) if the consumer's grant was revoked or expired meanwhile; a
     failed append fails the whole statement (asyncpg's error, or ``TimeoutError`` after ``statement_timeout``).
+    With ``grant`` instead (a consumer's name and the read's time; its entry is recorded elsewhere), the same
+    statement checks that grant and raises ``GrantNoLongerValidError`` if it is not active then.
     """
-    statement = (schema, log is not None)
+    if log is not None and grant is not None:
+        raise ValueError("a read is either logged by this statement or has its grant checked by it, not both")
+    statement = (schema, log is not None, grant is not None)
     sql = _STATEMENTS.get(statement)
     if sql is None:
-        sql = _STATEMENTS[statement] = _sql(safe_schema(schema), logged=log is not None)
-    if log is None:
+        sql = _STATEMENTS[statement] = _sql(safe_schema(schema), logged=log is not None, granted=grant is not None)
+    if grant is not None:
+        rows = await conn.fetch(sql, citizen_id, list(departments), family, *grant, timeout=statement_timeout)
+    elif log is None:
         rows = await conn.fetch(sql, citizen_id, list(departments), family, timeout=statement_timeout)
     else:
         rows = await conn.fetch(
@@ -235,6 +252,8 @@ async def load_resident(
         return None
     if log is not None and not logged:
         raise GrantNoLongerValidError(f"the grant of {log.consumer} is no longer valid")
+    if grant is not None and not logged:
+        raise GrantNoLongerValidError(f"the grant of {grant[0]} is no longer valid")
     parent_rows.sort(key=lambda p: p[0])  # stable: public security's links first, as load_residents orders them
     household_rows.sort(key=lambda h: (h[0], h[1]))
     # The precedence of load_residents: public security's parent links first, then health's, then what birth

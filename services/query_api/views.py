@@ -92,13 +92,15 @@ async def read_live_view(
     schema: str,
     log: AccessEntry | None,
     statement_timeout: float,
+    grant: tuple[str, datetime] | None = None,
 ) -> dict[str, Any] | None:
     """The live view of ``citizen_id`` with only ``sections``, its access-log entry ``log`` (if any: a read from a
     standby records it elsewhere) appended and committed by the same statement (``single_read.load_resident``);
-    ``None`` (nothing recorded) if nothing is known.
+    ``None`` (nothing recorded) if nothing is known. ``grant`` (a consumer and an instant), when the entry is
+    recorded elsewhere: checked by the same statement (``GrantNoLongerValidError`` if it is not active).
     Raises ``NumberHasAliasesError`` (nothing read or recorded) for one of a person's several numbers."""
     day = today_in_china()
-    view = await _live_view(conn, citizen_id, day, sections, schema, log, statement_timeout)
+    view = await _live_view(conn, citizen_id, day, sections, schema, log, statement_timeout, grant)
     return _stamp(view, day, None) if view is not None else None
 
 
@@ -110,6 +112,7 @@ async def _live_view(
     schema: str,
     log: AccessEntry | None = None,
     statement_timeout: float | None = None,
+    grant: tuple[str, datetime] | None = None,
 ) -> dict[str, Any] | None:
     # One round trip, and only the states the chosen sections are rendered from (and the family tables only if
     # that section is chosen).
@@ -120,6 +123,7 @@ async def _live_view(
         departments=sources_of(sections),
         family="family" in sections,
         log=log,
+        grant=grant,
         statement_timeout=statement_timeout,
     )
     return render_sections(stored, day, sections) if stored is not None else None

@@ -37,7 +37,8 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -399,6 +400,32 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: str, timeout: fl
     raise RuntimeError(f"the query API did not answer /healthz within {timeout:.0f}s; see {log}")
 
 
+@contextmanager
+def query_api_process(settings: dict[str, str], label: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m services.query_api`` with ``settings`` (``RENKOU_*``) on a free port, until the block ends: its
+    URL and process. Its log is kept only when the block failed (its path is in the error)."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix=f"bench-{label}-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.query_api"],
+        env={**os.environ, **settings, "RENKOU_QUERY_API_PORT": str(port)},
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_healthy(port, proc, log.name)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    os.unlink(log.name)
+
+
 async def access_log_entries(database_url: str) -> int:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -532,41 +559,18 @@ async def _measure(
         token = await add_grant(conn, "bench", GRANT_SECTIONS, [PURPOSE])
     finally:
         await conn.close()
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bench-query-api-", suffix=".log", delete=False)  # noqa: SIM115
     ids_file = tempfile.NamedTemporaryFile("w", prefix="bench-ids-", suffix=".txt", delete=False)  # noqa: SIM115
     ids_file.write("\n".join(ids))
     ids_file.close()
-    env = {
-        **os.environ,
-        "RENKOU_DATABASE_URL": database,
-        "RENKOU_STATE_DIR": str(current().state_dir),  # the API connects as its own role, renkou_query_api
-        "RENKOU_QUERY_API_PORT": str(port),
-    }
-    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
-        [sys.executable, "-m", "services.query_api"],
-        env=env,
-        cwd=project_root(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        await asyncio.to_thread(wait_healthy, port, proc, log.name)
-        url = f"http://127.0.0.1:{port}"
+    # The API connects as its own role, renkou_query_api, with the password in the session's state folder.
+    settings = {"RENKOU_DATABASE_URL": database, "RENKOU_STATE_DIR": str(current().state_dir)}
+    with query_api_process(settings, "query-api") as (url, _):
         # Warm-up: every resident read once, as on a service in use (a citizen's first read also starts their
         # access-log chain, a dearer statement than each read after it).
         await asyncio.to_thread(load_run, url, token, ids_file.name, concurrency, 300.0, len(ids), sweep=True)
         logged_before = await access_log_entries(database)
         load_average = os.getloadavg()[0]
         result = await asyncio.to_thread(load_run, url, token, ids_file.name, concurrency, duration, max_requests)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    os.unlink(log.name)  # kept only when the run failed, for its traceback
     logged = await access_log_entries(database) - logged_before
     ok = int(result["statuses"].get("200", 0))
     print(

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,16 +32,22 @@ from benchmarks.common import (
     CpuClock,
     bench_namespace,
     delete_namespace_topics,
-    free_port,
     java_pids,
     tree_cpu_seconds,
 )
-from benchmarks.query_api import GRANT_SECTIONS, PURPOSE, TARGET_RATE, latency_summary, load_run, populate, wait_healthy
+from benchmarks.query_api import (
+    GRANT_SECTIONS,
+    PURPOSE,
+    TARGET_RATE,
+    latency_summary,
+    load_run,
+    populate,
+    query_api_process,
+)
 from events import ACCESS_LOG_TOPIC
 from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
 from services.kafka_metadata import partitions_of
-from services.settings import project_root
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.standby import Pair, standby_caught_up
 
@@ -96,29 +99,16 @@ async def _run(
 ) -> dict[str, Any]:
     primary = pair.layout.database_url
     before_api = await _entries(primary)
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "RENKOU_DATABASE_URL": primary,
         "RENKOU_STATE_DIR": str(pair.layout.state_dir),  # the pair's roles and the session's Kafka principals
         "RENKOU_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "RENKOU_TOPIC_NAMESPACE": namespace,
-        "RENKOU_QUERY_API_PORT": str(port),
         "RENKOU_ACCESS_LOG": mode,
     }
     if mode == "kafka":
-        env["RENKOU_READ_DATABASE_URL"] = pair.standby_url
-    log = tempfile.NamedTemporaryFile(prefix=f"bench-standby-{mode}-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the child is instant; it is polled, never awaited
-        [sys.executable, "-m", "services.query_api"],
-        env=env,
-        cwd=project_root(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await asyncio.to_thread(wait_healthy, port, proc, log.name)
+        settings["RENKOU_READ_DATABASE_URL"] = pair.standby_url
+    with query_api_process(settings, f"standby-{mode}") as (url, proc):
         await asyncio.to_thread(load_run, url, token, ids_file, concurrency, 300.0, len(ids), sweep=True)
         before = await _entries(primary)
         parts = {
@@ -158,14 +148,6 @@ async def _run(
             await _drained(primary, namespace, on_topic)
             figures["all_chained"] = await _entries(primary) - before_api == on_topic
         figures["entries"] = await _entries(primary) - before
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    os.unlink(log.name)  # kept only when the run failed, for its traceback
     print(
         f"  {mode}: {figures['rate']:,.0f} reads/s, p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms, "
         f"{figures['cpu_us']:,.0f} us of machine CPU per read, {figures['entries']:,} access-log entries"

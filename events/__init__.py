@@ -26,6 +26,7 @@ from events.citizen_id import (
 )
 from events.envelope import (
     ACCESS_LOG_TOPIC,
+    ANCHOR_TOPIC,
     DEAD_LETTER_TOPIC,
     RESIDENT_VIEW_TOPIC,
     Event,
@@ -50,6 +51,7 @@ SOCIAL_SECURITY: Department = "social_security"
 
 __all__ = [
     "ACCESS_LOG_TOPIC",
+    "ANCHOR_TOPIC",
     "DEAD_LETTER_TOPIC",
     "DEPARTMENTS",
     "EDUCATION",

@@ -24,6 +24,7 @@ from events.fields import DEPARTMENTS, TEXT_PATTERN, Department, Timestamp
 
 __all__ = [
     "ACCESS_LOG_TOPIC",
+    "ANCHOR_TOPIC",
     "DEAD_LETTER_TOPIC",
     "RESIDENT_VIEW_TOPIC",
     "EducationSource",
@@ -42,6 +43,8 @@ __all__ = [
 
 DEAD_LETTER_TOPIC: Final = "population.dead_letter.v1"
 RESIDENT_VIEW_TOPIC: Final = "population.resident_view.v1"
+ANCHOR_TOPIC: Final = "population.audit_anchor.v1"
+"""Signed anchors of the archive's and the access log's hash chains (CONTRACT §10; ``services.anchor``)."""
 ACCESS_LOG_TOPIC: Final = "population.access_log.v1"
 """Reads' access-log entries on their way to the chains in PostgreSQL, when the query API reads from a standby
 (CONTRACT §13; ``services.access_log_topic``): one record per entry, keyed by citizen ID."""

@@ -36,6 +36,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from tenacity import AsyncRetrying
 
+from events.citizen_id import normalize_citizen_id
 from services.access_log import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
 from services.dead_letters import Rejected, publish_dead_letters
 from services.readiness import kafka_metadata
@@ -59,8 +60,20 @@ REJECTED_BY: Final = "query-api access-log relay"
 
 RELAY_RETRY: Final = RetryPolicy(deadline_s=None, max_wait_s=5.0)
 """The relay never gives up; it waits at most 5 s between attempts, so it resumes soon after an outage ends."""
+LISTENER_RETRY: Final = RetryPolicy(deadline_s=30.0, max_wait_s=5.0)
+"""Reading the stored offsets when partitions are assigned (the group waits meanwhile)."""
 
-_DATA_ERRORS: Final = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+def _any_error(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
+_RECORD_ERRORS: Final = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,  # e.g. a value too large for an index row
+)
+"""What PostgreSQL says about one record's data (as opposed to an outage or a privilege: those are retried)."""
 
 MAX_RECORDS: Final = 2000
 """The most records of one poll (one transaction per partition of it)."""
@@ -156,22 +169,33 @@ def entry_of(key: bytes | None, value: bytes | None) -> tuple[AccessEntry, str]:
         raise ValueError(f"the value is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise ValueError("the value is not a JSON object")
+    texts = ("citizen_id", "request_id", "consumer", "purpose", "endpoint", "accessed_at")
+    wrong = [name for name in texts if not isinstance(document.get(name), str)]
+    sections = document.get("sections")
+    if not isinstance(sections, list) or not all(isinstance(section, str) for section in sections):
+        wrong.append("sections")
+        sections = []
+    if wrong:
+        raise ValueError(f"not an access-log entry: {', '.join(wrong)} missing or of the wrong type")
+    citizen_id = document["citizen_id"]
     try:
-        citizen_id = document["citizen_id"]
+        if normalize_citizen_id(citizen_id) != citizen_id:
+            raise ValueError("citizen_id is not in its canonical form")
         accessed_at = datetime.fromisoformat(document["accessed_at"])
+        if accessed_at.tzinfo is None:
+            raise ValueError("accessed_at does not carry its offset")
         entry = AccessEntry(
             request_id=UUID(document["request_id"]),
             consumer=document["consumer"],
             purpose=document["purpose"],
-            sections=tuple(document["sections"]),
+            sections=tuple(sections),
             endpoint=document["endpoint"],
             accessed_at=accessed_at,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+        canonical = canonical_body(entry, citizen_id)
+    except Exception as exc:  # whatever the fields make fail, the record is not an entry, never a stalled relay
         raise ValueError(f"not an access-log entry ({type(exc).__name__}: {exc})") from None
-    if not isinstance(citizen_id, str) or accessed_at.tzinfo is None:
-        raise ValueError("not an access-log entry (citizen_id must be text, accessed_at must carry its offset)")
-    if canonical_body(entry, citizen_id) != value:
+    if canonical != value:
         raise ValueError("the value is not the entry's canonical body (CONTRACT §10: the bytes the chain hashes)")
     if key != citizen_id.encode():
         raise ValueError("the record's key is not the citizen ID its entry is about")
@@ -188,6 +212,11 @@ class RelayBatch:
     """Records below the stored offset: chained by an earlier delivery."""
     rejected: list[Rejected]
     """Records that are not entries, to dead-letter (their offsets are passed all the same)."""
+    gap: int = 0
+    """Offsets missing between the stored one and the first record applied: records that left the topic before
+    the relay reached them (retention), or a recreated topic. Entries lost to the chains: an alarm."""
+    next_offset: int = 0
+    """The partition's next offset, stored with the batch."""
 
 
 async def apply_batch(
@@ -217,10 +246,13 @@ async def apply_batch(
             partition,
         )  # the row, locked until commit: a second relay holding this partition waits here, then skips
         next_offset = stored
+        gap = 0
         for record in records:
             if record.offset < stored:
                 skipped += 1
                 continue
+            if next_offset == stored and record.offset > stored:
+                gap = record.offset - stored  # offsets of a topic like this one are contiguous
             next_offset = max(next_offset, record.offset + 1)
             try:
                 entry, citizen_id = entry_of(record.key, record.value)
@@ -240,7 +272,7 @@ async def apply_batch(
                 async with conn.transaction():
                     await conn.execute(_APPEND, *_arguments(cid, entry, body))
                 chained += 1
-            except _DATA_ERRORS as exc:
+            except _RECORD_ERRORS as exc:
                 rejected.append(_rejected(record, topic, partition, f"PostgreSQL refused it: {exc}"))
         if next_offset != stored:
             await conn.execute(
@@ -251,7 +283,7 @@ async def apply_batch(
             )
         if rejected and reject is not None:
             await reject(rejected)
-    return RelayBatch(chained, skipped, rejected)
+    return RelayBatch(chained, skipped, rejected, gap, next_offset)
 
 
 _APPEND: Final = "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)"
@@ -290,7 +322,14 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         return None  # a batch in flight commits with its offset or not at all; a late one is fenced by the row
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.relay.seek_to_stored(assigned)
+        try:
+            await LISTENER_RETRY.retrying("positioning the access-log relay at its stored offsets")(
+                self.relay.seek_to_stored, assigned
+            )
+        except Exception as exc:
+            # The position stays at the offsets last committed to Kafka (a hint, at most a batch behind): the fence
+            # skips what was chained.
+            log.error("access-log relay: stored offsets unreadable (%s); starting from Kafka's committed ones", exc)
 
 
 class AccessLogRelay:
@@ -310,7 +349,7 @@ class AccessLogRelay:
         *,
         topic: str,
         dead_letter_topic: str,
-        on_batch: Callable[[RelayBatch], None] | None = None,
+        on_batch: Callable[[int, RelayBatch, int | None], None] | None = None,
         retry: RetryPolicy = RELAY_RETRY,
     ) -> None:
         self.new_consumer = consumer
@@ -333,38 +372,53 @@ class AccessLogRelay:
                 "SELECT partition, next_offset FROM access_log_offsets WHERE topic = $1", self.topic
             )
         stored = {r["partition"]: r["next_offset"] for r in rows}
+        ends = await consumer.end_offsets(list(assigned))
         for tp in sorted(assigned):
-            consumer.seek(tp, stored.get(tp.partition, 0))
+            offset = stored.get(tp.partition, 0)
+            if offset > ends.get(tp, offset):
+                log.error(
+                    "access-log relay: partition %d of %s ends at %d, but its entries were chained up to %d: was the "
+                    "topic recreated? New entries would be skipped as chained: the owner role must reset that row "
+                    "of access_log_offsets (README, Reads from a standby)",
+                    tp.partition,
+                    tp.topic,
+                    ends[tp],
+                    offset,
+                )
+            consumer.seek(tp, offset)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="access-log relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping: whatever ended it was logged
+                await task
 
     async def _run(self) -> None:
+        # Whatever stops the consumer (Kafka gone, a rebalance error, an ACL changed under it) is retried from a
+        # fresh connection for as long as the relay runs: a relay that died would leave entries unchained.
+        await self.retry.retrying("running the access-log relay", retryable=_any_error)(self._consume)
+
+    async def _consume(self) -> None:
         try:
-            await self._retrying("connecting the access-log relay to Kafka")(self._connect)
+            await self._connect()
             consumer = self.consumer
             assert consumer is not None
             while True:
                 batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
                 for tp, records in batches.items():
                     if records:
-                        await self._relay(tp, records)
+                        await self._relay(consumer, tp, records)
         finally:
             await self._close()
 
     def _retrying(self, what: str) -> AsyncRetrying:
-        # Whatever fails is tried again for as long as the relay runs (an entry must not be left unchained), except
-        # PostgreSQL refusing a record's data, which ``_relay`` answers by going one record at a time.
-        return self.retry.retrying(
-            what, retryable=lambda exc: isinstance(exc, Exception) and not isinstance(exc, _DATA_ERRORS)
-        )
+        # Retried for as long as the relay runs, except PostgreSQL refusing a record's data, which ``_relay``
+        # answers by going one record at a time.
+        return self.retry.retrying(what, retryable=lambda exc: _any_error(exc) and not isinstance(exc, _RECORD_ERRORS))
 
     async def _connect(self) -> None:
         await self._close()
@@ -381,7 +435,7 @@ class AccessLogRelay:
                     await client.stop()
         self.consumer = self.producer = None
 
-    async def _relay(self, tp: TopicPartition, records: Sequence[Any]) -> None:
+    async def _relay(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[Any]) -> None:
         async def attempt(one_by_one: bool) -> RelayBatch:
             async with self.connection() as conn:
                 return await apply_batch(
@@ -391,11 +445,27 @@ class AccessLogRelay:
         what = f"chaining partition {tp.partition} of {tp.topic}"
         try:
             done: RelayBatch = await self._retrying(what)(attempt, False)
-        except _DATA_ERRORS as exc:
+        except _RECORD_ERRORS as exc:
             log.warning("access-log relay: PostgreSQL refused a record (%s); %s one record at a time", exc, what)
             done = await self._retrying(what)(attempt, True)
+        if done.gap:
+            log.error(
+                "access-log relay: %d records of partition %d of %s before offset %d were never chained: they left "
+                "the topic before the relay reached them (retention) or the topic was recreated",
+                done.gap,
+                tp.partition,
+                tp.topic,
+                done.next_offset,
+            )
+        try:
+            # A hint only (the stored offsets decide): consumer-group lag for Kafka's own tools, and where to start
+            # should the stored offsets be unreadable during a rebalance.
+            await consumer.commit({tp: done.next_offset})
+        except Exception as exc:
+            log.debug("access-log relay: offset hint not committed (%s)", exc)
         if self.on_batch is not None:
-            self.on_batch(done)
+            highwater = consumer.highwater(tp)
+            self.on_batch(tp.partition, done, None if highwater is None else max(0, highwater - done.next_offset))
 
     async def _dead_letters(self, rejected: list[Rejected]) -> None:
         for letter in rejected:

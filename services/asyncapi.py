@@ -22,13 +22,11 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events import DEPARTMENTS, RESIDENT_VIEW_TOPIC, consumer_view_topic, topic_for
+from events import ANCHOR_TOPIC, DEAD_LETTER_TOPIC, DEPARTMENTS, RESIDENT_VIEW_TOPIC, consumer_view_topic, topic_for
 from events.registry import REGISTRY
 from events.schemas import SCHEMA_DIR
 from services.anchor.record import ALGORITHM, BUCKET_RULE, BUCKETS, FORMAT, LEAVES_PER_BUCKET
-from services.anchor.topic import ANCHOR_TOPIC
 from services.dead_letters import (
-    DEAD_LETTER_TOPIC,
     OMITTED,
     REASON,
     REJECTED_AT,

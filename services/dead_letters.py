@@ -20,7 +20,6 @@ from typing import Final
 
 from aiokafka import AIOKafkaProducer
 
-DEAD_LETTER_TOPIC = "population.dead_letter.v1"
 REASON = "renkou.dlq.reason"
 SOURCE_TOPIC = "renkou.dlq.source_topic"
 SOURCE_PARTITION = "renkou.dlq.source_partition"

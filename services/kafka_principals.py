@@ -30,10 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from events import ACCESS_LOG_TOPIC, RESIDENT_VIEW_TOPIC, consumer_view_topic, department_topics, topic_for
+from events import (
+    ACCESS_LOG_TOPIC,
+    ANCHOR_TOPIC,
+    DEAD_LETTER_TOPIC,
+    RESIDENT_VIEW_TOPIC,
+    consumer_view_topic,
+    department_topics,
+    topic_for,
+)
 from events.fields import DEPARTMENTS
-from services.anchor.topic import ANCHOR_TOPIC
-from services.dead_letters import DEAD_LETTER_TOPIC
 from services.kafka_auth import (
     AUDITOR,
     DEMO_CONSUMER,

@@ -19,8 +19,9 @@ import tempfile
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.responses import Response
 
 from services.runtime import configure_logging
 
@@ -50,6 +51,11 @@ def serve(factory: str, workers: int, **options: Any) -> None:
         uvicorn.run(factory, factory=True, workers=workers, **options)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def metrics_response(own: CollectorRegistry) -> Response:
+    """``GET /metrics`` of an HTTP service: the text exposition of ``metrics_registry(own)``."""
+    return Response(generate_latest(metrics_registry(own)), media_type=CONTENT_TYPE_LATEST)
 
 
 def metrics_registry(own: CollectorRegistry) -> CollectorRegistry:

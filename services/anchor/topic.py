@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from events import ANCHOR_TOPIC
 from services.anchor.record import SignedAnchor
 from services.kafka_metadata import partitions_of
 
-ANCHOR_TOPIC = "population.audit_anchor.v1"
 ANCHOR_KEY = b"resident_view"  # one key: every anchor of the projection lands on one partition, in order
 
 

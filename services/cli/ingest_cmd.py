@@ -31,11 +31,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from events import DEPARTMENTS, consumer_view_topic, topic_for
+from events import DEAD_LETTER_TOPIC, DEPARTMENTS, consumer_view_topic, topic_for
 from services.cli.common import database, fail
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
-from services.dead_letters import DEAD_LETTER_TOPIC
 from services.gateway.auth import issue_token
 from services.grants import add_grant, find_grant
 from services.kafka_auth import (

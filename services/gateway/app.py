@@ -23,7 +23,6 @@ import orjson
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import Response
 from opentelemetry.trace import TracerProvider
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events import DEPARTMENTS, EVENT_TYPES
 from events.examples import example_event
@@ -51,7 +50,7 @@ from services.publisher import Publisher, PublishError
 from services.readiness import check_readiness, kafka_metadata, postgresql
 from services.request_body import BodyTooLargeError, read_body
 from services.settings import Settings, get_settings
-from services.workers import metrics_registry, start_worker
+from services.workers import metrics_response, start_worker
 
 log = logging.getLogger("renkou.gateway")
 
@@ -257,7 +256,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
         # Several workers (see __main__): every worker's counters, whichever worker answers.
-        return Response(generate_latest(metrics_registry(metrics.registry)), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response(metrics.registry)
 
     return app
 

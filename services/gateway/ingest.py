@@ -38,9 +38,19 @@ from uuid import UUID
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from events import DEPARTMENTS, EVENT_TYPES, Event, InvalidEvent, Payload, department_of, parse_event, topic_for
+from events import (
+    DEAD_LETTER_TOPIC,
+    DEPARTMENTS,
+    EVENT_TYPES,
+    Event,
+    InvalidEvent,
+    Payload,
+    department_of,
+    parse_event,
+    topic_for,
+)
 from services.db.engine import driver_connection
-from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, publish_dead_letters
+from services.dead_letters import Rejected, publish_dead_letters
 from services.gateway.errors import error_body
 from services.gateway.metrics import GatewayMetrics
 from services.outages import describe, is_outage, outage_error, outages_of

@@ -24,8 +24,8 @@ from uuid import UUID
 
 import asyncpg
 
-from events import InvalidEvent, parse_event, topic_for
-from services.dead_letters import DEAD_LETTER_TOPIC, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
+from events import DEAD_LETTER_TOPIC, InvalidEvent, parse_event, topic_for
+from services.dead_letters import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from services.kafka_metadata import partitions_of
 from services.operations.base import (
     BadInputError,

@@ -20,9 +20,10 @@ from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from events import DEAD_LETTER_TOPIC
 from services import telemetry
 from services.db.engine import driver_connection
-from services.dead_letters import DEAD_LETTER_TOPIC, Rejected, printable, publish_dead_letters
+from services.dead_letters import Rejected, printable, publish_dead_letters
 from services.projector.failures import describe
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import BatchProjector, BatchResult, DeadLetter

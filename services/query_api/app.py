@@ -83,10 +83,13 @@ def access_log_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
-def _count_relayed(metrics: QueryApiMetrics, done: RelayBatch) -> None:
+def _count_relayed(metrics: QueryApiMetrics, partition: int, done: RelayBatch, lag: int | None) -> None:
     metrics.relayed.labels("chained").inc(done.chained)
     metrics.relayed.labels("skipped").inc(done.skipped)
     metrics.relayed.labels("rejected").inc(len(done.rejected))
+    metrics.relayed.labels("lost").inc(done.gap)
+    if lag is not None:
+        metrics.relay_lag.labels(str(partition)).set(lag)
 
 
 def create_worker_app() -> FastAPI:
@@ -166,7 +169,7 @@ def create_app(
                 log_lease.connection,
                 topic=topic,
                 dead_letter_topic=settings.topic_namespace + DEAD_LETTER_TOPIC,
-                on_batch=lambda done: _count_relayed(metrics, done),
+                on_batch=lambda partition, done, lag: _count_relayed(metrics, partition, done, lag),
             )
             relay.start()
         else:

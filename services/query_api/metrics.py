@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LatencyMiddleware", "QueryApiMetrics"]
@@ -26,6 +26,7 @@ class QueryApiMetrics:
     access_log_failures: Counter
     refusals_dropped: Counter
     relayed: Counter
+    relay_lag: Gauge
 
     @classmethod
     def create(cls) -> QueryApiMetrics:
@@ -58,9 +59,18 @@ class QueryApiMetrics:
             relayed=Counter(
                 "renkou_query_api_access_log_relayed",
                 "Access-log topic records handled by this process's relay (RENKOU_ACCESS_LOG=kafka), by outcome: "
-                "chained, skipped (chained by an earlier delivery) or rejected (dead-lettered)",
+                "chained, skipped (chained by an earlier delivery), rejected (dead-lettered) or lost (offsets that "
+                "left the topic before the relay reached them: alert on any)",
                 ["outcome"],
                 registry=reg,
+            ),
+            relay_lag=Gauge(
+                "renkou_query_api_access_log_relay_lag",
+                "Access-log entries on the topic not yet chained, by partition this process relays (after its last "
+                "batch; alert when it grows)",
+                ["partition"],
+                registry=reg,
+                multiprocess_mode="livemostrecent",  # the process that relayed the partition last
             ),
         )
 

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -53,7 +52,7 @@ from services.query_api.views import ReadTime, read_views
 from services.readiness import check_readiness, postgresql
 from services.request_body import read_body
 from services.resident_views import members_by_person
-from services.workers import metrics_registry
+from services.workers import metrics_response
 
 __all__ = ["operations", "read_resident", "router"]
 
@@ -598,9 +597,10 @@ async def get_population_statistics(
     cut = _read_time(None, _query_instant(known_at, "known_at")).known_at
     if cut is not None and cut > datetime.now(UTC):
         raise ApiError(422, "invalid_known_at", "known_at is in the future: what the log will hold is not known yet")
-    async with ctx.primary.connection() as conn:  # the aggregate read is recorded in the same connection
+    async with ctx.lease.connection() as conn:
         await ctx.auth.confirm(conn, caller)
         figures = await population_statistics(conn, prefix, day, ctx.schema, known_at=cut)
+    async with ctx.primary.connection() as conn:  # where reads go to a standby, the record is written here
         # Aggregates name no resident, but the read is a read all the same: who, why, which region (§11).
         await record_aggregate_read(
             conn,
@@ -650,5 +650,4 @@ async def readyz(request: Request) -> Response:
 @operations.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     # With several workers (services.workers), every worker's values, whichever worker answers.
-    registry = metrics_registry(context_of(request).metrics.registry)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return metrics_response(context_of(request).metrics.registry)

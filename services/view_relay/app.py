@@ -10,7 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter
 
 from events import RESIDENT_VIEW_TOPIC
 from projections.resident.store import DEFAULT_SCHEMA
@@ -26,6 +26,7 @@ from services.readiness import check_readiness, kafka_metadata, postgresql
 from services.settings import Settings, get_settings
 from services.view_relay.consumer_topics import ConsumerTopics
 from services.view_relay.publisher import BATCH, ViewPublisher
+from services.workers import metrics_response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics() -> bytes:
-        return generate_latest(registry)
+    async def metrics() -> Response:
+        return metrics_response(registry)
 
     return app

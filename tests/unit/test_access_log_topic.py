@@ -30,6 +30,9 @@ def test_entry_of_names_what_is_wrong() -> None:
         (key, b"[1]", "not a JSON object"),
         (key, b'{"citizen_id": "x"}', "not an access-log entry"),
         (key, value.replace(b"Z", b""), "offset"),
+        (key, value.replace(b'"request_id":"', b'"request_id":1,"x":"'), "request_id"),
+        (key, value.replace(MOTHER.encode(), b"51" * 50_000), "length must be 18"),
+        (b"x", value.replace(b'"accessed_at":"', b'"accessed_at":"0001-01-01T00:00:00+01:00","y":"'), "entry"),
     ]:
         with pytest.raises(ValueError, match=says):
             entry_of(bad_key, bad_value)

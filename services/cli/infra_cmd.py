@@ -73,6 +73,19 @@ def down() -> None:
         console.print(f"[green]✓[/green] {line}")
 
 
+@app.command("standby-lost")
+def standby_lost() -> None:
+    """The PostgreSQL standby is lost: let the primary stop waiting for it, so that writes go on (each on the
+    primary alone, until the standby streams again and is synchronous once more)."""
+    try:
+        done = _stack().release_standby()
+    except InfraError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for line in done:
+        console.print(f"[green]✓[/green] {line}")
+
+
 @app.command()
 def status() -> None:
     """Show whether each service of the local stack runs and answers."""

@@ -378,10 +378,26 @@ class PostgresStandby(PostgresServer):
         replication slot it streamed through stays on the fenced old primary, which no longer runs."""
         self._run(str(bin_dir() / "pg_ctl"), "promote", "-D", str(self.data_dir), "-w", "-t", "60")
         (self.layout.state_dir / PROMOTED_FILE).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
-        asyncio.run(self._no_synchronous_standby())
+        asyncio.run(self._no_synchronous_standby(self.port))  # the promoted server
 
-    async def _no_synchronous_standby(self) -> None:
-        conn = await self._superuser(self.port)
+    def release(self) -> bool:
+        """The standby is lost (its disk, its machine): the primary stops waiting for it, so that writes go on,
+        each on the primary alone until the standby streams again (its next start makes it synchronous once
+        more). Return whether the primary was waiting for it."""
+        return asyncio.run(self._release())
+
+    async def _release(self) -> bool:
+        conn = await self._superuser(self.layout.pg_port)
+        try:
+            waiting = bool(await conn.fetchval("SHOW synchronous_standby_names"))
+        finally:
+            await conn.close()
+        if waiting:
+            await self._no_synchronous_standby(self.layout.pg_port)
+        return waiting
+
+    async def _no_synchronous_standby(self, port: int) -> None:
+        conn = await self._superuser(port)
         try:
             await conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
             await conn.execute("SELECT pg_reload_conf()")
@@ -402,9 +418,14 @@ class PostgresStandby(PostgresServer):
             row = await conn.fetchrow(
                 "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1", STANDBY_NAME
             )
+            waiting = bool(await conn.fetchval("SHOW synchronous_standby_names"))
         finally:
             await conn.close()
-        return f"{row['state']}, {row['sync_state']}" if row else "not connected to the primary"
+        if row:
+            return f"{row['state']}, {row['sync_state']}"
+        if waiting:
+            return "not connected: writes wait for it (renkou infra standby-lost to go on without it)"
+        return "not connected to the primary"
 
 
 def configure_standby(state_dir: Path) -> None:

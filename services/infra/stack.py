@@ -100,6 +100,19 @@ class LocalStack:
         done.append(f"promoted the standby on 127.0.0.1:{self.layout.pg_standby_port} to primary")
         return done
 
+    def release_standby(self) -> list[str]:
+        """The standby is lost: the primary stops waiting for it (see ``PostgresStandby.release``)."""
+        if self.standby is None:
+            raise InfraError("this stack has no PostgreSQL standby (renkou up --pg-standby)")
+        if self.standby.promoted:
+            raise InfraError("the standby was promoted: it is the primary, and waits for no standby")
+        if not self.standby.release():
+            return ["the primary was not waiting for the standby"]
+        return [
+            "the primary no longer waits for the standby: each commit is on the primary alone until the standby "
+            "streams again (renkou up --pg-standby starts it and makes it synchronous once more)"
+        ]
+
     def status(self) -> list[ServiceStatus]:
         """One line per Kafka broker and one for PostgreSQL."""
         admin = self.kafka.admin_credentials()
@@ -142,7 +155,10 @@ class LocalStack:
                     )
                 )
             else:
-                state = asyncio.run(self.standby.replication()) if pid is not None else "not running"
+                # Down or not, what the primary makes of it: whether writes wait for it.
+                state = asyncio.run(self.standby.replication())
+                if pid is None:
+                    state = f"not running; {state}"
                 rows.append(
                     ServiceStatus(
                         "postgresql standby", f"127.0.0.1:{self.layout.pg_standby_port}", pid is not None, pid, state

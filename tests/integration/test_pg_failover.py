@@ -191,3 +191,27 @@ async def test_reads_come_from_the_standby_and_their_entries_reach_the_primary(p
         finally:
             await conn.close()
     assert logged == len(people)
+
+
+async def test_while_the_standby_is_down_writes_wait_and_standby_lost_lets_them_go_on(pair: Pair) -> None:
+    """Synchronous replication: a commit waits for the standby, so a lost standby stops writes (RPO 0) until the
+    operator says it is lost; starting it again makes it synchronous again."""
+    assert pair.stack.standby is not None
+    conn = await asyncpg.connect(asyncpg_dsn(pair.layout.database_url))
+    try:
+        await asyncio.wait_for(conn.execute("CREATE TABLE while_standby_down (x int)"), 30)  # while it streams
+        pair.stack.standby.stop()
+        rows = {row.name: row for row in await asyncio.to_thread(pair.stack.status)}
+        assert "writes wait for it" in rows["postgresql standby"].detail, rows["postgresql standby"]
+        write = asyncio.ensure_future(conn.execute("INSERT INTO while_standby_down VALUES (1)"))
+        done, _ = await asyncio.wait([write], timeout=3)
+        assert not done, "a commit did not wait for the synchronous standby"
+        released = await asyncio.to_thread(pair.stack.release_standby)
+        assert "no longer waits" in released[0], released
+        await asyncio.wait_for(write, 30)  # the waiting commit goes through
+        await asyncio.wait_for(conn.execute("INSERT INTO while_standby_down VALUES (2)"), 10)
+    finally:
+        await conn.close()
+    assert await asyncio.to_thread(pair.stack.standby.start)  # catches up and is synchronous again
+    rows = {row.name: row for row in await asyncio.to_thread(pair.stack.status)}
+    assert rows["postgresql standby"].detail == "streaming, sync"

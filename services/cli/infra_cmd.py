@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -45,6 +46,17 @@ def _stack(kafka_brokers: int | None = None, pg_standby: bool = False) -> LocalS
     return LocalStack(layout, namespace=settings.topic_namespace)
 
 
+def _report(action: Callable[[LocalStack], list[str]], *, nothing: str = "nothing to do") -> None:
+    """Run ``action`` on this stack and print what it did (``nothing`` when it did nothing); exit 1 on an error."""
+    try:
+        done = action(_stack())
+    except InfraError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for line in done or [nothing]:
+        console.print(f"[green]✓[/green] {line}")
+
+
 @app.command()
 def up(kafka_brokers: BrokersOption = None, pg_standby: StandbyOption = False) -> None:
     """Start Kafka and PostgreSQL if they are not running, create topics, migrate the schema."""
@@ -64,26 +76,14 @@ def up(kafka_brokers: BrokersOption = None, pg_standby: StandbyOption = False) -
 @app.command()
 def down() -> None:
     """Stop the Kafka and PostgreSQL this stack started (nothing else)."""
-    try:
-        done = _stack().down()
-    except InfraError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    for line in done or ["nothing of ours was running"]:
-        console.print(f"[green]✓[/green] {line}")
+    _report(LocalStack.down, nothing="nothing of ours was running")
 
 
 @app.command("standby-lost")
 def standby_lost() -> None:
     """The PostgreSQL standby is lost: let the primary stop waiting for it, so that writes go on (each on the
     primary alone, until the standby streams again and is synchronous once more)."""
-    try:
-        done = _stack().release_standby()
-    except InfraError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    for line in done:
-        console.print(f"[green]✓[/green] {line}")
+    _report(LocalStack.release_standby)
 
 
 @app.command()
@@ -106,10 +106,4 @@ def status() -> None:
 def failover() -> None:
     """Promote the PostgreSQL standby: the old primary is stopped at once (fenced) if it still runs, the standby
     takes writes, and the services follow it on their next connection (no restart)."""
-    try:
-        done = _stack().failover()
-    except InfraError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    for line in done:
-        console.print(f"[green]✓[/green] {line}")
+    _report(LocalStack.failover)

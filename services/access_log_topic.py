@@ -13,10 +13,12 @@ the in-database path, so the citizen's log (§11) and the anchors (§10) are unc
 citizen ID (one citizen's entries keep their order in one partition) and its value is exactly the entry's
 canonical body. Each partition's batch commits with the partition's next offset (``access_log_offsets``, migration
 0020) and skips what is below the offset it finds there, so a batch delivered twice is chained once. A record
-that is not an entry (not canonical, or its key is not its citizen) goes to the dead letters with its reason,
-and the rest moves on.
+that is not an entry (not canonical, its key not its citizen, a field PostgreSQL refuses) goes to the dead
+letters with its reason, and the rest moves on; anything else that fails is retried for as long as the relay
+runs. Offsets that left the topic before the relay reached them are counted as lost (``RelayBatch.gap``).
 
-How long before a citizen sees an entry: the relay polls every ``POLL_MS``; the tests and the benchmark measure it.
+How long before a citizen sees an entry: a fetch waits up to 100 ms for more (``access_log_consumer``), then the
+batch commits; ``make bench STANDBY=1`` measures the delay (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

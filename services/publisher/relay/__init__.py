@@ -23,16 +23,16 @@ Run it as a process::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Sequence
 from functools import partial
+from typing import Annotated
 
 import asyncpg
+import typer
 
 from events import topic_for
 from services.db.dsn import asyncpg_dsn
@@ -179,42 +179,47 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(dsn: str, table: str, bootstrap: str, namespace: str, batch_size: int) -> None:
     # The department's own principal (CONTRACT §10), from RENKOU_KAFKA_USERNAME / RENKOU_KAFKA_PASSWORD.
     publisher = Publisher(
-        args.bootstrap,
-        namespace=args.namespace,
+        bootstrap,
+        namespace=namespace,
         client_id="renkou-outbox-relay",
         credentials=explicit_credentials(Settings()),
     )
-    relay = OutboxRelay(Outbox.named(args.table), publisher, batch_size=args.batch_size)
+    relay = OutboxRelay(Outbox.named(table), publisher, batch_size=batch_size)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("relaying %s to Kafka at %s", relay.outbox.name, args.bootstrap)
+    log.info("relaying %s to Kafka at %s", relay.outbox.name, bootstrap)
     try:
-        await relay.run(args.dsn, stop)
+        await relay.run(dsn, stop)
     finally:
         await publisher.stop()
         log.info("stopped after publishing %d rows", relay.published)
 
 
+cli = typer.Typer(add_completion=False, help=(__doc__ or "").splitlines()[0])
+
+
+@cli.command()
+def relay(
+    dsn: Annotated[str, typer.Option(help="the department database (postgresql://user@host/db)")],
+    table: Annotated[str, typer.Option(help="the outbox table, schema.table")] = "public.renkou_outbox",
+    bootstrap: Annotated[
+        str, typer.Option(envvar="RENKOU_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers")
+    ] = "127.0.0.1:9092",
+    namespace: Annotated[
+        str, typer.Option(envvar="RENKOU_TOPIC_NAMESPACE", help="topic name prefix (tests only)")
+    ] = "",
+    batch_size: Annotated[int, typer.Option(min=1, help="rows published per transaction")] = 500,
+) -> None:
+    """Relay the outbox table's committed rows to Kafka until SIGINT or SIGTERM."""
+    configure_logging()
+    asyncio.run(_serve(asyncpg_dsn(dsn), table, bootstrap, namespace, batch_size))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m services.publisher.relay --dsn DSN --table SCHEMA.TABLE [--bootstrap HOST:PORT]``."""
-    parser = argparse.ArgumentParser(prog="python -m services.publisher.relay", description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", required=True, help="the department database (postgresql://user@host/db)")
-    parser.add_argument("--table", default="public.renkou_outbox", help="the outbox table, schema.table")
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("RENKOU_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        help="Kafka bootstrap servers (default: $RENKOU_KAFKA_BOOTSTRAP or 127.0.0.1:9092)",
-    )
-    parser.add_argument(
-        "--namespace", default=os.environ.get("RENKOU_TOPIC_NAMESPACE", ""), help="topic name prefix (tests only)"
-    )
-    parser.add_argument("--batch-size", type=int, default=500)
-    args = parser.parse_args(argv)
-    args.dsn = asyncpg_dsn(args.dsn)
-    configure_logging()
-    asyncio.run(_serve(args))
+    cli(args=list(argv) if argv is not None else None, prog_name="python -m services.publisher.relay")

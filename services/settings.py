@@ -35,9 +35,10 @@ class Settings(BaseSettings):
     kafka_tls: bool = False
     kafka_ca_file: Path | None = None
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
-    # Where the query API's reads go (CONTRACT §13): a hot standby, e.g. CloudNativePG's `-ro` service or a libpq
-    # multi-host URL with target_session_attrs=prefer-standby. Only with access_log "kafka" (a standby cannot
-    # append the access log); unset, the primary (database_url).
+    # Where the query API's reads go (CONTRACT §13): a hot standby the primary waits for (synchronous: grants are
+    # checked there, and a revocation waits for it), e.g. CloudNativePG's `-ro` service with every standby
+    # synchronous, or a libpq multi-host URL with target_session_attrs=prefer-standby. Only with access_log
+    # "kafka" (a standby cannot append the access log); unset, the primary (database_url).
     read_database_url: SecretStr | None = None
     # How a read's access-log entry becomes durable before the answer: "postgresql", appended to its chain in the
     # read's own transaction on the primary; "kafka", appended to population.access_log.v1 (acks=all) and chained

@@ -390,8 +390,15 @@ class PostgresStandby(PostgresServer):
         conn = await self._superuser(self.layout.pg_port)
         try:
             waiting = bool(await conn.fetchval("SHOW synchronous_standby_names"))
+            streaming = await conn.fetchval(
+                "SELECT state FROM pg_stat_replication WHERE application_name = $1", STANDBY_NAME
+            )
         finally:
             await conn.close()
+        if streaming is not None or self.running():
+            # Released while it still streams, it would go on serving reads (and grants) the primary no longer
+            # waits for: a revocation could pass it by.
+            raise InfraError(f"the standby is not lost: it runs or streams ({streaming or 'running'}); stop it first")
         if waiting:
             await self._no_synchronous_standby(self.layout.pg_port)
         return waiting

@@ -69,7 +69,7 @@ def access_log_producer(settings: Settings) -> AIOKafkaProducer:
 
 
 def access_log_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """The relay's consumer: offsets live in PostgreSQL with the entries (never committed to Kafka)."""
+    """The relay's consumer: its offsets live in PostgreSQL with the entries; Kafka's are a hint (lag, fallback)."""
     return AIOKafkaConsumer(
         **client_options(settings, QUERY_API),
         group_id=settings.topic_namespace + ACCESS_LOG_GROUP,

@@ -87,6 +87,13 @@ _LINKED: Final = (
 )
 
 
+# The consumer's grant is active at that instant (not revoked, not expired): checked by the reading statement.
+_GRANT_ACTIVE: Final = (
+    "EXISTS (SELECT 1 FROM consumer_grants g WHERE g.name = {name} AND g.revoked_at IS NULL "
+    "AND (g.expires_at IS NULL OR g.expires_at > {at}))"
+)
+
+
 # The numbers the family tables name for $1, and every number their links lead to: the links of kind 6 rows,
 # from which the relatives are named by person (§12; ``resident_views.relatives_by_person``).
 _RELATIVES_REACH: Final = """
@@ -149,8 +156,7 @@ def _sql(schema: str, *, logged: bool, granted: bool = False) -> str:
     SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
            NULL::text AS f, NULL::text AS g, NULL::integer AS n, NULL::integer AS q, NULL::timestamptz AS t,
            NULL::bytea AS h
-     WHERE EXISTS (SELECT 1 FROM consumer_grants g
-                    WHERE g.name = $4 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $5))
+     WHERE {_GRANT_ACTIVE.format(name="$4", at="$5")}
     UNION ALL{union}"""
     if not logged:
         return union
@@ -163,8 +169,7 @@ def _sql(schema: str, *, logged: bool, granted: bool = False) -> str:
         SELECT renkou_access_log_append($1, $4, $5, $6, $7, $8, $9, $10) AS seq
          WHERE EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = $1)
            AND NOT {_LINKED.format(schema=schema)}
-           AND EXISTS (SELECT 1 FROM consumer_grants g
-                        WHERE g.name = $6 AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > $10)))
+           AND {_GRANT_ACTIVE.format(name="$6", at="$10")})
     SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
            NULL::text AS f, NULL::text AS g, seq AS n, NULL::integer AS q, NULL::timestamptz AS t, NULL::bytea AS h
       FROM logged

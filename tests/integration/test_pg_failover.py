@@ -200,6 +200,8 @@ async def test_while_the_standby_is_down_writes_wait_and_standby_lost_lets_them_
     conn = await asyncpg.connect(asyncpg_dsn(pair.layout.database_url))
     try:
         await asyncio.wait_for(conn.execute("CREATE TABLE while_standby_down (x int)"), 30)  # while it streams
+        with pytest.raises(InfraError, match="not lost"):  # a standby that streams is not given up
+            await asyncio.to_thread(pair.stack.release_standby)
         pair.stack.standby.stop()
         rows = {row.name: row for row in await asyncio.to_thread(pair.stack.status)}
         assert "writes wait for it" in rows["postgresql standby"].detail, rows["postgresql standby"]

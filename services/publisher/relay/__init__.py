@@ -200,7 +200,11 @@ async def _serve(dsn: str, table: str, bootstrap: str, namespace: str, batch_siz
         log.info("stopped after publishing %d rows", relay.published)
 
 
-cli = typer.Typer(add_completion=False, help=(__doc__ or "").splitlines()[0])
+cli = typer.Typer(
+    add_completion=False,
+    help=(__doc__ or "").splitlines()[0],
+    context_settings={"help_option_names": ["-h", "--help"]},  # as argparse had it
+)
 
 
 @cli.command()

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from benchmarks.common import bench_namespace, bench_settings, delete_namespace_topics, drop_database, fresh_database
-from projections.resident.store import ProjectionStore
+from projections.resident.store import PostgresProjectionStore
 from services.anchor.keys import trusted_public_key
 from services.anchor.service import AnchorService
 from services.db.dsn import asyncpg_dsn
@@ -44,7 +44,7 @@ async def real_states(database: str) -> dict[str, list[str]]:
     records = [LogRecord(f"population.{d}.v1", 0, i, k, v) for i, (d, k, v) in enumerate(simulate_bytes(300, seed=5))]
     conn = await asyncpg.connect(asyncpg_dsn(database))
     try:
-        projector = BatchProjector(ProjectionStore())
+        projector = BatchProjector(PostgresProjectionStore())
         for start in range(0, len(records), 2000):
             async with conn.transaction():
                 await projector.process(conn, records[start : start + 2000])

@@ -46,7 +46,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.common import CpuClock, drop_database, free_port, fresh_database
-from projections.resident.store import ProjectionStore
+from projections.resident.store import PostgresProjectionStore
 from services.access_log import AccessEntry
 from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
@@ -208,7 +208,7 @@ async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[in
     from services.simulator import simulate_bytes
 
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    projector = BatchProjector(ProjectionStore())
+    projector = BatchProjector(PostgresProjectionStore())
     offsets: dict[str, int] = {}
     batch: list[LogRecord] = []
     events = 0

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.common import bench_namespace, bench_settings, delete_namespace_topics, drop_database, fresh_database
-from projections.resident.store import VIEW_OUTBOX_CHANNEL, ProjectionStore
+from projections.resident.store import VIEW_OUTBOX_CHANNEL, PostgresProjectionStore
 from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
@@ -43,7 +43,7 @@ async def project_city(database: str, residents: int) -> int:
         records.append(LogRecord(f"population.{department}.v1", 0, offset, key, value))
     conn = await asyncpg.connect(asyncpg_dsn(database))
     try:
-        projector = BatchProjector(ProjectionStore())
+        projector = BatchProjector(PostgresProjectionStore())
         for start in range(0, len(records), 2000):
             async with conn.transaction():
                 await projector.process(conn, records[start : start + 2000])

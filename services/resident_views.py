@@ -12,13 +12,12 @@ import asyncpg
 
 from events import Event, InvalidEvent, Payload, parse_event
 from projections.resident.aliases import People, fold_person, person_order
+from projections.resident.batch import GENESIS, SectionRow
 from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
 from projections.resident.state import state_from_json_text, state_to_json_text
 from projections.resident.store import (
     DEFAULT_SCHEMA,
-    GENESIS,
-    SectionRow,
     StoredResident,
     child_order,
     load_links,

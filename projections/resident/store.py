@@ -1,51 +1,32 @@
 """PostgreSQL I/O of the resident-view projection: the only module of the projection that touches a database.
 
-Every function takes an open asyncpg connection inside the caller's transaction, so that the archive rows, the
-sections, the family and household tables and the checkpoints of one batch commit together or not at all.
+``PostgresProjectionStore`` is the projector's ``batch.ProjectionStore``; the functions below it read residents
+for rendering. Every function takes an open asyncpg connection inside the caller's transaction, so that the
+archive rows, the sections, the family and household tables and the checkpoints of one batch commit together or
+not at all.
 Bulk paths only: one statement per table per batch (``COPY`` for the archive, ``unnest`` upserts for the rest).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
 
 from projections.resident.aliases import NumberLink, People
+from projections.resident.batch import BatchWrite, SectionRow
 from projections.resident.family import CertificateRecord, CertificateStatement, merge_certificates
 
 DEFAULT_SCHEMA = "projection"
 PROJECTION = "resident_view"
-GENESIS = bytes(32)  # prev_hash of the first link of every chain
 VIEW_OUTBOX_CHANNEL = "renkou_view_outbox"  # NOTIFY channel: views are waiting to be published
 
 
-class ArchiveRow(NamedTuple):
-    """One accepted event, as appended to the archive; its fields are in ``ARCHIVE_COLUMNS`` order (a COPY record)."""
-
-    citizen_id: str
-    department: str
-    chain_seq: int
-    event_id: UUID
-    event_type: str
-    schema_version: int
-    occurred_at: datetime
-    recorded_at: datetime
-    topic: str
-    partition: int
-    offset: int
-    body: bytes
-    prev_hash: bytes
-    hash: bytes
-    logged_at: datetime | None = None
-    """The Kafka record's timestamp (when the log learnt of the event); ``None`` for a record that has none."""
-
-
-ARCHIVE_COLUMNS: Final = (
+ARCHIVE_COLUMNS: Final = (  # the archive table's columns, in ``batch.ArchiveRow``'s field order
     "citizen_id",
     "department",
     "chain_seq",
@@ -64,72 +45,6 @@ ARCHIVE_COLUMNS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SectionRow:
-    """The stored state of one department's section of one resident, with its chain head."""
-
-    citizen_id: str
-    department: str
-    state: str  # the department state as JSON text (jsonb in the table)
-    event_count: int
-    last_event_at: datetime
-    chain_seq: int
-    chain_head: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterRow:
-    """A rejected record as the ``dead_letters`` table keeps it. ``value_size`` is set when the value was too large
-    to keep (``value`` is then ``None``; the record stays in its topic at the row's coordinates)."""
-
-    topic: str
-    partition: int
-    offset: int
-    reason: str
-    key: bytes | None
-    value: bytes | None
-    event_id: str | None
-    value_size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Household:
-    citizen_id: str
-    household_id: str
-    household_type: str
-    relationship: str
-    region_code: str
-
-
-@dataclass(frozen=True, slots=True)
-class ParentLinkRow:
-    child_citizen_id: str
-    role: str
-    department: str
-    parent_citizen_id: str
-    event_id: UUID
-
-
-@dataclass
-class BatchWrite:
-    """Everything one batch writes, gathered in memory and then written in one statement per table."""
-
-    archive: list[ArchiveRow]
-    sections: list[SectionRow]
-    parent_links: list[ParentLinkRow]
-    certificates: list[CertificateRecord]
-    households: dict[str, Household | None]  # citizen -> membership now (None: no longer in a household)
-    checkpoints: dict[tuple[str, int], int]  # (topic, partition) -> next offset
-    dead_letters: list[DeadLetterRow]
-    changed_citizens: set[str]
-    number_links: list[NumberLink] = field(default_factory=list)  # §12: one per superseded number
-
-    @classmethod
-    def nothing(cls) -> BatchWrite:
-        """A write of no rows (checkpoints and dead letters are added to it)."""
-        return cls([], [], [], [], {}, {}, [], set())
-
-
 def safe_schema(schema: str) -> str:
     """``schema`` if it can be written into a statement as a schema name (letters, digits and ``_``), else a
     ``ValueError``: the one check before any ``{schema}.table`` is formatted into SQL."""
@@ -138,8 +53,9 @@ def safe_schema(schema: str) -> str:
     return schema
 
 
-class ProjectionStore:
-    """Reads and writes the projection's tables in one schema (``projection`` live, another for a rebuild)."""
+class PostgresProjectionStore:
+    """``batch.ProjectionStore`` over asyncpg: the projection's tables in one schema (``projection`` live, another
+    for a rebuild)."""
 
     def __init__(self, schema: str = DEFAULT_SCHEMA, projection: str = PROJECTION) -> None:
         self.schema = safe_schema(schema)
@@ -346,7 +262,7 @@ class ProjectionStore:
         )
         merged = {r.key: r for r in records}
         for row in stored:
-            previous = _certificate_of(row)
+            previous = certificate_of(row)
             if previous is not None:
                 merged[previous.key] = merge_certificates(previous, merged[previous.key])
         rows = [_certificate_row(merged[key]) for key in keys]
@@ -412,7 +328,7 @@ def _certificate_row(record: CertificateRecord) -> tuple[Any, ...]:
     )
 
 
-def _certificate_of(row: asyncpg.Record) -> CertificateRecord | None:
+def certificate_of(row: asyncpg.Record) -> CertificateRecord | None:
     """The stored record of a row, ``None`` for a row just inserted (no statement yet)."""
     registration = certification = None
     if row["registered_event_id"] is not None:

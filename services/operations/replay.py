@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events import department_topics
-from projections.resident.store import ProjectionStore
+from projections.resident.store import PostgresProjectionStore
 from services.db import roles as db_roles
 from services.kafka_auth import OPERATOR, KafkaCredentials, bootstrap_servers, credentials_for
 from services.operations.base import (
@@ -134,9 +134,9 @@ async def swap_guard(conn: asyncpg.Connection, *, shared: bool) -> AsyncIterator
             await conn.execute(f"SELECT {unlock}(hashtextextended($1, 0))", SWAP_LOCK)
 
 
-def make_projector(shadow: str, namespace: str) -> BatchProjector:
+def make_projector(shadow: str, namespace: str) -> BatchProjector[asyncpg.Connection]:
     """The live projector's pipeline, writing to ``shadow``, never publishing dead letters again."""
-    return BatchProjector(ProjectionStore(shadow), namespace=namespace, publish_dead_letters=None)
+    return BatchProjector(PostgresProjectionStore(shadow), namespace=namespace, publish_dead_letters=None)
 
 
 def replay_consumer(settings: Settings) -> Any:
@@ -147,7 +147,7 @@ def replay_consumer(settings: Settings) -> Any:
 async def project_range(
     conn: asyncpg.Connection,
     consumer: AIOKafkaConsumer,
-    projector: BatchProjector,
+    projector: BatchProjector[asyncpg.Connection],
     work: Mapping[Partition, tuple[int, int]],
     *,
     batch_size: int = DEFAULT_BATCH,
@@ -194,7 +194,12 @@ async def project_range(
 
 
 async def _apply(
-    conn: asyncpg.Connection, projector: BatchProjector, records: Sequence[Record], stats: ReplayStats, *, retry: bool
+    conn: asyncpg.Connection,
+    projector: BatchProjector[asyncpg.Connection],
+    records: Sequence[Record],
+    stats: ReplayStats,
+    *,
+    retry: bool,
 ) -> None:
     attempt = 0
     while True:
@@ -211,7 +216,7 @@ async def _apply(
     if result.resync or result.stale:
         # Records are fed from the shadow's own checkpoints; anything else means someone else writes to it.
         raise OperationError(
-            f"schema {projector.store.schema} moved under the replay ({result.stale} records below its checkpoints)"
+            f"the schema being rebuilt moved under the replay ({result.stale} records below its checkpoints)"
         )
     stats.records += len(records)
     stats.applied += result.applied

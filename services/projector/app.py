@@ -25,7 +25,7 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
 from events import department_topics
-from projections.resident.store import DEFAULT_SCHEMA, ProjectionStore
+from projections.resident.store import DEFAULT_SCHEMA, PostgresProjectionStore
 from services import asyncapi, telemetry
 from services.anchor.service import AnchorService
 from services.db import roles as db_roles
@@ -166,7 +166,7 @@ def create_app(
         projector = Projector(
             engine=engine,
             producer=producer,
-            store=ProjectionStore(DEFAULT_SCHEMA),
+            store=PostgresProjectionStore(DEFAULT_SCHEMA),
             namespace=settings.topic_namespace,
             metrics=metrics,
             tracer_provider=tracing,

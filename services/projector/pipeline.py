@@ -6,9 +6,10 @@ The steps, all inside the caller's transaction:
 2. parse every record with ``events.parse_event``; what fails, or sits on the wrong topic, becomes a dead letter;
 3. drop events whose ``event_id`` is already archived with the same content (redelivery); the same id with other
    content is a dead letter;
-4. load the touched sections in one query, fold the events in memory with the pure ``apply``, extend each
-   stream's hash chain;
-5. write archive, sections, family and household rows, dead letters, the view outbox and the new checkpoints.
+4. load the touched sections in one query and fold the events onto them with the pure
+   ``projections.resident.batch.fold_batch`` (states, hash chains, family and household rows, number links);
+5. write what it returns, the dead letters and the new checkpoints through the ``ProjectionStore`` (PostgreSQL in
+   production, memory in the pipeline's unit tests).
 
 Dead letters are published to Kafka before the transaction commits (at least once; the table row is exact).
 
@@ -23,40 +24,24 @@ record of the batch, dead-lettered or not) are written once, in the enclosing tr
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Final, Generic, Protocol
 from uuid import UUID
-
-import asyncpg
 
 from events import DEPARTMENTS, InvalidEvent, parse_event, topic_for
 from events.bounds import MAX_RECORD_BYTES
 from events.envelope import Event, Payload
-from projections.resident.aliases import NumberLink, number_link, standing
-from projections.resident.apply import apply
-from projections.resident.family import (
-    BirthCertificate,
-    CertificateRecord,
-    ParentLink,
-    certificate_record,
-    family_facts,
-    household_membership,
-    merge_certificates,
-)
-from projections.resident.state import initial_state, state_from_json_text, state_to_json_text
-from projections.resident.store import (
-    GENESIS,
-    ArchiveRow,
+from projections.resident.batch import (
+    Accepted,
     BatchWrite,
+    ConnT,
     DeadLetterRow,
-    Household,
-    ParentLinkRow,
     ProjectionStore,
-    SectionRow,
+    fold_batch,
+    section_keys,
 )
 from services.dead_letters import COPY_LIMIT, printable, record_size
 from services.projector.failures import describe, is_outage
@@ -152,17 +137,12 @@ LOG_APPEND_TIME: Final = 1
 """Kafka's timestamp type of a record the broker stamped on append."""
 
 
-def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
-    """The link of a hash chain: SHA-256 over the previous link and the event's canonical bytes."""
-    return hashlib.sha256(prev_hash + body).digest()
-
-
-class BatchProjector:
-    """Applies batches of department records to one projection schema."""
+class BatchProjector(Generic[ConnT]):
+    """Applies batches of department records to one projection store (a PostgreSQL schema, or memory)."""
 
     def __init__(
         self,
-        store: ProjectionStore,
+        store: ProjectionStore[ConnT],
         *,
         namespace: str = "",
         publish_dead_letters: Callable[[Sequence[DeadLetter]], Awaitable[None]] | None = None,
@@ -173,7 +153,7 @@ class BatchProjector:
         # Looked up once per record: the department topics of this namespace.
         self._departments = {topic_for(d, namespace): d for d in DEPARTMENTS}
 
-    async def commit(self, conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
+    async def commit(self, conn: ConnT, records: Sequence[Record]) -> BatchResult:
         """Apply ``records`` and commit, on ``conn`` (no transaction open): in one transaction, or — when that
         fails for the records' content rather than an outage — in a second one that isolates and dead-letters
         the records that cannot be applied. An outage (or a failure of the second transaction) is raised; the
@@ -190,9 +170,7 @@ class BatchProjector:
         result.failure = failure
         return result
 
-    async def process(
-        self, conn: asyncpg.Connection, records: Sequence[Record], *, isolate: bool = False
-    ) -> BatchResult:
+    async def process(self, conn: ConnT, records: Sequence[Record], *, isolate: bool = False) -> BatchResult:
         """Apply ``records`` inside the caller's open transaction on ``conn``.
 
         ``isolate``: apply them in savepoints, bisecting whatever fails for its content down to the records that
@@ -214,13 +192,13 @@ class BatchProjector:
             await self.publish_dead_letters(result.dead_letters)
         return result
 
-    async def _prepare(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> BatchWrite:
+    async def _prepare(self, conn: ConnT, records: Sequence[Record], result: BatchResult) -> BatchWrite:
         """Parse, deduplicate and fold ``records``: what they write (without checkpoints and dead letters)."""
         accepted = self._parse(records, result)
         unique = await self._dedupe(conn, accepted, result)
         return await self._fold(conn, unique, result)
 
-    async def _isolate(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> None:
+    async def _isolate(self, conn: ConnT, records: Sequence[Record], result: BatchResult) -> None:
         """Apply ``records`` in a savepoint; if that fails for their content, each half in turn the same way, and a
         single record that fails alone becomes a dead letter. Only what a savepoint committed counts."""
         if not records:
@@ -247,7 +225,7 @@ class BatchProjector:
             return
         result.absorb(part)
 
-    async def _fence(self, conn: asyncpg.Connection, records: Sequence[Record], result: BatchResult) -> list[Record]:
+    async def _fence(self, conn: ConnT, records: Sequence[Record], result: BatchResult) -> list[Record]:
         groups = _by_partition(records)
         stored = await self.store.lock_checkpoints(conn, sorted(groups))
         fresh: list[Record] = []
@@ -298,7 +276,7 @@ class BatchProjector:
         return None, event
 
     async def _dedupe(
-        self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload]]], result: BatchResult
+        self, conn: ConnT, accepted: list[tuple[Record, Event[Payload]]], result: BatchResult
     ) -> list[tuple[Record, Event[Payload], bytes]]:
         archived = await self.store.archived_bodies(conn, [e.event_id for _, e in accepted])
         seen: dict[UUID, bytes] = dict(archived)
@@ -325,126 +303,15 @@ class BatchProjector:
         return unique
 
     async def _fold(
-        self, conn: asyncpg.Connection, accepted: list[tuple[Record, Event[Payload], bytes]], result: BatchResult
+        self, conn: ConnT, accepted: list[tuple[Record, Event[Payload], bytes]], result: BatchResult
     ) -> BatchWrite:
-        keys = sorted({(e.citizen_id, e.source.department) for _, e, _ in accepted})
-        loaded = await self.store.load_sections(conn, keys)
-        # Per (citizen, department): the state and the section's counters, updated in place as the batch folds
-        # (one SectionRow per section is built at the end, not one per event).
-        sections: dict[tuple[str, str], _Section] = {}
-        archive: list[ArchiveRow] = []
-        links: dict[tuple[str, str, str], ParentLinkRow] = {}
-        certificates: dict[tuple[str, str], CertificateRecord] = {}
-        renumbered: dict[str, NumberLink] = {}
-        applied_by_department = result.applied_by_department
-        changed = result.changed_citizens
-        for record, event, body in accepted:
-            citizen, department = event.citizen_id, event.source.department
-            key = (citizen, department)
-            section = sections.get(key)
-            if section is None:
-                section = sections[key] = _Section.start(loaded.get(key), department)
-            section.state = apply(section.state, event)
-            prev_hash = section.chain_head
-            link = chain_hash(prev_hash, body)
-            section.chain_head = link
-            section.chain_seq += 1
-            occurred_at = event.occurred_at
-            archive.append(
-                ArchiveRow(
-                    citizen,
-                    department,
-                    section.chain_seq,
-                    event.event_id,
-                    event.event_type,
-                    event.schema_version,
-                    occurred_at,
-                    event.recorded_at,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    body,
-                    prev_hash,
-                    link,
-                    _logged_at(record),
-                )
-            )
-            # last_event_at: the latest business time applied (events may arrive out of business-time order).
-            if section.event_count == 0 or occurred_at > section.last_event_at:
-                section.last_event_at = occurred_at
-            section.event_count += 1
-            for fact in family_facts(event):
-                if isinstance(fact, ParentLink):
-                    links[(fact.child_citizen_id, fact.role, fact.department)] = ParentLinkRow(
-                        fact.child_citizen_id,
-                        fact.role,
-                        fact.department,
-                        fact.parent_citizen_id,
-                        event.event_id,
-                    )
-                elif isinstance(fact, BirthCertificate):
-                    stated = certificate_record(fact, event.event_id, event.recorded_at)
-                    if stated is not None:
-                        known = certificates.get(stated.key)
-                        certificates[stated.key] = stated if known is None else merge_certificates(known, stated)
-            number = number_link(event)
-            if number is not None:
-                renumbered[number.old] = standing(renumbered.get(number.old), number)
-                changed.add(number.old)  # the superseded number's view now shows the person it belongs to
-            applied_by_department[department] += 1
-            changed.add(citizen)
-        result.applied += len(accepted)
-        rows = []
-        households: dict[str, Household | None] = {}
-        for (section_citizen, section_department), section in sections.items():
-            rows.append(
-                SectionRow(
-                    section_citizen,
-                    section_department,
-                    state_to_json_text(section.state),
-                    section.event_count,
-                    section.last_event_at,
-                    section.chain_seq,
-                    section.chain_head,
-                )
-            )
-            if section_department == "public_security":
-                member = household_membership(section.state)
-                households[section_citizen] = None if member is None else Household(section_citizen, *member)
-        return BatchWrite(
-            archive=archive,
-            sections=rows,
-            parent_links=list(links.values()),
-            certificates=list(certificates.values()),
-            households=households,
-            checkpoints={},
-            dead_letters=[],
-            changed_citizens=result.changed_citizens,
-            number_links=list(renumbered.values()),
-        )
-
-
-class _Section:
-    """One section while a batch folds into it: the state and the counters its row will carry."""
-
-    __slots__ = ("chain_head", "chain_seq", "event_count", "last_event_at", "state")
-
-    def __init__(
-        self, state: Any, event_count: int, last_event_at: datetime | None, chain_seq: int, chain_head: bytes
-    ) -> None:
-        self.state = state
-        self.event_count = event_count
-        self.last_event_at: Any = last_event_at
-        self.chain_seq = chain_seq
-        self.chain_head = chain_head
-
-    @classmethod
-    def start(cls, row: SectionRow | None, department: str) -> _Section:
-        """The section as stored (``row``), or a new one with the department's empty state."""
-        if row is None:
-            return cls(initial_state(department), 0, None, 0, GENESIS)
-        state = state_from_json_text(department, row.state)
-        return cls(state, row.event_count, row.last_event_at, row.chain_seq, row.chain_head)
+        batch = [Accepted(e, body, r.topic, r.partition, r.offset, _logged_at(r)) for r, e, body in accepted]
+        write = fold_batch(batch, await self.store.load_sections(conn, section_keys(batch)))
+        result.applied += len(batch)
+        for a in batch:
+            result.applied_by_department[a.event.source.department] += 1
+        result.changed_citizens |= write.changed_citizens
+        return write
 
 
 def _dead_letter_row(letter: DeadLetter) -> DeadLetterRow:

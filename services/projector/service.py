@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from faststream.kafka.message import KafkaMessage
     from opentelemetry.trace import TracerProvider
 
-    from projections.resident.store import ProjectionStore
+    from projections.resident.store import PostgresProjectionStore
 
 log = logging.getLogger("renkou.projector")
 _RETRY_DELAY = 1.0
@@ -47,7 +47,7 @@ class Projector:
         *,
         engine: AsyncEngine,
         producer: AIOKafkaProducer,
-        store: ProjectionStore,
+        store: PostgresProjectionStore,
         namespace: str,
         metrics: ProjectorMetrics,
         tracer_provider: TracerProvider | None = None,

@@ -21,8 +21,9 @@ from typing import Any, Final
 import asyncpg
 
 from projections.resident.aliases import NumberLink, People
+from projections.resident.batch import SectionRow
 from projections.resident.state import DEPARTMENTS
-from projections.resident.store import DEFAULT_SCHEMA, SectionRow, StoredResident, child_order, safe_schema
+from projections.resident.store import DEFAULT_SCHEMA, StoredResident, child_order, safe_schema
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.resident_views import relatives_by_person, render_stored
 

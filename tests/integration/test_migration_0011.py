@@ -20,7 +20,7 @@ from events import Event, Payload, make_citizen_id, parse_event
 from events.examples import example_event
 from projections.resident.family import BirthCertificate, CertificateRecord, certificate_record, family_facts
 from projections.resident.family import merge_certificates as merge
-from projections.resident.store import _certificate_of
+from projections.resident.store import certificate_of
 from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
 from tests.integration.conftest import Databases
@@ -111,7 +111,7 @@ async def test_certificates_are_rebuilt_per_mother_by_the_merge_rule(databases: 
     finally:
         await conn.close()
     assert sorted(expected) == [("Q1", MOTHER_A), ("Q1", MOTHER_B)]
-    stored = {(r["certificate_no"], r["mother_citizen_id"]): _certificate_of(r) for r in rows}
+    stored = {(r["certificate_no"], r["mother_citizen_id"]): certificate_of(r) for r in rows}
     assert stored == expected
     merged = ["father_citizen_id", "child_name", "child_sex", "birth_date", "child_citizen_id"]
     merged += ["registered_event_id", "certified_event_id"]

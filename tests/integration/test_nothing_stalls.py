@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from events.citizen_id import make_citizen_id
 from events.examples import example_event
-from projections.resident.store import BatchWrite, ProjectionStore
+from projections.resident.batch import BatchWrite
+from projections.resident.store import PostgresProjectionStore
 from services.db.dsn import asyncpg_dsn
 from services.dead_letters import OMITTED, REASON, SOURCE_OFFSET, SOURCE_TOPIC, VALUE_SIZE
 from services.operations.dlq import get_dead_letter, list_dead_letters
@@ -213,7 +214,7 @@ async def test_a_record_the_database_refuses_is_isolated_and_the_rest_of_its_bat
     assert letter["reason"].startswith("could not be applied: NumericValueOutOfRangeError: value out of range for")
 
 
-class _DriverRefuses(ProjectionStore):
+class _DriverRefuses(PostgresProjectionStore):
     """The store, failing as asyncpg does when it cannot encode a value (``OverflowError`` in the COPY), for the
     archive rows of some events — or as an outage, for all of them."""
 
@@ -273,7 +274,7 @@ async def test_isolation_keeps_partition_order_checkpoints_and_exactly_once(data
         for positions in by_citizen.values():
             assert positions == sorted(positions)  # applied in log order, one chain link after the other
 
-        again = await BatchProjector(ProjectionStore()).commit(conn, records)  # redelivered: nothing twice
+        again = await BatchProjector(PostgresProjectionStore()).commit(conn, records)  # redelivered: nothing twice
         assert (again.applied, again.stale, again.failure) == (0, len(records), None)
         assert await conn.fetchval("SELECT count(*) FROM projection.event_archive") == len(rows)
     finally:

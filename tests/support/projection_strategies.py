@@ -3,13 +3,15 @@ schemes, employers, permit numbers, months)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
 
-from events.examples import example_events
-from tests.support.projection import EMPLOYER_A, EMPLOYER_B
+from events import Event, Payload
+from events.examples import CITIZENS, example_events
+from tests.support.projection import EMPLOYER_A, EMPLOYER_B, ev
 
 REGIONS = ("510107", "510104", "510112", "630102")
 SCHEMES = ("pension_employee", "medical_employee", "unemployment")
@@ -82,3 +84,34 @@ def payload_changes(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
     if event_type == "vaccination.recorded":
         return {"dose": draw(st.integers(1, 4))}
     return {}
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Event[Payload]]:
+    """The events of one to three citizens, in the order each department recorded them."""
+    citizens = draw(st.lists(st.sampled_from(sorted(CITIZENS.values())), min_size=1, max_size=3, unique=True))
+    events: list[Event[Payload]] = []
+    for _ in range(draw(st.integers(1, 40))):
+        event_type = draw(st.sampled_from(EVENT_TYPES))
+        citizen = draw(st.sampled_from(citizens))
+        events.append(ev(event_type, draw(payload_changes(event_type)), citizen=citizen, on=draw(days)))
+    return events
+
+
+@st.composite
+def reinterleaved(draw: st.DrawFn, events: list[Event[Payload]]) -> list[Event[Payload]]:
+    """Another arrival order of ``events`` that keeps the order within each (citizen, department) stream.
+
+    That is exactly what Kafka guarantees: one partition per citizen key and topic, no order across topics.
+    """
+    streams: defaultdict[tuple[str, str], list[Event[Payload]]] = defaultdict(list)
+    for event in events:
+        streams[(event.citizen_id, event.payload.department)].append(event)
+    keys = [key for key, stream in streams.items() for _ in stream]
+    order = draw(st.permutations(keys))
+    positions = dict.fromkeys(streams, 0)
+    result = []
+    for key in order:
+        result.append(streams[key][positions[key]])
+        positions[key] += 1
+    return result

@@ -26,9 +26,9 @@ import asyncpg
 import httpx
 import orjson
 
-from events import Event, Payload, parse_event
+from events import Event, Payload, department_topics, parse_event, topic_for
 from events.examples import example_event
-from projections.resident.store import ProjectionStore
+from projections.resident.store import PostgresProjectionStore
 from services.anchor.keys import ensure_anchor_key
 from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
@@ -138,12 +138,12 @@ async def project(database_url: str, events: Iterable[Event[Payload] | dict[str,
 
     Offsets continue from the stored checkpoints, so calls can follow one another. Returns the events applied.
     """
-    store = ProjectionStore()
+    store = PostgresProjectionStore()
     projector = BatchProjector(store)
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async with conn.transaction():
-            topics = [f"population.{d}.v1" for d in ("public_security", "education", "social_security", "health")]
+            topics = department_topics()
             next_offsets = {t: o for (t, _), o in (await store.read_checkpoints(conn, topics)).items()}
             records = []
             for event in events:
@@ -151,7 +151,7 @@ async def project(database_url: str, events: Iterable[Event[Payload] | dict[str,
                     department, key, value = event["source"]["department"], event["citizen_id"], orjson.dumps(event)
                 else:
                     department, key, value = event.department, event.citizen_id, event.canonical_bytes()
-                topic = f"population.{department}.v1"
+                topic = topic_for(department)
                 offset = next_offsets.get(topic, 0)
                 next_offsets[topic] = offset + 1
                 records.append(LogRecord(topic, 0, offset, key.encode(), value))

@@ -6,7 +6,6 @@ numbers and months, for one to three citizens, and parsed with ``events.parse_ev
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 from typing import Any
 
@@ -25,38 +24,7 @@ from projections.resident import (
 from projections.resident.aliases import People, fold_person, number_link
 from projections.resident.render import restrict_view
 from tests.support.projection import EMPLOYER_A, EMPLOYER_B, ev
-from tests.support.projection_strategies import EVENT_TYPES, days, iso, payload_changes
-
-
-@st.composite
-def histories(draw: st.DrawFn) -> list[Event[Payload]]:
-    """The events of one to three citizens, in the order each department recorded them."""
-    citizens = draw(st.lists(st.sampled_from(sorted(CITIZENS.values())), min_size=1, max_size=3, unique=True))
-    events: list[Event[Payload]] = []
-    for _ in range(draw(st.integers(1, 40))):
-        event_type = draw(st.sampled_from(EVENT_TYPES))
-        citizen = draw(st.sampled_from(citizens))
-        events.append(ev(event_type, draw(payload_changes(event_type)), citizen=citizen, on=draw(days)))
-    return events
-
-
-@st.composite
-def reinterleaved(draw: st.DrawFn, events: list[Event[Payload]]) -> list[Event[Payload]]:
-    """Another arrival order of ``events`` that keeps the order within each (citizen, department) stream.
-
-    That is exactly what Kafka guarantees: one partition per citizen key and topic, no order across topics.
-    """
-    streams: defaultdict[tuple[str, str], list[Event[Payload]]] = defaultdict(list)
-    for event in events:
-        streams[(event.citizen_id, event.payload.department)].append(event)
-    keys = [key for key, stream in streams.items() for _ in stream]
-    order = draw(st.permutations(keys))
-    positions = dict.fromkeys(streams, 0)
-    result = []
-    for key in order:
-        result.append(streams[key][positions[key]])
-        positions[key] += 1
-    return result
+from tests.support.projection_strategies import EVENT_TYPES, days, histories, iso, payload_changes, reinterleaved
 
 
 def rendered(events: list[Event[Payload]], as_of: date) -> dict[str, dict[str, Any]]:

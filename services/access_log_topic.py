@@ -42,7 +42,7 @@ from events.citizen_id import normalize_citizen_id
 from services.access_log import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
 from services.dead_letters import Rejected, publish_dead_letters
 from services.readiness import kafka_metadata
-from services.retry import RetryPolicy
+from services.retry import DAEMON_RETRY, RetryPolicy, any_error
 
 __all__ = [
     "POLL_MS",
@@ -60,14 +60,8 @@ POLL_MS: Final = 100
 
 REJECTED_BY: Final = "query-api access-log relay"
 
-RELAY_RETRY: Final = RetryPolicy(deadline_s=None, max_wait_s=5.0)
-"""The relay never gives up; it waits at most 5 s between attempts, so it resumes soon after an outage ends."""
 LISTENER_RETRY: Final = RetryPolicy(deadline_s=30.0, max_wait_s=5.0)
 """Reading the stored offsets when partitions are assigned (the group waits meanwhile)."""
-
-
-def _any_error(exc: BaseException) -> bool:
-    return isinstance(exc, Exception)
 
 
 _RECORD_ERRORS: Final = (
@@ -352,7 +346,7 @@ class AccessLogRelay:
         topic: str,
         dead_letter_topic: str,
         on_batch: Callable[[int, RelayBatch, int | None], None] | None = None,
-        retry: RetryPolicy = RELAY_RETRY,
+        retry: RetryPolicy = DAEMON_RETRY,
     ) -> None:
         self.new_consumer = consumer
         self.new_producer = producer
@@ -402,7 +396,7 @@ class AccessLogRelay:
     async def _run(self) -> None:
         # Whatever stops the consumer (Kafka gone, a rebalance error, an ACL changed under it) is retried from a
         # fresh connection for as long as the relay runs: a relay that died would leave entries unchained.
-        await self.retry.retrying("running the access-log relay", retryable=_any_error)(self._consume)
+        await self.retry.retrying("running the access-log relay", retryable=any_error)(self._consume)
 
     async def _consume(self) -> None:
         try:
@@ -420,7 +414,7 @@ class AccessLogRelay:
     def _retrying(self, what: str) -> AsyncRetrying:
         # Retried for as long as the relay runs, except PostgreSQL refusing a record's data, which ``_relay``
         # answers by going one record at a time.
-        return self.retry.retrying(what, retryable=lambda exc: _any_error(exc) and not isinstance(exc, _RECORD_ERRORS))
+        return self.retry.retrying(what, retryable=lambda exc: any_error(exc) and not isinstance(exc, _RECORD_ERRORS))
 
     async def _connect(self) -> None:
         await self._close()

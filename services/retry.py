@@ -11,7 +11,10 @@ answer), and an answer that says "later" (``ServerUnavailableError``: 502, 503, 
 ``server_errors`` times, since an older server may still answer an outage 500). A 4xx — a refusal — never is.
 
 Used by the gateway client (``services.publisher.gateway_client``, and so ``renkou simulate``), the publisher SDK
-(``Publisher.publish``), the outbox relay and the simulator's own database work.
+(``Publisher.publish``), the outbox relay and the simulator's own database work — and, as ``DAEMON_RETRY`` with
+``retryable=any_error``, by the loops that run as long as their service does (the view relay, the access-log
+relay, the anchors), which retry whatever failed, a bug included, rather than die silently. A retried error that
+is not an outage is logged with its traceback.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from tenacity.wait import wait_base, wait_random_exponential
 from services.outages import describe, is_outage
 
 __all__ = [
+    "DAEMON_RETRY",
     "DEFAULT_DEADLINE_S",
     "GaveUpError",
     "RetryPolicy",
     "ServerUnavailableError",
+    "any_error",
     "retry_after_seconds",
 ]
 
@@ -79,6 +84,17 @@ def retry_after_seconds(value: str | None) -> float | None:
 _NEVER_ANSWERED: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
+def any_error(exc: BaseException) -> bool:
+    """``retryable`` for a loop that runs as long as its service: every error, never a cancellation (a
+    ``BaseException``), so that stopping the service stops it."""
+    return isinstance(exc, Exception)
+
+
+def _expected(exc: BaseException) -> bool:
+    """An error a retry exists for (an outage, no answer, a server saying "later"): logged without a traceback."""
+    return isinstance(exc, (ServerUnavailableError, *_NEVER_ANSWERED)) or is_outage(exc)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Backoff with jitter within a deadline; see the module's docstring."""
@@ -112,6 +128,17 @@ class RetryPolicy:
 
         return decide
 
+    def wait_s(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1 for the first) of a loop that retries by itself
+        rather than through ``retrying`` (a consumer that rewinds and is handed the records again): the same
+        jittered backoff."""
+        state = RetryCallState(AsyncRetrying(), None, (), {})
+        state.attempt_number = attempt
+        return float(self._jitter()(state))
+
+    def _jitter(self) -> wait_base:
+        return wait_random_exponential(multiplier=self.initial_s, max=self.max_wait_s)
+
     def retrying(
         self,
         what: str,
@@ -135,12 +162,15 @@ class RetryPolicy:
             error = state.outcome.exception() if state.outcome is not None else None
             wait_s = state.upcoming_sleep
             if error is not None:
-                log.info(
+                expected = _expected(error)
+                log.log(
+                    logging.INFO if expected else logging.WARNING,
                     "%s failed (%s); attempt %d, retrying in %.1f s",
                     what,
                     describe(error),
                     state.attempt_number,
                     wait_s,
+                    exc_info=None if expected else error,
                 )
                 if on_retry is not None:
                     on_retry(error, wait_s)
@@ -159,12 +189,17 @@ class RetryPolicy:
         )
 
 
+DAEMON_RETRY: Final = RetryPolicy(deadline_s=None, max_wait_s=5.0)
+"""The policy of a loop that runs as long as its service: no deadline, waits of at most 5 s (it is behind while it
+waits)."""
+
+
 class _Backoff(wait_base):
     """Full-jitter exponential backoff, never shorter than the server's ``Retry-After``, never over the cap."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.cap = policy.max_wait_s
-        self.jitter = wait_random_exponential(multiplier=policy.initial_s, max=policy.max_wait_s)
+        self.jitter = policy._jitter()
 
     def __call__(self, retry_state: RetryCallState) -> float:
         wait = float(self.jitter(retry_state))

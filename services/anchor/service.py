@@ -30,6 +30,7 @@ from services.anchor.record import AnchorFormatError, SignedAnchor, parse_anchor
 from services.anchor.topic import Published, anchor_topic, publish_anchor, read_anchors
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
+from services.retry import GaveUpError, RetryPolicy, any_error
 from services.settings import Settings
 
 log = logging.getLogger("renkou.anchor")
@@ -302,16 +303,24 @@ class AnchorService:
         while True:
             await asyncio.sleep(delay)
             delay = self.interval_s
+            # A failed anchor is tried again with the one policy's backoff until the next one is due.
+            retrying = RetryPolicy(deadline_s=self.interval_s, max_wait_s=min(30.0, self.interval_s))
             try:
-                outcome = await self.anchor_once("interval")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("anchoring failed; retrying in %.0f s", delay)
-                await self._drop_connection()
+                outcome: AnchorOutcome = await retrying.retrying("anchoring", retryable=any_error)(
+                    self._anchor_on_interval
+                )
+            except GaveUpError:
+                log.error("no anchor this interval; the next is due in %.0f s", delay)  # each failure was logged
                 continue
             if outcome.status == "refused":
                 log.error("no anchor: %s", outcome.message)
+
+    async def _anchor_on_interval(self) -> AnchorOutcome:
+        try:
+            return await self.anchor_once("interval")
+        except Exception:
+            await self._drop_connection()  # the next attempt starts from a fresh connection
+            raise
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:

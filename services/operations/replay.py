@@ -29,6 +29,13 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from events import department_topics
 from projections.resident.store import PostgresProjectionStore
@@ -48,7 +55,7 @@ from services.operations.base import (
     read_checkpoints,
 )
 from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name, complete_indexes, ensure_shadow
-from services.projector.pipeline import BatchProjector, Record
+from services.projector.pipeline import BatchProjector, BatchResult, Record
 from services.runtime import tune_gc_for_batches
 from services.settings import Settings
 
@@ -201,18 +208,18 @@ async def _apply(
     *,
     retry: bool,
 ) -> None:
-    attempt = 0
-    while True:
-        try:
-            # The live projector's own commit: a record that cannot be applied is dead-lettered here as it was live.
-            result = await projector.commit(conn, records)
-            break
-        except _RETRYABLE:
-            attempt += 1
-            if not retry or attempt > 5:
-                raise
-            stats.retries += 1
-            await asyncio.sleep(0.05 * 2**attempt)
+    def count(_: RetryCallState) -> None:
+        stats.retries += 1
+
+    # The live projector's own commit: a record that cannot be applied is dead-lettered here as it was live. A lock
+    # conflict with another worker is tried again up to five times, after a random wait (so the two part).
+    result: BatchResult = await AsyncRetrying(
+        retry=retry_if_exception_type(_RETRYABLE),
+        stop=stop_after_attempt(6 if retry else 1),
+        wait=wait_random_exponential(multiplier=0.1, max=2.0),
+        before_sleep=count,
+        reraise=True,
+    )(projector.commit, conn, records)
     if result.resync or result.stale:
         # Records are fed from the shadow's own checkpoints; anything else means someone else writes to it.
         raise OperationError(

@@ -11,6 +11,10 @@ Everything else is taken to be caused by the records: PostgreSQL's data exceptio
 range, NUL in text…), integrity violations (class 23), program limits (class 54: an index row too large), the
 driver refusing a value it cannot encode, and any error the pure fold raises (``ValueError``, ``OverflowError``,
 …). Those are isolated by bisecting the batch (``BatchProjector.process(..., isolate=True)``).
+
+The outages are ``services.outages.is_outage``'s, the rule every service shares; the projector adds only the
+faults of the deployment a record cannot cause (class 42, XX, any ``OSError``) and any Kafka refusal of its dead
+letters but their size.
 """
 
 from __future__ import annotations
@@ -21,31 +25,29 @@ import asyncpg
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from asyncpg.exceptions._base import DataError as EncodingError  # the driver refusing a value it cannot send
 
+from services import outages
+
 __all__ = ["describe", "is_outage"]
 
-_OUTAGES: Final[tuple[type[BaseException], ...]] = (
-    OSError,  # connection refused or reset, network unreachable (ConnectionError is one)
-    TimeoutError,  # asyncio.TimeoutError too
-    asyncpg.PostgresConnectionError,  # class 08: the connection failed or is gone
-    asyncpg.OperatorInterventionError,  # class 57: admin/crash shutdown, cannot connect now, query cancelled
-    asyncpg.TransactionRollbackError,  # class 40: serialization failure, deadlock: retry the transaction
-    asyncpg.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
-    asyncpg.PostgresSystemError,  # class 58: I/O error on the server
-    asyncpg.InternalServerError,  # class XX: the server's own fault
-    asyncpg.LockNotAvailableError,  # 55P03
-    asyncpg.ReadOnlySQLTransactionError,  # 25006: connected to a standby (during a failover)
+# What the projector adds to ``services.outages.is_outage`` (the rule every service shares): faults of the
+# deployment, which a record cannot cause and no record should be dead-lettered for.
+_DEPLOYMENT_FAULTS: Final[tuple[type[BaseException], ...]] = (
     asyncpg.SyntaxOrAccessError,  # class 42: our SQL or the grants are wrong for this schema, not the record
-    asyncpg.InternalClientError,  # the driver's own fault
+    asyncpg.InternalServerError,  # class XX: the server's own fault
+    asyncpg.PostgresSystemError,  # class 58: I/O error on the server
+    asyncpg.TransactionRollbackError,  # class 40: retry the transaction
+    OSError,  # the projector reads no file: any OSError is the network's or the machine's
+    TimeoutError,
 )
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` says PostgreSQL, Kafka or the deployment is at fault rather than the records applied."""
-    if isinstance(exc, EncodingError):  # a ValueError and an InterfaceError at once: before the interface errors
+    """Whether ``exc`` says PostgreSQL, Kafka or the deployment is at fault rather than the records applied:
+    an outage by the shared rule, a fault of the deployment, or Kafka refusing the dead letters for anything but
+    their size."""
+    if isinstance(exc, EncodingError):  # a ValueError and an InterfaceError at once: the value's fault
         return False
-    if isinstance(exc, _OUTAGES):
-        return True
-    if isinstance(exc, asyncpg.InterfaceError):  # connection closed, or in a state where it cannot be used
+    if outages.is_outage(exc) or isinstance(exc, _DEPLOYMENT_FAULTS):
         return True
     if isinstance(exc, KafkaError):  # dead letters could not be published
         return not isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError)

@@ -27,6 +27,7 @@ from services.dead_letters import Rejected, printable, publish_dead_letters
 from services.projector.failures import describe
 from services.projector.metrics import ProjectorMetrics
 from services.projector.pipeline import BatchProjector, BatchResult, DeadLetter
+from services.retry import DAEMON_RETRY
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from projections.resident.store import PostgresProjectionStore
 
 log = logging.getLogger("renkou.projector")
-_RETRY_DELAY = 1.0
 
 
 class Projector:
@@ -60,6 +60,7 @@ class Projector:
         self.metrics = metrics
         self.pipeline = BatchProjector(store, namespace=namespace, publish_dead_letters=self._dead_letter)
         self.consumer: AIOKafkaConsumer | None = None
+        self._failures = 0  # batches failed in a row (an outage): how long to wait before the next attempt
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         await publish_dead_letters(
@@ -102,10 +103,15 @@ class Projector:
                 result = await self.pipeline.commit(conn, records)
         except Exception:
             self.metrics.batch_failures.inc()
-            log.exception("batch of %d records failed; rolled back, rewinding and retrying", len(records))
+            self._failures += 1
+            wait_s = DAEMON_RETRY.wait_s(self._failures)
+            log.exception(
+                "batch of %d records failed; rolled back, rewinding and retrying in %.1f s", len(records), wait_s
+            )
             await message.nack()
-            await asyncio.sleep(_RETRY_DELAY)
+            await asyncio.sleep(wait_s)
             return
+        self._failures = 0
         if result.failure is not None:
             self.metrics.isolated.inc(result.isolated)
             log.warning(

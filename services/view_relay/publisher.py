@@ -28,6 +28,7 @@ from events import RESIDENT_VIEW_TOPIC
 from projections.resident.store import VIEW_OUTBOX_CHANNEL
 from services.db.engine import driver_connection
 from services.resident_views import load_views
+from services.retry import DAEMON_RETRY, any_error
 from services.view_relay.consumer_topics import ConsumerTopics
 
 _LOCK_KEY = 0x7669657770756273  # "viewpubs": at most one relay publishes at a time
@@ -80,12 +81,13 @@ class ViewPublisher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             self._wake.clear()
-            try:
-                while await self.publish_pending():
-                    pass
-            except Exception:
-                log.exception("publishing views failed; will retry")
-                await asyncio.sleep(1.0)
+            # Whatever fails (PostgreSQL or Kafka away, a bug) is retried with the one policy's backoff for as long
+            # as the relay runs: the outbox keeps what is not published yet.
+            await DAEMON_RETRY.retrying("publishing views", retryable=any_error)(self._drain)
+
+    async def _drain(self) -> None:
+        while await self.publish_pending():
+            pass
 
     async def publish_pending(self) -> bool:
         """Publish up to one batch of pending views (to the main topic and the consumers'), and a batch of each

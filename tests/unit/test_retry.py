@@ -22,7 +22,14 @@ from services.publisher import Outbox, OutboxRelay, Publisher, PublishError
 from services.publisher.gateway_client import BatchRefused, GatewayClient
 from services.publisher.producer import Record
 from services.publisher.relay import __name__ as relay_module
-from services.retry import GaveUpError, RetryPolicy, ServerUnavailableError, retry_after_seconds
+from services.retry import (
+    DAEMON_RETRY,
+    GaveUpError,
+    RetryPolicy,
+    ServerUnavailableError,
+    any_error,
+    retry_after_seconds,
+)
 from services.settings import Settings
 
 FAST = RetryPolicy(deadline_s=10.0, initial_s=0.001, max_wait_s=0.01)
@@ -351,3 +358,37 @@ async def test_tokens_that_cannot_be_revoked_are_named_in_a_warning(monkeypatch:
     assert database.revoked() == []
     label = database.issued()[0]
     assert f"WHERE label = '{label}'" in warnings.getvalue()
+
+
+def test_a_loop_that_retries_by_itself_waits_as_the_policy_does() -> None:
+    policy = RetryPolicy(initial_s=0.5, max_wait_s=5.0)
+    for attempt in range(1, 12):
+        waits = [policy.wait_s(attempt) for _ in range(50)]
+        assert all(0 <= w <= min(5.0, 0.5 * 2 ** (attempt - 1)) for w in waits)
+    assert len({round(policy.wait_s(6), 6) for _ in range(20)}) > 1  # jittered: two workers part
+
+
+async def test_a_daemon_retries_a_bug_with_its_traceback_and_an_outage_without(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors: list[BaseException] = [KeyError("a bug"), ConnectionRefusedError("refused")]
+
+    async def flaky() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "done"
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    caplog.set_level("INFO", logger="renkou.retry")
+    assert await DAEMON_RETRY.retrying("the daemon's work", retryable=any_error, sleep=no_wait)(flaky) == "done"
+    bug, outage = caplog.records
+    assert (bug.levelname, bug.exc_info is not None) == ("WARNING", True)
+    assert (outage.levelname, outage.exc_info) == ("INFO", None)
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):  # stopping the service stops its loop
+        await DAEMON_RETRY.retrying("the daemon's work", retryable=any_error, sleep=no_wait)(cancelled)

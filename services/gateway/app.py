@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,11 +43,12 @@ from services.gateway.errors import (
 from services.gateway.ingest import Ingestor, NotJson, Result, Submitted
 from services.gateway.metrics import GatewayMetrics
 from services.http_errors import field_details
+from services.http_metrics import RequestLatency
 from services.kafka_auth import GATEWAY, credentials_for
-from services.outages import is_outage, outages_of
+from services.outages import outages_of
 from services.publisher import Publisher, PublishError
 from services.readiness import check_readiness, kafka_metadata, postgresql
-from services.request_body import BodyTooLargeError, read_body
+from services.request_body import read_body
 from services.settings import Settings, get_settings
 from services.workers import metrics_response, start_worker
 
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     )
     serve_docs(app)
     install_error_handlers(app)
+    app.add_middleware(RequestLatency, histogram=metrics.request_seconds)
     telemetry.instrument_fastapi(app, telemetry.tracer_provider("renkou-gateway", tracer_provider))
 
     def runtime() -> _Runtime:
@@ -163,25 +164,12 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
     ) -> Response:
         """One event (CONTRACT §2): 202 once Kafka acknowledged it, 200 for a repeat, 4xx naming every failed
         rule. Rejected events also go to the dead-letter topic with their reason."""
-        started = time.perf_counter()
-        status = 500
-        try:
-            department = await authenticate(authorization)
-            body = await read_body(request, MAX_EVENT_BYTES)
-            result = (await runtime().ingestor.ingest(department, [Submitted(body, _decode(body))]))[0]
-            status = result.status
-            if result.error is not None:
-                return json_response({"error": result.error}, result.status, retry_later(result.status))
-            return json_response(result.coordinates(), result.status)
-        except ApiError as exc:
-            status = exc.status
-            raise
-        except Exception as exc:
-            status = _status_of(exc)
-            raise
-        finally:
-            metrics.requests.labels("event", str(status)).inc()
-            metrics.request_seconds.labels("event").observe(time.perf_counter() - started)
+        department = await authenticate(authorization)
+        body = await read_body(request, MAX_EVENT_BYTES)
+        result = (await runtime().ingestor.ingest(department, [Submitted(body, _decode(body))]))[0]
+        if result.error is not None:
+            return json_response({"error": result.error}, result.status, retry_later(result.status))
+        return json_response(result.coordinates(), result.status)
 
     @app.post(
         "/v1/events:batch",
@@ -201,25 +189,13 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
         """``{"events": [...]}`` (at most 1000): one result per event, in order; one bad event does not sink the
         others. 200 when all were accepted, 207 when some were refused, 503 when Kafka or PostgreSQL did not
         take some (send the whole batch again: repeats are answered 200)."""
-        started = time.perf_counter()
-        status = 500
-        try:
-            department = await authenticate(authorization)
-            body = await read_body(request, MAX_BATCH_BYTES)
-            events = _batch_events(_decode(body))
-            metrics.batch_size.observe(len(events))
-            results = await runtime().ingestor.ingest(department, [Submitted(_encode(e), e) for e in events])
-            status = _batch_status(results)
-            return json_response(_batch_body(results), status, retry_later(status))
-        except ApiError as exc:
-            status = exc.status
-            raise
-        except Exception as exc:
-            status = _status_of(exc)
-            raise
-        finally:
-            metrics.requests.labels("batch", str(status)).inc()
-            metrics.request_seconds.labels("batch").observe(time.perf_counter() - started)
+        department = await authenticate(authorization)
+        body = await read_body(request, MAX_BATCH_BYTES)
+        events = _batch_events(_decode(body))
+        metrics.batch_size.observe(len(events))
+        results = await runtime().ingestor.ingest(department, [Submitted(_encode(e), e) for e in events])
+        status = _batch_status(results)
+        return json_response(_batch_body(results), status, retry_later(status))
 
     @app.get("/healthz", summary="Liveness: the process is up")
     async def healthz() -> Response:
@@ -262,13 +238,6 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
 
 
 # --- request bodies -------------------------------------------------------------------------------------------
-
-
-def _status_of(exc: Exception) -> int:
-    """The status the error handlers give ``exc`` (for the request metrics)."""
-    if isinstance(exc, BodyTooLargeError):
-        return 413
-    return 503 if is_outage(exc) else 500
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one gateway process (a registry per app, created by the composition root)."""
+"""Prometheus metrics of one gateway process (a registry per app, created by the composition root): requests by
+route and status with their latency (``services.http_metrics``), events by outcome, batch sizes, dead letters."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.http_metrics import request_histogram
+
 
 @dataclass(frozen=True)
 class GatewayMetrics:
     registry: CollectorRegistry
-    requests: Counter
     request_seconds: Histogram
     events: Counter
     batch_size: Histogram
@@ -22,12 +24,7 @@ class GatewayMetrics:
         reg = registry or CollectorRegistry()
         return cls(
             registry=reg,
-            requests=Counter(
-                "renkou_gateway_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=reg
-            ),
-            request_seconds=Histogram(
-                "renkou_gateway_request_seconds", "Seconds per ingest request", ["endpoint"], registry=reg
-            ),
+            request_seconds=request_histogram("gateway", reg),
             events=Counter(
                 "renkou_gateway_events",
                 "Events by department and outcome (accepted, duplicate, conflict, forbidden, invalid, unavailable)",

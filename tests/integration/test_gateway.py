@@ -516,7 +516,7 @@ async def test_openapi_healthz_and_metrics(gateway: Gateway) -> None:
     await gateway.client.post("/v1/events", json=_event(), headers=gateway.auth("public_security"))
     metrics = (await gateway.client.get("/metrics")).text
     assert 'renkou_gateway_events_total{department="public_security",outcome="accepted"} 1.0' in metrics
-    assert 'renkou_gateway_requests_total{endpoint="event",status="202"} 1.0' in metrics
+    assert 'renkou_gateway_request_seconds_count{method="POST",route="/v1/events",status="202"} 1.0' in metrics
 
 
 async def test_unknown_paths_and_methods_answer_in_the_error_shape(gateway: Gateway) -> None:

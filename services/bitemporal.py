@@ -17,7 +17,6 @@ import asyncpg
 from projections.resident.aliases import fold_person, person_order
 from projections.resident.apply import fold
 from projections.resident.dates import CHINA_TZ
-from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
 from projections.resident.store import DEFAULT_SCHEMA, load_links
 from services.resident_views import load_persons, parse_archived
@@ -82,21 +81,10 @@ async def reconstruct(
         occurred = event.occurred_at.astimezone(UTC)
         latest[event.department] = occurred if seen is None else max(seen, occurred)
     stored = (await load_persons(conn, [citizen_id], schema)).get(citizen_id)
-    family = None
-    if stored is not None:
-        family = FamilyView(
-            mother=stored.mother,
-            father=stored.father,
-            children=stored.children,
-            household_members=stored.household_members,
-        )
-    meta = Meta(
-        version=sum(counts.values()),
-        event_count=sum(counts.values()),
-        event_counts=counts,
-        last_event_at=latest,
+    family = stored.family() if stored is not None else None
+    view = render_view(
+        numbers[0], states, as_of=when.as_of, family=family, meta=Meta.of(counts, latest), aliases=numbers[1:]
     )
-    view = render_view(numbers[0], states, as_of=when.as_of, family=family, meta=meta, aliases=numbers[1:])
     if skipped:
         view["meta"]["unreadable_events"] = skipped
     view["meta"]["as_of"] = when.as_of.isoformat()

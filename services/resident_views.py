@@ -13,7 +13,6 @@ import asyncpg
 from events import Event, InvalidEvent, Payload, parse_event
 from projections.resident.aliases import People, fold_person, person_order
 from projections.resident.batch import GENESIS, SectionRow
-from projections.resident.family import FamilyView
 from projections.resident.render import Meta, render_view
 from projections.resident.state import state_from_json_text, state_to_json_text
 from projections.resident.store import (
@@ -42,21 +41,18 @@ def render_stored(
         for dept, row in stored.sections.items()
         if departments is None or dept in departments
     }
-    counts = {dept: row.event_count for dept, row in stored.sections.items()}
-    meta = Meta(
-        version=sum(counts.values()),
-        event_count=sum(counts.values()),
-        event_counts=counts,
-        last_event_at={dept: row.last_event_at for dept, row in stored.sections.items()},
-    )
-    family = FamilyView(
-        mother=stored.mother,
-        father=stored.father,
-        children=stored.children,
-        household_members=stored.household_members,
+    meta = Meta.of(
+        {dept: row.event_count for dept, row in stored.sections.items()},
+        {dept: row.last_event_at for dept, row in stored.sections.items()},
     )
     return render_view(
-        stored.citizen_id, states, as_of=as_of, family=family, meta=meta, sections=sections, aliases=stored.aliases
+        stored.citizen_id,
+        states,
+        as_of=as_of,
+        family=stored.family(),
+        meta=meta,
+        sections=sections,
+        aliases=stored.aliases,
     )
 
 

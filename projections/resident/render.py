@@ -70,6 +70,13 @@ class Meta:
     event_counts: Mapping[str, int] = field(default_factory=dict)
     last_event_at: Mapping[str, datetime] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, event_counts: Mapping[str, int], last_event_at: Mapping[str, datetime]) -> Meta:
+        """The bookkeeping of sections with ``event_counts`` events applied, the latest business times
+        ``last_event_at`` (each an update of the view: the version is the events' count)."""
+        total = sum(event_counts.values())
+        return cls(version=total, event_count=total, event_counts=event_counts, last_event_at=last_event_at)
+
 
 def render_view(
     citizen_id: str,

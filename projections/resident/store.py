@@ -9,7 +9,7 @@ Bulk paths only: one statement per table per batch (``COPY`` for the archive, ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -18,8 +18,15 @@ from uuid import UUID
 import asyncpg
 
 from projections.resident.aliases import NumberLink, People
-from projections.resident.batch import BatchWrite, SectionRow
-from projections.resident.family import CertificateRecord, CertificateStatement, merge_certificates
+from projections.resident.batch import (
+    ArchiveRow,
+    BatchWrite,
+    DeadLetterRow,
+    Household,
+    ParentLinkRow,
+    SectionRow,
+)
+from projections.resident.family import CertificateRecord, CertificateStatement, FamilyView, merge_certificates
 
 DEFAULT_SCHEMA = "projection"
 PROJECTION = "resident_view"
@@ -137,114 +144,140 @@ class PostgresProjectionStore:
 
     # --- the batch write ---------------------------------------------------------------------------------------
     async def write(self, conn: asyncpg.Connection, batch: BatchWrite) -> None:
-        """Write one batch; the caller's transaction makes it all-or-nothing."""
-        s = self.schema
+        """Write one batch, one statement per table; the caller's transaction makes it all-or-nothing."""
         if batch.archive:
-            # An ArchiveRow is a tuple in column order: the rows go to COPY as they are.
-            await conn.copy_records_to_table(
-                "event_archive", schema_name=s, columns=ARCHIVE_COLUMNS, records=batch.archive
-            )
+            await self._write_archive(conn, batch.archive)
         if batch.sections:
-            rows = batch.sections
-            await conn.execute(
-                f"INSERT INTO {s}.sections AS t (citizen_id, department, state, event_count, last_event_at, "
-                "chain_seq, chain_head) "
-                "SELECT c, d, st::jsonb, n, l, q, h FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], "
-                "$5::timestamptz[], $6::int[], $7::bytea[]) AS u(c, d, st, n, l, q, h) "
-                "ON CONFLICT (citizen_id, department) DO UPDATE SET state = EXCLUDED.state, "
-                "event_count = EXCLUDED.event_count, last_event_at = EXCLUDED.last_event_at, "
-                "chain_seq = EXCLUDED.chain_seq, chain_head = EXCLUDED.chain_head",
-                [r.citizen_id for r in rows],
-                [r.department for r in rows],
-                [r.state for r in rows],
-                [r.event_count for r in rows],
-                [r.last_event_at for r in rows],
-                [r.chain_seq for r in rows],
-                [r.chain_head for r in rows],
-            )
+            await self._write_sections(conn, batch.sections)
         if batch.parent_links:
-            links = batch.parent_links
-            await conn.execute(
-                f"INSERT INTO {s}.parent_links AS t (child_citizen_id, role, department, parent_citizen_id, "
-                "event_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[]) "
-                "ON CONFLICT (child_citizen_id, role, department) DO UPDATE SET "
-                "parent_citizen_id = EXCLUDED.parent_citizen_id, event_id = EXCLUDED.event_id",
-                [x.child_citizen_id for x in links],
-                [x.role for x in links],
-                [x.department for x in links],
-                [x.parent_citizen_id for x in links],
-                [x.event_id for x in links],
-            )
+            await self._write_parent_links(conn, batch.parent_links)
         if batch.number_links:
-            # The later link of a number stands (by date, then event ID), whichever arrived first (aliases.People).
-            renumbered = batch.number_links
-            await conn.execute(
-                f"INSERT INTO {s}.number_links AS t (old_citizen_id, new_citizen_id, linked_on, event_id, kind, "
-                "reason) SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::uuid[], $5::text[], $6::text[]) "
-                "ON CONFLICT (old_citizen_id) DO UPDATE SET new_citizen_id = EXCLUDED.new_citizen_id, "
-                "linked_on = EXCLUDED.linked_on, event_id = EXCLUDED.event_id, kind = EXCLUDED.kind, "
-                "reason = EXCLUDED.reason WHERE (EXCLUDED.linked_on, EXCLUDED.event_id) > (t.linked_on, t.event_id)",
-                [x.old for x in renumbered],
-                [x.new for x in renumbered],
-                [x.linked_on for x in renumbered],
-                [x.event_id for x in renumbered],
-                [x.kind for x in renumbered],
-                [x.reason for x in renumbered],
-            )
+            await self._write_number_links(conn, batch.number_links)
         if batch.certificates:
             await self._write_certificates(conn, batch.certificates)
         if batch.households:
-            present = [h for h in batch.households.values() if h is not None]
-            gone = [c for c, h in batch.households.items() if h is None]
-            if gone:
-                await conn.execute(f"DELETE FROM {s}.household_members WHERE citizen_id = ANY($1::text[])", gone)
-            if present:
-                await conn.execute(
-                    f"INSERT INTO {s}.household_members AS t (citizen_id, household_id, household_type, "
-                    "relationship, region_code) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-                    "$4::text[], $5::text[]) ON CONFLICT (citizen_id) DO UPDATE SET "
-                    "household_id = EXCLUDED.household_id, household_type = EXCLUDED.household_type, "
-                    "relationship = EXCLUDED.relationship, region_code = EXCLUDED.region_code",
-                    [h.citizen_id for h in present],
-                    [h.household_id for h in present],
-                    [h.household_type for h in present],
-                    [h.relationship for h in present],
-                    [h.region_code for h in present],
-                )
+            await self._write_households(conn, batch.households)
         if batch.dead_letters:
-            dl = batch.dead_letters
-            await conn.execute(
-                f"INSERT INTO {s}.dead_letters (topic, kafka_partition, kafka_offset, reason, record_key, "
-                "record_value, event_id, value_size) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], "
-                "$4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::bigint[]) ON CONFLICT DO NOTHING",
-                [d.topic for d in dl],
-                [d.partition for d in dl],
-                [d.offset for d in dl],
-                [d.reason for d in dl],
-                [d.key for d in dl],
-                [d.value for d in dl],
-                [d.event_id for d in dl],
-                [d.value_size for d in dl],
-            )
+            await self._write_dead_letters(conn, batch.dead_letters)
         if batch.changed_citizens:
-            await conn.execute(
-                f"INSERT INTO {s}.view_outbox (citizen_id, enqueued_at) SELECT unnest($1::text[]), clock_timestamp() "
-                "ON CONFLICT (citizen_id) DO UPDATE SET enqueued_at = EXCLUDED.enqueued_at",
-                sorted(batch.changed_citizens),
-            )
-            # Delivered at commit (never for a rolled-back batch): wakes the view relay without polling.
-            await conn.execute("SELECT pg_notify($1, '')", VIEW_OUTBOX_CHANNEL)
+            await self._queue_views(conn, batch.changed_citizens)
         if batch.checkpoints:
-            items = sorted(batch.checkpoints.items())
+            await self._write_checkpoints(conn, batch.checkpoints)
+
+    async def _write_archive(self, conn: asyncpg.Connection, rows: Sequence[ArchiveRow]) -> None:
+        """Appended by ``COPY``: an ArchiveRow is a tuple in column order, so the rows go as they are."""
+        await conn.copy_records_to_table(
+            "event_archive", schema_name=self.schema, columns=ARCHIVE_COLUMNS, records=rows
+        )
+
+    async def _write_sections(self, conn: asyncpg.Connection, rows: Sequence[SectionRow]) -> None:
+        """Each section touched, replaced whole (state, counters, chain head)."""
+        await conn.execute(
+            f"INSERT INTO {self.schema}.sections AS t (citizen_id, department, state, event_count, last_event_at, "
+            "chain_seq, chain_head) "
+            "SELECT c, d, st::jsonb, n, l, q, h FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], "
+            "$5::timestamptz[], $6::int[], $7::bytea[]) AS u(c, d, st, n, l, q, h) "
+            "ON CONFLICT (citizen_id, department) DO UPDATE SET state = EXCLUDED.state, "
+            "event_count = EXCLUDED.event_count, last_event_at = EXCLUDED.last_event_at, "
+            "chain_seq = EXCLUDED.chain_seq, chain_head = EXCLUDED.chain_head",
+            [r.citizen_id for r in rows],
+            [r.department for r in rows],
+            [r.state for r in rows],
+            [r.event_count for r in rows],
+            [r.last_event_at for r in rows],
+            [r.chain_seq for r in rows],
+            [r.chain_head for r in rows],
+        )
+
+    async def _write_parent_links(self, conn: asyncpg.Connection, rows: Sequence[ParentLinkRow]) -> None:
+        """A child's parent as one department states it, replaced by its latest statement."""
+        await conn.execute(
+            f"INSERT INTO {self.schema}.parent_links AS t (child_citizen_id, role, department, parent_citizen_id, "
+            "event_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[]) "
+            "ON CONFLICT (child_citizen_id, role, department) DO UPDATE SET "
+            "parent_citizen_id = EXCLUDED.parent_citizen_id, event_id = EXCLUDED.event_id",
+            [x.child_citizen_id for x in rows],
+            [x.role for x in rows],
+            [x.department for x in rows],
+            [x.parent_citizen_id for x in rows],
+            [x.event_id for x in rows],
+        )
+
+    async def _write_number_links(self, conn: asyncpg.Connection, rows: Sequence[NumberLink]) -> None:
+        """The later link of a number stands (by date, then event ID), whichever arrived first: the rule of
+        ``aliases.standing``, which the memory store applies and the contract suite holds this statement to."""
+        await conn.execute(
+            f"INSERT INTO {self.schema}.number_links AS t (old_citizen_id, new_citizen_id, linked_on, event_id, kind, "
+            "reason) SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::uuid[], $5::text[], $6::text[]) "
+            "ON CONFLICT (old_citizen_id) DO UPDATE SET new_citizen_id = EXCLUDED.new_citizen_id, "
+            "linked_on = EXCLUDED.linked_on, event_id = EXCLUDED.event_id, kind = EXCLUDED.kind, "
+            "reason = EXCLUDED.reason WHERE (EXCLUDED.linked_on, EXCLUDED.event_id) > (t.linked_on, t.event_id)",
+            [x.old for x in rows],
+            [x.new for x in rows],
+            [x.linked_on for x in rows],
+            [x.event_id for x in rows],
+            [x.kind for x in rows],
+            [x.reason for x in rows],
+        )
+
+    async def _write_households(self, conn: asyncpg.Connection, rows: Mapping[str, Household | None]) -> None:
+        """Membership now: removed for a citizen no longer in a household, replaced otherwise."""
+        present = [h for h in rows.values() if h is not None]
+        gone = [c for c, h in rows.items() if h is None]
+        if gone:
+            await conn.execute(f"DELETE FROM {self.schema}.household_members WHERE citizen_id = ANY($1::text[])", gone)
+        if present:
             await conn.execute(
-                f"UPDATE {s}.checkpoints c SET next_offset = k.o, updated_at = now() "
-                "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(t, p, o) "
-                "WHERE c.projection = $1 AND c.topic = k.t AND c.kafka_partition = k.p",
-                self.projection,
-                [t for (t, _), _ in items],
-                [p for (_, p), _ in items],
-                [o for _, o in items],
+                f"INSERT INTO {self.schema}.household_members AS t (citizen_id, household_id, household_type, "
+                "relationship, region_code) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                "$4::text[], $5::text[]) ON CONFLICT (citizen_id) DO UPDATE SET "
+                "household_id = EXCLUDED.household_id, household_type = EXCLUDED.household_type, "
+                "relationship = EXCLUDED.relationship, region_code = EXCLUDED.region_code",
+                [h.citizen_id for h in present],
+                [h.household_id for h in present],
+                [h.household_type for h in present],
+                [h.relationship for h in present],
+                [h.region_code for h in present],
             )
+
+    async def _write_dead_letters(self, conn: asyncpg.Connection, rows: Sequence[DeadLetterRow]) -> None:
+        """The first dead letter at a record's coordinates is kept (a redelivery adds nothing)."""
+        await conn.execute(
+            f"INSERT INTO {self.schema}.dead_letters (topic, kafka_partition, kafka_offset, reason, record_key, "
+            "record_value, event_id, value_size) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], "
+            "$4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::bigint[]) ON CONFLICT DO NOTHING",
+            [d.topic for d in rows],
+            [d.partition for d in rows],
+            [d.offset for d in rows],
+            [d.reason for d in rows],
+            [d.key for d in rows],
+            [d.value for d in rows],
+            [d.event_id for d in rows],
+            [d.value_size for d in rows],
+        )
+
+    async def _queue_views(self, conn: asyncpg.Connection, rows: Collection[str]) -> None:
+        """Changed citizens queued for the view relay, woken at commit (never for a rolled-back batch)."""
+        await conn.execute(
+            f"INSERT INTO {self.schema}.view_outbox (citizen_id, enqueued_at) "
+            "SELECT unnest($1::text[]), clock_timestamp() "
+            "ON CONFLICT (citizen_id) DO UPDATE SET enqueued_at = EXCLUDED.enqueued_at",
+            sorted(rows),
+        )
+        await conn.execute("SELECT pg_notify($1, '')", VIEW_OUTBOX_CHANNEL)
+
+    async def _write_checkpoints(self, conn: asyncpg.Connection, rows: Mapping[tuple[str, int], int]) -> None:
+        """The next offset of each partition (rows created, and locked, by ``lock_checkpoints``)."""
+        items = sorted(rows.items())
+        await conn.execute(
+            f"UPDATE {self.schema}.checkpoints c SET next_offset = k.o, updated_at = now() "
+            "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(t, p, o) "
+            "WHERE c.projection = $1 AND c.topic = k.t AND c.kafka_partition = k.p",
+            self.projection,
+            [t for (t, _), _ in items],
+            [p for (_, p), _ in items],
+            [o for _, o in items],
+        )
 
     async def _write_certificates(self, conn: asyncpg.Connection, records: Sequence[CertificateRecord]) -> None:
         # Read, merge, write back — with the rows locked: the two statements of one birth come from different
@@ -368,6 +401,12 @@ class StoredResident:
     household_members: list[dict[str, str]]
     aliases: tuple[str, ...] = ()
     """The person's other numbers (§12), most recently superseded first; empty for most."""
+
+    def family(self) -> FamilyView:
+        """The family section's stored facts: parents, children, household members."""
+        return FamilyView(
+            mother=self.mother, father=self.father, children=self.children, household_members=self.household_members
+        )
 
 
 async def load_links(conn: asyncpg.Connection, numbers: Sequence[str], schema: str = DEFAULT_SCHEMA) -> People:

@@ -28,7 +28,7 @@ from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
 from projections.eligibility.facts import Relation, RelativeInput, household_relation
 from projections.resident.aliases import person_order
-from projections.resident.store import DEFAULT_SCHEMA, load_links, safe_schema
+from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, load_links, safe_schema
 from services.resident_views import parse_archived
 
 __all__ = [
@@ -101,7 +101,7 @@ async def load_parent_links(
     found: dict[str, tuple[str, list[str]]] = {}
     for row in await conn.fetch(
         f"SELECT role, parent_citizen_id, event_id::text AS event_id FROM {schema}.parent_links "
-        "WHERE child_citizen_id = $1 ORDER BY department <> 'public_security', department",
+        f"WHERE child_citizen_id = $1 ORDER BY {PARENT_RANK}, department",
         citizen_id,
     ):
         parent, ids = found.setdefault(row["role"], (row["parent_citizen_id"], []))

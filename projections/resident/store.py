@@ -440,6 +440,11 @@ async def load_all_links(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA)
     return People(_link(r) for r in await conn.fetch(f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links"))
 
 
+PARENT_RANK: Final = "(department <> 'public_security')::int"
+"""SQL over ``parent_links``: which department's statement of a parent counts, the lowest first — public
+security's registration is authoritative (0), health's birth certificate fills in where it is silent (1). The one
+precedence the view, the single read and eligibility's facts follow."""
+
 LOGGED_AT: Final = "coalesce(logged_at, recorded_at)"
 """SQL: when the log learnt of an archived event — the broker's stamp (migration 0018); for a row without one
 (archived before it, or from a topic the broker did not stamp) the department's recorded time, which a replay
@@ -498,7 +503,7 @@ async def load_residents(
     parents: dict[str, dict[str, str]] = {}
     for r in await conn.fetch(
         f"SELECT child_citizen_id, role, parent_citizen_id FROM {schema}.parent_links "
-        "WHERE child_citizen_id = ANY($1::text[]) ORDER BY department <> 'public_security'",
+        f"WHERE child_citizen_id = ANY($1::text[]) ORDER BY {PARENT_RANK}",
         found,
     ):
         parents.setdefault(r["child_citizen_id"], {}).setdefault(r["role"], r["parent_citizen_id"])

@@ -23,7 +23,7 @@ import asyncpg
 from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
 from projections.resident.state import DEPARTMENTS
-from projections.resident.store import DEFAULT_SCHEMA, StoredResident, child_order, safe_schema
+from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, StoredResident, child_order, safe_schema
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.resident_views import relatives_by_person, render_stored
 
@@ -121,7 +121,7 @@ def _sql(schema: str, *, logged: bool, granted: bool = False) -> str:
       FROM {schema}.sections WHERE citizen_id = $1
     UNION ALL
     SELECT 1, role, parent_citizen_id, NULL, NULL, NULL, NULL, NULL,
-           (department <> 'public_security')::int, NULL, NULL, NULL
+           {PARENT_RANK}, NULL, NULL, NULL
       FROM {schema}.parent_links WHERE $3 AND child_citizen_id = $1
     UNION ALL
     SELECT 2, child_citizen_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL

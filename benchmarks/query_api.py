@@ -55,7 +55,7 @@ from services.grants import add_grant
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.query_api.single_read import load_resident, render_sections, sources_of
 from services.query_api.statistics import population_statistics
-from services.resident_views import load_views
+from services.residents.views import load_views
 from services.settings import project_root
 from tests.support.infra import Endpoints, current
 
@@ -247,7 +247,7 @@ async def populate(database_url: str, residents: int, seed: int = 1) -> tuple[in
 async def person_reads(
     database_url: str, linked: Sequence[str], ids: Sequence[str], duration: float
 ) -> dict[str, dict[str, float]]:
-    """What a read by person costs (§12): ``resident_views.load_views`` of the grant's sections (no access log),
+    """What a read by person costs (§12): ``residents.views.load_views`` of the grant's sections (no access log),
     one connection, for numbers of people with several (their archives folded at read time) and, through the
     same function, for people with one number (their stored rows only)."""
     day = today_in_china()

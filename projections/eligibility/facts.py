@@ -758,7 +758,7 @@ class _Provenance:
 
 def events_until(events: Iterable[AnyEvent], as_of: date) -> list[AnyEvent]:
     """The events that had happened by the end of ``as_of`` (business date in China), order kept — the same
-    cut as ``services.bitemporal`` uses for an ``as_of`` view."""
+    cut as ``services.residents.bitemporal`` uses for an ``as_of`` view."""
     return [e for e in events if business_date(e.occurred_at) <= as_of]
 
 

@@ -18,9 +18,9 @@ from rich.console import Console
 from projections.eligibility import Policy, PolicyError, UnknownPolicyError
 from services.cli.common import citizen_id_arg, database, date_arg, fail, print_json, run, timestamp_arg
 from services.clock import today_in_china, utc_text
-from services.eligibility import EligibilityAnswer, eligibility, resolve_policy
 from services.query_api.statistics import validate_region_prefix
 from services.reports import PopulationReport, population_report, write_report
+from services.residents.eligibility import EligibilityAnswer, eligibility, resolve_policy
 
 __all__ = ["register"]
 

@@ -10,7 +10,6 @@ import typer
 from projections.resident.dates import business_date
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import DEFAULT_SCHEMA
-from services.bitemporal import TimeSlice, reconstruct
 from services.cli.common import (
     citizen_id_arg,
     database,
@@ -23,7 +22,8 @@ from services.cli.common import (
 from services.clock import today_in_china
 from services.grants import GrantError, validate_purposes
 from services.operations.operator_reads import operator_name, record_operator_read
-from services.resident_views import load_views
+from services.residents.bitemporal import TimeSlice, reconstruct
+from services.residents.views import load_views
 
 app = typer.Typer(help="Look at one resident.", no_args_is_help=True)
 

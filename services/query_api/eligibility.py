@@ -20,10 +20,10 @@ from starlette.responses import Response
 from events.bounds import EARLIEST_DATE
 from projections.eligibility import POLICY_IDS, UnknownPolicyError, policy_ids
 from services.clock import today_in_china
-from services.eligibility import eligibility, policy_directory, resolve_policy
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, citizen_id_param, responses
 from services.query_api.routes import AuthCaller, json_answer
+from services.residents.eligibility import eligibility, policy_directory, resolve_policy
 
 __all__ = ["EligibilityResponse", "router"]
 

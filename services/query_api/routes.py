@@ -51,7 +51,7 @@ from services.query_api.statistics import population_statistics, validate_region
 from services.query_api.views import ReadTime, read_views
 from services.readiness import check_readiness, postgresql
 from services.request_body import read_body
-from services.resident_views import members_by_person
+from services.residents.views import members_by_person
 from services.workers import metrics_response
 
 __all__ = ["operations", "read_resident", "router"]

@@ -4,7 +4,7 @@
 household members in five queries whatever the number of citizens: right for batches, but for a single
 resident the round trips cost more than the work. ``load_resident`` gathers the same rows in one statement
 (a ``UNION ALL``, one kind of row per table) and assembles the same ``StoredResident`` with the same precedence
-rules, so ``render_sections`` renders it exactly like ``services.resident_views.render_stored``. The test suite
+rules, so ``render_sections`` renders it exactly like ``services.residents.views.render_stored``. The test suite
 checks that the two loaders agree on every resident of its data sets.
 
 Given the read's access-log entry, the same statement also appends it (``renkou_access_log_append``, migration
@@ -25,7 +25,7 @@ from projections.resident.batch import SectionRow
 from projections.resident.state import DEPARTMENTS
 from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, StoredResident, child_order, safe_schema
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
-from services.resident_views import relatives_by_person, render_stored
+from services.residents.views import relatives_by_person, render_stored
 
 __all__ = [
     "DEPARTMENT_SECTIONS",
@@ -72,7 +72,7 @@ def sources_of(sections: Iterable[str]) -> frozenset[str]:
 
 
 def render_sections(stored: StoredResident, as_of: date, sections: Collection[str]) -> dict[str, Any]:
-    """``services.resident_views.render_stored`` of only ``sections``, parsing only the states they need."""
+    """``services.residents.views.render_stored`` of only ``sections``, parsing only the states they need."""
     return render_stored(stored, as_of, sources_of(sections), sections)
 
 
@@ -96,7 +96,7 @@ _GRANT_ACTIVE: Final = (
 
 
 # The numbers the family tables name for $1, and every number their links lead to: the links of kind 6 rows,
-# from which the relatives are named by person (§12; ``resident_views.relatives_by_person``).
+# from which the relatives are named by person (§12; ``residents.views.relatives_by_person``).
 _RELATIVES_REACH: Final = """
     WITH RECURSIVE reach(n) AS (
         SELECT parent_citizen_id FROM {schema}.parent_links WHERE child_citizen_id = $1

@@ -50,7 +50,7 @@ from projections.resident.state import HealthState, PublicSecurityState, state_t
 from projections.resident.store import DEFAULT_SCHEMA, LOGGED_AT, load_all_links, load_links_known_at, safe_schema
 from services.clock import utc_text
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
-from services.resident_views import parse_archived
+from services.residents.views import parse_archived
 
 __all__ = [
     "DistrictFigures",

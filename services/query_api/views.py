@@ -1,8 +1,9 @@
 """Reading resident views for the query API: live, or rebuilt for a business date and/or a recorded instant.
 
-* live — ``services.resident_views.load_views`` from the ``projection`` schema, time-relative facts for today
+* live — ``services.residents.views.load_views`` from the ``projection`` schema, time-relative facts for today
   (China time);
-* ``as_of`` — ``services.bitemporal.reconstruct`` folds the archived events that happened by the end of that day;
+* ``as_of`` — ``services.residents.bitemporal.reconstruct`` folds the archived events that happened by the end of
+  that day;
 * ``known_at`` — the same, with only the events recorded by that instant (as the system knew it then); without
   ``as_of`` the business date is ``known_at``'s own date in China.
 
@@ -23,10 +24,10 @@ from projections.resident.dates import business_date
 from projections.resident.render import VIEW_SECTIONS, restrict_view
 from projections.resident.store import DEFAULT_SCHEMA
 from services.access_log import AccessEntry
-from services.bitemporal import TimeSlice, reconstruct
 from services.clock import today_in_china
 from services.query_api.single_read import NumberHasAliasesError, load_resident, render_sections, sources_of
-from services.resident_views import load_views
+from services.residents.bitemporal import TimeSlice, reconstruct
+from services.residents.views import load_views
 
 __all__ = ["ReadTime", "read_live_view", "read_views"]
 

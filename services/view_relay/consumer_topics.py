@@ -38,7 +38,7 @@ from events import consumer_view_topic
 from projections.resident.render import VIEW_SECTIONS, restrict_view
 from services.access_log import AccessEntry, append_now, read_groups
 from services.outages import is_outage
-from services.resident_views import load_views
+from services.residents.views import load_views
 
 __all__ = ["ConsumerTopic", "ConsumerTopics", "active_consumer_topics"]
 

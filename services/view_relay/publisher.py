@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from events import RESIDENT_VIEW_TOPIC
 from projections.resident.store import VIEW_OUTBOX_CHANNEL
 from services.db.engine import driver_connection
-from services.resident_views import load_views
+from services.residents.views import load_views
 from services.retry import DAEMON_RETRY, any_error
 from services.view_relay.consumer_topics import ConsumerTopics
 

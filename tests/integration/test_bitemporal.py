@@ -17,9 +17,9 @@ import pytest
 
 from events import parse_event
 from events.examples import example_events
-from services.bitemporal import TimeSlice, reconstruct
 from services.db.dsn import asyncpg_dsn
-from services.resident_views import load_views
+from services.residents.bitemporal import TimeSlice, reconstruct
+from services.residents.views import load_views
 from services.settings import Settings
 from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints

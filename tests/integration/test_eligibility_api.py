@@ -27,10 +27,10 @@ from events import Event, Payload, make_citizen_id, parse_event
 from projections.eligibility import ParentInput, RelativeInput, decide, load_policy
 from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
-from services.eligibility import eligibility, load_parent_links
 from services.grants import revoke_grant
 from services.query_api.app import create_app
 from services.query_api.eligibility import router as eligibility_router
+from services.residents.eligibility import eligibility, load_parent_links
 from services.settings import Settings
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints

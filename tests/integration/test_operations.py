@@ -31,7 +31,7 @@ from services.operations.replay import replay
 from services.operations.schemas import DEFAULT_SHADOW, projection_schemas
 from services.operations.swap import swap
 from services.operations.verify import verify
-from services.resident_views import load_views
+from services.residents.views import load_views
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.operations import (

@@ -20,7 +20,7 @@ from events import department_topics
 from services.db.dsn import asyncpg_dsn
 from services.kafka_metadata import partitions_of
 from services.projector.app import create_app
-from services.resident_views import load_views
+from services.residents.views import load_views
 from services.settings import Settings, project_root
 from tests.support.infra import TEST_ANCHOR_KEY, current, kafka_options
 

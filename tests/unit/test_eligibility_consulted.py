@@ -6,7 +6,7 @@ from datetime import date
 
 from events.citizen_id import make_citizen_id
 from projections.eligibility import RelativeInput
-from services.eligibility import consulted
+from services.residents.eligibility import consulted
 from tests.support.eligibility import MIGRANT
 
 SPOUSE = make_citizen_id("130102", date(1989, 4, 12), 57)

@@ -44,7 +44,7 @@ from services.query_api.auth import Authenticator, refuse_grant
 from services.query_api.errors import ApiError
 from services.query_api.single_read import SECTION_SOURCES, render_sections, sources_of
 from services.query_api.statistics import Figures, Measure, validate_region_prefix
-from services.resident_views import render_stored
+from services.residents.views import render_stored
 from services.settings import Settings
 from services.tokens import token_hash
 

@@ -19,7 +19,7 @@ from projections.resident.apply import fold
 from projections.resident.dates import CHINA_TZ
 from projections.resident.render import Meta, render_view
 from projections.resident.store import DEFAULT_SCHEMA, load_links
-from services.resident_views import load_persons, parse_archived
+from services.residents.views import load_persons, parse_archived
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from projections.eligibility import ParentInput, Policy, decide, events_until, l
 from projections.eligibility.facts import Relation, RelativeInput, household_relation
 from projections.resident.aliases import person_order
 from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, load_links, safe_schema
-from services.resident_views import parse_archived
+from services.residents.views import parse_archived
 
 __all__ = [
     "POLICY_DIR_ENV",
@@ -88,7 +88,7 @@ async def load_archived_events(
     bodies: dict[str, list[bytes]] = {}
     for row in rows:
         bodies.setdefault(row["citizen_id"], []).append(bytes(row["body"]))
-    # An event archived before a rule it breaks existed is left out (services.bitemporal.parse_archived).
+    # An event archived before a rule it breaks existed is left out (services.residents.bitemporal.parse_archived).
     return {cid: parse_archived(found)[0] for cid, found in bodies.items()}
 
 

@@ -23,13 +23,9 @@ from rich.console import Console
 
 from services.cli import infra_cmd
 from services.cli.common import database, fail
-from services.cli.ingest_cmd import (
-    Report,
-    demo_tokens_path,
-    ensure_demo_credentials,
-    query_api_url,
-    simulate_city,
-)
+from services.cli.demo_credentials import demo_tokens_path, ensure_demo_credentials, query_api_url
+from services.cli.ingest_cmd import simulate_city
+from services.cli.ingest_progress import Report
 from services.infra.apps import AppProcess, app_specs
 from services.infra.process import InfraError
 from services.settings import Settings, get_settings

@@ -8,7 +8,7 @@ import io
 
 from rich.console import Console
 
-from services.cli.ingest_cmd import Display, Report, Sample, _watch
+from services.cli.ingest_progress import Display, Report, Sample, watch
 
 
 class _OneAtATime:
@@ -35,7 +35,7 @@ async def test_the_watcher_stops_between_samples_so_the_next_sampler_has_the_con
     report = Report()
     running = asyncio.Event()
     running.set()
-    watcher = asyncio.create_task(_watch(monitor, display, report, running))  # type: ignore[arg-type]
+    watcher = asyncio.create_task(watch(monitor, display, report, running))  # type: ignore[arg-type]
     await asyncio.sleep(0.57)  # about when the watcher's second sample runs
     running.clear()
     await asyncio.wait_for(watcher, 1.0)

@@ -470,6 +470,57 @@ _LINK_COLUMNS: Final = "old_citizen_id, new_citizen_id, linked_on, event_id::tex
 _MAX_LINK_ROUNDS: Final = 8  # a person with more numbers than this is not a data error renkou can resolve
 
 
+async def load_archived_bodies(
+    conn: asyncpg.Connection,
+    citizen_ids: Sequence[str],
+    departments: Sequence[str] | None = None,
+    schema: str = DEFAULT_SCHEMA,
+) -> dict[str, list[bytes]]:
+    """The archived event bodies of each of ``citizen_ids`` (of ``departments`` only, if given), per department in
+    chain (log) order; citizens without any are absent."""
+    rows = await conn.fetch(
+        f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
+        "AND ($2::text[] IS NULL OR department = ANY($2::text[])) ORDER BY citizen_id, department, chain_seq",
+        sorted(set(citizen_ids)),
+        None if departments is None else list(departments),
+    )
+    bodies: dict[str, list[bytes]] = {}
+    for row in rows:
+        bodies.setdefault(row["citizen_id"], []).append(bytes(row["body"]))
+    return bodies
+
+
+async def load_archive_rows(
+    conn: asyncpg.Connection, numbers: Sequence[str], departments: Sequence[str], schema: str = DEFAULT_SCHEMA
+) -> list[asyncpg.Record]:
+    """Every archived row of a person's ``numbers`` (the current one first) in ``departments``, with its log
+    coordinates and chain links: per department, the current number's chain first, each chain in order."""
+    return list(
+        await conn.fetch(
+            "SELECT citizen_id, department, chain_seq, event_id, event_type, schema_version, occurred_at, "
+            "recorded_at, topic, kafka_partition, kafka_offset, archived_at, body, prev_hash, hash "
+            f"FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) AND department = ANY($2::text[]) "
+            "ORDER BY department, citizen_id <> $3, citizen_id, chain_seq",
+            list(numbers),
+            list(departments),
+            numbers[0],
+        )
+    )
+
+
+async def load_household(
+    conn: asyncpg.Connection, household_id: str, schema: str = DEFAULT_SCHEMA
+) -> list[asyncpg.Record]:
+    """The members registered in ``household_id`` now: citizen, household type, relationship, region."""
+    return list(
+        await conn.fetch(
+            f"SELECT citizen_id, household_type, relationship, region_code FROM {schema}.household_members "
+            "WHERE household_id = $1",
+            household_id,
+        )
+    )
+
+
 def child_order(child: dict[str, Any]) -> tuple[str, str, str]:
     return (child.get("birth_date") or "", child.get("citizen_id") or "", child.get("certificate_no") or "")
 

@@ -25,7 +25,7 @@ from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import load_links, person_numbers
+from projections.resident.store import load_archive_rows, load_household, load_links, person_numbers
 from services.access_log_topic import TopicAccessLog
 from services.clock import today_in_china, utc_text
 from services.disclosure import month_end
@@ -397,15 +397,7 @@ async def get_events(
         # A person's events under every number they have held (§12), each chain in its own order.
         numbers = await person_numbers(conn, cid, ctx.schema)
         cid = numbers[0]
-        rows = await conn.fetch(
-            f"SELECT citizen_id, department, chain_seq, event_id, event_type, schema_version, occurred_at, "
-            f"recorded_at, topic, kafka_partition, kafka_offset, archived_at, body, prev_hash, hash "
-            f"FROM {ctx.schema}.event_archive WHERE citizen_id = ANY($1::text[]) AND department = ANY($2::text[]) "
-            "ORDER BY department, citizen_id <> $3, citizen_id, chain_seq",
-            list(numbers),
-            readable,
-            cid,
-        )
+        rows = await load_archive_rows(conn, numbers, readable, ctx.schema)
         if rows:
             await ctx.record(conn, caller, "events", ["events"], [cid])
     if not rows:
@@ -513,11 +505,7 @@ async def get_household(
             {"household_id": household_id},
         )
     async with ctx.lease.connection() as conn:
-        rows = await conn.fetch(
-            f"SELECT citizen_id, household_type, relationship, region_code FROM {ctx.schema}.household_members "
-            "WHERE household_id = $1",
-            hid,
-        )
+        rows = await load_household(conn, hid, ctx.schema)
         members = await _members_by_person(conn, rows, ctx.schema)
         if members:
             await ctx.record(conn, caller, "household", ["family"], [m["citizen_id"] for m in members])

@@ -47,7 +47,14 @@ from events import Event, Payload
 from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
-from projections.resident.store import DEFAULT_SCHEMA, LOGGED_AT, load_all_links, load_links_known_at, safe_schema
+from projections.resident.store import (
+    DEFAULT_SCHEMA,
+    LOGGED_AT,
+    load_all_links,
+    load_archived_bodies,
+    load_links_known_at,
+    safe_schema,
+)
 from services.clock import utc_text
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 from services.residents.views import parse_archived
@@ -374,14 +381,10 @@ async def _people_with_several_numbers(conn: asyncpg.Connection, schema: str) ->
     if not people:
         return []
     groups = {people.current(old): people.numbers(old) for old in people.links}
-    rows = await conn.fetch(
-        f"SELECT body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
-        "AND department IN ('public_security', 'health') ORDER BY citizen_id, department, chain_seq",
-        sorted({n for numbers in groups.values() for n in numbers}),
+    bodies = await load_archived_bodies(
+        conn, [n for numbers in groups.values() for n in numbers], ("public_security", "health"), schema
     )
-    by_number: dict[str, list[Event[Payload]]] = {}
-    for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
-        by_number.setdefault(event.citizen_id, []).append(event)
+    by_number = {number: parse_archived(found)[0] for number, found in bodies.items()}
     return _statistics_rows(
         (current, numbers, [e for n in numbers for e in by_number.get(n, ())], people.duplicates(current))
         for current, numbers in sorted(groups.items())

@@ -28,7 +28,7 @@ from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
 from projections.eligibility.facts import Relation, RelativeInput, household_relation
 from projections.resident.aliases import person_order
-from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, load_links, safe_schema
+from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, load_archived_bodies, load_links, safe_schema
 from services.residents.views import parse_archived
 
 __all__ = [
@@ -79,15 +79,7 @@ async def load_archived_events(
     conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
 ) -> dict[str, list[Event[Payload]]]:
     """Each citizen's archived events, per department in chain (log) order; citizens without any are absent."""
-    safe_schema(schema)
-    rows = await conn.fetch(
-        f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
-        "ORDER BY citizen_id, department, chain_seq",
-        sorted(set(citizen_ids)),
-    )
-    bodies: dict[str, list[bytes]] = {}
-    for row in rows:
-        bodies.setdefault(row["citizen_id"], []).append(bytes(row["body"]))
+    bodies = await load_archived_bodies(conn, citizen_ids, schema=safe_schema(schema))
     # An event archived before a rule it breaks existed is left out (services.residents.bitemporal.parse_archived).
     return {cid: parse_archived(found)[0] for cid, found in bodies.items()}
 

@@ -332,6 +332,18 @@ class AccessLogPage:
     next_before: dict[str, int] | None  # per number: its entries below this chain_seq remain; None at the end
 
 
+async def known_subject(conn: asyncpg.Connection, numbers: Sequence[str], schema: str) -> bool:
+    """Whether any of a person's ``numbers`` is a resident of the view (``schema``) or has an access log (a
+    resident whose sections a rebuild no longer holds still has one)."""
+    return bool(
+        await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = ANY($1::text[])) "
+            "OR EXISTS (SELECT 1 FROM access_log_heads WHERE citizen_id = ANY($1::text[]))",
+            list(numbers),
+        )
+    )
+
+
 async def read_person_access_log(
     conn: asyncpg.Connection, numbers: Sequence[str], *, limit: int, before: Mapping[str, int] | None = None
 ) -> AccessLogPage:

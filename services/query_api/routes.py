@@ -26,6 +26,7 @@ from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
 from projections.resident.render import VIEW_SECTIONS
 from projections.resident.store import load_archive_rows, load_household, load_links, person_numbers
+from services.access_log import known_subject
 from services.access_log_topic import TopicAccessLog
 from services.clock import today_in_china, utc_text
 from services.disclosure import month_end
@@ -456,11 +457,7 @@ async def get_access_log(
     cid = citizen_id_param(citizen_id)
     async with ctx.lease.connection() as conn:
         numbers = await person_numbers(conn, cid, ctx.schema)
-        known = await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {ctx.schema}.sections WHERE citizen_id = ANY($1::text[])) "
-            "OR EXISTS (SELECT 1 FROM access_log_heads WHERE citizen_id = ANY($1::text[]))",
-            list(numbers),
-        )
+        known = await known_subject(conn, numbers, ctx.schema)
         if known:
             answer = await person_access_log(
                 conn,

@@ -16,9 +16,10 @@ from pydantic import SecretStr
 
 from events.examples import CITIZENS, example_event
 from services.gateway import app as gateway_app
-from services.gateway.app import MAX_BATCH_BYTES, MAX_EVENT_BYTES
+from services.gateway import routes as gateway_routes
 from services.gateway.errors import ApiError as GatewayApiError
 from services.gateway.ingest import Ingestor
+from services.gateway.routes import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from services.grants import GRANTABLE_SECTIONS, Grant
 from services.outages import RETRY_AFTER_S
 from services.query_api.app import create_app as create_query_api
@@ -264,8 +265,8 @@ def _department(monkeypatch: pytest.MonkeyPatch, outcome: str | BaseException) -
             raise GatewayApiError(401, "invalid_token", "unknown department token")
         return outcome
 
-    monkeypatch.setattr(gateway_app, "driver_connection", lambda engine: _Connection())
-    monkeypatch.setattr(gateway_app, "department_of_token", department_of_token)
+    monkeypatch.setattr(gateway_routes, "driver_connection", lambda engine: _Connection())
+    monkeypatch.setattr(gateway_routes, "department_of_token", department_of_token)
     return seen
 
 

@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 import asyncpg
 
 from benchmarks.common import bench_namespace, bench_settings, delete_namespace_topics, drop_database, fresh_database
-from projections.resident.store import PostgresProjectionStore
+from events import DEPARTMENTS, topic_for
+from projections.resident.batch import GENESIS, ArchiveRow
+from projections.resident.store import ARCHIVE_COLUMNS, PostgresProjectionStore
 from services.anchor.keys import trusted_public_key
 from services.anchor.service import AnchorService
 from services.db.dsn import asyncpg_dsn
@@ -35,8 +37,6 @@ from services.operations.base import kafka_consumer
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.simulator import simulate_bytes
 from tests.support.infra import TEST_ANCHOR_KEY, Endpoints, provide
-
-DEPARTMENTS = ("public_security", "education", "social_security", "health")
 
 
 async def real_states(database: str) -> dict[str, list[str]]:
@@ -72,26 +72,14 @@ async def fill(database: str, citizens: int, states: dict[str, list[str]], names
     sections, archive, heads, log = [], [], [], []
     for i in range(citizens):
         cid = f"{i:018d}"
-        for dept in ("public_security", *rng.sample(DEPARTMENTS[1:], 2)):
+        for dept in (DEPARTMENTS[0], *rng.sample(DEPARTMENTS[1:], 2)):
             seq = rng.randint(1, 20)
             head = _head(cid, dept, seq)
             sections.append((cid, dept, rng.choice(states[dept]), seq, now, seq, head))
             archive.append(
-                (
-                    cid,
-                    dept,
-                    seq,
-                    uuid.uuid4(),
-                    "x",
-                    1,
-                    now,
-                    now,
-                    f"{namespace}population.{dept}.v1",
-                    0,
-                    i,
-                    b"{}",
-                    bytes(32),
-                    head,
+                ArchiveRow(
+                    *(cid, dept, seq, uuid.uuid4(), "x", 1, now, now, topic_for(dept, namespace), 0, i),
+                    *(b"{}", GENESIS, head),
                 )
             )
         seq = rng.randint(1, 30)
@@ -109,22 +97,7 @@ async def fill(database: str, citizens: int, states: dict[str, list[str]], names
         await conn.copy_records_to_table(
             "event_archive",
             schema_name="projection",
-            columns=[
-                "citizen_id",
-                "department",
-                "chain_seq",
-                "event_id",
-                "event_type",
-                "schema_version",
-                "occurred_at",
-                "recorded_at",
-                "topic",
-                "kafka_partition",
-                "kafka_offset",
-                "body",
-                "prev_hash",
-                "hash",
-            ],
+            columns=ARCHIVE_COLUMNS,
             records=archive,
         )
         await conn.copy_records_to_table("access_log_heads", columns=["citizen_id", "chain_seq", "head"], records=heads)

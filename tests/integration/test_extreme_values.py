@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -32,8 +31,6 @@ from projections.eligibility import POLICY_IDS
 from projections.resident import fold
 from projections.resident.state import state_to_json_text
 from services.db.dsn import asyncpg_dsn
-from services.grants import GRANTABLE_SECTIONS
-from tests.integration.conftest import Databases
 from tests.support.event_strategies import (
     CATALOGUE,
     LIVE,
@@ -45,7 +42,8 @@ from tests.support.event_strategies import (
     timestamps,
 )
 from tests.support.infra import Endpoints
-from tests.support.query_api import grant, headers, project, running_query_api
+from tests.support.operations import AuditorApi, auditor_api
+from tests.support.query_api import project
 
 pytestmark = pytest.mark.integration
 
@@ -101,23 +99,13 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
     return events
 
 
-@dataclass
-class Api:
-    url: str
-    database_url: str
-    auth: dict[str, str]
+Api = AuditorApi
 
 
 @pytest.fixture(scope="module")
 async def api(infra: Endpoints) -> AsyncIterator[Api]:
-    databases = Databases(infra)
-    db = await databases.create()
-    token = await grant(db, "extreme-auditor", GRANTABLE_SECTIONS, ["audit"])
-    try:
-        async with running_query_api(db) as server:
-            yield Api(server.url, db, headers(token, "audit"))
-    finally:
-        await databases.drop_all()
+    async with auditor_api(infra, "extreme-auditor") as served:
+        yield served
 
 
 def _ok(response: httpx.Response, *allowed: int) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,10 +31,9 @@ from services.db.dsn import asyncpg_dsn
 from services.dead_letters import OMITTED, REASON, REJECTED_BY, VALUE_SIZE
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
-from services.kafka_metadata import partitions_of
 from services.settings import Settings
-from tests.support.infra import Endpoints, kafka_options
-from tests.support.projector import settings_for
+from tests.support.infra import Endpoints
+from tests.support.projector import read_topic, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -84,28 +82,6 @@ def _event(event_type: str = "birth.registered", **changes: Any) -> dict[str, An
     return event
 
 
-async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` up to its current end."""
-    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, recs in batch.items():
-                records.extend(recs)
-                if recs and recs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-
-
 def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
@@ -126,7 +102,7 @@ async def test_an_event_is_on_kafka_when_the_gateway_answers_202(gateway: Gatewa
     body = response.json()
     assert body["event_id"] == event["event_id"]
     assert body["topic"] == gateway.topic("public_security")
-    records = await _read_topic(infra.kafka_bootstrap, body["topic"])
+    records = await read_topic(infra.kafka_bootstrap, body["topic"])
     [record] = [r for r in records if r.partition == body["partition"] and r.offset == body["offset"]]
     # Keyed by citizen ID; the value is the canonical form, not the bytes the department happened to send.
     assert record.key == event["citizen_id"].encode()
@@ -155,7 +131,7 @@ async def test_the_same_event_again_is_200_with_the_original_coordinates(gateway
     )
     assert second.status_code == 200, second.text
     assert second.json() == first.json()
-    records = await _read_topic(infra.kafka_bootstrap, gateway.topic("education"))
+    records = await read_topic(infra.kafka_bootstrap, gateway.topic("education"))
     assert sum(r.value == parse_event(event).canonical_bytes() for r in records) == 1
 
 
@@ -171,7 +147,7 @@ async def test_other_content_under_an_accepted_event_id_is_409_and_dead_lettered
     response = await gateway.client.post("/v1/events", json=other, headers=gateway.auth("public_security"))
     error = _error(response, 409, "event_id_conflict")
     assert event["event_id"] in error["message"]
-    letters = await _read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
+    letters = await read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
     [letter] = letters
     headers = dict(letter.headers)
     assert headers[REJECTED_BY] == b"gateway"
@@ -189,9 +165,9 @@ async def test_an_event_type_of_another_department_is_403_naming_its_owner(gatew
     assert "public_security" in error["message"] and "birth.registered" in error["message"]
     assert error["details"][0]["field"] == "event_type"
     # Nothing reached the department topics; the refusal is on the dead-letter topic.
-    assert await _read_topic(infra.kafka_bootstrap, gateway.topic("public_security")) == []
-    assert await _read_topic(infra.kafka_bootstrap, gateway.topic("education")) == []
-    letters = await _read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
+    assert await read_topic(infra.kafka_bootstrap, gateway.topic("public_security")) == []
+    assert await read_topic(infra.kafka_bootstrap, gateway.topic("education")) == []
+    letters = await read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
     assert len(letters) == 1 and b"forbidden_event_type" in dict(letters[0].headers)[REASON]
 
 
@@ -206,7 +182,7 @@ async def test_an_invalid_event_is_422_naming_every_failed_rule(gateway: Gateway
     fields = {d["field"] for d in error["details"]}
     assert {"citizen_id", "payload.sex", "payload.favourite_colour", "recorded_at"} <= fields, error
     assert any("check character" in d["message"] for d in error["details"] if d["field"] == "citizen_id")
-    letters = await _read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
+    letters = await read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
     assert len(letters) == 1
     assert json.loads(letters[0].value) == event  # the single endpoint dead-letters the body untouched
     assert b"payload.sex" in dict(letters[0].headers)[REASON]
@@ -268,7 +244,7 @@ async def test_a_rejected_event_too_large_to_copy_is_dead_lettered_by_reference(
         "/v1/events:batch", json={"events": [huge, _event("hukou.cancelled")]}, headers=gateway.auth("public_security")
     )
     assert [r["status"] for r in response.json()["results"]] == [422, 202], response.text
-    letters = await _read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
+    letters = await read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
     [letter] = letters
     headers = dict(letter.headers)
     assert letter.value is None and letter.key == huge["citizen_id"].encode()
@@ -367,13 +343,13 @@ async def test_a_batch_answers_per_event_and_one_bad_event_does_not_sink_the_oth
     assert results[1]["error"]["details"][0]["field"] == "payload.ended_on"
     assert "social_security" in results[2]["error"]["message"]
     assert results[6]["offset"] == results[0]["offset"] and results[6]["partition"] == results[0]["partition"]
-    published = await _read_topic(infra.kafka_bootstrap, gateway.topic("public_security"))
+    published = await read_topic(infra.kafka_bootstrap, gateway.topic("public_security"))
     coordinates = {(r.partition, r.offset): r.value for r in published}
     assert len(published) == 3  # the earlier single event and the two good ones, each once
     for index, event in ((0, good[0]), (5, good[1])):
         r = results[index]
         assert coordinates[(r["partition"], r["offset"])] == parse_event(event).canonical_bytes()
-    letters = await _read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
+    letters = await read_topic(infra.kafka_bootstrap, f"{gateway.settings.topic_namespace}population.dead_letter.v1")
     assert len(letters) == 5
 
 
@@ -403,7 +379,7 @@ async def test_a_citizens_events_in_one_batch_keep_their_order(gateway: Gateway,
     assert response.status_code == 200, response.text
     offsets = [r["offset"] for r in response.json()["results"]]
     assert offsets == sorted(offsets) and len({r["partition"] for r in response.json()["results"]}) == 1
-    records = await _read_topic(infra.kafka_bootstrap, gateway.topic("social_security"))
+    records = await read_topic(infra.kafka_bootstrap, gateway.topic("social_security"))
     assert [json.loads(r.value)["event_id"] for r in records] == [e["event_id"] for e in events]
 
 
@@ -430,7 +406,7 @@ async def test_a_batch_over_1000_events_is_413(gateway: Gateway, infra: Endpoint
         "/v1/events:batch", json={"events": [event] * 1001}, headers=gateway.auth("health")
     )
     assert "1000" in _error(response, 413, "batch_too_large")["message"]
-    assert await _read_topic(infra.kafka_bootstrap, gateway.topic("health")) == []
+    assert await read_topic(infra.kafka_bootstrap, gateway.topic("health")) == []
     exactly = await gateway.client.post(
         "/v1/events:batch", json={"events": [event] * 1000}, headers=gateway.auth("health")
     )
@@ -454,7 +430,7 @@ async def test_identical_requests_racing_each_other_publish_once(gateway: Gatewa
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 11 + [202], [r.text for r in responses]
     assert len({r.text for r in responses}) == 1
-    records = await _read_topic(infra.kafka_bootstrap, gateway.topic("social_security"))
+    records = await read_topic(infra.kafka_bootstrap, gateway.topic("social_security"))
     assert len(records) == 1
 
 

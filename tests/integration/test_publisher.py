@@ -23,18 +23,16 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from events import Event, Payload, parse_event
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
-from services.kafka_metadata import partitions_of
 from services.publisher import Outbox, OutboxConflict, OutboxRelay, Publisher, PublishError
 from services.retry import GaveUpError, RetryPolicy
 from services.settings import project_root
 from services.simulator import simulate
-from tests.support.infra import Endpoints, kafka_options
-from tests.support.projector import running_projector, settings_for, wait_caught_up
+from tests.support.infra import Endpoints
+from tests.support.projector import read_topic, running_projector, settings_for, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -50,26 +48,6 @@ def _events(residents: int, limit: int, seed: int = 5) -> list[Event[Payload]]:
 def _department(infra: Endpoints) -> KafkaCredentials | None:
     """The demo principal of the department these tests publish for (None on an unsecured broker)."""
     return stored_credentials(infra.state_dir, demo_department_principal(DEPARTMENT))
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            for tp, recs in (await consumer.getmany(*remaining, timeout_ms=1000)).items():
-                records.extend(recs)
-                if recs and recs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
 
 
 def _first_deliveries(records: list[Any]) -> dict[str, list[str]]:
@@ -193,7 +171,7 @@ async def test_the_publisher_returns_where_kafka_stored_each_event(infra: Endpoi
     async with Publisher(infra.kafka_bootstrap, namespace=namespace, credentials=_department(infra)) as publisher:
         receipts = await publisher.publish_many(events)
         single = await publisher.publish(events[0])  # publishing again is allowed: consumers dedupe by event_id
-    records = await _read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
+    records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert len(records) == len(events) + 1
     stored = {(r.partition, r.offset): r for r in records}
     for event, receipt in zip([*events, events[0]], [*receipts, single], strict=True):
@@ -278,7 +256,7 @@ async def test_the_relay_killed_mid_run_loses_and_reorders_nothing(
         assert relay.wait(timeout=30) == 0, log.read_text()[-3000:]
     assert kills == 2
 
-    records = await _read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
+    records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert {json.loads(r.value)["event_id"] for r in records} == {str(e.event_id) for e in events}  # nothing lost
     assert _first_deliveries(records) == _expected_order(events)  # nothing reordered
     for record in records:
@@ -322,7 +300,7 @@ async def test_a_crash_between_ack_and_commit_duplicates_and_the_duplicates_are_
         await conn.close()
         await publisher.stop()
     assert await _sent(department_db) == len(events)
-    records = await _read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
+    records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert len(records) == len(events) + 2 * 150  # the first 150 rows went out three times
     assert _first_deliveries(records) == _expected_order(events)
     await _assert_projected_once(infra, database_url, namespace, events)
@@ -352,6 +330,6 @@ async def test_two_relays_on_one_outbox_keep_each_citizens_order(
         for p in publishers:
             await p.stop()
     assert sum(r.published for r in relays) == len(events)
-    records = await _read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
+    records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert len(records) == len(events)
     assert _first_deliveries(records) == _expected_order(events)

@@ -28,9 +28,9 @@ from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from services.query_api.single_read import NumberHasAliasesError, load_resident
 from services.settings import project_root
-from tests.integration.conftest import Databases, create_namespace
+from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
-from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
+from tests.support.operations import projected
 from tests.support.query_api import CHINA, event, grant, headers, running_query_api
 
 pytestmark = pytest.mark.integration
@@ -63,16 +63,8 @@ def _history() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 async def stack(infra: Endpoints) -> AsyncIterator[Stack]:
     databases = Databases(infra)
-    db = await databases.create()
-    ns = await create_namespace(infra)
-    records = [
-        (f"{ns}population.{e['source']['department']}.v1", e["citizen_id"].encode(), orjson.dumps(e))
-        for e in _history()
-    ]
-    await publish(infra.kafka_bootstrap, records)
-    settings = settings_for(infra.kafka_bootstrap, db, ns)
-    async with running_projector(settings):
-        await wait_caught_up(settings)
+    items = [(e["source"]["department"], e["citizen_id"].encode(), orjson.dumps(e)) for e in _history()]
+    settings, db = await projected(infra, databases, items)
     tokens = {
         "full": await grant(db, "auditor", GRANTABLE_SECTIONS, ["audit", "school_enrolment"]),
         "school": await grant(db, "school-bureau", ["identity", "hukou", "education", "family"], ["school_enrolment"]),
@@ -81,7 +73,7 @@ async def stack(infra: Endpoints) -> AsyncIterator[Stack]:
     }
     try:
         async with running_query_api(db) as api:
-            yield Stack(api.url, db, ns, tokens)
+            yield Stack(api.url, db, settings.topic_namespace, tokens)
     finally:
         await databases.drop_all()
 

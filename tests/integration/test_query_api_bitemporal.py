@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,11 +19,10 @@ from hypothesis import strategies as st
 
 from events.citizen_id import make_citizen_id
 from projections.resident.dates import business_date
-from services.grants import GRANTABLE_SECTIONS
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
+from tests.support.operations import AuditorApi, auditor_api
 from tests.support.projection_strategies import EVENT_TYPES, days, payload_changes
-from tests.support.query_api import CHINA, event, grant, headers, project, running_query_api
+from tests.support.query_api import CHINA, event, project
 
 pytestmark = pytest.mark.integration
 
@@ -51,23 +49,13 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
     return out
 
 
-@dataclass
-class Api:
-    url: str
-    database_url: str
-    auth: dict[str, str]
+Api = AuditorApi
 
 
 @pytest.fixture(scope="module")
 async def api(infra: Endpoints) -> AsyncIterator[Api]:
-    databases = Databases(infra)
-    db = await databases.create()
-    token = await grant(db, "bitemporal-auditor", GRANTABLE_SECTIONS, ["audit"])
-    try:
-        async with running_query_api(db) as server:
-            yield Api(server.url, db, headers(token, "audit"))
-    finally:
-        await databases.drop_all()
+    async with auditor_api(infra, "bitemporal-auditor") as served:
+        yield served
 
 
 def _without_known_at(view: dict[str, Any]) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from events.examples import CITIZENS, example_events
 from projections.resident.render import VIEW_SECTIONS
 from services.db.dsn import asyncpg_dsn
 from services.identity import local_idp
-from tests.integration.conftest import Databases, create_namespace
+from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
-from tests.support.operations import renkou
-from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
+from tests.support.operations import projected, renkou
+from tests.support.projector import settings_for
 from tests.support.query_api import event, grant, headers, running_query_api
 
 pytestmark = pytest.mark.integration
@@ -47,16 +47,8 @@ def _history() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 async def stack(infra: Endpoints) -> AsyncIterator[Stack]:
     databases = Databases(infra)
-    db = await databases.create()
-    ns = await create_namespace(infra)
-    records = [
-        (f"{ns}population.{e['source']['department']}.v1", e["citizen_id"].encode(), orjson.dumps(e))
-        for e in _history()
-    ]
-    await publish(infra.kafka_bootstrap, records)
-    settings = settings_for(infra.kafka_bootstrap, db, ns)
-    async with running_projector(settings):
-        await wait_caught_up(settings)
+    items = [(e["source"]["department"], e["citizen_id"].encode(), orjson.dumps(e)) for e in _history()]
+    _, db = await projected(infra, databases, items)
     tokens = {
         "two_purposes": await grant(
             db,

@@ -9,7 +9,8 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ from typing import Any
 import asyncpg
 
 from services.db.dsn import asyncpg_dsn
+from services.grants import GRANTABLE_SECTIONS
 from services.settings import Settings
 from services.simulator import simulate_bytes
 from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, snapshot, wait_caught_up
+from tests.support.query_api import grant, headers, running_query_api
 
 RENKOU = str(Path(sys.executable).with_name("renkou"))
 
@@ -167,3 +170,26 @@ async def write_access_log(database_url: str, citizen_id: str, entries: int) -> 
             )
     finally:
         await conn.close()
+
+
+@dataclass
+class AuditorApi:
+    """A query API of its own on a database of its own, and an auditor's headers for it."""
+
+    url: str
+    database_url: str
+    auth: dict[str, str]
+
+
+@asynccontextmanager
+async def auditor_api(infra: Endpoints, auditor: str) -> AsyncIterator[AuditorApi]:
+    """A fresh database, a grant of every section for the purpose ``audit`` named ``auditor``, and a query API
+    serving it (``running_query_api``); all gone on exit."""
+    databases = Databases(infra)
+    db = await databases.create()
+    token = await grant(db, auditor, GRANTABLE_SECTIONS, ["audit"])
+    try:
+        async with running_query_api(db) as server:
+            yield AuditorApi(server.url, db, headers(token, "audit"))
+    finally:
+        await databases.drop_all()

@@ -177,3 +177,24 @@ async def assert_archived_once(database_url: str, event_ids: Sequence[str]) -> N
     missing = set(event_ids) - set(counts)
     assert not missing, f"{len(missing)} of {len(event_ids)} events not archived"
     assert set(counts.values()) == {1}, {i: n for i, n in counts.items() if n != 1}
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` up to its current end, by partition and offset."""
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            for tp, recs in (await consumer.getmany(*remaining, timeout_ms=1000)).items():
+                records.extend(recs)
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()

@@ -175,9 +175,28 @@ def write_results(sections: list[list[str]], quick: bool, mode: str, probe: floa
     for section in sections:
         lines += section
     target = QUICK_RESULTS if quick else RESULTS
+    # The sections this run did not make (those run on their own, each dated) stay as they were.
+    made = {section[0] for section in sections}
+    kept = [s for s in _sections(target.read_text() if target.exists() else "") if s[0] not in made]
+    for section in kept:
+        lines += ["", *section] if lines[-1] else section
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(lines))
     print(f"wrote {target}")
+
+
+def _sections(text: str) -> list[list[str]]:
+    """The ``## `` sections of a results file, each its lines from its heading on (trailing blank lines dropped)."""
+    found: list[list[str]] = []
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            found.append([line])
+        elif found:
+            found[-1].append(line)
+    for section in found:
+        while section and not section[-1].strip():
+            section.pop()
+    return found
 
 
 def replace_section(target: Path, section: list[str], probe: float, clock: CpuClock, command: str) -> None:
@@ -286,7 +305,12 @@ def main() -> None:
         from benchmarks.handshakes import bench_handshakes, handshakes_section
 
         sections.append(handshakes_section(asyncio.run(bench_handshakes(infra, infra.database_url))))
-        write_results(sections, args.quick, infra.description, probe, clock)
+        if only == set(benchmarks):
+            write_results(sections, args.quick, infra.description, probe, clock)
+        else:  # some of them: each replaces its own section, dated, and the others keep their run's figures
+            command = "python -m benchmarks " + " ".join(f"--only {name}" for name in sorted(only))
+            for section in sections[:-1]:  # the handshakes, measured on every run, stay with the full run's
+                replace_section(target, section, probe, clock, command)
         if reuse:
             # The projector's log and projection (kept for the replay benchmark) go last: dropping a database
             # makes PostgreSQL write a checkpoint, which would weigh on whatever benchmark came next.

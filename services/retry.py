@@ -11,10 +11,10 @@ answer), and an answer that says "later" (``ServerUnavailableError``: 502, 503, 
 ``server_errors`` times, since an older server may still answer an outage 500). A 4xx — a refusal — never is.
 
 Used by the gateway client (``services.publisher.gateway_client``, and so ``renkou simulate``), the publisher SDK
-(``Publisher.publish``), the outbox relay and the simulator's own database work — and, as ``DAEMON_RETRY`` with
-``retryable=any_error``, by the loops that run as long as their service does (the view relay, the access-log
-relay, the anchors), which retry whatever failed, a bug included, rather than die silently. A retried error that
-is not an outage is logged with its traceback.
+(``Publisher.publish``), the outbox relay and the simulator's own database work — and, with
+``retryable=any_error``, by the loops that run as long as their service does, which retry whatever failed, a bug
+included, rather than die silently: the view relay and the access-log relay (``DAEMON_RETRY``), the anchors (until
+the next is due). A retried error that is not an outage is logged with its traceback.
 """
 
 from __future__ import annotations
@@ -25,8 +25,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
+import asyncpg
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay, stop_never
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    stop_never,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
@@ -35,10 +44,12 @@ from services.outages import describe, is_outage
 __all__ = [
     "DAEMON_RETRY",
     "DEFAULT_DEADLINE_S",
+    "LOCK_CONFLICTS",
     "GaveUpError",
     "RetryPolicy",
     "ServerUnavailableError",
     "any_error",
+    "lock_conflicts",
     "retry_after_seconds",
 ]
 
@@ -192,6 +203,40 @@ class RetryPolicy:
 DAEMON_RETRY: Final = RetryPolicy(deadline_s=None, max_wait_s=5.0)
 """The policy of a loop that runs as long as its service: no deadline, waits of at most 5 s (it is behind while it
 waits)."""
+
+
+LOCK_CONFLICTS: Final[tuple[type[BaseException], ...]] = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+"""What a transaction gets when it lost a lock conflict to another: run it again."""
+
+
+def lock_conflicts(
+    attempts: int,
+    conflicts: tuple[type[BaseException], ...] = LOCK_CONFLICTS,
+    *,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> AsyncRetrying:
+    """For a transaction that may lose a lock conflict to another (a deadlock, a serialization failure): run at
+    most ``attempts`` times in all, after a short random wait each time (so that the two part), the conflict itself
+    raised after the last; ``on_retry(error)`` is told before each wait."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is not None:
+            log.info(
+                "lost a lock conflict (%s); attempt %d, running the transaction again",
+                describe(error),
+                state.attempt_number,
+            )
+            if on_retry is not None:
+                on_retry(error)
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(conflicts),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.05, max=1.0),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
 
 
 class _Backoff(wait_base):

@@ -3,9 +3,11 @@
 * ``state`` — the immutable state each department keeps (raw facts only) and its JSON form;
 * ``apply`` — ``apply(state, event)``, the pure fold, and ``fold`` over a citizen's history;
 * ``render`` — ``render_view``, the contract's view for an ``as_of`` date, with ``flags`` and ``dates``;
-* ``family`` — family and household facts, kept in their own tables and joined on read.
+* ``family`` — family and household facts, kept in their own tables and joined on read;
+* ``batch`` — one batch of events folded into the rows it writes, and the ``ProjectionStore`` protocol;
+* ``memory`` — that store in memory, for the projector's unit tests.
 
-Nothing here does I/O or reads the clock; the store and the projector service beside it do.
+Nothing here does I/O or reads the clock but ``store``, the PostgreSQL adapter and the resident reads.
 """
 
 from __future__ import annotations

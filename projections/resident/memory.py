@@ -1,11 +1,16 @@
-"""The projection's tables held in memory: a ``ProjectionStore`` with no database, for the projector's own tests
-and for tools that fold a log without PostgreSQL.
+"""The projection's tables held in memory: a ``ProjectionStore`` with no database, for the projector's own unit
+tests (the pipeline's fence, dedupe, dead letters and bisection without Kafka or PostgreSQL).
 
 ``MemoryDatabase`` stands where an asyncpg connection stands for ``PostgresProjectionStore``: its
 ``transaction()`` keeps a copy of the tables on entry and puts it back if the block raises, nested blocks being
-savepoints — so the projector's bisection of a failing batch runs here exactly as against PostgreSQL. The rules
-each table follows are the ones the PostgreSQL statements follow (``batch.ProjectionStore``), checked by the
-same contract suite.
+savepoints — so the projector's bisection of a failing batch runs here exactly as against PostgreSQL. As in
+PostgreSQL, a write that fails inside a transaction aborts it: every later call fails until the block that holds
+it ends, and a block that swallowed the failure is rolled back as it ends (a savepoint's end raises). The rules
+each table follows are the ones the PostgreSQL statements follow (``batch.ProjectionStore``), checked by the same
+contract suite.
+
+One writer, no locks (``lock_checkpoints`` locks nothing), and every block copies every table: for tests, not
+for folding a city.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from projections.resident.family import CertificateRecord, merge_certificates
 
 class DuplicateKeyError(ValueError):
     """A write that would break a key the tables keep unique (like PostgreSQL's ``unique_violation``)."""
+
+
+class TransactionAbortedError(RuntimeError):
+    """A call in a transaction a failed write aborted (like PostgreSQL's ``in_failed_sql_transaction``)."""
+
+    def __init__(self) -> None:
+        super().__init__("current transaction is aborted, commands ignored until end of transaction block")
 
 
 @dataclass
@@ -56,16 +68,36 @@ class MemoryDatabase:
 
     def __init__(self) -> None:
         self.tables = Tables()
+        self.depth = 0  # transaction blocks open
+        self.aborted = False  # a write failed in the innermost block: nothing more until it ends
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """A block whose writes are undone if it raises (a savepoint when nested)."""
+        self.check()
         saved = self.tables.copy()
+        self.depth += 1
         try:
             yield
         except BaseException:
-            self.tables = saved
+            self.tables, self.aborted = saved, False
             raise
+        finally:
+            self.depth -= 1
+        if self.aborted:  # the block caught its own failure: what it did is undone, as PostgreSQL does
+            self.tables = saved
+            if self.depth:  # a savepoint is not released in an aborted transaction: the error goes to the outer block
+                raise TransactionAbortedError
+            self.aborted = False  # a transaction's COMMIT rolls an aborted one back, without an error
+
+    def check(self) -> None:
+        """Raise if a failed write aborted the open transaction."""
+        if self.aborted:
+            raise TransactionAbortedError
+
+    def failed(self) -> None:
+        """A write failed: inside a transaction, it is aborted."""
+        self.aborted = self.depth > 0
 
 
 class MemoryProjectionStore:
@@ -74,23 +106,33 @@ class MemoryProjectionStore:
     async def lock_checkpoints(
         self, conn: MemoryDatabase, partitions: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], int]:
+        conn.check()
         checkpoints = conn.tables.checkpoints
         for partition in partitions:
             checkpoints.setdefault(partition, 0)
         return {p: checkpoints[p] for p in partitions}
 
     async def archived_bodies(self, conn: MemoryDatabase, event_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        conn.check()
         archived = conn.tables.archived_ids
         return {i: archived[i] for i in event_ids if i in archived}
 
     async def load_sections(
         self, conn: MemoryDatabase, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], SectionRow]:
+        conn.check()
         sections = conn.tables.sections
         return {k: sections[k] for k in keys if k in sections}
 
     async def write(self, conn: MemoryDatabase, batch: BatchWrite) -> None:
-        t = conn.tables
+        conn.check()
+        try:
+            self._write(conn.tables, batch)
+        except Exception:
+            conn.failed()
+            raise
+
+    def _write(self, t: Tables, batch: BatchWrite) -> None:
         for row in batch.archive:
             key = (row.citizen_id, row.department, row.chain_seq)
             if row.event_id in t.archived_ids:

@@ -309,8 +309,8 @@ class AnchorService:
                 outcome: AnchorOutcome = await retrying.retrying("anchoring", retryable=any_error)(
                     self._anchor_on_interval
                 )
-            except GaveUpError:
-                log.error("no anchor this interval; the next is due in %.0f s", delay)  # each failure was logged
+            except GaveUpError as exc:  # the last failure is logged here, with its cause
+                log.error("no anchor this interval (%s); the next is due in %.0f s", exc, delay, exc_info=exc.last)
                 continue
             if outcome.status == "refused":
                 log.error("no anchor: %s", outcome.message)

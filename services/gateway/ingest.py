@@ -55,6 +55,7 @@ from services.gateway.errors import error_body
 from services.gateway.metrics import GatewayMetrics
 from services.outages import describe, is_outage, outage_error, outages_of
 from services.publisher import Publisher, PublishError
+from services.retry import lock_conflicts
 
 log = logging.getLogger("renkou.gateway")
 
@@ -195,13 +196,9 @@ class Ingestor:
     async def _claim_and_publish(self, candidates: list[_Candidate]) -> list[Result]:
         try:
             with outages_of("postgresql"):  # Kafka's errors are answered inside, per event
-                for attempt in range(_CLAIM_ATTEMPTS):
-                    try:
-                        return await self._transaction(candidates)
-                    except asyncpg.DeadlockDetectedError:
-                        if attempt == _CLAIM_ATTEMPTS - 1:
-                            raise
-                        log.info("deadlock while claiming event IDs; retrying")
+                # Two batches claiming the same event IDs in another order may deadlock: one runs again.
+                claimed: list[Result] = await lock_conflicts(_CLAIM_ATTEMPTS)(self._transaction, candidates)
+                return claimed
         except Exception as exc:
             # Any outage — a refused connection, the server gone at COMMIT ("cannot switch to state 15"), a pool
             # timeout — leaves nothing claimed (the transaction did not commit): every event gets a 503 and the

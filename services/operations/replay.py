@@ -29,13 +29,6 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from events import department_topics
 from projections.resident.store import PostgresProjectionStore
@@ -56,13 +49,14 @@ from services.operations.base import (
 )
 from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name, complete_indexes, ensure_shadow
 from services.projector.pipeline import BatchProjector, BatchResult, Record
+from services.retry import LOCK_CONFLICTS, lock_conflicts
 from services.runtime import tune_gc_for_batches
 from services.settings import Settings
 
 DEFAULT_BATCH = 4000
 FETCH_BYTES = 4 * 1024 * 1024
 STALL_S = 120.0
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.UniqueViolationError)
+_RETRYABLE = (*LOCK_CONFLICTS, asyncpg.UniqueViolationError)
 
 Progress = Callable[[int, int], None]
 """Called with (events done, events in all) while a replay runs."""
@@ -208,18 +202,14 @@ async def _apply(
     *,
     retry: bool,
 ) -> None:
-    def count(_: RetryCallState) -> None:
+    def count(_: BaseException) -> None:
         stats.retries += 1
 
     # The live projector's own commit: a record that cannot be applied is dead-lettered here as it was live. A lock
-    # conflict with another worker is tried again up to five times, after a random wait (so the two part).
-    result: BatchResult = await AsyncRetrying(
-        retry=retry_if_exception_type(_RETRYABLE),
-        stop=stop_after_attempt(6 if retry else 1),
-        wait=wait_random_exponential(multiplier=0.1, max=2.0),
-        before_sleep=count,
-        reraise=True,
-    )(projector.commit, conn, records)
+    # conflict with another worker is tried again up to five times.
+    result: BatchResult = await lock_conflicts(6 if retry else 1, _RETRYABLE, on_retry=count)(
+        projector.commit, conn, records
+    )
     if result.resync or result.stale:
         # Records are fed from the shadow's own checkpoints; anything else means someone else writes to it.
         raise OperationError(

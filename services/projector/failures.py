@@ -12,9 +12,10 @@ range, NUL in text…), integrity violations (class 23), program limits (class 5
 driver refusing a value it cannot encode, and any error the pure fold raises (``ValueError``, ``OverflowError``,
 …). Those are isolated by bisecting the batch (``BatchProjector.process(..., isolate=True)``).
 
-The outages are ``services.outages.is_outage``'s, the rule every service shares; the projector adds only the
-faults of the deployment a record cannot cause (class 42, XX, any ``OSError``) and any Kafka refusal of its dead
-letters but their size.
+The outages are ``services.outages.is_outage``'s, the rule every service shares; the projector adds the faults
+of the deployment a record cannot cause (classes 42, 58 and XX, any ``OSError``), the whole of class 40 (a
+transaction to run again; the projection declares no deferred constraint whose 40002 a record could cause) and
+any Kafka refusal of its dead letters but their size.
 """
 
 from __future__ import annotations

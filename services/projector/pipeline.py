@@ -1,4 +1,4 @@
-"""One batch of Kafka records → one PostgreSQL transaction, exactly once.
+"""One batch of Kafka records → one transaction of the projection store (PostgreSQL in production), exactly once.
 
 The steps, all inside the caller's transaction:
 

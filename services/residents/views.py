@@ -70,7 +70,7 @@ async def load_views(
     return {cid: render_stored(s, as_of, sections=sections) for cid, s in stored.items()}
 
 
-log = logging.getLogger("renkou.resident_views")
+log = logging.getLogger("renkou.residents")
 
 
 def parse_archived(bodies: Iterable[bytes]) -> tuple[list[Event[Payload]], int]:

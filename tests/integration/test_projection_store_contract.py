@@ -5,6 +5,7 @@ failed write undone) checked on both, and their tables compared row for row."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -156,3 +157,25 @@ async def test_an_event_is_archived_once_and_a_failed_write_leaves_nothing(adapt
                 await store.write(conn, again)
         assert "duplicate key" in str(failure.value) and "event_id" in str(failure.value), adapter.name
         assert comparable(await adapter.tables()) == before, adapter.name
+
+
+async def test_a_failed_write_aborts_its_transaction(adapters: list[Adapter]) -> None:
+    """As PostgreSQL does: after a write failed, the transaction answers nothing more, even when the failure was
+    caught inside it (only a savepoint around the write keeps the transaction going)."""
+    for adapter in adapters:
+        store, conn = adapter.store, adapter.conn
+        await write(adapter, FIRST, 0)
+        before = comparable(await adapter.tables())
+        again = fold_batch([Accepted(FIRST[0], FIRST[0].canonical_bytes(), POLICE, 1, 0, None)], {})
+        async with conn.transaction():
+            with contextlib.suppress(Exception):
+                await store.write(conn, again)  # event_id archived already
+            with pytest.raises(Exception) as failure:
+                await store.load_sections(conn, [(MIGRANT, "social_security")])
+            assert "current transaction is aborted" in str(failure.value), adapter.name
+        assert comparable(await adapter.tables()) == before, adapter.name  # its end rolled it back
+        async with conn.transaction():  # a savepoint around the failing write: the transaction goes on
+            with contextlib.suppress(Exception):
+                async with conn.transaction():
+                    await store.write(conn, again)
+            assert await store.load_sections(conn, [(MIGRANT, "social_security")]), adapter.name

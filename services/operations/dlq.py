@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -25,6 +25,7 @@ from uuid import UUID
 import asyncpg
 
 from events import DEAD_LETTER_TOPIC, InvalidEvent, parse_event, topic_for
+from projections.resident.batch import DeadLetterRow
 from services.dead_letters import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from services.kafka_metadata import partitions_of
 from services.operations.base import (
@@ -62,20 +63,13 @@ def format_coordinates(topic: str, partition: int, offset: int) -> str:
     return f"{topic}:{partition}:{offset}"
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """A dead-letter row of the live projection."""
+@dataclass(frozen=True, slots=True)
+class DeadLetter(DeadLetterRow):
+    """A dead-letter row of the live projection as an operator reads it: the row the projector wrote
+    (``batch.DeadLetterRow``), when it was rejected, and when it was re-driven."""
 
-    topic: str
-    partition: int
-    offset: int
-    reason: str
-    key: bytes | None
-    value: bytes | None
-    event_id: str | None
-    rejected_at: datetime
-    redriven_at: datetime | None
-    value_size: int | None = None  # set when the value was too large to keep (``value`` is then None)
+    rejected_at: datetime = field(kw_only=True)
+    redriven_at: datetime | None = field(kw_only=True)
 
     @property
     def coordinates(self) -> str:
@@ -132,9 +126,9 @@ def _row(r: asyncpg.Record) -> DeadLetter:
         None if r["record_key"] is None else bytes(r["record_key"]),
         None if r["record_value"] is None else bytes(r["record_value"]),
         r["event_id"],
-        r["rejected_at"],
-        r["redriven_at"],
         r["value_size"],
+        rejected_at=r["rejected_at"],
+        redriven_at=r["redriven_at"],
     )
 
 

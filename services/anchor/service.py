@@ -80,6 +80,8 @@ class AnchorService:
         self.schema = schema
         self.topic = anchor_topic(settings.topic_namespace)
         self.interval_s = settings.audit_anchor_interval_s
+        # A failed anchor is tried again with the one policy's backoff until the next one is due.
+        self._retry = RetryPolicy(deadline_s=self.interval_s, max_wait_s=min(30.0, self.interval_s))
         self.application_name = application_name
         self._producer = producer
         self._own_producer = producer is None
@@ -303,10 +305,8 @@ class AnchorService:
         while True:
             await asyncio.sleep(delay)
             delay = self.interval_s
-            # A failed anchor is tried again with the one policy's backoff until the next one is due.
-            retrying = RetryPolicy(deadline_s=self.interval_s, max_wait_s=min(30.0, self.interval_s))
             try:
-                outcome: AnchorOutcome = await retrying.retrying("anchoring", retryable=any_error)(
+                outcome: AnchorOutcome = await self._retry.retrying("anchoring", retryable=any_error)(
                     self._anchor_on_interval
                 )
             except GaveUpError as exc:  # the last failure is logged here, with its cause

@@ -28,10 +28,10 @@ from services.grants import GRANTABLE_SECTIONS, revoke_grant
 from services.operations.audit import verify_chains
 from services.query_api.app import create_app
 from services.settings import Settings
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import settings_for
 from tests.support.query_api import grant, headers, project
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,6 @@ from services.operations.replay import replay
 from services.operations.swap import swap
 from services.operations.verify import verify
 from services.settings import Settings
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.operations import (
     GENESIS,
@@ -42,6 +41,7 @@ from tests.support.operations import (
     renkou,
     write_access_log,
 )
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from services.db.dsn import asyncpg_dsn
 from services.residents.bitemporal import TimeSlice, reconstruct
 from services.residents.views import load_views
 from services.settings import Settings
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.operations import projected, renkou
 from tests.support.projector import AS_OF, publish, running_projector, settings_for, wait_caught_up
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ LIFE = [
 
 
 async def _life(infra: Endpoints, databases: Databases) -> Settings:
-    from tests.integration.conftest import create_namespace
+    from tests.support.stack import create_namespace
 
     ns = await create_namespace(infra)
     db = await databases.create()

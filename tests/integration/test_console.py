@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from services.db.dsn import asyncpg_dsn
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.console import account, csrf_of, log_in, running_console
 from tests.support.infra import Endpoints
 from tests.support.operations import fetch, history, records_for, renkou, topic
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

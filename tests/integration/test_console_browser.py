@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from services.settings import project_root
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.browser import CHROMEDRIVER, CHROMIUM, OFFLINE_FLAGS
 from tests.support.console import account, running_console
 from tests.support.infra import Endpoints
 from tests.support.operations import fetch, history, records_for, topic
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

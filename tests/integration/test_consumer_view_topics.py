@@ -25,10 +25,10 @@ from projections.resident.flags import FLAG_SECTIONS
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import KafkaCredentials
 from services.kafka_principals import grant_role, upsert_users
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import publish, running_projector, running_view_relay, settings_for, wait_caught_up
 from tests.support.query_api import event, grant
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from events.citizen_id import make_citizen_id
 from events.examples import example_event
 from services.operations.verify import verify
 from services.simulator import simulate_bytes
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.operations import projected
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

@@ -32,10 +32,10 @@ from services.query_api.app import create_app
 from services.query_api.eligibility import router as eligibility_router
 from services.residents.eligibility import eligibility, load_parent_links
 from services.settings import Settings
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import event, grant, headers
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

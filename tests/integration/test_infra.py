@@ -9,8 +9,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.db.migrate import current_revision, head_revision
 from services.infra.topics import load_topics
-from tests.integration.conftest import TEST_PARTITIONS
 from tests.support.infra import Endpoints, kafka_options
+from tests.support.stack import TEST_PARTITIONS
 
 
 async def test_declared_topics_exist_with_their_configs(infra: Endpoints, namespace: str) -> None:

@@ -23,7 +23,7 @@ from projections.resident.family import merge_certificates as merge
 from projections.resident.store import certificate_of
 from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
-from tests.integration.conftest import Databases
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

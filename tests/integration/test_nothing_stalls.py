@@ -30,10 +30,10 @@ from services.db.dsn import asyncpg_dsn
 from services.dead_letters import OMITTED, REASON, SOURCE_OFFSET, SOURCE_TOPIC, VALUE_SIZE
 from services.operations.dlq import get_dead_letter, list_dead_letters
 from services.projector.pipeline import BatchProjector, LogRecord
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.operations import renkou
 from tests.support.projector import running_projector, settings_for
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,6 @@ from services.operations.schemas import DEFAULT_SHADOW, projection_schemas
 from services.operations.swap import swap
 from services.operations.verify import verify
 from services.residents.views import load_views
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.operations import (
     RENKOU,
@@ -56,6 +55,7 @@ from tests.support.projector import (
     spawn_projector,
     wait_caught_up,
 )
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

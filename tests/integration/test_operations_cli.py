@@ -10,9 +10,9 @@ import pytest
 
 from services.operations.schemas import DEFAULT_SHADOW
 from services.settings import Settings
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.operations import Result, history, projected, renkou
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

@@ -29,10 +29,10 @@ from services.infra.process import InfraError
 from services.operations.verify import verify
 from services.query_api.app import create_app as query_api_app
 from services.settings import Settings
-from tests.integration.conftest import create_namespace
 from tests.support.infra import TEST_ANCHOR_KEY, Endpoints
 from tests.support.projector import assert_archived_once, running_projector, wait_caught_up
 from tests.support.query_api import event, grant, headers, project
+from tests.support.stack import create_namespace
 from tests.support.standby import Pair, pg_pair, standby_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.failover]

@@ -20,9 +20,9 @@ from projections.resident.batch import Accepted, BatchWrite, DeadLetterRow, Proj
 from projections.resident.memory import MemoryDatabase, MemoryProjectionStore, Tables
 from projections.resident.store import PostgresProjectionStore
 from services.db.dsn import asyncpg_dsn
-from tests.integration.conftest import Databases
 from tests.support.projection import ev
 from tests.support.projection_store import comparable, postgres_tables
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

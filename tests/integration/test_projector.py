@@ -26,7 +26,6 @@ from services.dead_letters import REASON, SOURCE_OFFSET, SOURCE_TOPIC
 from services.infra.ports import free_port
 from services.operations.verify import verify
 from services.simulator import simulate_bytes
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import (
     publish,
@@ -37,6 +36,7 @@ from tests.support.projector import (
     spawn_projector,
     wait_caught_up,
 )
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,10 @@ from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from services.query_api.single_read import NumberHasAliasesError, load_resident
 from services.settings import project_root
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.operations import projected
 from tests.support.query_api import CHINA, event, grant, headers, running_query_api
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

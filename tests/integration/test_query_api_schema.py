@@ -27,9 +27,9 @@ from schemathesis.core.result import Ok
 
 from events.examples import CITIZENS, example_events
 from services.grants import GRANTABLE_SECTIONS
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.query_api import grant, headers, project, running_query_api
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

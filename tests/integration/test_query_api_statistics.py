@@ -28,9 +28,9 @@ import pytest
 from events.citizen_id import make_citizen_id
 from services.db.dsn import asyncpg_dsn
 from services.query_api.statistics import population_statistics
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.query_api import event, grant, headers, project, running_query_api, settlement
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

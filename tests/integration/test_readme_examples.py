@@ -27,11 +27,11 @@ import pytest
 
 from services.settings import project_root
 from services.simulator import simulate_bytes
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.operations import cli_env
 from tests.support.projector import settings_for
 from tests.support.query_api import project, running_query_api
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

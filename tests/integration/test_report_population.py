@@ -32,11 +32,11 @@ from services.reports import population_report, render_html, to_csv, write_repor
 from services.reports.population import CELLS, PopulationReport
 from services.settings import Settings
 from services.simulator import city_by_key, simulate_bytes
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.browser import OFFLINE_FLAGS
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import grant, headers, settlement
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

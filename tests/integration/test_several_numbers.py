@@ -19,11 +19,11 @@ from events.examples import CITIZENS
 from services.access_log import AccessEntry, append_without_grant
 from services.db.dsn import asyncpg_dsn
 from services.identity import local_idp
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.operations import renkou
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up
 from tests.support.query_api import event, grant, headers, running_query_api
+from tests.support.stack import Databases, create_namespace
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,11 @@ from events.examples import CITIZENS, example_events
 from projections.resident.render import VIEW_SECTIONS
 from services.db.dsn import asyncpg_dsn
 from services.identity import local_idp
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.operations import projected, renkou
 from tests.support.projector import settings_for
 from tests.support.query_api import event, grant, headers, running_query_api
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ from events.citizen_id import make_citizen_id
 from services.db.dsn import asyncpg_dsn
 from services.query_api.statistics import population_statistics
 from services.reports import population_report, to_csv
-from tests.integration.conftest import Databases
 from tests.support.infra import Endpoints
 from tests.support.query_api import project, settlement
+from tests.support.stack import Databases
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from services.settings import Settings
 from services.simulator import simulate_bytes
-from tests.integration.conftest import Databases, create_namespace
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, snapshot, wait_caught_up
 from tests.support.query_api import grant, headers, running_query_api
+from tests.support.stack import Databases, create_namespace
 
 RENKOU = str(Path(sys.executable).with_name("renkou"))
 

@@ -16,7 +16,26 @@ from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from projections.resident import tables
 from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import (
     ArchiveRow,
@@ -27,29 +46,15 @@ from projections.resident.batch import (
     SectionRow,
 )
 from projections.resident.family import CertificateRecord, CertificateStatement, FamilyView, merge_certificates
+from projections.resident.tables import DEFAULT_SCHEMA, Statement, any_of, unnest
 
-DEFAULT_SCHEMA = "projection"
 PROJECTION = "resident_view"
 VIEW_OUTBOX_CHANNEL = "renkou_view_outbox"  # NOTIFY channel: views are waiting to be published
 
-
-ARCHIVE_COLUMNS: Final = (  # the archive table's columns, in ``batch.ArchiveRow``'s field order
-    "citizen_id",
-    "department",
-    "chain_seq",
-    "event_id",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "recorded_at",
-    "topic",
-    "kafka_partition",
-    "kafka_offset",
-    "body",
-    "prev_hash",
-    "hash",
-    "logged_at",
+ARCHIVE_COLUMNS: Final = tuple(
+    {"partition": "kafka_partition", "offset": "kafka_offset"}.get(f, f) for f in ArchiveRow._fields
 )
+"""The archive table's columns in ``batch.ArchiveRow``'s field order (what ``COPY`` appends)."""
 
 
 def safe_schema(schema: str) -> str:
@@ -58,6 +63,168 @@ def safe_schema(schema: str) -> str:
     if not schema.replace("_", "").isalnum():
         raise ValueError(f"invalid schema name {schema!r}")
     return schema
+
+
+# --- the statements of a batch, declared on ``tables`` and compiled once per schema ------------------------------
+def _checkpoint_statements() -> tuple[Statement, Statement, Statement, Statement]:
+    t = tables.checkpoints
+    projection = bindparam("projection", type_=Text)
+    read = select(t.c.topic, t.c.kafka_partition, t.c.next_offset).where(
+        t.c.projection == projection, any_of(t.c.topic)
+    )
+    u = unnest(t, "topic", "kafka_partition")
+    create = (
+        pg_insert(t)
+        .from_select(
+            ["projection", "topic", "kafka_partition", "next_offset"],
+            select(projection, u.c.topic, u.c.kafka_partition, literal_column("0")),
+        )
+        .on_conflict_do_nothing()
+    )
+    lock = (
+        select(t.c.topic, t.c.kafka_partition, t.c.next_offset)
+        .join(u, and_(t.c.topic == u.c.topic, t.c.kafka_partition == u.c.kafka_partition))
+        .where(t.c.projection == projection)
+        .order_by(t.c.topic, t.c.kafka_partition)
+        .with_for_update(of=t)
+    )
+    moved = unnest(t, "topic", "kafka_partition", "next_offset")
+    advance = (
+        update(t)
+        .values(next_offset=moved.c.next_offset, updated_at=func.now())
+        .where(t.c.projection == projection, t.c.topic == moved.c.topic, t.c.kafka_partition == moved.c.kafka_partition)
+    )
+    return Statement(read), Statement(create), Statement(lock), Statement(advance)
+
+
+_READ_CHECKPOINTS, _CREATE_CHECKPOINTS, _LOCK_CHECKPOINTS, _ADVANCE_CHECKPOINTS = _checkpoint_statements()
+
+_ARCHIVED_BODIES: Final = Statement(
+    select(tables.event_archive.c.event_id, tables.event_archive.c.body).where(any_of(tables.event_archive.c.event_id))
+)
+
+
+def _load_sections() -> Statement:
+    t = tables.sections
+    keys = unnest(t, "citizen_id", "department")
+    return Statement(
+        select(*_section_columns(t)).join(
+            keys, and_(t.c.citizen_id == keys.c.citizen_id, t.c.department == keys.c.department)
+        )
+    )
+
+
+def _section_columns(t: Table) -> tuple[ColumnElement[Any], ...]:
+    """A section row's columns as ``SectionRow`` takes them (its state as JSON text, parsed only where needed)."""
+    return (
+        t.c.citizen_id,
+        t.c.department,
+        cast(t.c.state, Text).label("state"),
+        t.c.event_count,
+        t.c.last_event_at,
+        t.c.chain_seq,
+        t.c.chain_head,
+    )
+
+
+def _section(r: asyncpg.Record) -> SectionRow:
+    return SectionRow(
+        r["citizen_id"],
+        r["department"],
+        r["state"],
+        r["event_count"],
+        r["last_event_at"],
+        r["chain_seq"],
+        bytes(r["chain_head"]),
+    )
+
+
+def _upsert(table: Table, *names: str, where: ColumnElement[bool] | None = None) -> Statement:
+    """Rows of ``table`` from one array per column (``names``), each replacing the row of its primary key (only
+    ``where`` that holds, if given)."""
+    rows = unnest(table, *names)
+    key = [c.name for c in table.primary_key]
+    statement = pg_insert(table).from_select(list(names), select(rows))
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=key,
+            set_={n: statement.excluded[n] for n in names if n not in key},
+            where=where,
+        )
+    )
+
+
+_LOAD_SECTIONS: Final = _load_sections()
+_WRITE_SECTIONS: Final = _upsert(tables.sections, *(c.name for c in tables.sections.c))
+_WRITE_PARENT_LINKS: Final = _upsert(tables.parent_links, *(c.name for c in tables.parent_links.c))
+_WRITE_NUMBER_LINKS: Final = _upsert(
+    tables.number_links,
+    *(c.name for c in tables.number_links.c),
+    # The later link of a number stands (by date, then event ID), whichever arrived first.
+    where=tuple_(pg_insert(tables.number_links).excluded.linked_on, pg_insert(tables.number_links).excluded.event_id)
+    > tuple_(tables.number_links.c.linked_on, tables.number_links.c.event_id),
+)
+_HOUSEHOLD_COLUMNS: Final = tuple(c.name for c in tables.household_members.c)
+_WRITE_HOUSEHOLDS: Final = _upsert(tables.household_members, *_HOUSEHOLD_COLUMNS)
+_LEAVE_HOUSEHOLDS: Final = Statement(
+    delete(tables.household_members).where(any_of(tables.household_members.c.citizen_id))
+)
+_DEAD_LETTER_COLUMNS: Final = (
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "reason",
+    "record_key",
+    "record_value",
+    "event_id",
+    "value_size",
+)
+_WRITE_DEAD_LETTERS: Final = Statement(
+    pg_insert(tables.dead_letters)
+    .from_select(list(_DEAD_LETTER_COLUMNS), select(unnest(tables.dead_letters, *_DEAD_LETTER_COLUMNS)))
+    .on_conflict_do_nothing()
+)
+
+
+def _queue_views_statement() -> Statement:
+    t = tables.view_outbox
+    statement = pg_insert(t).from_select(
+        ["citizen_id", "enqueued_at"],
+        select(func.unnest(bindparam("citizen_id", type_=ARRAY(Text))), func.clock_timestamp()),
+    )
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=["citizen_id"], set_={"enqueued_at": statement.excluded.enqueued_at}
+        )
+    )
+
+
+_QUEUE_VIEWS: Final = _queue_views_statement()
+
+_CERTIFICATE_COLUMNS: Final = tuple(c.name for c in tables.birth_certificates.c)
+
+
+def _certificate_statements() -> tuple[Statement, Statement]:
+    t = tables.birth_certificates
+    keys = unnest(t, "certificate_no", "mother_citizen_id")
+    insert = pg_insert(t).from_select(
+        ["certificate_no", "mother_citizen_id"],
+        select(keys).order_by(keys.c.certificate_no, keys.c.mother_citizen_id),
+    )
+    # Every row of the keys, locked: a new one inserted, a stored one "updated" to itself.
+    claim = insert.on_conflict_do_update(
+        index_elements=["certificate_no", "mother_citizen_id"], set_={"certificate_no": t.c.certificate_no}
+    ).returning(*t.c)
+    rows = unnest(t, *_CERTIFICATE_COLUMNS)
+    write = (
+        update(t)
+        .values({c: rows.c[c] for c in _CERTIFICATE_COLUMNS[2:]})
+        .where(t.c.certificate_no == rows.c.certificate_no, t.c.mother_citizen_id == rows.c.mother_citizen_id)
+    )
+    return Statement(claim), Statement(write)
+
+
+_CLAIM_CERTIFICATES, _WRITE_CERTIFICATES = _certificate_statements()
 
 
 class PostgresProjectionStore:
@@ -70,12 +237,7 @@ class PostgresProjectionStore:
 
     # --- checkpoints -------------------------------------------------------------------------------------------
     async def read_checkpoints(self, conn: asyncpg.Connection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
-        rows = await conn.fetch(
-            f"SELECT topic, kafka_partition, next_offset FROM {self.schema}.checkpoints "
-            "WHERE projection = $1 AND topic = ANY($2::text[])",
-            self.projection,
-            list(topics),
-        )
+        rows = await conn.fetch(*_READ_CHECKPOINTS.bind(self.schema, projection=self.projection, topic=list(topics)))
         return {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
 
     async def lock_checkpoints(
@@ -86,23 +248,10 @@ class PostgresProjectionStore:
         The row lock is the fence: a projector that lost a partition in a rebalance but still holds a batch
         waits here, then sees the new owner's offset and applies nothing below it.
         """
-        topics = [t for t, _ in partitions]
-        parts = [p for _, p in partitions]
-        await conn.execute(
-            f"INSERT INTO {self.schema}.checkpoints (projection, topic, kafka_partition, next_offset) "
-            "SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS k(t, p) ON CONFLICT DO NOTHING",
-            self.projection,
-            topics,
-            parts,
-        )
-        rows = await conn.fetch(
-            f"SELECT c.topic, c.kafka_partition, c.next_offset FROM {self.schema}.checkpoints c "
-            "JOIN unnest($2::text[], $3::int[]) AS k(t, p) ON c.topic = k.t AND c.kafka_partition = k.p "
-            "WHERE c.projection = $1 ORDER BY c.topic, c.kafka_partition FOR UPDATE OF c",
-            self.projection,
-            topics,
-            parts,
-        )
+        keys: dict[str, Any] = {"projection": self.projection, "topic": [t for t, _ in partitions]}
+        keys["kafka_partition"] = [p for _, p in partitions]
+        await conn.execute(*_CREATE_CHECKPOINTS.bind(self.schema, **keys))
+        rows = await conn.fetch(*_LOCK_CHECKPOINTS.bind(self.schema, **keys))
         return {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
 
     # --- reads for a batch -------------------------------------------------------------------------------------
@@ -110,10 +259,7 @@ class PostgresProjectionStore:
         """The canonical bodies of those ``event_ids`` already archived (for duplicate detection)."""
         if not event_ids:
             return {}
-        rows = await conn.fetch(
-            f"SELECT event_id, body FROM {self.schema}.event_archive WHERE event_id = ANY($1::uuid[])",
-            list(event_ids),
-        )
+        rows = await conn.fetch(*_ARCHIVED_BODIES.bind(self.schema, event_id=list(event_ids)))
         return {r["event_id"]: bytes(r["body"]) for r in rows}
 
     async def load_sections(
@@ -123,24 +269,9 @@ class PostgresProjectionStore:
         if not keys:
             return {}
         rows = await conn.fetch(
-            f"SELECT s.citizen_id, s.department, s.state::text AS state, s.event_count, s.last_event_at, "
-            f"s.chain_seq, s.chain_head FROM {self.schema}.sections s "
-            "JOIN unnest($1::text[], $2::text[]) AS k(c, d) ON s.citizen_id = k.c AND s.department = k.d",
-            [c for c, _ in keys],
-            [d for _, d in keys],
+            *_LOAD_SECTIONS.bind(self.schema, citizen_id=[c for c, _ in keys], department=[d for _, d in keys])
         )
-        return {
-            (r["citizen_id"], r["department"]): SectionRow(
-                r["citizen_id"],
-                r["department"],
-                r["state"],
-                r["event_count"],
-                r["last_event_at"],
-                r["chain_seq"],
-                bytes(r["chain_head"]),
-            )
-            for r in rows
-        }
+        return {(r["citizen_id"], r["department"]): _section(r) for r in rows}
 
     # --- the batch write ---------------------------------------------------------------------------------------
     async def write(self, conn: asyncpg.Connection, batch: BatchWrite) -> None:
@@ -167,57 +298,50 @@ class PostgresProjectionStore:
     async def _write_archive(self, conn: asyncpg.Connection, rows: Sequence[ArchiveRow]) -> None:
         """Appended by ``COPY``: an ArchiveRow is a tuple in column order, so the rows go as they are."""
         await conn.copy_records_to_table(
-            "event_archive", schema_name=self.schema, columns=ARCHIVE_COLUMNS, records=rows
+            tables.event_archive.name, schema_name=self.schema, columns=ARCHIVE_COLUMNS, records=rows
         )
 
     async def _write_sections(self, conn: asyncpg.Connection, rows: Sequence[SectionRow]) -> None:
         """Each section touched, replaced whole (state, counters, chain head)."""
         await conn.execute(
-            f"INSERT INTO {self.schema}.sections AS t (citizen_id, department, state, event_count, last_event_at, "
-            "chain_seq, chain_head) "
-            "SELECT c, d, st::jsonb, n, l, q, h FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], "
-            "$5::timestamptz[], $6::int[], $7::bytea[]) AS u(c, d, st, n, l, q, h) "
-            "ON CONFLICT (citizen_id, department) DO UPDATE SET state = EXCLUDED.state, "
-            "event_count = EXCLUDED.event_count, last_event_at = EXCLUDED.last_event_at, "
-            "chain_seq = EXCLUDED.chain_seq, chain_head = EXCLUDED.chain_head",
-            [r.citizen_id for r in rows],
-            [r.department for r in rows],
-            [r.state for r in rows],
-            [r.event_count for r in rows],
-            [r.last_event_at for r in rows],
-            [r.chain_seq for r in rows],
-            [r.chain_head for r in rows],
+            *_WRITE_SECTIONS.bind(
+                self.schema,
+                citizen_id=[r.citizen_id for r in rows],
+                department=[r.department for r in rows],
+                state=[r.state for r in rows],
+                event_count=[r.event_count for r in rows],
+                last_event_at=[r.last_event_at for r in rows],
+                chain_seq=[r.chain_seq for r in rows],
+                chain_head=[r.chain_head for r in rows],
+            )
         )
 
     async def _write_parent_links(self, conn: asyncpg.Connection, rows: Sequence[ParentLinkRow]) -> None:
         """A child's parent as one department states it, replaced by its latest statement."""
         await conn.execute(
-            f"INSERT INTO {self.schema}.parent_links AS t (child_citizen_id, role, department, parent_citizen_id, "
-            "event_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[]) "
-            "ON CONFLICT (child_citizen_id, role, department) DO UPDATE SET "
-            "parent_citizen_id = EXCLUDED.parent_citizen_id, event_id = EXCLUDED.event_id",
-            [x.child_citizen_id for x in rows],
-            [x.role for x in rows],
-            [x.department for x in rows],
-            [x.parent_citizen_id for x in rows],
-            [x.event_id for x in rows],
+            *_WRITE_PARENT_LINKS.bind(
+                self.schema,
+                child_citizen_id=[x.child_citizen_id for x in rows],
+                role=[x.role for x in rows],
+                department=[x.department for x in rows],
+                parent_citizen_id=[x.parent_citizen_id for x in rows],
+                event_id=[x.event_id for x in rows],
+            )
         )
 
     async def _write_number_links(self, conn: asyncpg.Connection, rows: Sequence[NumberLink]) -> None:
         """The later link of a number stands (by date, then event ID), whichever arrived first: the rule of
         ``aliases.standing``, which the memory store applies and the contract suite holds this statement to."""
         await conn.execute(
-            f"INSERT INTO {self.schema}.number_links AS t (old_citizen_id, new_citizen_id, linked_on, event_id, kind, "
-            "reason) SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::uuid[], $5::text[], $6::text[]) "
-            "ON CONFLICT (old_citizen_id) DO UPDATE SET new_citizen_id = EXCLUDED.new_citizen_id, "
-            "linked_on = EXCLUDED.linked_on, event_id = EXCLUDED.event_id, kind = EXCLUDED.kind, "
-            "reason = EXCLUDED.reason WHERE (EXCLUDED.linked_on, EXCLUDED.event_id) > (t.linked_on, t.event_id)",
-            [x.old for x in rows],
-            [x.new for x in rows],
-            [x.linked_on for x in rows],
-            [x.event_id for x in rows],
-            [x.kind for x in rows],
-            [x.reason for x in rows],
+            *_WRITE_NUMBER_LINKS.bind(
+                self.schema,
+                old_citizen_id=[x.old for x in rows],
+                new_citizen_id=[x.new for x in rows],
+                linked_on=[x.linked_on for x in rows],
+                event_id=[x.event_id for x in rows],
+                kind=[x.kind for x in rows],
+                reason=[x.reason for x in rows],
+            )
         )
 
     async def _write_households(self, conn: asyncpg.Connection, rows: Mapping[str, Household | None]) -> None:
@@ -225,58 +349,46 @@ class PostgresProjectionStore:
         present = [h for h in rows.values() if h is not None]
         gone = [c for c, h in rows.items() if h is None]
         if gone:
-            await conn.execute(f"DELETE FROM {self.schema}.household_members WHERE citizen_id = ANY($1::text[])", gone)
+            await conn.execute(*_LEAVE_HOUSEHOLDS.bind(self.schema, citizen_id=gone))
         if present:
             await conn.execute(
-                f"INSERT INTO {self.schema}.household_members AS t (citizen_id, household_id, household_type, "
-                "relationship, region_code) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-                "$4::text[], $5::text[]) ON CONFLICT (citizen_id) DO UPDATE SET "
-                "household_id = EXCLUDED.household_id, household_type = EXCLUDED.household_type, "
-                "relationship = EXCLUDED.relationship, region_code = EXCLUDED.region_code",
-                [h.citizen_id for h in present],
-                [h.household_id for h in present],
-                [h.household_type for h in present],
-                [h.relationship for h in present],
-                [h.region_code for h in present],
+                *_WRITE_HOUSEHOLDS.bind(
+                    self.schema, **{c: [getattr(h, c) for h in present] for c in _HOUSEHOLD_COLUMNS}
+                )
             )
 
     async def _write_dead_letters(self, conn: asyncpg.Connection, rows: Sequence[DeadLetterRow]) -> None:
         """The first dead letter at a record's coordinates is kept (a redelivery adds nothing)."""
         await conn.execute(
-            f"INSERT INTO {self.schema}.dead_letters (topic, kafka_partition, kafka_offset, reason, record_key, "
-            "record_value, event_id, value_size) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], "
-            "$4::text[], $5::bytea[], $6::bytea[], $7::text[], $8::bigint[]) ON CONFLICT DO NOTHING",
-            [d.topic for d in rows],
-            [d.partition for d in rows],
-            [d.offset for d in rows],
-            [d.reason for d in rows],
-            [d.key for d in rows],
-            [d.value for d in rows],
-            [d.event_id for d in rows],
-            [d.value_size for d in rows],
+            *_WRITE_DEAD_LETTERS.bind(
+                self.schema,
+                topic=[d.topic for d in rows],
+                kafka_partition=[d.partition for d in rows],
+                kafka_offset=[d.offset for d in rows],
+                reason=[d.reason for d in rows],
+                record_key=[d.key for d in rows],
+                record_value=[d.value for d in rows],
+                event_id=[d.event_id for d in rows],
+                value_size=[d.value_size for d in rows],
+            )
         )
 
     async def _queue_views(self, conn: asyncpg.Connection, rows: Collection[str]) -> None:
         """Changed citizens queued for the view relay, woken at commit (never for a rolled-back batch)."""
-        await conn.execute(
-            f"INSERT INTO {self.schema}.view_outbox (citizen_id, enqueued_at) "
-            "SELECT unnest($1::text[]), clock_timestamp() "
-            "ON CONFLICT (citizen_id) DO UPDATE SET enqueued_at = EXCLUDED.enqueued_at",
-            sorted(rows),
-        )
+        await conn.execute(*_QUEUE_VIEWS.bind(self.schema, citizen_id=sorted(rows)))
         await conn.execute("SELECT pg_notify($1, '')", VIEW_OUTBOX_CHANNEL)
 
     async def _write_checkpoints(self, conn: asyncpg.Connection, rows: Mapping[tuple[str, int], int]) -> None:
         """The next offset of each partition (rows created, and locked, by ``lock_checkpoints``)."""
         items = sorted(rows.items())
         await conn.execute(
-            f"UPDATE {self.schema}.checkpoints c SET next_offset = k.o, updated_at = now() "
-            "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS k(t, p, o) "
-            "WHERE c.projection = $1 AND c.topic = k.t AND c.kafka_partition = k.p",
-            self.projection,
-            [t for (t, _), _ in items],
-            [p for (_, p), _ in items],
-            [o for _, o in items],
+            *_ADVANCE_CHECKPOINTS.bind(
+                self.schema,
+                projection=self.projection,
+                topic=[t for (t, _), _ in items],
+                kafka_partition=[p for (_, p), _ in items],
+                next_offset=[o for _, o in items],
+            )
         )
 
     async def _write_certificates(self, conn: asyncpg.Connection, records: Sequence[CertificateRecord]) -> None:
@@ -286,12 +398,9 @@ class PostgresProjectionStore:
         # order (the INSERT's ORDER BY), so two workers never wait for each other in a cycle.
         keys = sorted(r.key for r in records)
         stored = await conn.fetch(
-            f"INSERT INTO {self.schema}.birth_certificates AS t (certificate_no, mother_citizen_id) "
-            "SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2 "
-            "ON CONFLICT (certificate_no, mother_citizen_id) DO UPDATE SET certificate_no = t.certificate_no "
-            f"RETURNING {', '.join(f't.{c}' for c in _CERTIFICATE_COLUMNS)}",
-            [n for n, _ in keys],
-            [m for _, m in keys],
+            *_CLAIM_CERTIFICATES.bind(
+                self.schema, certificate_no=[n for n, _ in keys], mother_citizen_id=[m for _, m in keys]
+            )
         )
         merged = {r.key: r for r in records}
         for row in stored:
@@ -299,66 +408,29 @@ class PostgresProjectionStore:
             if previous is not None:
                 merged[previous.key] = merge_certificates(previous, merged[previous.key])
         rows = [_certificate_row(merged[key]) for key in keys]
-        columns = _CERTIFICATE_COLUMNS[2:]
-        types = [_CERTIFICATE_TYPES[c] for c in _CERTIFICATE_COLUMNS]
         await conn.execute(
-            f"UPDATE {self.schema}.birth_certificates AS t SET "
-            + ", ".join(f"{c} = u.{c}" for c in columns)
-            + " FROM unnest("
-            + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
-            + f") AS u({', '.join(_CERTIFICATE_COLUMNS)}) "
-            "WHERE t.certificate_no = u.certificate_no AND t.mother_citizen_id = u.mother_citizen_id",
-            *[[row[i] for row in rows] for i in range(len(_CERTIFICATE_COLUMNS))],
+            *_WRITE_CERTIFICATES.bind(self.schema, **{c: [row[c] for row in rows] for c in _CERTIFICATE_COLUMNS})
         )
 
 
-# The table's columns: the key, what the two departments say together (what readers use), then each department's
-# latest statement (what the next merge needs).
-_CERTIFICATE_TYPES: Final = {
-    "certificate_no": "text",
-    "mother_citizen_id": "text",
-    "father_citizen_id": "text",
-    "child_name": "text",
-    "child_sex": "text",
-    "birth_date": "date",
-    "child_citizen_id": "text",
-    "registered_event_id": "uuid",
-    "certified_event_id": "uuid",
-    "registered_at": "timestamptz",
-    "registered_father_citizen_id": "text",
-    "registered_child_name": "text",
-    "registered_child_sex": "text",
-    "registered_birth_date": "date",
-    "certified_at": "timestamptz",
-    "certified_father_citizen_id": "text",
-    "certified_child_name": "text",
-    "certified_child_sex": "text",
-    "certified_birth_date": "date",
-}
-_CERTIFICATE_COLUMNS: Final = tuple(_CERTIFICATE_TYPES)
-
-
-def _certificate_row(record: CertificateRecord) -> tuple[Any, ...]:
-    """``record`` as a row in ``_CERTIFICATE_COLUMNS`` order."""
-    sides = tuple(
-        value
-        for s in (record.registration, record.certification)
-        for value in (
-            (s.recorded_at, s.father_citizen_id, s.child_name, s.child_sex, s.birth_date) if s else (None,) * 5
-        )
-    )
-    return (
-        record.certificate_no,
-        record.mother_citizen_id,
-        record.father_citizen_id,
-        record.child_name,
-        record.child_sex,
-        record.birth_date,
-        record.child_citizen_id,
-        record.registered_event_id,
-        record.certified_event_id,
-        *sides,
-    )
+def _certificate_row(record: CertificateRecord) -> dict[str, Any]:
+    """``record`` as a row of ``birth_certificates``, by column."""
+    row = {
+        "certificate_no": record.certificate_no,
+        "mother_citizen_id": record.mother_citizen_id,
+        "father_citizen_id": record.father_citizen_id,
+        "child_name": record.child_name,
+        "child_sex": record.child_sex,
+        "birth_date": record.birth_date,
+        "child_citizen_id": record.child_citizen_id,
+        "registered_event_id": record.registered_event_id,
+        "certified_event_id": record.certified_event_id,
+    }
+    for side, statement in (("registered", record.registration), ("certified", record.certification)):
+        row[f"{side}_at"] = statement.recorded_at if statement else None
+        for field in ("father_citizen_id", "child_name", "child_sex", "birth_date"):
+            row[f"{side}_{field}"] = getattr(statement, field) if statement else None
+    return row
 
 
 def certificate_of(row: asyncpg.Record) -> CertificateRecord | None:
@@ -409,6 +481,22 @@ class StoredResident:
         )
 
 
+_LINK_COLUMNS: Final = (
+    *(c for c in tables.number_links.c if c.name != "event_id"),
+    cast(tables.number_links.c.event_id, Text).label("event_id"),
+)
+_MAX_LINK_ROUNDS: Final = 8  # a person with more numbers than this is not a data error renkou can resolve
+_LINKS_OF: Final = Statement(
+    select(*_LINK_COLUMNS).where(
+        or_(
+            any_of(tables.number_links.c.old_citizen_id, "numbers"),
+            any_of(tables.number_links.c.new_citizen_id, "numbers"),
+        )
+    )
+)
+_ALL_LINKS: Final = Statement(select(*_LINK_COLUMNS))
+
+
 async def load_links(conn: asyncpg.Connection, numbers: Sequence[str], schema: str = DEFAULT_SCHEMA) -> People:
     """Every link reachable from ``numbers`` (a person's whole chain), resolved; one query when there is none."""
     links: dict[str, NumberLink] = {}
@@ -419,11 +507,7 @@ async def load_links(conn: asyncpg.Connection, numbers: Sequence[str], schema: s
         if not ask:
             break
         asked.update(ask)
-        for r in await conn.fetch(
-            f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links "
-            "WHERE old_citizen_id = ANY($1::text[]) OR new_citizen_id = ANY($1::text[])",
-            ask,
-        ):
+        for r in await conn.fetch(*_LINKS_OF.bind(schema, numbers=ask)):
             link = _link(r)
             links[link.old] = link
             frontier.update((link.old, link.new))
@@ -437,7 +521,7 @@ async def person_numbers(conn: asyncpg.Connection, number: str, schema: str = DE
 
 async def load_all_links(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> People:
     """Every link of the projection, resolved (statistics count every person with several numbers once)."""
-    return People(_link(r) for r in await conn.fetch(f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links"))
+    return People(_link(r) for r in await conn.fetch(_ALL_LINKS.sql(schema)))
 
 
 PARENT_RANK: Final = "(department <> 'public_security')::int"
@@ -450,24 +534,45 @@ LOGGED_AT: Final = "coalesce(logged_at, recorded_at)"
 (archived before it, or from a topic the broker did not stamp) the department's recorded time, which a replay
 keeps (the archive time would not survive one)."""
 
+_LINKS_KNOWN_AT: Final = Statement(
+    select(*_LINK_COLUMNS).where(
+        tables.number_links.c.event_id.in_(
+            select(tables.event_archive.c.event_id).where(
+                literal_column(LOGGED_AT) <= bindparam("known_at", type_=tables.event_archive.c.logged_at.type)
+            )
+        )
+    )
+)
+
 
 async def load_links_known_at(conn: asyncpg.Connection, known_at: datetime, schema: str = DEFAULT_SCHEMA) -> People:
     """The links whose event the log held by ``known_at`` (``event_archive.logged_at``, else its archive time),
     resolved: who was whom as the system knew it then."""
-    rows = await conn.fetch(
-        f"SELECT {_LINK_COLUMNS} FROM {schema}.number_links WHERE event_id IN "
-        f"(SELECT event_id FROM {schema}.event_archive WHERE {LOGGED_AT} <= $1)",
-        known_at,
-    )
-    return People(_link(r) for r in rows)
+    return People(_link(r) for r in await conn.fetch(*_LINKS_KNOWN_AT.bind(schema, known_at=known_at)))
 
 
 def _link(r: asyncpg.Record) -> NumberLink:
     return NumberLink(r["old_citizen_id"], r["new_citizen_id"], r["linked_on"], r["event_id"], r["kind"], r["reason"])
 
 
-_LINK_COLUMNS: Final = "old_citizen_id, new_citizen_id, linked_on, event_id::text AS event_id, kind, reason"
-_MAX_LINK_ROUNDS: Final = 8  # a person with more numbers than this is not a data error renkou can resolve
+def _archive_statements() -> tuple[Statement, Statement]:
+    t = tables.event_archive
+    departments = bindparam("departments", type_=ARRAY(Text))
+    bodies = (
+        select(t.c.citizen_id, t.c.body)
+        .where(any_of(t.c.citizen_id), or_(departments.is_(None), t.c.department == any_(departments)))
+        .order_by(t.c.citizen_id, t.c.department, t.c.chain_seq)
+    )
+    current = bindparam("current", type_=Text)
+    rows = (
+        select(*(c for c in t.c if c.name != "logged_at"))
+        .where(any_of(t.c.citizen_id, "numbers"), t.c.department == any_(departments))
+        .order_by(t.c.department, t.c.citizen_id != current, t.c.citizen_id, t.c.chain_seq)
+    )
+    return Statement(bodies), Statement(rows)
+
+
+_ARCHIVED_BODIES_OF, _ARCHIVE_ROWS = _archive_statements()
 
 
 async def load_archived_bodies(
@@ -479,10 +584,11 @@ async def load_archived_bodies(
     """The archived event bodies of each of ``citizen_ids`` (of ``departments`` only, if given), per department in
     chain (log) order; citizens without any are absent."""
     rows = await conn.fetch(
-        f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
-        "AND ($2::text[] IS NULL OR department = ANY($2::text[])) ORDER BY citizen_id, department, chain_seq",
-        sorted(set(citizen_ids)),
-        None if departments is None else list(departments),
+        *_ARCHIVED_BODIES_OF.bind(
+            schema,
+            citizen_id=sorted(set(citizen_ids)),
+            departments=None if departments is None else list(departments),
+        )
     )
     bodies: dict[str, list[bytes]] = {}
     for row in rows:
@@ -497,32 +603,60 @@ async def load_archive_rows(
     coordinates and chain links: per department, the current number's chain first, each chain in order."""
     return list(
         await conn.fetch(
-            "SELECT citizen_id, department, chain_seq, event_id, event_type, schema_version, occurred_at, "
-            "recorded_at, topic, kafka_partition, kafka_offset, archived_at, body, prev_hash, hash "
-            f"FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) AND department = ANY($2::text[]) "
-            "ORDER BY department, citizen_id <> $3, citizen_id, chain_seq",
-            list(numbers),
-            list(departments),
-            numbers[0],
+            *_ARCHIVE_ROWS.bind(schema, numbers=list(numbers), departments=list(departments), current=numbers[0])
         )
     )
+
+
+_HOUSEHOLD: Final = Statement(
+    select(*(c for c in tables.household_members.c if c.name != "household_id")).where(
+        tables.household_members.c.household_id == bindparam("household_id", type_=Text)
+    )
+)
 
 
 async def load_household(
     conn: asyncpg.Connection, household_id: str, schema: str = DEFAULT_SCHEMA
 ) -> list[asyncpg.Record]:
     """The members registered in ``household_id`` now: citizen, household type, relationship, region."""
-    return list(
-        await conn.fetch(
-            f"SELECT citizen_id, household_type, relationship, region_code FROM {schema}.household_members "
-            "WHERE household_id = $1",
-            household_id,
-        )
-    )
+    return list(await conn.fetch(*_HOUSEHOLD.bind(schema, household_id=household_id)))
 
 
 def child_order(child: dict[str, Any]) -> tuple[str, str, str]:
     return (child.get("birth_date") or "", child.get("citizen_id") or "", child.get("certificate_no") or "")
+
+
+def _resident_statements() -> tuple[Statement, Statement, Statement, Statement, Statement]:
+    s, p, b = tables.sections, tables.parent_links, tables.birth_certificates
+    found = bindparam("found", type_=ARRAY(Text))
+    sections = select(*_section_columns(s)).where(any_of(s.c.citizen_id, "found"))
+    parents = (
+        select(p.c.child_citizen_id, p.c.role, p.c.parent_citizen_id)
+        .where(p.c.child_citizen_id == any_(found))
+        .order_by(literal_column(PARENT_RANK))
+    )
+    children = select(p.c.child_citizen_id, p.c.parent_citizen_id).where(p.c.parent_citizen_id == any_(found))
+    certificates = select(b).where(
+        or_(
+            b.c.mother_citizen_id == any_(found),
+            b.c.father_citizen_id == any_(found),
+            b.c.child_citizen_id == any_(found),
+        )
+    )
+    x = tables.household_members.alias("x")
+    m = tables.household_members.alias("m")
+    households = (
+        select(m.c.household_id, m.c.citizen_id, m.c.relationship, x.c.citizen_id.label("asked"))
+        .join_from(x, m, m.c.household_id == x.c.household_id)
+        .where(x.c.citizen_id == any_(found))
+        .order_by(m.c.household_id, m.c.citizen_id)
+    )
+    return Statement(sections), Statement(parents), Statement(children), Statement(certificates), Statement(households)
+
+
+_RESIDENT_SECTIONS, _RESIDENT_PARENTS, _RESIDENT_CHILDREN, _RESIDENT_CERTIFICATES, _RESIDENT_HOUSEHOLDS = (
+    _resident_statements()
+)
 
 
 async def load_residents(
@@ -532,44 +666,18 @@ async def load_residents(
 
     Citizens with no stored section at all are absent from the result.
     """
-    ids = sorted(set(citizen_ids))
-    rows = await conn.fetch(
-        f"SELECT citizen_id, department, state::text AS state, event_count, last_event_at, chain_seq, chain_head "
-        f"FROM {schema}.sections WHERE citizen_id = ANY($1::text[])",
-        ids,
-    )
     sections: dict[str, dict[str, SectionRow]] = {}
-    for r in rows:
-        sections.setdefault(r["citizen_id"], {})[r["department"]] = SectionRow(
-            r["citizen_id"],
-            r["department"],
-            r["state"],
-            r["event_count"],
-            r["last_event_at"],
-            r["chain_seq"],
-            bytes(r["chain_head"]),
-        )
+    for r in await conn.fetch(*_RESIDENT_SECTIONS.bind(schema, found=sorted(set(citizen_ids)))):
+        sections.setdefault(r["citizen_id"], {})[r["department"]] = _section(r)
     found = sorted(sections)
     # Parents: public security's registration is authoritative; health's certificate fills in where it is silent.
     parents: dict[str, dict[str, str]] = {}
-    for r in await conn.fetch(
-        f"SELECT child_citizen_id, role, parent_citizen_id FROM {schema}.parent_links "
-        f"WHERE child_citizen_id = ANY($1::text[]) ORDER BY {PARENT_RANK}",
-        found,
-    ):
+    for r in await conn.fetch(*_RESIDENT_PARENTS.bind(schema, found=found)):
         parents.setdefault(r["child_citizen_id"], {}).setdefault(r["role"], r["parent_citizen_id"])
     children: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in await conn.fetch(
-        f"SELECT child_citizen_id, parent_citizen_id FROM {schema}.parent_links "
-        "WHERE parent_citizen_id = ANY($1::text[])",
-        found,
-    ):
+    for r in await conn.fetch(*_RESIDENT_CHILDREN.bind(schema, found=found)):
         children.setdefault(r["parent_citizen_id"], {})[r["child_citizen_id"]] = {"citizen_id": r["child_citizen_id"]}
-    for r in await conn.fetch(
-        f"SELECT * FROM {schema}.birth_certificates WHERE mother_citizen_id = ANY($1::text[]) "
-        "OR father_citizen_id = ANY($1::text[]) OR child_citizen_id = ANY($1::text[])",
-        found,
-    ):
+    for r in await conn.fetch(*_RESIDENT_CERTIFICATES.bind(schema, found=found)):
         child = r["child_citizen_id"]
         if child in sections:
             mine = parents.setdefault(child, {})
@@ -595,12 +703,7 @@ async def load_residents(
                 )
     households: dict[str, str] = {}
     members: dict[str, list[dict[str, str]]] = {}
-    for r in await conn.fetch(
-        f"SELECT m.household_id, m.citizen_id, m.relationship, x.citizen_id AS asked FROM {schema}.household_members x "
-        f"JOIN {schema}.household_members m ON m.household_id = x.household_id WHERE x.citizen_id = ANY($1::text[]) "
-        "ORDER BY m.household_id, m.citizen_id",
-        found,
-    ):
+    for r in await conn.fetch(*_RESIDENT_HOUSEHOLDS.bind(schema, found=found)):
         households[r["asked"]] = r["household_id"]
         members.setdefault(r["asked"], []).append({"citizen_id": r["citizen_id"], "relationship": r["relationship"]})
     return {

@@ -595,20 +595,27 @@ class RelativeFact:
         }
 
 
+_HOUSEHOLD_RELATIONS: Final[dict[tuple[Relationship | None, Relationship | None], Relation]] = {
+    ("head", "spouse"): "spouse",
+    ("spouse", "head"): "spouse",
+    ("head", "child"): "child",
+    ("spouse", "child"): "child",
+    ("child", "head"): "parent",
+    ("child", "spouse"): "parent",
+    ("head", "parent"): "parent",
+    ("parent", "head"): "child",
+}
+
+FAMILY_RELATIONSHIPS: Final[tuple[Relationship, ...]] = tuple(
+    sorted({r for pair in _HOUSEHOLD_RELATIONS for r in pair if r is not None})
+)
+"""The relationships to a household's head from which ``household_relation`` can tell a relation."""
+
+
 def household_relation(mine: Relationship | None, theirs: Relationship | None) -> Relation | None:
     """What a fellow member of one's household is to oneself, from both relations to its head: the spouse, a
     child or a parent of the head, seen from the head or the head's spouse (``None`` for the rest)."""
-    table: dict[tuple[Relationship | None, Relationship | None], Relation] = {
-        ("head", "spouse"): "spouse",
-        ("spouse", "head"): "spouse",
-        ("head", "child"): "child",
-        ("spouse", "child"): "child",
-        ("child", "head"): "parent",
-        ("child", "spouse"): "parent",
-        ("head", "parent"): "parent",
-        ("parent", "head"): "child",
-    }
-    return table.get((mine, theirs))
+    return _HOUSEHOLD_RELATIONS.get((mine, theirs))
 
 
 @dataclass(frozen=True, slots=True)

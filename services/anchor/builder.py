@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections.resident.store import PROJECTION
+from projections.resident.reads import PROJECTION
 from services.anchor.record import (
     HELD_LISTED,
     LEAVES_PER_BUCKET,

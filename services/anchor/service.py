@@ -22,7 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA
 from services import kafka_auth
 from services.anchor import builder
 from services.anchor.keys import anchor_key_path, ensure_anchor_key, load_private_key

@@ -9,7 +9,7 @@ import typer
 
 from projections.resident.dates import business_date
 from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA
 from services.cli.common import (
     citizen_id_arg,
     database,

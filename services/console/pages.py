@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from events.bounds import CHINA_TZ
 from events.citizen_id import CitizenIdError, reader_citizen_id
-from projections.resident.store import person_numbers
+from projections.resident.reads import person_numbers
 from services.console.accounts import NAME_PATTERN, authenticate, may_change
 from services.console.actions import recent_actions, record_action
 from services.console.citizen_ids import citizens_in

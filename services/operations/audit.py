@@ -260,7 +260,7 @@ async def read_timeline(
 ) -> tuple[tuple[str, ...], list[TimelineEntry]]:
     """A person's numbers and archived events (``timeline``), the read recorded in their access log first
     (consumer ``operator:<operator>``, CONTRACT §11): nothing is returned if the entry cannot be written."""
-    from projections.resident.store import person_numbers
+    from projections.resident.reads import person_numbers
     from services.operations.operator_reads import record_operator_read
 
     numbers = await person_numbers(conn, citizen_id, schema)

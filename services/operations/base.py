@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events import department_topics
-from projections.resident.store import PROJECTION
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.kafka_auth import OPERATOR, client_options
@@ -165,20 +164,6 @@ async def log_starts(consumer: AIOKafkaConsumer, partitions: Iterable[TopicParti
     """The first offset still held by each partition (0 unless retention deleted records)."""
     starts = await consumer.beginning_offsets(list(partitions))
     return {(tp.topic, tp.partition): int(off) for tp, off in starts.items()}
-
-
-async def read_checkpoints(conn: asyncpg.Connection, schema: str, topics: Iterable[str] | None = None) -> Positions:
-    """The resident-view projection's checkpoints stored in ``schema`` (only ``topics`` when given)."""
-    rows = await conn.fetch(
-        f"SELECT topic, kafka_partition, next_offset FROM {schema}.checkpoints WHERE projection = $1",
-        PROJECTION,
-    )
-    wanted = None if topics is None else set(topics)
-    return {
-        (r["topic"], r["kafka_partition"]): int(r["next_offset"])
-        for r in rows
-        if wanted is None or r["topic"] in wanted
-    }
 
 
 def total(positions: Mapping[Partition, int]) -> int:

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events import department_topics
+from projections.resident.reads import read_checkpoints
 from projections.resident.store import PostgresProjectionStore
 from services.db import roles as db_roles
 from services.kafka_auth import OPERATOR, KafkaCredentials, bootstrap_servers, credentials_for
@@ -45,7 +46,6 @@ from services.operations.base import (
     kafka_consumer,
     log_ends,
     log_starts,
-    read_checkpoints,
 )
 from services.operations.schemas import DEFAULT_SHADOW, LIVE, check_name, complete_indexes, ensure_shadow
 from services.projector.pipeline import BatchProjector, BatchResult, Record

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA
 from services.operations.base import BadInputError, NotFoundError, OperationError
 
 LIVE = DEFAULT_SCHEMA

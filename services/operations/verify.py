@@ -27,14 +27,9 @@ from typing import Any
 import asyncpg
 
 from events import department_topics
+from projections.resident.reads import read_checkpoints
 from services.db import roles as db_roles
-from services.operations.base import (
-    Positions,
-    database,
-    read_checkpoints,
-    shorten,
-    total,
-)
+from services.operations.base import Positions, database, shorten, total
 from services.operations.replay import (
     DEFAULT_BATCH,
     CatchUp,

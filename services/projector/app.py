@@ -25,7 +25,8 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
 from events import department_topics
-from projections.resident.store import DEFAULT_SCHEMA, PostgresProjectionStore
+from projections.resident.store import PostgresProjectionStore
+from projections.resident.tables import DEFAULT_SCHEMA
 from services import asyncapi, telemetry
 from services.anchor.service import AnchorService
 from services.db import roles as db_roles

@@ -20,8 +20,8 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from projections.resident.reads import person_numbers
 from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import person_numbers
 from services.access_log import AccessEntry, append_without_grant, read_groups
 from services.identity.local_idp import jwks_path
 from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier

@@ -24,8 +24,8 @@ from starlette.responses import Response
 from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
+from projections.resident.reads import load_archive_rows, load_household, load_links, person_numbers
 from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import load_archive_rows, load_household, load_links, person_numbers
 from services.access_log import known_subject
 from services.access_log_topic import TopicAccessLog
 from services.clock import today_in_china, utc_text

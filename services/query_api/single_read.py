@@ -1,6 +1,6 @@
 """One resident's stored rows in one round trip — the single-read hot path of the query API.
 
-``projections.resident.store.load_residents`` reads sections, parent links, children, birth certificates and
+``projections.resident.reads.load_residents`` reads sections, parent links, children, birth certificates and
 household members in five queries whatever the number of citizens: right for batches, but for a single
 resident the round trips cost more than the work. ``load_resident`` gathers the same rows in one statement
 (a ``UNION ALL``, one kind of row per table) and assembles the same ``StoredResident`` with the same precedence
@@ -22,8 +22,10 @@ import asyncpg
 
 from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
+from projections.resident.reads import PARENT_RANK, StoredResident, child_order
 from projections.resident.state import DEPARTMENTS
-from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, StoredResident, child_order, safe_schema
+from projections.resident.store import safe_schema
+from projections.resident.tables import DEFAULT_SCHEMA
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.residents.views import relatives_by_person, render_stored
 

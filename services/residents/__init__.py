@@ -5,5 +5,5 @@
   archive;
 * ``eligibility`` — a resident's facts loaded for a policy and decided (``projections.eligibility``).
 
-The rows themselves are read by ``projections.resident.store``; what is written is the projector's.
+The rows themselves are read by ``projections.resident.reads``; what is written is the projector's.
 """

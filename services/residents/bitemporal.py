@@ -17,8 +17,9 @@ import asyncpg
 from projections.resident.aliases import fold_person, person_order
 from projections.resident.apply import fold
 from projections.resident.dates import CHINA_TZ
+from projections.resident.reads import load_archive_slice, load_links
 from projections.resident.render import Meta, render_view
-from projections.resident.store import DEFAULT_SCHEMA, load_links
+from projections.resident.tables import DEFAULT_SCHEMA
 from services.residents.views import load_persons, parse_archived
 
 
@@ -51,22 +52,13 @@ async def reconstruct(
     """
     people = await load_links(conn, [citizen_id], schema)
     numbers = people.numbers(citizen_id)
-    # The slice is chosen by PostgreSQL, comparing instants: an archived timestamp may lie at the very edge of
-    # Python's calendar (archived before the register's bounds existed), where converting it — or the driver's
-    # decoding of it — cannot be trusted.
-    rows = await conn.fetch(
-        f"SELECT department, body, occurred_at < $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3) AS included "
-        f"FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) ORDER BY citizen_id, department, chain_seq",
-        list(numbers),
-        _cutoff(when.as_of),
-        when.known_at,
-    )
+    rows = await load_archive_slice(conn, numbers, _cutoff(when.as_of), when.known_at, schema)
     if not rows:
         return None
-    chosen = [r for r in rows if r["included"]]
+    chosen = [body for body, included in rows if included]
     if not chosen:
         return None
-    events, skipped = parse_archived(bytes(r["body"]) for r in chosen)
+    events, skipped = parse_archived(chosen)
     if len(numbers) > 1:  # a person's numbers (§12): a void duplicate registration's events are not applied
         events = person_order(numbers, events, people.duplicates(citizen_id))
         states = fold_person(numbers, events)

@@ -26,19 +26,25 @@ import orjson
 
 from events import Event, Payload
 from projections.eligibility import ParentInput, Policy, decide, events_until, load_policy
-from projections.eligibility.facts import Relation, RelativeInput, household_relation
+from projections.eligibility.facts import FAMILY_RELATIONSHIPS, Relation, RelativeInput, household_relation
 from projections.resident.aliases import person_order
-from projections.resident.store import DEFAULT_SCHEMA, PARENT_RANK, load_archived_bodies, load_links, safe_schema
+from projections.resident.reads import (
+    StatedParent,
+    load_archived_bodies,
+    load_children_named,
+    load_household_relations,
+    load_links,
+    load_parent_links,
+)
+from projections.resident.tables import DEFAULT_SCHEMA
 from services.residents.views import parse_archived
 
 __all__ = [
     "POLICY_DIR_ENV",
     "EligibilityAnswer",
-    "ParentLinkRow",
     "consulted",
     "eligibility",
     "load_archived_events",
-    "load_parent_links",
     "policy_directory",
     "resolve_policy",
 ]
@@ -59,15 +65,6 @@ def resolve_policy(policy_id: str) -> Policy:
 
 
 @dataclass(frozen=True, slots=True)
-class ParentLinkRow:
-    """A parent of the resident as the family tables state it, with the events that state it."""
-
-    role: Literal["mother", "father"]
-    citizen_id: str
-    event_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class EligibilityAnswer:
     """The answer, and every citizen whose data it shows (the resident, and the parents it looked at)."""
 
@@ -79,44 +76,9 @@ async def load_archived_events(
     conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
 ) -> dict[str, list[Event[Payload]]]:
     """Each citizen's archived events, per department in chain (log) order; citizens without any are absent."""
-    bodies = await load_archived_bodies(conn, citizen_ids, schema=safe_schema(schema))
+    bodies = await load_archived_bodies(conn, citizen_ids, schema=schema)
     # An event archived before a rule it breaks existed is left out (services.residents.bitemporal.parse_archived).
     return {cid: parse_archived(found)[0] for cid, found in bodies.items()}
-
-
-async def load_parent_links(
-    conn: asyncpg.Connection, citizen_id: str, schema: str = DEFAULT_SCHEMA
-) -> list[ParentLinkRow]:
-    """The resident's mother and father: public security's registration first, health's birth certificate where
-    it is silent (the view's precedence), with the events that establish each link."""
-    safe_schema(schema)
-    found: dict[str, tuple[str, list[str]]] = {}
-    for row in await conn.fetch(
-        f"SELECT role, parent_citizen_id, event_id::text AS event_id FROM {schema}.parent_links "
-        f"WHERE child_citizen_id = $1 ORDER BY {PARENT_RANK}, department",
-        citizen_id,
-    ):
-        parent, ids = found.setdefault(row["role"], (row["parent_citizen_id"], []))
-        if parent == row["parent_citizen_id"]:
-            ids.append(row["event_id"])
-    for row in await conn.fetch(
-        f"SELECT mother_citizen_id, father_citizen_id, certified_event_id::text AS certified, "
-        f"registered_event_id::text AS registered FROM {schema}.birth_certificates WHERE child_citizen_id = $1 "
-        "ORDER BY certificate_no",
-        citizen_id,
-    ):
-        certificate_ids = [e for e in (row["registered"], row["certified"]) if e]
-        for role in ("mother", "father"):
-            parent = row[f"{role}_citizen_id"]
-            if not parent:
-                continue
-            known, ids = found.setdefault(role, (parent, []))
-            if known == parent:
-                ids.extend(e for e in certificate_ids if e not in ids)
-    roles: tuple[Literal["mother", "father"], ...] = ("mother", "father")
-    return [
-        ParentLinkRow(role, found[role][0], tuple(dict.fromkeys(found[role][1]))) for role in roles if role in found
-    ]
 
 
 async def eligibility(
@@ -143,7 +105,7 @@ async def eligibility(
     )
     if not events_until(events, as_of):
         return None
-    links: list[ParentLinkRow] = []
+    links: list[StatedParent] = []
     for number in numbers:  # the family tables name the child by the number it was registered under
         links = await load_parent_links(conn, number, schema)
         if links:
@@ -195,7 +157,7 @@ async def _by_person(
 async def _relatives(
     conn: asyncpg.Connection,
     numbers: Sequence[str],
-    parents: Sequence[ParentLinkRow],
+    parents: Sequence[StatedParent],
     loaded: dict[str, tuple[str, list[Event[Payload]], tuple[str, ...]]],
     schema: str,
 ) -> list[RelativeInput]:
@@ -206,33 +168,18 @@ async def _relatives(
     security's registration before health's certificate), name the person. The tables say who is linked now;
     ``derive_facts`` keeps a household link only if both hukou put them in that household on the day decided
     for (a household of the past is not looked for)."""
-    safe_schema(schema)
     candidates: list[tuple[Relation, str, Literal["birth", "household"], tuple[str, ...]]] = [
         ("parent", link.citizen_id, "birth", link.event_ids) for link in parents
     ]
-    named = await conn.fetch(
-        f"SELECT child_citizen_id FROM {schema}.parent_links WHERE parent_citizen_id = ANY($1::text[]) "
-        f"UNION SELECT child_citizen_id FROM {schema}.birth_certificates WHERE child_citizen_id IS NOT NULL "
-        "AND (mother_citizen_id = ANY($1::text[]) OR father_citizen_id = ANY($1::text[])) ORDER BY 1",
-        list(numbers),
-    )
-    for row in named:
-        child = row["child_citizen_id"]
+    for child in await load_children_named(conn, numbers, schema):
         for link in await load_parent_links(conn, child, schema):
             if link.citizen_id in numbers:
                 candidates.append(("child", child, "birth", link.event_ids))
                 break
-    for row in await conn.fetch(
-        f"SELECT x.relationship AS mine, m.citizen_id, m.relationship AS theirs FROM {schema}.household_members x "
-        f"JOIN {schema}.household_members m ON m.household_id = x.household_id AND m.citizen_id <> x.citizen_id "
-        "AND m.relationship IN ('head', 'spouse', 'child', 'parent') "
-        "WHERE x.citizen_id = ANY($1::text[]) AND x.relationship IN ('head', 'spouse', 'child', 'parent') "
-        "ORDER BY m.citizen_id",
-        list(numbers),
-    ):
-        relation = household_relation(row["mine"], row["theirs"])
+    for mine, member, theirs in await load_household_relations(conn, numbers, FAMILY_RELATIONSHIPS, schema):
+        relation = household_relation(mine, theirs)
         if relation is not None:
-            candidates.append((relation, row["citizen_id"], "household", ()))
+            candidates.append((relation, member, "household", ()))
     candidates = [c for c in candidates if c[1] not in numbers]
     found = {**loaded, **await _by_person(conn, sorted({c[1] for c in candidates} - set(loaded)), schema)}
     return [

@@ -13,15 +13,10 @@ import asyncpg
 from events import Event, InvalidEvent, Payload, parse_event
 from projections.resident.aliases import People, fold_person, person_order
 from projections.resident.batch import GENESIS, SectionRow
+from projections.resident.reads import StoredResident, child_order, load_archived_bodies, load_links, load_residents
 from projections.resident.render import Meta, render_view
 from projections.resident.state import state_from_json_text, state_to_json_text
-from projections.resident.store import (
-    DEFAULT_SCHEMA,
-    StoredResident,
-    child_order,
-    load_links,
-    load_residents,
-)
+from projections.resident.tables import DEFAULT_SCHEMA
 
 
 def render_stored(
@@ -120,12 +115,8 @@ async def _load_linked(
     linked = sorted({n for group in numbers.values() if len(group) > 1 for n in group})
     events: dict[str, list[Event[Payload]]] = {}
     if linked:
-        rows = await conn.fetch(
-            f"SELECT citizen_id, body FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
-            "ORDER BY citizen_id, department, chain_seq",
-            linked,
-        )
-        for event in parse_archived(bytes(r["body"]) for r in rows)[0]:
+        archived = await load_archived_bodies(conn, linked, schema=schema)
+        for event in parse_archived(body for bodies in archived.values() for body in bodies)[0]:
             events.setdefault(event.citizen_id, []).append(event)
     persons = {}
     for cid, group in numbers.items():

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter
 
 from events import RESIDENT_VIEW_TOPIC
-from projections.resident.store import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA
 from services.api_docs import serve_docs
 from services.clock import today_in_china
 from services.db import roles as db_roles

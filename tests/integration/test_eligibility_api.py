@@ -25,12 +25,13 @@ from pydantic import SecretStr
 
 from events import Event, Payload, make_citizen_id, parse_event
 from projections.eligibility import ParentInput, RelativeInput, decide, load_policy
+from projections.resident.reads import load_parent_links
 from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
 from services.grants import revoke_grant
 from services.query_api.app import create_app
 from services.query_api.eligibility import router as eligibility_router
-from services.residents.eligibility import eligibility, load_parent_links
+from services.residents.eligibility import eligibility
 from services.settings import Settings
 from tests.support.infra import Endpoints
 from tests.support.projector import publish, running_projector, settings_for, wait_caught_up

@@ -22,11 +22,12 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from projections.resident.reads import read_checkpoints
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import driver_connection, make_engine
 from services.infra.ports import free_port
 from services.operations.audit import verify_chains
-from services.operations.base import OperationError, read_checkpoints
+from services.operations.base import OperationError
 from services.operations.replay import replay
 from services.operations.schemas import DEFAULT_SHADOW, projection_schemas
 from services.operations.swap import swap

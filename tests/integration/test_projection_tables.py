@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy import Table
 
-from projections.resident import store, tables
+from projections.resident import reads, store, tables
 from projections.resident.tables import DEFAULT_SCHEMA, Statement, sql_type
 from services.db.dsn import asyncpg_dsn
 from services.operations.schemas import create_shadow, primary_key_of, tables_of
@@ -35,8 +36,8 @@ async def test_every_table_of_the_live_schema_is_declared(conn: asyncpg.Connecti
     assert sorted(tables.metadata.tables) == [f"{DEFAULT_SCHEMA}.{t}" for t in await tables_of(conn, DEFAULT_SCHEMA)]
 
 
-@pytest.mark.parametrize("table", sorted(tables.metadata.tables.values(), key=lambda t: t.name), ids=lambda t: t.name)
-async def test_a_declared_table_is_the_migrated_one(conn: asyncpg.Connection, table: tables.Table) -> None:
+@pytest.mark.parametrize("table", [t for _, t in sorted(tables.metadata.tables.items())], ids=str)
+async def test_a_declared_table_is_the_migrated_one(conn: asyncpg.Connection, table: Table) -> None:
     rows = await conn.fetch(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable "
         "FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
@@ -50,11 +51,17 @@ async def test_a_declared_table_is_the_migrated_one(conn: asyncpg.Connection, ta
 
 
 def _statements() -> dict[str, Statement]:
-    return {name: value for name, value in vars(store).items() if isinstance(value, Statement)}
+    """The write store's statements and the read store's."""
+    return {
+        f"{module.__name__}.{name}": value
+        for module in (store, reads)
+        for name, value in vars(module).items()
+        if isinstance(value, Statement)
+    }
 
 
-def test_the_store_declares_its_statements() -> None:
-    assert len(_statements()) >= 20  # the batch's and the readers' statements, none formatted by hand
+def test_the_stores_declare_their_statements() -> None:
+    assert len(_statements()) >= 30  # the batch's and the readers', none formatted by hand
 
 
 @pytest.mark.parametrize("schema", [DEFAULT_SCHEMA, SHADOW])
@@ -69,6 +76,6 @@ async def test_every_statement_runs_in_the_live_schema_and_in_a_shadow(conn: asy
 
 
 def test_a_schema_name_is_quoted_never_formatted() -> None:
-    statement = _statements()["_LOAD_SECTIONS"]
+    statement = _statements()["projections.resident.store._LOAD_SECTIONS"]
     sql = statement.sql('x"; DROP TABLE projection.sections; --')
     assert '"x""; DROP TABLE projection.sections; --".sections' in sql

@@ -22,8 +22,8 @@ import pytest
 
 from events.citizen_id import make_citizen_id
 from events.examples import CITIZENS, example_events
+from projections.resident.reads import load_residents
 from projections.resident.render import VIEW_SECTIONS
-from projections.resident.store import load_residents
 from services.db.dsn import asyncpg_dsn
 from services.grants import GRANTABLE_SECTIONS
 from services.query_api.single_read import NumberHasAliasesError, load_resident

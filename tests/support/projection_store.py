@@ -11,7 +11,9 @@ import asyncpg
 from projections.resident.aliases import NumberLink
 from projections.resident.batch import ArchiveRow, DeadLetterRow, Household, ParentLinkRow, SectionRow
 from projections.resident.memory import Tables
-from projections.resident.store import ARCHIVE_COLUMNS, DEFAULT_SCHEMA, PROJECTION, certificate_of
+from projections.resident.reads import PROJECTION
+from projections.resident.store import ARCHIVE_COLUMNS, certificate_of
+from projections.resident.tables import DEFAULT_SCHEMA
 
 
 async def postgres_tables(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> Tables:

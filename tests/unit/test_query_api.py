@@ -23,8 +23,8 @@ from events.examples import CITIZENS, example_events
 from projections.resident import fold, state_to_json
 from projections.resident.batch import SectionRow
 from projections.resident.dates import CHINA_TZ
+from projections.resident.reads import StoredResident
 from projections.resident.render import VIEW_SECTIONS, restrict_view
-from projections.resident.store import StoredResident
 from services.access_log import AccessEntry, canonical_body
 from services.grants import (
     GRANTABLE_SECTIONS,

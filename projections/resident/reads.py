@@ -17,7 +17,20 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 import asyncpg
-from sqlalchemy import ColumnElement, Table, Text, and_, any_, bindparam, cast, literal_column, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    literal_column,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from events.public_security import Relationship
@@ -478,3 +491,31 @@ async def load_household_relations(
         *_HOUSEHOLD_RELATIONS.bind(schema, numbers=list(numbers), relationships=list(relationships))
     )
     return [(r["mine"], r["citizen_id"], r["theirs"]) for r in rows]
+
+
+# --- what the view relay publishes -------------------------------------------------------------------------------
+_PENDING_VIEWS: Final = Statement(
+    select(tables.view_outbox.c.citizen_id, tables.view_outbox.c.enqueued_at)
+    .order_by(tables.view_outbox.c.enqueued_at)
+    .limit(bindparam("limit", type_=Integer))
+)
+_CITIZENS_AFTER: Final = Statement(
+    select(tables.sections.c.citizen_id)
+    .distinct()
+    .where(tables.sections.c.citizen_id > bindparam("after", type_=Text))
+    .order_by(tables.sections.c.citizen_id)
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
+async def pending_views(
+    conn: asyncpg.Connection, limit: int, schema: str = DEFAULT_SCHEMA
+) -> list[tuple[str, datetime]]:
+    """The oldest ``limit`` citizens whose view waits to be published, each with when it was queued."""
+    return [(r["citizen_id"], r["enqueued_at"]) for r in await conn.fetch(*_PENDING_VIEWS.bind(schema, limit=limit))]
+
+
+async def citizens_after(conn: asyncpg.Connection, after: str, limit: int, schema: str = DEFAULT_SCHEMA) -> list[str]:
+    """The next ``limit`` citizens with a stored section, by number, after ``after`` (a backfill's cursor)."""
+    rows = await conn.fetch(*_CITIZENS_AFTER.bind(schema, after=after, limit=limit))
+    return [r["citizen_id"] for r in rows]

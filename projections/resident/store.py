@@ -1,15 +1,16 @@
-"""PostgreSQL I/O of the resident-view projection: the only module of the projection that touches a database.
+"""The write store: how the resident-view projection's tables are written (``reads`` is how they are read).
 
-``PostgresProjectionStore`` is the projector's ``batch.ProjectionStore``; the functions below it read residents
-for rendering. Every function takes an open asyncpg connection inside the caller's transaction, so that the
-archive rows, the sections, the family and household tables and the checkpoints of one batch commit together or
-not at all.
+``PostgresProjectionStore`` is the projector's ``batch.ProjectionStore``; ``clear_views`` is the view relay's one
+write. Every statement is declared on ``tables`` and compiled once per schema (the live one, or a shadow being
+rebuilt), and each takes an open asyncpg connection inside the caller's transaction, so that the archive rows, the
+sections, the family and household tables and the checkpoints of one batch commit together or not at all.
 Bulk paths only: one statement per table per batch (``COPY`` for the archive, ``unnest`` upserts for the rest).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
@@ -42,7 +43,7 @@ from projections.resident.batch import (
 )
 from projections.resident.family import CertificateRecord, CertificateStatement, merge_certificates
 from projections.resident.reads import PROJECTION, read_checkpoints, section_columns, section_row
-from projections.resident.tables import DEFAULT_SCHEMA, Statement, any_of, unnest
+from projections.resident.tables import DEFAULT_SCHEMA, Statement, any_of, safe_schema, unnest
 
 VIEW_OUTBOX_CHANNEL = "renkou_view_outbox"  # NOTIFY channel: views are waiting to be published
 
@@ -50,14 +51,6 @@ ARCHIVE_COLUMNS: Final = tuple(
     {"partition": "kafka_partition", "offset": "kafka_offset"}.get(f, f) for f in ArchiveRow._fields
 )
 """The archive table's columns in ``batch.ArchiveRow``'s field order (what ``COPY`` appends)."""
-
-
-def safe_schema(schema: str) -> str:
-    """``schema`` if it can be written into a statement as a schema name (letters, digits and ``_``), else a
-    ``ValueError``: the one check before any ``{schema}.table`` is formatted into SQL."""
-    if not schema.replace("_", "").isalnum():
-        raise ValueError(f"invalid schema name {schema!r}")
-    return schema
 
 
 # --- the statements of a batch, declared on ``tables`` and compiled once per schema ------------------------------
@@ -167,6 +160,23 @@ def _queue_views_statement() -> Statement:
 
 
 _QUEUE_VIEWS: Final = _queue_views_statement()
+
+_PUBLISHED = unnest(tables.view_outbox, "citizen_id", "enqueued_at")
+_CLEAR_VIEWS: Final = Statement(
+    delete(tables.view_outbox).where(
+        tables.view_outbox.c.citizen_id == _PUBLISHED.c.citizen_id,
+        tables.view_outbox.c.enqueued_at == _PUBLISHED.c.enqueued_at,
+    )
+)
+
+
+async def clear_views(conn: asyncpg.Connection, published: Sequence[tuple[str, datetime]], schema: str) -> None:
+    """Take the published views off the outbox: only the rows as they were read (``reads.pending_views``), so that
+    a change queued meanwhile keeps its row and is published next round."""
+    await conn.execute(
+        *_CLEAR_VIEWS.bind(schema, citizen_id=[c for c, _ in published], enqueued_at=[t for _, t in published])
+    )
+
 
 _CERTIFICATE_COLUMNS: Final = tuple(c.name for c in tables.birth_certificates.c)
 

@@ -179,6 +179,15 @@ view_outbox: Final = Table(
 """Citizens whose view changed and waits to be published on the view topics."""
 
 
+def safe_schema(schema: str) -> str:
+    """``schema`` if it can be written into a statement as a schema name (letters, digits and ``_``), else a
+    ``ValueError``: the one check before any ``{schema}.table`` is formatted into SQL by hand (the statements not
+    declared here; a ``Statement`` quotes the name itself)."""
+    if not schema.replace("_", "").isalnum():
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
 _DIALECT: Final = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from projections.resident.reads import PROJECTION
+from projections.resident.reads import PROJECTION, read_checkpoints
 from services.anchor.record import (
     HELD_LISTED,
     LEAVES_PER_BUCKET,
@@ -215,12 +215,7 @@ async def anchored_entries(
 
 async def checkpoints(conn: asyncpg.Connection, schema: str) -> tuple[tuple[str, int, int], ...]:
     """The projection's checkpoints in ``schema``: where in the log the anchored archive stands."""
-    rows = await conn.fetch(
-        f"SELECT topic, kafka_partition, next_offset FROM {schema}.checkpoints WHERE projection = $1 "
-        "ORDER BY topic, kafka_partition",
-        PROJECTION,
-    )
-    return tuple((r["topic"], r["kafka_partition"], r["next_offset"]) for r in rows)
+    return tuple((t, p, o) for (t, p), o in sorted((await read_checkpoints(conn, schema)).items()))
 
 
 async def _save(conn: asyncpg.Connection, log: str, heads: Sequence[ChainHead]) -> None:

@@ -16,8 +16,7 @@ from opentelemetry.trace import TracerProvider
 from starlette.responses import Response
 
 from events import ACCESS_LOG_TOPIC, DEAD_LETTER_TOPIC
-from projections.resident.store import safe_schema
-from projections.resident.tables import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services import telemetry
 from services.access_log import AccessLogSink, AccessLogWriter
 from services.access_log_topic import AccessLogRelay, RelayBatch, TopicAccessLog

@@ -24,8 +24,7 @@ from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
 from projections.resident.reads import PARENT_RANK, StoredResident, child_order
 from projections.resident.state import DEPARTMENTS
-from projections.resident.store import safe_schema
-from projections.resident.tables import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.residents.views import relatives_by_person, render_stored
 

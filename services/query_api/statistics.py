@@ -48,8 +48,7 @@ from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
 from projections.resident.reads import LOGGED_AT, load_all_links, load_archived_bodies, load_links_known_at
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
-from projections.resident.store import safe_schema
-from projections.resident.tables import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services.clock import utc_text
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 from services.residents.views import parse_archived

@@ -22,8 +22,7 @@ from typing import Final
 import asyncpg
 
 from events.citizen_id import division_name, lookup_division
-from projections.resident.store import safe_schema
-from projections.resident.tables import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services.disclosure import CELLS, MEASURES, Shown, counts_of, gap_points, share, suppress
 from services.query_api.statistics import (
     DistrictFigures,

@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from events import consumer_view_topic
+from projections.resident.reads import citizens_after
 from projections.resident.render import VIEW_SECTIONS, restrict_view
 from services.access_log import AccessEntry, append_now, read_groups
 from services.outages import is_outage
@@ -181,14 +182,7 @@ class ConsumerTopics:
         for consumer in consumers:
             if consumer.consumer not in cursors:
                 continue
-            ids = [
-                r["citizen_id"]
-                for r in await conn.fetch(
-                    f"SELECT DISTINCT citizen_id FROM {self.schema}.sections WHERE citizen_id > $1 "
-                    f"ORDER BY citizen_id LIMIT {self.batch}",
-                    cursors[consumer.consumer],
-                )
-            ]
+            ids = await citizens_after(conn, cursors[consumer.consumer], self.batch, self.schema)
             if ids:
                 found = await load_views(conn, ids, today, self.schema)
                 await self._deliver_one(conn, consumer, {v["citizen_id"]: v for v in found.values()})

@@ -25,7 +25,8 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events import RESIDENT_VIEW_TOPIC
-from projections.resident.store import VIEW_OUTBOX_CHANNEL
+from projections.resident.reads import pending_views
+from projections.resident.store import VIEW_OUTBOX_CHANNEL, clear_views
 from services.db.engine import driver_connection
 from services.residents.views import load_views
 from services.retry import DAEMON_RETRY, any_error
@@ -98,11 +99,9 @@ class ViewPublisher:
             try:
                 today = self.today()
                 consumers = await self.consumer_topics.consumers(conn)
-                pending = await conn.fetch(
-                    f"SELECT citizen_id, enqueued_at FROM {self.schema}.view_outbox ORDER BY enqueued_at LIMIT {BATCH}"
-                )
+                pending = await pending_views(conn, BATCH, self.schema)
                 if pending:
-                    ids = [r["citizen_id"] for r in pending]
+                    ids = [cid for cid, _ in pending]
                     # Keyed by the person's current number (§12): a superseded number's change shows under the
                     # person, and the record the superseded number had is removed (a tombstone).
                     loaded = await load_views(conn, ids, today, self.schema)
@@ -120,13 +119,7 @@ class ViewPublisher:
                     await asyncio.gather(*futures)
                     await self.consumer_topics.deliver(conn, consumers, views, superseded)
                     # Only rows not re-enqueued meanwhile: a newer change keeps its row and is published next round.
-                    await conn.execute(
-                        f"DELETE FROM {self.schema}.view_outbox o "
-                        "USING unnest($1::text[], $2::timestamptz[]) AS k(c, t) "
-                        "WHERE o.citizen_id = k.c AND o.enqueued_at = k.t",
-                        ids,
-                        [r["enqueued_at"] for r in pending],
-                    )
+                    await clear_views(conn, pending, self.schema)
                     self.published.inc(len(views))
                 backfilling = await self.consumer_topics.backfill(conn, consumers, today)
                 return len(pending) == BATCH or backfilling

@@ -492,7 +492,7 @@ async def test_as_of_and_known_at_rebuild_the_view_from_the_archive(stack: Stack
     assert batch.json()["not_found"] == [CHILD]
 
 
-async def test_the_single_read_loader_agrees_with_the_projection_store(stack: Stack) -> None:
+async def test_the_single_read_loader_agrees_with_the_read_store(stack: Stack) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         ids = [r[0] for r in await conn.fetch("SELECT DISTINCT citizen_id FROM projection.sections")]

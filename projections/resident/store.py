@@ -99,12 +99,19 @@ def _load_sections() -> Statement:
     )
 
 
-def _upsert(table: Table, *names: str, where: ColumnElement[bool] | None = None) -> Statement:
-    """Rows of ``table`` from one array per column (``names``), each replacing the row of its primary key (only
-    ``where`` that holds, if given)."""
+def _arrays(rows: Sequence[Any], table: Table, columns: Sequence[str] = (), **fields: str) -> dict[str, list[Any]]:
+    """One array per column of ``table`` (``columns`` only, if given) from ``rows``: each row's attribute of the
+    column's name, or of the name ``fields`` gives for it — the parameters of an ``unnest`` statement."""
+    return {c: [getattr(r, fields.get(c, c)) for r in rows] for c in columns or [c.name for c in table.c]}
+
+
+def _upsert(table: Table, where: ColumnElement[bool] | None = None) -> Statement:
+    """Rows of ``table`` from one array per column, each replacing the row of its primary key (only ``where`` that
+    holds, if given)."""
+    names = [c.name for c in table.c]
     rows = unnest(table, *names)
     key = [c.name for c in table.primary_key]
-    statement = pg_insert(table).from_select(list(names), select(rows))
+    statement = pg_insert(table).from_select(names, select(rows))
     return Statement(
         statement.on_conflict_do_update(
             index_elements=key,
@@ -115,17 +122,15 @@ def _upsert(table: Table, *names: str, where: ColumnElement[bool] | None = None)
 
 
 _LOAD_SECTIONS: Final = _load_sections()
-_WRITE_SECTIONS: Final = _upsert(tables.sections, *(c.name for c in tables.sections.c))
-_WRITE_PARENT_LINKS: Final = _upsert(tables.parent_links, *(c.name for c in tables.parent_links.c))
+_WRITE_SECTIONS: Final = _upsert(tables.sections)
+_WRITE_PARENT_LINKS: Final = _upsert(tables.parent_links)
 _WRITE_NUMBER_LINKS: Final = _upsert(
     tables.number_links,
-    *(c.name for c in tables.number_links.c),
     # The later link of a number stands (by date, then event ID), whichever arrived first.
     where=tuple_(pg_insert(tables.number_links).excluded.linked_on, pg_insert(tables.number_links).excluded.event_id)
     > tuple_(tables.number_links.c.linked_on, tables.number_links.c.event_id),
 )
-_HOUSEHOLD_COLUMNS: Final = tuple(c.name for c in tables.household_members.c)
-_WRITE_HOUSEHOLDS: Final = _upsert(tables.household_members, *_HOUSEHOLD_COLUMNS)
+_WRITE_HOUSEHOLDS: Final = _upsert(tables.household_members)
 _LEAVE_HOUSEHOLDS: Final = Statement(
     delete(tables.household_members).where(any_of(tables.household_members.c.citizen_id))
 )
@@ -279,46 +284,17 @@ class PostgresProjectionStore:
 
     async def _write_sections(self, conn: asyncpg.Connection, rows: Sequence[SectionRow]) -> None:
         """Each section touched, replaced whole (state, counters, chain head)."""
-        await conn.execute(
-            *_WRITE_SECTIONS.bind(
-                self.schema,
-                citizen_id=[r.citizen_id for r in rows],
-                department=[r.department for r in rows],
-                state=[r.state for r in rows],
-                event_count=[r.event_count for r in rows],
-                last_event_at=[r.last_event_at for r in rows],
-                chain_seq=[r.chain_seq for r in rows],
-                chain_head=[r.chain_head for r in rows],
-            )
-        )
+        await conn.execute(*_WRITE_SECTIONS.bind(self.schema, **_arrays(rows, tables.sections)))
 
     async def _write_parent_links(self, conn: asyncpg.Connection, rows: Sequence[ParentLinkRow]) -> None:
         """A child's parent as one department states it, replaced by its latest statement."""
-        await conn.execute(
-            *_WRITE_PARENT_LINKS.bind(
-                self.schema,
-                child_citizen_id=[x.child_citizen_id for x in rows],
-                role=[x.role for x in rows],
-                department=[x.department for x in rows],
-                parent_citizen_id=[x.parent_citizen_id for x in rows],
-                event_id=[x.event_id for x in rows],
-            )
-        )
+        await conn.execute(*_WRITE_PARENT_LINKS.bind(self.schema, **_arrays(rows, tables.parent_links)))
 
     async def _write_number_links(self, conn: asyncpg.Connection, rows: Sequence[NumberLink]) -> None:
         """The later link of a number stands (by date, then event ID), whichever arrived first: the rule of
         ``aliases.standing``, which the memory store applies and the contract suite holds this statement to."""
-        await conn.execute(
-            *_WRITE_NUMBER_LINKS.bind(
-                self.schema,
-                old_citizen_id=[x.old for x in rows],
-                new_citizen_id=[x.new for x in rows],
-                linked_on=[x.linked_on for x in rows],
-                event_id=[x.event_id for x in rows],
-                kind=[x.kind for x in rows],
-                reason=[x.reason for x in rows],
-            )
-        )
+        links = _arrays(rows, tables.number_links, old_citizen_id="old", new_citizen_id="new")
+        await conn.execute(*_WRITE_NUMBER_LINKS.bind(self.schema, **links))
 
     async def _write_households(self, conn: asyncpg.Connection, rows: Mapping[str, Household | None]) -> None:
         """Membership now: removed for a citizen no longer in a household, replaced otherwise."""
@@ -327,27 +303,20 @@ class PostgresProjectionStore:
         if gone:
             await conn.execute(*_LEAVE_HOUSEHOLDS.bind(self.schema, citizen_id=gone))
         if present:
-            await conn.execute(
-                *_WRITE_HOUSEHOLDS.bind(
-                    self.schema, **{c: [getattr(h, c) for h in present] for c in _HOUSEHOLD_COLUMNS}
-                )
-            )
+            await conn.execute(*_WRITE_HOUSEHOLDS.bind(self.schema, **_arrays(present, tables.household_members)))
 
     async def _write_dead_letters(self, conn: asyncpg.Connection, rows: Sequence[DeadLetterRow]) -> None:
         """The first dead letter at a record's coordinates is kept (a redelivery adds nothing)."""
-        await conn.execute(
-            *_WRITE_DEAD_LETTERS.bind(
-                self.schema,
-                topic=[d.topic for d in rows],
-                kafka_partition=[d.partition for d in rows],
-                kafka_offset=[d.offset for d in rows],
-                reason=[d.reason for d in rows],
-                record_key=[d.key for d in rows],
-                record_value=[d.value for d in rows],
-                event_id=[d.event_id for d in rows],
-                value_size=[d.value_size for d in rows],
-            )
+        letters = _arrays(
+            rows,
+            tables.dead_letters,
+            _DEAD_LETTER_COLUMNS,
+            kafka_partition="partition",
+            kafka_offset="offset",
+            record_key="key",
+            record_value="value",
         )
+        await conn.execute(*_WRITE_DEAD_LETTERS.bind(self.schema, **letters))
 
     async def _queue_views(self, conn: asyncpg.Connection, rows: Collection[str]) -> None:
         """Changed citizens queued for the view relay, woken at commit (never for a rolled-back batch)."""

@@ -12,14 +12,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -29,9 +27,9 @@ from events.bounds import MAX_RECORD_BYTES, RANGE_RULE
 from events.examples import example_event
 from services.db.dsn import asyncpg_dsn
 from services.dead_letters import OMITTED, REASON, REJECTED_BY, VALUE_SIZE
-from services.gateway.app import create_app
 from services.gateway.auth import issue_token
 from services.settings import Settings
+from tests.support.gateway import serving
 from tests.support.infra import Endpoints
 from tests.support.projector import read_topic, settings_for
 
@@ -50,16 +48,6 @@ class Gateway:
 
     def topic(self, name: str) -> str:
         return f"{self.settings.topic_namespace}population.{name}.v1"
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway app with its lifespan running, and a client talking to it in-process."""
-    app: FastAPI = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import zlib
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from itertools import islice
 from pathlib import Path
@@ -32,7 +31,8 @@ from services.retry import GaveUpError, RetryPolicy
 from services.settings import project_root
 from services.simulator import simulate
 from tests.support.infra import Endpoints
-from tests.support.projector import read_topic, running_projector, settings_for, wait_caught_up
+from tests.support.projector import read_topic
+from tests.support.publishing import assert_projected_once, first_deliveries, published_order
 
 pytestmark = pytest.mark.integration
 
@@ -48,25 +48,6 @@ def _events(residents: int, limit: int, seed: int = 5) -> list[Event[Payload]]:
 def _department(infra: Endpoints) -> KafkaCredentials | None:
     """The demo principal of the department these tests publish for (None on an unsecured broker)."""
     return stored_credentials(infra.state_dir, demo_department_principal(DEPARTMENT))
-
-
-def _first_deliveries(records: list[Any]) -> dict[str, list[str]]:
-    """Per citizen, event IDs in log order, each at its first delivery (what a deduplicating consumer applies)."""
-    seen: set[str] = set()
-    order: dict[str, list[str]] = defaultdict(list)
-    for record in records:
-        event_id = json.loads(record.value)["event_id"]
-        if event_id not in seen:
-            seen.add(event_id)
-            order[record.key.decode()].append(event_id)
-    return order
-
-
-def _expected_order(events: list[Event[Payload]]) -> dict[str, list[str]]:
-    order: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        order[event.citizen_id].append(str(event.event_id))
-    return order
 
 
 @pytest.fixture
@@ -143,26 +124,6 @@ async def _sent(database: str) -> int:
         await conn.close()
 
 
-async def _assert_projected_once(
-    infra: Endpoints, database_url: str, namespace: str, events: list[Event[Payload]]
-) -> None:
-    """The projector applies each event once, in the department's order, however often it was delivered."""
-    settings = settings_for(infra.kafka_bootstrap, database_url, namespace)
-    async with running_projector(settings):
-        await wait_caught_up(settings)
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        rows = await conn.fetch(
-            "SELECT citizen_id, event_id FROM projection.event_archive ORDER BY citizen_id, department, chain_seq"
-        )
-    finally:
-        await conn.close()
-    archived: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        archived[row["citizen_id"]].append(str(row["event_id"]))
-    assert archived == _expected_order(events)
-
-
 # --- Publisher --------------------------------------------------------------------------------------------------
 
 
@@ -179,7 +140,7 @@ async def test_the_publisher_returns_where_kafka_stored_each_event(infra: Endpoi
         assert receipt.event_id == str(event.event_id) and receipt.topic == publisher.topic(event)
         assert record.key == event.citizen_id.encode()
         assert record.value == event.canonical_bytes()
-    assert _first_deliveries(records) == _expected_order(events)
+    assert first_deliveries(records) == published_order(events)
 
 
 async def test_an_unreachable_kafka_is_a_publish_error_once_the_retry_deadline_passed() -> None:
@@ -258,10 +219,10 @@ async def test_the_relay_killed_mid_run_loses_and_reorders_nothing(
 
     records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert {json.loads(r.value)["event_id"] for r in records} == {str(e.event_id) for e in events}  # nothing lost
-    assert _first_deliveries(records) == _expected_order(events)  # nothing reordered
+    assert first_deliveries(records) == published_order(events)  # nothing reordered
     for record in records:
         assert record.key == json.loads(record.value)["citizen_id"].encode()
-    await _assert_projected_once(infra, database_url, namespace, events)
+    await assert_projected_once(infra, database_url, namespace, events)
 
 
 class _CrashAfterAckError(Exception):
@@ -302,8 +263,8 @@ async def test_a_crash_between_ack_and_commit_duplicates_and_the_duplicates_are_
     assert await _sent(department_db) == len(events)
     records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert len(records) == len(events) + 2 * 150  # the first 150 rows went out three times
-    assert _first_deliveries(records) == _expected_order(events)
-    await _assert_projected_once(infra, database_url, namespace, events)
+    assert first_deliveries(records) == published_order(events)
+    await assert_projected_once(infra, database_url, namespace, events)
 
 
 async def test_two_relays_on_one_outbox_keep_each_citizens_order(
@@ -332,4 +293,4 @@ async def test_two_relays_on_one_outbox_keep_each_citizens_order(
     assert sum(r.published for r in relays) == len(events)
     records = await read_topic(infra.kafka_bootstrap, f"{namespace}population.{DEPARTMENT}.v1")
     assert len(records) == len(events)
-    assert _first_deliveries(records) == _expected_order(events)
+    assert first_deliveries(records) == published_order(events)

@@ -231,6 +231,25 @@ async def load_archived_bodies(
     return bodies
 
 
+_BODIES_KNOWN_AT: Final = Statement(
+    select(tables.event_archive.c.body)
+    .where(
+        tables.event_archive.c.department == any_(bindparam("departments", type_=ARRAY(Text))),
+        literal_column(LOGGED_AT) <= bindparam("known_at", type_=tables.event_archive.c.logged_at.type),
+    )
+    .order_by(tables.event_archive.c.citizen_id, tables.event_archive.c.department, tables.event_archive.c.chain_seq)
+)
+
+
+async def load_bodies_known_at(
+    conn: asyncpg.Connection, known_at: datetime, departments: Sequence[str], schema: str = DEFAULT_SCHEMA
+) -> list[bytes]:
+    """Every archived body of ``departments`` the log held by ``known_at`` (``LOGGED_AT``), by citizen, then per
+    department in chain order: the whole archive as known then, for the statistics cut at an instant."""
+    rows = await conn.fetch(*_BODIES_KNOWN_AT.bind(schema, known_at=known_at, departments=list(departments)))
+    return [bytes(r["body"]) for r in rows]
+
+
 async def load_archive_rows(
     conn: asyncpg.Connection, numbers: Sequence[str], departments: Sequence[str], schema: str = DEFAULT_SCHEMA
 ) -> list[asyncpg.Record]:

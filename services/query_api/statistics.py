@@ -46,7 +46,7 @@ import asyncpg
 from events import Event, Payload
 from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
-from projections.resident.reads import LOGGED_AT, load_all_links, load_archived_bodies, load_links_known_at
+from projections.resident.reads import load_all_links, load_archived_bodies, load_bodies_known_at, load_links_known_at
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
 from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services.clock import utc_text
@@ -329,12 +329,7 @@ async def people_known_at(conn: asyncpg.Connection, schema: str, known_at: datet
     public security and health events the log held by then, people with several numbers joined by the links
     the log held by then (``fold_person``, as a read folds them)."""
     people = await load_links_known_at(conn, known_at, schema)
-    rows = await conn.fetch(
-        f"SELECT citizen_id, body FROM {schema}.event_archive WHERE department IN ('public_security', 'health') "
-        f"AND {LOGGED_AT} <= $1 ORDER BY citizen_id, department, chain_seq",
-        known_at,
-    )
-    bodies = [bytes(r["body"]) for r in rows]
+    bodies = await load_bodies_known_at(conn, known_at, ("public_security", "health"), schema)
 
     def fold() -> list[dict[str, Any]]:  # CPU work on the whole archive: off the event loop
         by_person: dict[str, list[Event[Payload]]] = {}

@@ -101,6 +101,94 @@ def create_worker_app() -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _running(
+    settings: Settings,
+    metrics: QueryApiMetrics,
+    *,
+    pool_size: int,
+    access_log_timeout: float,
+    grant_cache_ttl: float,
+    schema: str,
+) -> AsyncIterator[QueryApiContext]:
+    """What the query API holds while it serves: its connections (to the primary, and to a standby when the
+    access log goes through Kafka), the access-log writer or topic with its relay, the refusal log, the grant
+    cache; all stopped and closed when it stops."""
+    through_kafka = settings.access_log == "kafka"
+    engine = make_engine(
+        db_roles.url_for(settings, db_roles.QUERY_API),
+        pool_size=pool_size + ACCESS_LOG_FLUSHES,
+        application_name="renkou-query-api",
+        # The server gives up waiting for a chain head's lock before the API gives up on the statement: an
+        # entry whose read was answered 503 must never commit a moment later, once the lock is free.
+        server_settings={"lock_timeout": f"{int(access_log_timeout * 800)}ms"},
+    )
+    engines = [engine]
+    lease = primary = ConnectionLease(engine, pool_size)
+    if through_kafka:
+        # Reads go to the standby (or wherever RENKOU_READ_DATABASE_URL points) in read-only transactions: not
+        # one of them can write, on a primary either. What writes (citizens' own reads, statistics' records,
+        # refusals, the relay) keeps a few connections to the primary.
+        read_engine = make_engine(
+            db_roles.url_for(settings, db_roles.QUERY_API, reads=True),
+            pool_size=pool_size,
+            application_name="renkou-query-api-reads",
+            server_settings={"default_transaction_read_only": "on"},
+        )
+        engines.append(read_engine)
+        lease = ConnectionLease(read_engine, pool_size)
+        primary = ConnectionLease(engine, PRIMARY_CONNECTIONS)
+    # The access-log writer's own connections: requests holding theirs while they wait for the commit can
+    # never take the writer's.
+    log_lease = ConnectionLease(engine, ACCESS_LOG_FLUSHES)
+
+    async def lookup(token: str) -> Grant | None:
+        async with lease.connection() as conn:
+            return await find_grant(conn, token)
+
+    access_log: AccessLogSink
+    relay: AccessLogRelay | None = None
+    if through_kafka:
+        topic = settings.topic_namespace + ACCESS_LOG_TOPIC
+        topic_log = TopicAccessLog(lambda: access_log_producer(settings), topic, timeout=access_log_timeout)
+        await topic_log.start()
+        access_log = topic_log
+        relay = AccessLogRelay(
+            lambda: access_log_consumer(settings),
+            lambda: access_log_producer(settings),
+            log_lease.connection,
+            topic=topic,
+            dead_letter_topic=settings.topic_namespace + DEAD_LETTER_TOPIC,
+            on_batch=lambda partition, done, lag: _count_relayed(metrics, partition, done, lag),
+        )
+        relay.start()
+    else:
+        access_log = AccessLogWriter(log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES)
+    refusals = RefusalLog(primary.connection, on_drop=metrics.refusals_dropped.inc)
+    context = QueryApiContext(
+        lease=lease,
+        auth=Authenticator(lookup, ttl=grant_cache_ttl),
+        metrics=metrics,
+        schema=schema,
+        access_log=access_log,
+        refusals=refusals,
+        primary=primary,
+    )
+    refusals.start()
+    try:
+        yield context
+    finally:
+        if relay is not None:
+            await relay.stop()
+        if isinstance(access_log, TopicAccessLog):
+            await access_log.stop()
+        await refusals.stop()
+        for each in {id(x): x for x in (lease, primary, log_lease)}.values():
+            await each.close()
+        for each_engine in engines:
+            await each_engine.dispose()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -125,81 +213,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        through_kafka = settings.access_log == "kafka"
-        engine = make_engine(
-            db_roles.url_for(settings, db_roles.QUERY_API),
-            pool_size=pool_size + ACCESS_LOG_FLUSHES,
-            application_name="renkou-query-api",
-            # The server gives up waiting for a chain head's lock before the API gives up on the statement: an
-            # entry whose read was answered 503 must never commit a moment later, once the lock is free.
-            server_settings={"lock_timeout": f"{int(access_log_timeout * 800)}ms"},
-        )
-        engines = [engine]
-        lease = primary = ConnectionLease(engine, pool_size)
-        if through_kafka:
-            # Reads go to the standby (or wherever RENKOU_READ_DATABASE_URL points) in read-only transactions: not
-            # one of them can write, on a primary either. What writes (citizens' own reads, statistics' records,
-            # refusals, the relay) keeps a few connections to the primary.
-            read_engine = make_engine(
-                db_roles.url_for(settings, db_roles.QUERY_API, reads=True),
-                pool_size=pool_size,
-                application_name="renkou-query-api-reads",
-                server_settings={"default_transaction_read_only": "on"},
-            )
-            engines.append(read_engine)
-            lease = ConnectionLease(read_engine, pool_size)
-            primary = ConnectionLease(engine, PRIMARY_CONNECTIONS)
-        # The access-log writer's own connections: requests holding theirs while they wait for the commit can
-        # never take the writer's.
-        log_lease = ConnectionLease(engine, ACCESS_LOG_FLUSHES)
-
-        async def lookup(token: str) -> Grant | None:
-            async with lease.connection() as conn:
-                return await find_grant(conn, token)
-
-        access_log: AccessLogSink
-        relay: AccessLogRelay | None = None
-        if through_kafka:
-            topic = settings.topic_namespace + ACCESS_LOG_TOPIC
-            topic_log = TopicAccessLog(lambda: access_log_producer(settings), topic, timeout=access_log_timeout)
-            await topic_log.start()
-            access_log = topic_log
-            relay = AccessLogRelay(
-                lambda: access_log_consumer(settings),
-                lambda: access_log_producer(settings),
-                log_lease.connection,
-                topic=topic,
-                dead_letter_topic=settings.topic_namespace + DEAD_LETTER_TOPIC,
-                on_batch=lambda partition, done, lag: _count_relayed(metrics, partition, done, lag),
-            )
-            relay.start()
-        else:
-            access_log = AccessLogWriter(
-                log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES
-            )
-        refusals = RefusalLog(primary.connection, on_drop=metrics.refusals_dropped.inc)
-        app.state.renkou = QueryApiContext(
-            lease=lease,
-            auth=Authenticator(lookup, ttl=grant_cache_ttl),
-            metrics=metrics,
+        async with _running(
+            settings,
+            metrics,
+            pool_size=pool_size,
+            access_log_timeout=access_log_timeout,
+            grant_cache_ttl=grant_cache_ttl,
             schema=schema,
-            access_log=access_log,
-            refusals=refusals,
-            primary=primary,
-        )
-        refusals.start()
-        try:
+        ) as context:
+            app.state.renkou = context
             yield
-        finally:
-            if relay is not None:
-                await relay.stop()
-            if isinstance(access_log, TopicAccessLog):
-                await access_log.stop()
-            await refusals.stop()
-            for each in {id(x): x for x in (lease, primary, log_lease)}.values():
-                await each.close()
-            for each_engine in engines:
-                await each_engine.dispose()
 
     app = FastAPI(
         title="renkou query API",

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
+from uuid import UUID
 
 import asyncpg
 from sqlalchemy import (
@@ -229,6 +230,20 @@ async def load_archived_bodies(
     for row in rows:
         bodies.setdefault(row["citizen_id"], []).append(bytes(row["body"]))
     return bodies
+
+
+_ARCHIVED_IDS: Final = Statement(
+    select(cast(tables.event_archive.c.event_id, Text).label("event_id")).where(any_of(tables.event_archive.c.event_id))
+)
+
+
+async def archived_event_ids(
+    conn: asyncpg.Connection, event_ids: Sequence[UUID], schema: str = DEFAULT_SCHEMA
+) -> set[str]:
+    """Which of ``event_ids`` the archive holds (the events applied), as text."""
+    if not event_ids:
+        return set()
+    return {r["event_id"] for r in await conn.fetch(*_ARCHIVED_IDS.bind(schema, event_id=list(event_ids)))}
 
 
 _BODIES_KNOWN_AT: Final = Statement(

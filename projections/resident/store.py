@@ -47,9 +47,10 @@ from projections.resident.tables import DEFAULT_SCHEMA, Statement, any_of, safe_
 
 VIEW_OUTBOX_CHANNEL = "renkou_view_outbox"  # NOTIFY channel: views are waiting to be published
 
-ARCHIVE_COLUMNS: Final = tuple(
-    {"partition": "kafka_partition", "offset": "kafka_offset"}.get(f, f) for f in ArchiveRow._fields
-)
+_COORDINATES: Final = {"kafka_partition": "partition", "kafka_offset": "offset"}
+"""A record's coordinates: the tables' columns, and the fields of the rows that carry them."""
+
+ARCHIVE_COLUMNS: Final = tuple({f: c for c, f in _COORDINATES.items()}.get(f, f) for f in ArchiveRow._fields)
 """The archive table's columns in ``batch.ArchiveRow``'s field order (what ``COPY`` appends)."""
 
 
@@ -311,8 +312,7 @@ class PostgresProjectionStore:
             rows,
             tables.dead_letters,
             _DEAD_LETTER_COLUMNS,
-            kafka_partition="partition",
-            kafka_offset="offset",
+            **_COORDINATES,
             record_key="key",
             record_value="value",
         )

@@ -14,6 +14,7 @@ remembers it: the statements run on hot paths, where compiling each time would c
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -32,15 +33,21 @@ from sqlalchemy import (
     bindparam,
     column,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.types import TypeEngine
 
 DEFAULT_SCHEMA: Final = "projection"
 """The live projection's schema; the tables below are declared in it."""
 
 metadata: Final = MetaData(schema=DEFAULT_SCHEMA)
+
+
+_NOW: Final = text("now()")
+"""The default of the columns that say when a row was written."""
 
 
 def _when() -> DateTime:
@@ -54,7 +61,7 @@ checkpoints: Final = Table(
     Column("topic", Text, primary_key=True),
     Column("kafka_partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
-    Column("updated_at", _when(), nullable=False),
+    Column("updated_at", _when(), nullable=False, server_default=_NOW),
 )
 """The next offset to apply of each partition a projection reads; its row lock is the projector's fence."""
 
@@ -75,7 +82,7 @@ event_archive: Final = Table(
     Column("body", LargeBinary, nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
-    Column("archived_at", _when(), nullable=False),
+    Column("archived_at", _when(), nullable=False, server_default=_NOW),
     Column("logged_at", _when()),
 )
 """Every accepted event in canonical form, chained per citizen and department."""
@@ -164,7 +171,7 @@ dead_letters: Final = Table(
     Column("record_key", LargeBinary),
     Column("record_value", LargeBinary),
     Column("event_id", Text),
-    Column("rejected_at", _when(), nullable=False),
+    Column("rejected_at", _when(), nullable=False, server_default=_NOW),
     Column("redriven_at", _when()),
     Column("value_size", BigInteger),
 )
@@ -174,17 +181,21 @@ view_outbox: Final = Table(
     "view_outbox",
     metadata,
     Column("citizen_id", Text, primary_key=True),
-    Column("enqueued_at", _when(), nullable=False),
+    Column("enqueued_at", _when(), nullable=False, server_default=_NOW),
 )
 """Citizens whose view changed and waits to be published on the view topics."""
 
 
+SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""What may name a projection schema: a lower-case identifier, which PostgreSQL reads the same quoted or not — so
+a ``Statement`` (which quotes it) and a statement formatted by hand (which does not) name the same schema."""
+
+
 def safe_schema(schema: str) -> str:
-    """``schema`` if it can be written into a statement as a schema name (letters, digits and ``_``), else a
-    ``ValueError``: the one check before any ``{schema}.table`` is formatted into SQL by hand (the statements not
-    declared here; a ``Statement`` quotes the name itself)."""
-    if not schema.replace("_", "").isalnum():
-        raise ValueError(f"invalid schema name {schema!r}")
+    """``schema`` if it matches ``SCHEMA_NAME``, else a ``ValueError``: checked by every ``Statement`` and before any
+    ``{schema}.table`` is formatted into SQL by hand (the statements not declared here)."""
+    if not SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"invalid schema name {schema!r} (lower-case letters, digits and _)")
     return schema
 
 
@@ -200,7 +211,7 @@ class Statement:
     """A Core statement compiled once per schema into the text asyncpg runs, with its parameters' order.
 
     ``bind`` gives the text followed by the named values in that order, to splat into an asyncpg call:
-    ``await conn.fetch(*s.bind(schema, ids=[…]))``; a parameter not given is a ``KeyError`` naming it.
+    ``await conn.fetch(*s.bind(schema, ids=[…]))``.
     """
 
     __slots__ = ("_compiled", "_statement")
@@ -212,19 +223,27 @@ class Statement:
     def _compile(self, schema: str) -> tuple[str, tuple[str, ...]]:
         found = self._compiled.get(schema)
         if found is None:
+            safe_schema(schema)
             compiled = self._statement.compile(  # type: ignore[attr-defined]
                 dialect=_DIALECT, schema_translate_map={DEFAULT_SCHEMA: schema}, render_schema_translate=True
             )
             found = self._compiled[schema] = (compiled.string, tuple(compiled.positiontup or ()))
         return found
 
+    def parameter_types(self) -> dict[str, TypeEngine[Any]]:
+        """Each parameter's type, by name."""
+        return {name: bind.type for name, bind in self._statement.compile(dialect=_DIALECT).binds.items()}  # type: ignore[attr-defined]
+
     def sql(self, schema: str = DEFAULT_SCHEMA) -> str:
         """The statement's text for the tables of ``schema``."""
         return self._compile(schema)[0]
 
     def bind(self, schema: str = DEFAULT_SCHEMA, /, **values: Any) -> tuple[Any, ...]:
-        """``(text, *values)``: the statement's text for ``schema`` and ``values`` in its parameters' order."""
+        """``(text, *values)``: the statement's text for ``schema`` and ``values`` in its parameters' order; a
+        parameter missing, or a value for none, is a ``TypeError`` naming it."""
         text, order = self._compile(schema)
+        if len(values) != len(order) or not values.keys() <= set(order):
+            raise TypeError(f"parameters {sorted(order)} expected, {sorted(values)} given")
         return (text, *(values[name] for name in order))
 
 

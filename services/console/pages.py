@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from events.bounds import CHINA_TZ
 from events.citizen_id import CitizenIdError, reader_citizen_id
-from projections.resident.reads import person_numbers
+from projections.resident.reads import archived_event_ids, person_numbers
 from services.console.accounts import NAME_PATTERN, authenticate, may_change
 from services.console.actions import recent_actions, record_action
 from services.console.citizen_ids import citizens_in
@@ -800,12 +800,7 @@ async def _applied(conn: asyncpg.Connection, event_ids: list[str | None]) -> set
             ids.append(uuid.UUID(raw or ""))
         except ValueError:
             continue
-    if not ids:
-        return set()
-    rows = await conn.fetch(
-        f"SELECT event_id::text AS id FROM {LIVE}.event_archive WHERE event_id = ANY($1::uuid[])", ids
-    )
-    return {r["id"] for r in rows}
+    return await archived_event_ids(conn, ids, LIVE)
 
 
 def _pretty(value: Any) -> str:

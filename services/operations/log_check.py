@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from events import DEPARTMENTS, topic_for
+from projections.resident.reads import archived_event_ids
 from services.anchor.builder import ARCHIVE, checkpoints
 from services.kafka_metadata import refresh_metadata
 from services.operations.anchor_check import Finding, FindingList, LogReport
@@ -283,14 +285,8 @@ async def _explain_unarchived(
     ids = {eid for eid in (_event_id(r.value) for r in rest) if eid is not None}
     archived: set[str] = set()
     if ids:
-        valid = [i for i in ids if _is_uuid(i)]
-        archived = {
-            r["event_id"]
-            for r in await conn.fetch(
-                f"SELECT event_id::text AS event_id FROM {schema}.event_archive WHERE event_id = ANY($1::uuid[])",
-                valid,
-            )
-        }
+        valid = [u for u in (_uuid(i) for i in ids) if u is not None]
+        archived = await archived_event_ids(conn, valid, schema)
     departments = {topic_for(d, namespace): d for d in DEPARTMENTS}
     for r in rest:
         eid = _event_id(r.value)
@@ -310,14 +306,11 @@ async def _explain_unarchived(
         )
 
 
-def _is_uuid(text: str) -> bool:
-    import uuid
-
+def _uuid(text: str) -> uuid.UUID | None:
     try:
-        uuid.UUID(text)
+        return uuid.UUID(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 async def locate_rewrites(

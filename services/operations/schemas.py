@@ -10,26 +10,24 @@ catalogue definitions under **the same names**. Keeping the names matters: after
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from projections.resident.tables import DEFAULT_SCHEMA
+from projections.resident.tables import DEFAULT_SCHEMA, SCHEMA_NAME
 from services.operations.base import BadInputError, NotFoundError, OperationError
 
 LIVE = DEFAULT_SCHEMA
 DEFAULT_SHADOW = "projection_shadow"
 OLD_PREFIX = "projection_old_"
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RESERVED = {"public", "information_schema"}
 
 
 def check_name(name: str, *, allow_live: bool = False) -> str:
     """``name`` if it can name a shadow schema (lower-case identifier, not a system or the live schema)."""
-    if not _NAME.match(name) or name.startswith("pg_") or name in _RESERVED:
+    if not SCHEMA_NAME.fullmatch(name) or name.startswith("pg_") or name in _RESERVED:
         raise BadInputError(f"{name!r} cannot name a projection schema (lower-case letters, digits and _, not pg_*)")
     if name == LIVE and not allow_live:
         raise BadInputError(f"{name!r} is the live schema; name a shadow (default {DEFAULT_SHADOW})")

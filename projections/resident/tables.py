@@ -218,16 +218,17 @@ class Statement:
 
     def __init__(self, statement: Executable) -> None:
         self._statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {}
 
-    def _compile(self, schema: str) -> tuple[str, tuple[str, ...]]:
+    def _compile(self, schema: str) -> tuple[str, tuple[str, ...], frozenset[str]]:
         found = self._compiled.get(schema)
         if found is None:
             safe_schema(schema)
             compiled = self._statement.compile(  # type: ignore[attr-defined]
                 dialect=_DIALECT, schema_translate_map={DEFAULT_SCHEMA: schema}, render_schema_translate=True
             )
-            found = self._compiled[schema] = (compiled.string, tuple(compiled.positiontup or ()))
+            order = tuple(compiled.positiontup or ())
+            found = self._compiled[schema] = (compiled.string, order, frozenset(order))
         return found
 
     def parameter_types(self) -> dict[str, TypeEngine[Any]]:
@@ -241,9 +242,9 @@ class Statement:
     def bind(self, schema: str = DEFAULT_SCHEMA, /, **values: Any) -> tuple[Any, ...]:
         """``(text, *values)``: the statement's text for ``schema`` and ``values`` in its parameters' order; a
         parameter missing, or a value for none, is a ``TypeError`` naming it."""
-        text, order = self._compile(schema)
-        if len(values) != len(order) or not values.keys() <= set(order):
-            raise TypeError(f"parameters {sorted(order)} expected, {sorted(values)} given")
+        text, order, names = self._compile(schema)
+        if values.keys() != names:
+            raise TypeError(f"parameters {sorted(names)} expected, {sorted(values)} given")
         return (text, *(values[name] for name in order))
 
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 from pydantic import BaseModel, ConfigDict
 
 from events.education import Stage
-from events.fields import Department, Sex
+from events.fields import DEPARTMENTS, Department, Sex
 from events.public_security import (
     CancellationReason,
     HouseholdType,
@@ -69,8 +69,6 @@ __all__ = [
     "state_to_json",
 ]
 
-DEPARTMENTS: Final[tuple[Department, ...]] = ("public_security", "education", "social_security", "health")
-"""The four departments that own a part of the resident view, in the view's order."""
 
 HukouStatus = Literal["registered", "moved_out", "cancelled", "none"]
 SchemeStatus = Literal["active", "stopped"]

@@ -10,7 +10,7 @@ token was checked.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 import asyncpg
 import orjson
@@ -24,6 +24,7 @@ from starlette.responses import Response
 from events.bounds import EARLIEST_DATE, business_date
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from events.examples import CITIZENS
+from events.fields import Department
 from projections.resident.reads import load_archive_rows, load_household, load_links, person_numbers
 from projections.resident.render import VIEW_SECTIONS
 from services.access_log import known_subject
@@ -366,7 +367,7 @@ async def get_events(
     caller: AuthCaller,
     citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
     department: Annotated[
-        Literal["public_security", "education", "social_security", "health"] | None,
+        Department | None,
         Query(description="Only this department's chain."),
     ] = None,
 ) -> Response:

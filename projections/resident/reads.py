@@ -3,17 +3,17 @@ a person's numbers, the archive (live, as of a date, as known at an instant) and
 
 Each statement is declared on ``tables`` and compiled once per schema (the live one, or a shadow being rebuilt or
 verified); each takes an open asyncpg connection, so that a caller's reads share its transaction. The rules a
-reader must follow — which department's statement of a parent counts (``PARENT_RANK``), when the log learnt of an
-event (``LOGGED_AT``) — are written here once. The write store, ``store.PostgresProjectionStore``, writes these
-tables; ``services.query_api.single_read`` keeps the query API's one-round-trip read of a single resident, which
-also appends its access-log entry, and follows the same rules.
+reader must follow — which department's statement of a parent counts (``PARENT_RANK``, ``ResidentRows``), when the
+log learnt of an event (``LOGGED_AT``) — are written here once. The write store, ``store.PostgresProjectionStore``,
+writes these tables; ``services.query_api.single_read`` keeps the query API's one-round-trip read of a single
+resident, which also appends its access-log entry, and assembles its rows with the same ``ResidentRows``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
@@ -328,6 +328,80 @@ _RESIDENT_SECTIONS, _RESIDENT_PARENTS, _RESIDENT_CHILDREN, _RESIDENT_CERTIFICATE
 )
 
 
+class ResidentRows:
+    """The family rows read for one resident, folded by the rules of precedence as they arrive; ``resident`` makes
+    the ``StoredResident``. Every reader of a resident (``load_residents`` for many, the query API's single read for
+    one) feeds its rows here, so that the rules exist once:
+
+    - a parent: public security's registration first, health's where it is silent (feed ``parent`` rows in
+      ``PARENT_RANK`` order), then what a birth certificate names where both are silent (feed certificates after
+      every parent row);
+    - a child: each child the parent links name, completed by the certificates that name it (or, for a child not
+      yet given a number, one entry per certificate);
+    - the household: the members of the one registered household, in member order.
+    """
+
+    __slots__ = ("_children", "_household_id", "_members", "_parents", "citizen_id")
+
+    def __init__(self, citizen_id: str) -> None:
+        self.citizen_id = citizen_id
+        self._parents: dict[str, str] = {}
+        self._children: dict[str, dict[str, Any]] = {}
+        self._household_id: str | None = None
+        self._members: list[dict[str, str]] = []
+
+    def parent(self, role: str, parent: str) -> None:
+        """A parent link naming this resident's ``role`` (mother or father)."""
+        self._parents.setdefault(role, parent)
+
+    def child(self, child: str) -> None:
+        """A parent link naming this resident as ``child``'s parent."""
+        self._children[child] = {"citizen_id": child}
+
+    def certificate(
+        self,
+        certificate_no: str,
+        mother: str | None,
+        father: str | None,
+        child_name: str | None,
+        child_sex: str | None,
+        birth_date: date | str | None,
+        child: str | None,
+    ) -> None:
+        """A birth certificate naming this resident as child, mother or father."""
+        if child == self.citizen_id:
+            if mother:
+                self._parents.setdefault("mother", mother)
+            if father:
+                self._parents.setdefault("father", father)
+        if self.citizen_id not in (mother, father):
+            return
+        entry = self._children.setdefault(child or f"certificate:{certificate_no}", {"citizen_id": child})
+        stated = {
+            "name": child_name,
+            "sex": child_sex,
+            "birth_date": birth_date.isoformat() if isinstance(birth_date, date) else birth_date,
+            "certificate_no": certificate_no,
+        }
+        entry.update({k: v for k, v in stated.items() if v is not None})
+
+    def member(self, household_id: str, citizen_id: str, relationship: str) -> None:
+        """A member of this resident's household (feed them in ``(household_id, citizen_id)`` order)."""
+        self._household_id = household_id
+        self._members.append({"citizen_id": citizen_id, "relationship": relationship})
+
+    def resident(self, sections: dict[str, SectionRow]) -> StoredResident:
+        return StoredResident(
+            citizen_id=self.citizen_id,
+            sections=sections,
+            mother=self._parents.get("mother"),
+            father=self._parents.get("father"),
+            children=sorted(self._children.values(), key=child_order),
+            household_id=self._household_id,
+            household_members=self._members,
+        )
+
+
 async def load_residents(
     conn: asyncpg.Connection, citizen_ids: Sequence[str], schema: str = DEFAULT_SCHEMA
 ) -> dict[str, StoredResident]:
@@ -339,54 +413,26 @@ async def load_residents(
     for r in await conn.fetch(*_RESIDENT_SECTIONS.bind(schema, found=sorted(set(citizen_ids)))):
         sections.setdefault(r["citizen_id"], {})[r["department"]] = section_row(r)
     found = sorted(sections)
-    # Parents: public security's registration is authoritative; health's certificate fills in where it is silent.
-    parents: dict[str, dict[str, str]] = {}
+    rows = {cid: ResidentRows(cid) for cid in found}
     for r in await conn.fetch(*_RESIDENT_PARENTS.bind(schema, found=found)):
-        parents.setdefault(r["child_citizen_id"], {}).setdefault(r["role"], r["parent_citizen_id"])
-    children: dict[str, dict[str, dict[str, Any]]] = {}
+        rows[r["child_citizen_id"]].parent(r["role"], r["parent_citizen_id"])
     for r in await conn.fetch(*_RESIDENT_CHILDREN.bind(schema, found=found)):
-        children.setdefault(r["parent_citizen_id"], {})[r["child_citizen_id"]] = {"citizen_id": r["child_citizen_id"]}
+        rows[r["parent_citizen_id"]].child(r["child_citizen_id"])
     for r in await conn.fetch(*_RESIDENT_CERTIFICATES.bind(schema, found=found)):
-        child = r["child_citizen_id"]
-        if child in sections:
-            mine = parents.setdefault(child, {})
-            if r["mother_citizen_id"]:
-                mine.setdefault("mother", r["mother_citizen_id"])
-            if r["father_citizen_id"]:
-                mine.setdefault("father", r["father_citizen_id"])
-        for parent in (r["mother_citizen_id"], r["father_citizen_id"]):
-            if parent in sections:
-                key = child or f"certificate:{r['certificate_no']}"
-                entry = children.setdefault(parent, {}).setdefault(key, {"citizen_id": child})
-                entry.update(
-                    {
-                        k: v
-                        for k, v in {
-                            "name": r["child_name"],
-                            "sex": r["child_sex"],
-                            "birth_date": r["birth_date"].isoformat() if r["birth_date"] else None,
-                            "certificate_no": r["certificate_no"],
-                        }.items()
-                        if v is not None
-                    }
-                )
-    households: dict[str, str] = {}
-    members: dict[str, list[dict[str, str]]] = {}
+        named = (r["child_citizen_id"], r["mother_citizen_id"], r["father_citizen_id"])
+        for cid in dict.fromkeys(n for n in named if n in rows):
+            rows[cid].certificate(
+                r["certificate_no"],
+                r["mother_citizen_id"],
+                r["father_citizen_id"],
+                r["child_name"],
+                r["child_sex"],
+                r["birth_date"],
+                r["child_citizen_id"],
+            )
     for r in await conn.fetch(*_RESIDENT_HOUSEHOLDS.bind(schema, found=found)):
-        households[r["asked"]] = r["household_id"]
-        members.setdefault(r["asked"], []).append({"citizen_id": r["citizen_id"], "relationship": r["relationship"]})
-    return {
-        cid: StoredResident(
-            citizen_id=cid,
-            sections=sections[cid],
-            mother=parents.get(cid, {}).get("mother"),
-            father=parents.get(cid, {}).get("father"),
-            children=sorted(children.get(cid, {}).values(), key=child_order),
-            household_id=households.get(cid),
-            household_members=members.get(cid, []),
-        )
-        for cid in found
-    }
+        rows[r["asked"]].member(r["household_id"], r["citizen_id"], r["relationship"])
+    return {cid: rows[cid].resident(sections[cid]) for cid in found}
 
 
 # --- the archive as of a date, as known at an instant (bitemporal reads) -----------------------------------------

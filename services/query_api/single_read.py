@@ -3,9 +3,9 @@
 ``projections.resident.reads.load_residents`` reads sections, parent links, children, birth certificates and
 household members in five queries whatever the number of citizens: right for batches, but for a single
 resident the round trips cost more than the work. ``load_resident`` gathers the same rows in one statement
-(a ``UNION ALL``, one kind of row per table) and assembles the same ``StoredResident`` with the same precedence
-rules, so ``render_sections`` renders it exactly like ``services.residents.views.render_stored``. The test suite
-checks that the two loaders agree on every resident of its data sets.
+(a ``UNION ALL``, one kind of row per table) and feeds them to the same ``reads.ResidentRows``, where the rules of
+precedence are, so ``render_sections`` renders it exactly like ``services.residents.views.render_stored``. The test
+suite checks that the two loaders agree on every resident of its data sets.
 
 Given the read's access-log entry, the same statement also appends it (``renkou_access_log_append``, migration
 0008) and commits it with the read: one round trip and one transaction for a live read and its record, rather
@@ -22,7 +22,7 @@ import asyncpg
 
 from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
-from projections.resident.reads import PARENT_RANK, StoredResident, child_order
+from projections.resident.reads import PARENT_RANK, ResidentRows, StoredResident
 from projections.resident.state import DEPARTMENTS
 from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
@@ -230,79 +230,32 @@ async def load_resident(
             log.accessed_at,
             timeout=statement_timeout,
         )
-    logged = False
-    sections: dict[str, SectionRow] = {}
-    parent_rows: list[tuple[int, str, str]] = []
-    child_rows: list[str] = []
-    certificate_rows: list[tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]] = []
-    household_rows: list[tuple[str, str, str]] = []
-    links: list[NumberLink] = []
-    if any(r[0] == 5 for r in rows):
-        raise NumberHasAliasesError(citizen_id)
+    by_kind: dict[int, list[asyncpg.Record]] = {}
     for r in rows:
-        kind = r[0]
-        if kind == -1:
-            logged = True
-        elif kind == 0:
-            sections[r[1]] = SectionRow(citizen_id, r[1], r[2] or "", r[8], r[10], r[9], bytes(r[11]))
-        elif kind == 1:
-            parent_rows.append((r[8], r[1], r[2]))
-        elif kind == 2:
-            child_rows.append(r[1])
-        elif kind == 3:
-            certificate_rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
-        elif kind == 4:
-            household_rows.append((r[1], r[2], r[3]))
-        elif kind == 6:
-            links.append(NumberLink(r[1], r[2], date.fromisoformat(r[5]), r[4], r[3], r[6]))
+        by_kind.setdefault(r[0], []).append(r)
+    if 5 in by_kind:
+        raise NumberHasAliasesError(citizen_id)
+    logged = -1 in by_kind
+    sections = {
+        r[1]: SectionRow(citizen_id, r[1], r[2] or "", r[8], r[10], r[9], bytes(r[11])) for r in by_kind.get(0, ())
+    }
     if not sections:
         return None
     if log is not None and not logged:
         raise GrantNoLongerValidError(f"the grant of {log.consumer} is no longer valid")
     if grant is not None and not logged:
         raise GrantNoLongerValidError(f"the grant of {grant[0]} is no longer valid")
-    parent_rows.sort(key=lambda p: p[0])  # stable: public security's links first, as load_residents orders them
-    household_rows.sort(key=lambda h: (h[0], h[1]))
-    # The precedence of load_residents: public security's parent links first, then health's, then what birth
-    # certificates say where both are silent.
-    parents: dict[str, str] = {}
-    for _, role, parent in parent_rows:
-        parents.setdefault(role, parent)
-    children: dict[str, dict[str, Any]] = {child: {"citizen_id": child} for child in child_rows}
-    for certificate_no, mother, father, child_name, child_sex, birth_date, child in certificate_rows:
-        if child == citizen_id:
-            if mother:
-                parents.setdefault("mother", mother)
-            if father:
-                parents.setdefault("father", father)
-        for side in (mother, father):
-            if side == citizen_id:
-                key = child or f"certificate:{certificate_no}"
-                entry = children.setdefault(key, {"citizen_id": child})
-                entry.update(
-                    {
-                        k: v
-                        for k, v in {
-                            "name": child_name,
-                            "sex": child_sex,
-                            "birth_date": birth_date,
-                            "certificate_no": certificate_no,
-                        }.items()
-                        if v is not None
-                    }
-                )
-    household_id: str | None = None
-    members: list[dict[str, str]] = []
-    for hid, member, relationship in household_rows:
-        household_id = hid
-        members.append({"citizen_id": member, "relationship": relationship})
-    stored = StoredResident(
-        citizen_id=citizen_id,
-        sections=sections,
-        mother=parents.get("mother"),
-        father=parents.get("father"),
-        children=sorted(children.values(), key=child_order),
-        household_id=household_id,
-        household_members=members,
-    )
+    # The rows, fed in the order ResidentRows asks for (the statement gives each kind in any order): parents by
+    # rank, children, certificates, the household by member.
+    stated = ResidentRows(citizen_id)
+    for r in sorted(by_kind.get(1, ()), key=lambda r: r[8]):  # stable: the statement's order within a rank
+        stated.parent(r[1], r[2])
+    for r in by_kind.get(2, ()):
+        stated.child(r[1])
+    for r in by_kind.get(3, ()):
+        stated.certificate(r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+    for r in sorted(by_kind.get(4, ()), key=lambda r: (r[1], r[2])):
+        stated.member(r[1], r[2], r[3])
+    links = [NumberLink(r[1], r[2], date.fromisoformat(r[5]), r[4], r[3], r[6]) for r in by_kind.get(6, ())]
+    stored = stated.resident(sections)
     return relatives_by_person(stored, People(links)) if links else stored

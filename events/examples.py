@@ -9,19 +9,19 @@ UUIDs and timestamps), so the examples can be committed inside the JSON Schemas 
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID, uuid5
 
 from stdnum.cn import uscc
 
+from events.bounds import CHINA_TZ
 from events.citizen_id import make_citizen_id
 from events.fields import Department
 from events.registry import REGISTRY
 
 __all__ = ["CITIZENS", "EMPLOYER_CODE", "example_event", "example_events"]
 
-_CHINA: Final = timezone(timedelta(hours=8))
 _NAMESPACE: Final = UUID("6f1f3c3e-2b7a-5e0c-9d55-6d9c1f0c8a11")
 
 
@@ -324,7 +324,7 @@ def example_event(event_type: str) -> dict[str, Any]:
     Raises ``KeyError`` for a type without an example.
     """
     department, subject, day, payload = _CATALOGUE[event_type]
-    occurred = datetime(day.year, day.month, day.day, 10, 30, tzinfo=_CHINA)
+    occurred = datetime(day.year, day.month, day.day, 10, 30, tzinfo=CHINA_TZ)
     return {
         "event_id": str(uuid5(_NAMESPACE, event_type)),
         "event_type": event_type,

@@ -5,7 +5,7 @@ The manifests in ``infra/k8s/`` are rendered from the code that defines what the
 drift from it: the topics from ``infra/topics.toml`` (three replicas, ``min.insync.replicas=2``), each Kafka
 principal's ACLs from its role (``services.kafka_principals.role_acls``), the database login roles from
 ``services.db.roles``, ports and environment from ``services.settings.Settings``. ``python -m services.infra.k8s``
-writes them; ``tests/unit/test_k8s_manifests.py`` renders them again and checks the committed files are the same,
+writes them; ``tests/unit/services/infra/test_k8s.py`` renders them again and checks the committed files are the same,
 and checks names, ports, roles and environment against the code.
 
 What a city fills in is marked ``CHANGE-ME``: the image, storage sizes, the identity provider. The Secrets are

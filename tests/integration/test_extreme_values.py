@@ -2,8 +2,8 @@
 real PostgreSQL, then every read of the query API — live, ``as_of``, ``known_at``, ``batchGet``, ``/events``,
 ``/eligibility`` — without a 500 (CONTRACT §10, "no read answers 500").
 
-Histories are generated from the catalogue's own field types (``tests.unit.test_events``: every payload field of
-every event type) with dates, months and timestamps drawn from the whole of the register's range and its edges
+Histories are generated from the catalogue's own field types (``tests.unit.events.test_registry``: every payload
+field of every event type) with dates, months and timestamps drawn from the whole of the register's range and its edges
 (``events.bounds``), offsets from -14:00 to +23:59, and text of every length allowed. They are applied with the
 projector's ``BatchProjector`` (no Kafka, so that an example costs milliseconds) and read over HTTP from
 ``python -m services.query_api``.

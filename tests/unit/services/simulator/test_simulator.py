@@ -10,7 +10,6 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,11 @@ from stdnum.cn import uscc
 
 from events import EVENT_TYPES, department_of, parse_event
 from events.citizen_id import lookup_division, normalize_citizen_id
+from services.settings import project_root
 from services.simulator import CITIES, DEFAULT_END, city_by_key, simulate, simulate_bytes, summary
 from services.simulator.households import Simulation
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = project_root()
 Event = dict[str, Any]
 
 

@@ -12,10 +12,11 @@ import pytest
 
 from projections.eligibility import POLICY_IDS, PolicyError, decide, load_policy, parse_policy, policy_ids
 from projections.eligibility.policy import SettlementRule
+from services.settings import project_root
 from tests.support.eligibility import MIGRANT, History
 
 SEEDS = Path("/work/shared/seeds")
-POLICY_DIR = Path(__file__).resolve().parents[2] / "projections" / "eligibility" / "policies"
+POLICY_DIR = project_root() / "projections" / "eligibility" / "policies"
 
 
 def _normalised(text: str) -> str:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import ast
 from datetime import date
-from pathlib import Path
 
 from events.citizen_id import make_citizen_id
 from projections.eligibility import CityScope, RelativeInput, decide, derive_facts, load_policy
 from projections.eligibility.facts import household_relation
 from projections.resident.aliases import person_order
+from services.settings import project_root
 from tests.support.eligibility import MIGRANT, History
 
 CHENGDU = CityScope("成都市", ("5101",))
 AS_OF = date(2024, 6, 30)
-PACKAGE = Path(__file__).resolve().parents[2] / "projections" / "eligibility"
+PACKAGE = project_root() / "projections" / "eligibility"
 
 
 def test_each_fact_names_the_events_behind_it() -> None:

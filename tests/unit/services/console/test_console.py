@@ -14,9 +14,9 @@ from services.console.citizen_ids import mask_citizen_ids
 from services.console.context import summary
 from services.console.pages import _residents_named, _safe_next
 from services.console.sessions import ANONYMOUS_MAX, IDLE_S, LoginThrottle, SessionStore
-from services.settings import Settings
+from services.settings import Settings, project_root
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "services" / "console" / "templates"
+TEMPLATES = project_root() / "services" / "console" / "templates"
 
 
 class Clock:

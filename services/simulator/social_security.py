@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
+from services.simulator.cities import Employer
 from services.simulator.core import DAY_OPEN, DAY_SPAN, Core, Person, money
 
 _TRAININGS: Final = (
@@ -58,6 +60,28 @@ _RESIDENT_PENSION_TIERS: Final = (100, 200, 300, 500, 800, 1000, 1500, 2000)
 _CARDS_FROM: Final = date(2010, 1, 1).toordinal()
 
 _CARDS_UNTIL: Final = date(2021, 12, 31).toordinal()
+
+
+@dataclass(slots=True)
+class _WorkingLife:
+    """What a career carries from one job to the next."""
+
+    factor: float  # the person's wage against the city's average
+    cadence: int  # months paid at a time
+    wage: dict[int, float]  # the city's average monthly base by year
+    carried: int  # pension months carried in from elsewhere
+    pension_months: int  # carried in, and paid here since
+    covered: int | None = None  # the first day of employee medical insurance
+    transferred_in: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    employer: Employer
+    region: str  # the employer's district's code when the job is registered
+    contract: str
+    start: int
+    end: int
 
 
 class SocialSecurity(Core):
@@ -144,10 +168,7 @@ class SocialSecurity(Core):
             return None
         factor = min(3.0, max(0.6, rng.lognormvariate(0, 0.35)))
         cadence = rng.choices((12, 6, 3), cum_weights=(60, 85, 100))[0]
-        wage = self.wage[city.key]
-        covered: int | None = None
-        pension_months = carried
-        transferred_in = False
+        working = _WorkingLife(factor, cadence, self.wage[city.key], carried, pension_months=carried)
         # A job lasts 90 days plus an exponential time (mean seven years). A job held on the window's first day
         # began sometime before it; being exponential, what remains of it has the same distribution.
         residual: int | None = None
@@ -173,7 +194,7 @@ class SocialSecurity(Core):
             r = rng.random()
             contract = "fixed_term" if r < 0.6 else "open_ended" if r < 0.82 else "flexible"
             year = date.fromordinal(max(start, self.start)).year
-            region = city.districts[employer.district].code_in(year)
+            job = _Job(employer, city.districts[employer.district].code_in(year), contract, start, end)
             # Same-day chains (registration, then enrolments; end, then stops) get increasing times of day.
             sec = DAY_OPEN + rng.randrange(DAY_SPAN - 3600)
             registered = self.emit(
@@ -183,7 +204,7 @@ class SocialSecurity(Core):
                 {
                     "employer_code": employer.code,
                     "employer_name": employer.name,
-                    "region_code": region,
+                    "region_code": job.region,
                     "started_on": self.day_text(start),
                     "contract": contract,
                 },
@@ -199,139 +220,166 @@ class SocialSecurity(Core):
             closing = not open_end or retiring or leaving
             # The end of a job is one chain of a day: dues settled, the job ended, the schemes stopped.
             end_sec = DAY_OPEN + 1800 + rng.randrange(DAY_SPAN - 5400)
-            settle = (end, end_sec) if closing else None
-            schemes: list[str] = []
-            if rng.random() < (0.5 if contract == "flexible" else 0.92):
-                enrol = min(start + rng.randrange(20), end)
-                effective = max(enrol, self.start)
-                effective_date = date.fromordinal(effective)
-                if contract == "flexible":  # flexible workers insure themselves, without an employer
-                    wanted = ["pension_employee", "medical_employee"]
-                else:
-                    wanted = ["pension_employee", "medical_employee", "unemployment", "work_injury"]
-                    # Maternity insurance was merged into employee medical insurance in 2019.
-                    if effective_date.year < 2019 and rng.random() < 0.7:
-                        wanted.append("maternity")
-                if enrol != start:
-                    sec = DAY_OPEN + rng.randrange(DAY_SPAN - 3600)
-                for scheme in wanted:
-                    payload: dict[str, Any] = {
-                        "scheme": scheme,
-                        "region_code": region,
-                        "started_on": self.day_text(enrol),
-                    }
-                    if contract != "flexible":
-                        payload["employer_code"] = employer.code
-                    enrol_sec = sec + 600 + 120 * len(schemes)
-                    if self.emit(p, "insurance.enrolled", enrol, payload, migrate=True, sec=enrol_sec):
-                        schemes.append(scheme)
-                if "medical_employee" in schemes and covered is None:
-                    covered = effective
-                if (
-                    "pension_employee" in schemes
-                    and carried
-                    and not transferred_in
-                    and p.came_from not in (None, region)
-                ):
-                    transferred_in = True
-                    assert p.came_from is not None
-                    self.emit(
-                        p,
-                        "insurance.transferred",
-                        effective + 30 + rng.randrange(90),
-                        {
-                            "scheme": "pension_employee",
-                            "from_region_code": p.came_from,
-                            "to_region_code": region,
-                            "months_carried": carried,
-                        },
-                    )
-                first_month = effective_date.year * 12 + effective_date.month - 1
-                end_date = date.fromordinal(end)
-                last_month = end_date.year * 12 + end_date.month - 1
-                pension_rate, medical_rate = (0.20, 0.075) if contract == "flexible" else (0.24, 0.085)
-                base = wage[effective_date.year] * factor
-                if "pension_employee" in schemes:
-                    pension_months += self.contributions(
-                        p, "pension_employee", first_month, last_month, base * pension_rate, cadence, settle
-                    )
-                if "medical_employee" in schemes:
-                    self.contributions(
-                        p, "medical_employee", first_month, last_month, base * medical_rate, cadence, settle
-                    )
+            schemes = self._insure(p, job, working, sec, (end, end_sec) if closing else None)
             if rng.random() < 0.1:
                 self.training(p, self.between(max(start, self.start), end))
             if not closing:
                 break  # still employed when the window closes, or when the person dies
-            if retiring:
-                reason = "退休"
-            elif leaving and open_end:
-                reason = "离职返乡" if p.came_from else "个人原因离职"
-            else:
-                reason = rng.choice(_JOB_END_REASONS)
-            self.emit(
-                p,
-                "employment.ended",
-                end,
-                {"employer_code": employer.code, "ended_on": self.day_text(end), "reason": reason},
-                sec=end_sec,
-            )
-            stop_day = end
-            for index, scheme in enumerate(schemes, start=1):
-                sec_stop = end_sec + 300 + 120 * index
-                if retiring and scheme in ("pension_employee", "medical_employee"):
-                    continue  # a pensioner keeps both: the pension is paid out, medical insurance continues
-                if leaving and open_end and scheme == "pension_employee" and pension_months and rng.random() < 0.5:
-                    target = p.destination or p.came_from or rng.choice(self.elsewhere(p))
-                    if target != region:
-                        self.emit(
-                            p,
-                            "insurance.transferred",
-                            stop_day,
-                            {
-                                "scheme": scheme,
-                                "from_region_code": region,
-                                "to_region_code": target,
-                                "months_carried": min(1200, pension_months),
-                            },
-                            sec=sec_stop,
-                        )
-                        continue
-                self.emit(
-                    p,
-                    "insurance.stopped",
-                    stop_day,
-                    {
-                        "scheme": scheme,
-                        "stopped_on": self.day_text(stop_day),
-                        "reason": "退休" if retiring else "劳动关系终止",
-                    },
-                    sec=sec_stop,
-                )
+            self._end_job(p, job, working, schemes, end_sec, retiring=retiring, leaving=leaving and open_end)
             if open_end:
                 break
-            # Between jobs: sometimes straight on, often a gap, sometimes registered unemployment.
-            if rng.random() < 0.25:
-                start = end + 1
-                continue
-            gap = 20 + int(rng.expovariate(1 / 150))
-            next_start = end + gap
-            if gap > 45 and rng.random() < 0.45:
-                registered_on = end + 3 + rng.randrange(20)
-                region_now = p.home.district.code_in(date.fromordinal(max(registered_on, self.start)).year)
-                if self.emit(
-                    p,
-                    "unemployment.registered",
-                    registered_on,
-                    {"region_code": region_now, "registered_on": self.day_text(registered_on)},
-                ):
-                    if rng.random() < 0.35 and next_start - registered_on > 40:
-                        self.training(p, self.between(registered_on + 20, next_start - 10))
-                    stop = min(next_start - 1 - rng.randrange(5), registered_on + 60 + rng.randrange(360))
-                    if stop > registered_on:
-                        self.emit(p, "unemployment.ended", stop, {"ended_on": self.day_text(stop)})
-            start = next_start
-        return covered
+            start = self._between_jobs(p, end)
+        return working.covered
+
+    def _insure(
+        self, p: Person, job: _Job, working: _WorkingLife, sec: int, settle: tuple[int, int] | None
+    ) -> list[str]:
+        """The employee schemes of ``job`` (most jobs have them): enrolments, the pension carried in on the first,
+        and the contributions until the job ends (settled on its last day if it ends in the window). Returns the
+        schemes enrolled."""
+        rng = self.rng
+        start, end, region, contract = job.start, job.end, job.region, job.contract
+        schemes: list[str] = []
+        if rng.random() >= (0.5 if contract == "flexible" else 0.92):
+            return schemes
+        enrol = min(start + rng.randrange(20), end)
+        effective = max(enrol, self.start)
+        effective_date = date.fromordinal(effective)
+        if contract == "flexible":  # flexible workers insure themselves, without an employer
+            wanted = ["pension_employee", "medical_employee"]
+        else:
+            wanted = ["pension_employee", "medical_employee", "unemployment", "work_injury"]
+            # Maternity insurance was merged into employee medical insurance in 2019.
+            if effective_date.year < 2019 and rng.random() < 0.7:
+                wanted.append("maternity")
+        if enrol != start:
+            sec = DAY_OPEN + rng.randrange(DAY_SPAN - 3600)
+        for scheme in wanted:
+            payload: dict[str, Any] = {"scheme": scheme, "region_code": region, "started_on": self.day_text(enrol)}
+            if contract != "flexible":
+                payload["employer_code"] = job.employer.code
+            enrol_sec = sec + 600 + 120 * len(schemes)
+            if self.emit(p, "insurance.enrolled", enrol, payload, migrate=True, sec=enrol_sec):
+                schemes.append(scheme)
+        if "medical_employee" in schemes and working.covered is None:
+            working.covered = effective
+        carried = working.carried
+        if (
+            "pension_employee" in schemes
+            and carried
+            and not working.transferred_in
+            and p.came_from not in (None, region)
+        ):
+            working.transferred_in = True
+            assert p.came_from is not None
+            self.emit(
+                p,
+                "insurance.transferred",
+                effective + 30 + rng.randrange(90),
+                {
+                    "scheme": "pension_employee",
+                    "from_region_code": p.came_from,
+                    "to_region_code": region,
+                    "months_carried": carried,
+                },
+            )
+        first_month = effective_date.year * 12 + effective_date.month - 1
+        end_date = date.fromordinal(end)
+        last_month = end_date.year * 12 + end_date.month - 1
+        pension_rate, medical_rate = (0.20, 0.075) if contract == "flexible" else (0.24, 0.085)
+        base = working.wage[effective_date.year] * working.factor
+        cadence = working.cadence
+        if "pension_employee" in schemes:
+            working.pension_months += self.contributions(
+                p, "pension_employee", first_month, last_month, base * pension_rate, cadence, settle
+            )
+        if "medical_employee" in schemes:
+            self.contributions(p, "medical_employee", first_month, last_month, base * medical_rate, cadence, settle)
+        return schemes
+
+    def _end_job(
+        self,
+        p: Person,
+        job: _Job,
+        working: _WorkingLife,
+        schemes: list[str],
+        end_sec: int,
+        *,
+        retiring: bool,
+        leaving: bool,
+    ) -> None:
+        """The job's end and its schemes' stops, one chain of its last day. ``leaving``: the person leaves the
+        city that day, and may carry the pension out."""
+        rng = self.rng
+        end, region = job.end, job.region
+        if retiring:
+            reason = "退休"
+        elif leaving:
+            reason = "离职返乡" if p.came_from else "个人原因离职"
+        else:
+            reason = rng.choice(_JOB_END_REASONS)
+        self.emit(
+            p,
+            "employment.ended",
+            end,
+            {"employer_code": job.employer.code, "ended_on": self.day_text(end), "reason": reason},
+            sec=end_sec,
+        )
+        for index, scheme in enumerate(schemes, start=1):
+            sec_stop = end_sec + 300 + 120 * index
+            if retiring and scheme in ("pension_employee", "medical_employee"):
+                continue  # a pensioner keeps both: the pension is paid out, medical insurance continues
+            if leaving and scheme == "pension_employee" and working.pension_months and rng.random() < 0.5:
+                target = p.destination or p.came_from or rng.choice(self.elsewhere(p))
+                if target != region:
+                    self.emit(
+                        p,
+                        "insurance.transferred",
+                        end,
+                        {
+                            "scheme": scheme,
+                            "from_region_code": region,
+                            "to_region_code": target,
+                            "months_carried": min(1200, working.pension_months),
+                        },
+                        sec=sec_stop,
+                    )
+                    continue
+            self.emit(
+                p,
+                "insurance.stopped",
+                end,
+                {
+                    "scheme": scheme,
+                    "stopped_on": self.day_text(end),
+                    "reason": "退休" if retiring else "劳动关系终止",
+                },
+                sec=sec_stop,
+            )
+
+    def _between_jobs(self, p: Person, end: int) -> int:
+        """Between jobs, from the day after ``end``: sometimes straight on, often a gap, sometimes registered
+        unemployment (with training). Returns the next job's first day."""
+        rng = self.rng
+        if rng.random() < 0.25:
+            return end + 1
+        gap = 20 + int(rng.expovariate(1 / 150))
+        next_start = end + gap
+        if gap > 45 and rng.random() < 0.45:
+            registered_on = end + 3 + rng.randrange(20)
+            region_now = p.home.district.code_in(date.fromordinal(max(registered_on, self.start)).year)
+            if self.emit(
+                p,
+                "unemployment.registered",
+                registered_on,
+                {"region_code": region_now, "registered_on": self.day_text(registered_on)},
+            ):
+                if rng.random() < 0.35 and next_start - registered_on > 40:
+                    self.training(p, self.between(registered_on + 20, next_start - 10))
+                stop = min(next_start - 1 - rng.randrange(5), registered_on + 60 + rng.randrange(360))
+                if stop > registered_on:
+                    self.emit(p, "unemployment.ended", stop, {"ended_on": self.day_text(stop)})
+        return next_start
 
     def training(self, p: Person, day: int) -> None:
         """A completed vocational training, most with a skill level and certificate."""

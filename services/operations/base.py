@@ -102,18 +102,8 @@ async def kafka_consumer(settings: Settings, **options: Any) -> AsyncIterator[AI
         request_timeout_ms=KAFKA_TIMEOUT_MS,
         **options,
     )
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise UnavailableError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc.__class__.__name__}); is the stack up? (make up)"
-        ) from exc
-    try:
+    async with _started(consumer, settings):
         yield consumer
-    finally:
-        await consumer.stop()
 
 
 @asynccontextmanager
@@ -126,18 +116,25 @@ async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
         request_timeout_ms=KAFKA_TIMEOUT_MS,
         client_id="renkou-operator",
     )
+    async with _started(producer, settings):
+        yield producer
+
+
+@asynccontextmanager
+async def _started(client: AIOKafkaConsumer | AIOKafkaProducer, settings: Settings) -> AsyncIterator[None]:
+    """``client`` started, stopped on the way out; ``UnavailableError`` if Kafka cannot be reached."""
     try:
-        await producer.start()
+        await client.start()
     except KafkaError as exc:
         with contextlib.suppress(Exception):
-            await producer.stop()
+            await client.stop()
         raise UnavailableError(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc.__class__.__name__}); is the stack up? (make up)"
         ) from exc
     try:
-        yield producer
+        yield
     finally:
-        await producer.stop()
+        await client.stop()
 
 
 async def department_partitions(consumer: AIOKafkaConsumer, namespace: str) -> list[TopicPartition]:

@@ -30,7 +30,7 @@ from benchmarks.projector import generate, publish_all, run_projector
 from services.infra.kafka import KafkaCluster
 from services.infra.ports import StackLayout
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_principals import ensure_stack_principals
+from services.kafka.principals import ensure_stack_principals
 from services.settings import Settings
 from services.workers import worker_count
 from tests.support.cluster import BROKERS, cluster_layout

@@ -18,7 +18,7 @@ from services.db.migrate import upgrade
 from services.db.roles import create_database
 from services.infra.ports import free_port
 from services.infra.topics import delete_topics_with_prefixes, ensure_topics, load_topics
-from services.kafka_principals import STACK_PRINCIPALS, grant_role, revoke_roles
+from services.kafka.principals import STACK_PRINCIPALS, grant_role, revoke_roles
 from services.settings import Settings
 from tests.support.infra import Endpoints, current
 

@@ -28,7 +28,7 @@ from events import DEPARTMENTS
 from services.db.dsn import asyncpg_dsn
 from services.gateway.__main__ import workers as gateway_workers
 from services.gateway.auth import issue_token
-from services.kafka_metadata import partitions_of
+from services.kafka.metadata import partitions_of
 from services.publisher.gateway_client import GatewayClient
 from services.settings import project_root
 from services.simulator import simulate_bytes

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.db.dsn import asyncpg_dsn
 from services.db.roles import QUERY_API, stored_password, with_credentials
-from services.kafka_auth import PROJECTOR, stored_credentials
+from services.kafka.auth import PROJECTOR, stored_credentials
 from tests.support.infra import Endpoints
 
 ROUNDS = 20

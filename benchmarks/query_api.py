@@ -47,7 +47,7 @@ import asyncpg
 
 from benchmarks.common import CpuClock, drop_database, free_port, fresh_database
 from projections.resident.store import PostgresProjectionStore
-from services.access_log import AccessEntry
+from services.access_log.database import AccessEntry
 from services.clock import today_in_china
 from services.db.dsn import asyncpg_dsn
 from services.db.roles import QUERY_API, stored_password, with_credentials

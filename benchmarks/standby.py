@@ -47,7 +47,7 @@ from benchmarks.query_api import (
 from events import ACCESS_LOG_TOPIC
 from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
-from services.kafka_metadata import partitions_of
+from services.kafka.metadata import partitions_of
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.standby import Pair, standby_caught_up
 

@@ -47,7 +47,7 @@ ANCHOR_TOPIC: Final = "population.audit_anchor.v1"
 """Signed anchors of the archive's and the access log's hash chains (CONTRACT §10; ``services.anchor``)."""
 ACCESS_LOG_TOPIC: Final = "population.access_log.v1"
 """Reads' access-log entries on their way to the chains in PostgreSQL, when the query API reads from a standby
-(CONTRACT §13; ``services.access_log_topic``): one record per entry, keyed by citizen ID."""
+(CONTRACT §13; ``services.access_log.topic``): one record per entry, keyed by citizen ID."""
 
 # strict: JSON ``true`` is not 1, ``"1"`` is not 1; frozen: an event is a fact, it never changes.
 _CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True)

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     read_database_url: SecretStr | None = None
     # How a read's access-log entry becomes durable before the answer: "postgresql", appended to its chain in the
     # read's own transaction on the primary; "kafka", appended to population.access_log.v1 (acks=all) and chained
-    # into PostgreSQL by the query API's relay a moment later (services.access_log_topic).
+    # into PostgreSQL by the query API's relay a moment later (services.access_log.topic).
     access_log: Literal["postgresql", "kafka"] = "postgresql"
     # Prefixed to every topic name; empty in production (the contract's names), unique per test run so that
     # tests sharing one broker never see each other's records.

@@ -23,13 +23,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from projections.resident.tables import DEFAULT_SCHEMA
-from services import kafka_auth
 from services.anchor import builder
 from services.anchor.keys import anchor_key_path, ensure_anchor_key, load_private_key
 from services.anchor.record import AnchorFormatError, SignedAnchor, parse_anchor
 from services.anchor.topic import Published, anchor_topic, publish_anchor, read_anchors
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
+from services.kafka import auth as kafka_auth
 from services.retry import GaveUpError, RetryPolicy, any_error
 from services.settings import Settings
 

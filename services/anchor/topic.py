@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from events import ANCHOR_TOPIC
 from services.anchor.record import SignedAnchor
-from services.kafka_metadata import partitions_of
+from services.kafka.metadata import partitions_of
 
 ANCHOR_KEY = b"resident_view"  # one key: every anchor of the projection lands on one partition, in order
 

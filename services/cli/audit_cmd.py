@@ -25,7 +25,7 @@ from services.cli.common import citizen_id_arg, fail, print_json
 from services.cli.ops_cmd import run_operation
 from services.db.roles import OWNER
 from services.grants import GrantError, validate_purposes
-from services.kafka_auth import OPERATOR
+from services.kafka.auth import OPERATOR
 from services.operations.anchor_check import AnchorReport, Finding, LogReport, check_against_anchor
 from services.operations.audit import ChainReport, TimelineEntry, read_timeline, verify_chains
 from services.operations.base import (

@@ -20,7 +20,7 @@ from services.cli.common import fail
 from services.db import roles as db_roles
 from services.gateway.auth import issue_token
 from services.grants import add_grant, find_grant
-from services.kafka_auth import (
+from services.kafka.auth import (
     DEMO_CONSUMER,
     MECHANISM,
     demo_department_principal,

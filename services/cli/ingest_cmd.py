@@ -32,7 +32,7 @@ from services.cli.demo_credentials import demo_tokens, gateway_url
 from services.cli.ingest_progress import Display, Monitor, Report, Sample, watch
 from services.db.dsn import asyncpg_dsn
 from services.gateway.auth import issue_token
-from services.kafka_auth import OPERATOR, credentials_for
+from services.kafka.auth import OPERATOR, credentials_for
 from services.outages import describe
 from services.publisher import Publisher, PublishError
 from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally

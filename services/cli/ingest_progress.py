@@ -17,11 +17,11 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from events import DEAD_LETTER_TOPIC, DEPARTMENTS, topic_for
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
-from services.kafka_auth import (
+from services.kafka.auth import (
     OPERATOR,
     client_options,
 )
-from services.kafka_metadata import partitions_of
+from services.kafka.metadata import partitions_of
 from services.outages import describe, is_outage
 from services.settings import Settings
 

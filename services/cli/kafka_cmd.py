@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.common import fail
-from services.kafka_auth import ADMIN, KafkaCredentials, credentials_for, new_password
-from services.kafka_principals import (
+from services.kafka.auth import ADMIN, KafkaCredentials, credentials_for, new_password
+from services.kafka.principals import (
     PrincipalError,
     check_name,
     check_role,

@@ -36,9 +36,9 @@ from services.console.jobs import JobRunner
 from services.console.labels import label
 from services.console.sessions import LoginThrottle, SessionStore
 from services.db import roles as db_roles
+from services.http.readiness import check_readiness
 from services.operations.base import dsn
 from services.query_api.citizens import verifier_for
-from services.readiness import check_readiness
 from services.settings import Settings, get_settings
 
 __all__ = ["create_app"]

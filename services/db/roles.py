@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from services.kafka_auth import new_password, write_private
+from services.kafka.auth import new_password, write_private
 
 if TYPE_CHECKING:
     import asyncpg

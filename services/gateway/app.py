@@ -19,15 +19,15 @@ from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
 from services import telemetry
-from services.api_docs import serve_docs
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.gateway.errors import install_error_handlers
 from services.gateway.ingest import Ingestor
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.routes import Runtime, router
-from services.http_metrics import RequestLatency
-from services.kafka_auth import GATEWAY, credentials_for
+from services.http.docs import serve_docs
+from services.http.metrics import RequestLatency
+from services.kafka.auth import GATEWAY, credentials_for
 from services.publisher import Publisher, PublishError
 from services.settings import Settings, get_settings
 from services.workers import start_worker

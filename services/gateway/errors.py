@@ -1,6 +1,6 @@
 """The gateway's documented response bodies and its error details (CONTRACT §7).
 
-Every error is ``{"error": {"code", "message", "details"}}`` (``services.http_errors``, shared with the query API);
+Every error is ``{"error": {"code", "message", "details"}}`` (``services.http.errors``, shared with the query API);
 the gateway's ``details`` is always a list of ``{"field", "message"}`` (``field`` empty for the request or the event
 as a whole), one per failed rule.
 """
@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services import http_errors
-from services.http_errors import ApiError, field_details
+from services.http import errors as http_errors
+from services.http.errors import ApiError, field_details
 from services.outages import RETRY_AFTER_HEADERS
 
 __all__ = [

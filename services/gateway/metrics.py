@@ -1,5 +1,5 @@
 """Prometheus metrics of one gateway process (a registry per app, created by the composition root): requests by
-route and status with their latency (``services.http_metrics``), events by outcome, batch sizes, dead letters."""
+route and status with their latency (``services.http.metrics``), events by outcome, batch sizes, dead letters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.http_metrics import request_histogram
+from services.http.metrics import request_histogram
 
 
 @dataclass(frozen=True)

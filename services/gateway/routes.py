@@ -30,11 +30,11 @@ from services.gateway.errors import (
     retry_later,
 )
 from services.gateway.ingest import Ingestor, NotJson, Result, Submitted
-from services.http_errors import field_details
+from services.http.errors import field_details
+from services.http.readiness import check_readiness, kafka_metadata, postgresql
+from services.http.request_body import read_body
 from services.outages import outages_of
 from services.publisher import Publisher, PublishError
-from services.readiness import check_readiness, kafka_metadata, postgresql
-from services.request_body import read_body
 from services.workers import metrics_response
 
 log = logging.getLogger("renkou.gateway")

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from services.identity.oidc import read_jwks
-from services.kafka_auth import write_private
+from services.kafka.auth import write_private
 
 LOCAL_ISSUER = "urn:renkou:local-idp"
 LOCAL_AUDIENCE = "renkou"

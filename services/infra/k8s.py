@@ -3,7 +3,7 @@ CloudNativePG for PostgreSQL, plain Deployments for the services.
 
 The manifests in ``infra/k8s/`` are rendered from the code that defines what they must agree with, so they cannot
 drift from it: the topics from ``infra/topics.toml`` (three replicas, ``min.insync.replicas=2``), each Kafka
-principal's ACLs from its role (``services.kafka_principals.role_acls``), the database login roles from
+principal's ACLs from its role (``services.kafka.principals.role_acls``), the database login roles from
 ``services.db.roles``, ports and environment from ``services.settings.Settings``. ``python -m services.infra.k8s``
 writes them; ``tests/unit/services/infra/test_k8s.py`` renders them again and checks the committed files are the same,
 and checks names, ports, roles and environment against the code.
@@ -27,8 +27,8 @@ import yaml
 from events import DEPARTMENTS
 from services.db import roles as db_roles
 from services.infra.topics import load_topics
-from services.kafka_auth import AUDITOR, GATEWAY, OPERATOR, PROJECTOR, QUERY_API, VIEW_RELAY
-from services.kafka_principals import Acl, role_acls
+from services.kafka.auth import AUDITOR, GATEWAY, OPERATOR, PROJECTOR, QUERY_API, VIEW_RELAY
+from services.kafka.principals import Acl, role_acls
 from services.settings import Settings, project_root
 
 __all__ = ["K8S_DIR", "NAMESPACE", "SERVICES", "ServiceSpec", "kafka_users", "render", "write"]

@@ -30,7 +30,7 @@ from string import Template
 
 from services.infra.ports import BROKERS_FILE, StackLayout, port_open
 from services.infra.process import InfraError, alive, is_ours, spawn, tail, terminate
-from services.kafka_auth import (
+from services.kafka.auth import (
     ADMIN,
     KafkaCredentials,
     bootstrap_servers,

@@ -35,7 +35,7 @@ from services.db.roles import (
 )
 from services.infra.ports import STANDBY_FILE, StackLayout, port_open
 from services.infra.process import InfraError, alive
-from services.kafka_auth import write_private
+from services.kafka.auth import write_private
 
 if TYPE_CHECKING:
     import asyncpg

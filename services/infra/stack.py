@@ -12,8 +12,8 @@ from services.infra.ports import StackLayout
 from services.infra.postgres import PostgresServer, PostgresStandby, configure_standby, server_version
 from services.infra.process import InfraError
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_auth import KafkaCredentials
-from services.kafka_principals import ensure_stack_principals
+from services.kafka.auth import KafkaCredentials
+from services.kafka.principals import ensure_stack_principals
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import datetime as dt
 import ipaddress
 from pathlib import Path
 
-from services.kafka_auth import ca_file, secrets_dir, write_private
+from services.kafka.auth import ca_file, secrets_dir, write_private
 
 _VALIDITY = dt.timedelta(days=825)
 

@@ -15,7 +15,7 @@ from services.settings import project_root
 if TYPE_CHECKING:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from services.kafka_auth import KafkaCredentials
+    from services.kafka.auth import KafkaCredentials
 
 TOPICS_FILE = project_root() / "infra" / "topics.toml"
 
@@ -58,7 +58,7 @@ def load_topics(
 def _admin(bootstrap: str, credentials: KafkaCredentials | None) -> AIOKafkaAdminClient:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from services.kafka_auth import bootstrap_servers
+    from services.kafka.auth import bootstrap_servers
 
     options = credentials.aiokafka_options() if credentials is not None else {}
     return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(bootstrap), **options)

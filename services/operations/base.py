@@ -15,8 +15,8 @@ from aiokafka.errors import KafkaError
 from events import department_topics
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
-from services.kafka_auth import OPERATOR, client_options
-from services.kafka_metadata import refresh_metadata
+from services.kafka.auth import OPERATOR, client_options
+from services.kafka.metadata import refresh_metadata
 from services.settings import Settings
 
 Partition = tuple[str, int]

@@ -27,7 +27,7 @@ import asyncpg
 from events import DEAD_LETTER_TOPIC, InvalidEvent, parse_event, topic_for
 from projections.resident.batch import DeadLetterRow
 from services.dead_letters import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
-from services.kafka_metadata import partitions_of
+from services.kafka.metadata import partitions_of
 from services.operations.base import (
     BadInputError,
     NotFoundError,

@@ -33,7 +33,7 @@ from aiokafka.structs import ConsumerRecord
 from events import DEPARTMENTS, topic_for
 from projections.resident.reads import archived_event_ids
 from services.anchor.builder import ARCHIVE, checkpoints
-from services.kafka_metadata import refresh_metadata
+from services.kafka.metadata import refresh_metadata
 from services.operations.anchor_check import Finding, FindingList, LogReport
 from services.operations.base import department_partitions, log_ends, log_starts, short_hex
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.access_log import AccessEntry, append_without_grant, read_groups
+from services.access_log.database import AccessEntry, append_without_grant, read_groups
 
 __all__ = ["operator_name", "record_operator_read"]
 

@@ -34,7 +34,7 @@ from events import department_topics
 from projections.resident.reads import read_checkpoints
 from projections.resident.store import PostgresProjectionStore
 from services.db import roles as db_roles
-from services.kafka_auth import OPERATOR, KafkaCredentials, bootstrap_servers, credentials_for
+from services.kafka.auth import OPERATOR, KafkaCredentials, bootstrap_servers, credentials_for
 from services.operations.base import (
     OperationError,
     Partition,

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 
 from events import department_topics
 from projections.resident.reads import PROJECTION, read_checkpoints
-from services.kafka_auth import OPERATOR, client_options
+from services.kafka.auth import OPERATOR, client_options
 from services.operations.base import KAFKA_TIMEOUT_MS, database, department_partitions, kafka_consumer, log_ends
 from services.operations.schemas import LIVE, SchemaInfo, projection_schemas
 from services.projector.app import GROUP_ID

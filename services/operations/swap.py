@@ -35,7 +35,7 @@ from events import department_topics
 from projections.resident.reads import read_checkpoints
 from services.anchor.builder import LOCK_KEY as ANCHOR_LOCK_KEY
 from services.db import roles as db_roles
-from services.kafka_auth import OPERATOR
+from services.kafka.auth import OPERATOR
 from services.operations.base import OperationError, Positions, database, total
 from services.operations.replay import (
     DEFAULT_BATCH,

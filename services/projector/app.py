@@ -31,11 +31,11 @@ from services import asyncapi, telemetry
 from services.anchor.service import AnchorService
 from services.db import roles as db_roles
 from services.db.engine import make_engine
-from services.kafka_auth import PROJECTOR, bootstrap_servers, client_options, credentials_for
-from services.kafka_principals import PROJECTOR_GROUP
+from services.http.readiness import READY_TIMEOUT_S, Check, check_readiness, postgresql
+from services.kafka.auth import PROJECTOR, bootstrap_servers, client_options, credentials_for
+from services.kafka.principals import PROJECTOR_GROUP
 from services.projector.metrics import ProjectorMetrics
 from services.projector.service import Projector, SeekToCheckpoints
-from services.readiness import READY_TIMEOUT_S, Check, check_readiness, postgresql
 from services.runtime import tune_gc_for_batches
 from services.settings import Settings, get_settings
 from services.workers import metrics_registry, start_worker

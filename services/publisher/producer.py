@@ -26,7 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from events import Event, topic_for
 from services import telemetry
-from services.kafka_auth import KafkaCredentials, bootstrap_servers
+from services.kafka.auth import KafkaCredentials, bootstrap_servers
 from services.retry import GaveUpError, RetryPolicy
 
 if TYPE_CHECKING:

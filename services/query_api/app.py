@@ -18,15 +18,15 @@ from starlette.responses import Response
 from events import ACCESS_LOG_TOPIC, DEAD_LETTER_TOPIC
 from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
 from services import telemetry
-from services.access_log import AccessLogSink, AccessLogWriter
-from services.access_log_topic import AccessLogRelay, RelayBatch, TopicAccessLog
-from services.api_docs import serve_docs
+from services.access_log.database import AccessLogSink, AccessLogWriter
+from services.access_log.topic import AccessLogRelay, RelayBatch, TopicAccessLog
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.grants import Grant, find_grant
-from services.http_metrics import RequestLatency
-from services.kafka_auth import QUERY_API, client_options
-from services.kafka_principals import ACCESS_LOG_GROUP
+from services.http.docs import serve_docs
+from services.http.metrics import RequestLatency
+from services.kafka.auth import QUERY_API, client_options
+from services.kafka.principals import ACCESS_LOG_GROUP
 from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
 from services.query_api.citizens import citizens_router

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from projections.resident.reads import person_numbers
 from projections.resident.render import VIEW_SECTIONS
-from services.access_log import AccessEntry, append_without_grant, read_groups
+from services.access_log.database import AccessEntry, append_without_grant, read_groups
 from services.identity.local_idp import jwks_path
 from services.identity.oidc import CitizenAuthError, CitizenIdentity, CitizenTokenVerifier
 from services.query_api.auth import bearer_token

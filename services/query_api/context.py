@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from services.access_log import (
+from services.access_log.database import (
     AccessEntry,
     AccessLogSink,
     AccessLogUnavailableError,

@@ -1,4 +1,4 @@
-"""The query API's errors: the shared shape (``services.http_errors``, CONTRACT §7) with structured ``details``,
+"""The query API's errors: the shared shape (``services.http.errors``, CONTRACT §7) with structured ``details``,
 FastAPI's validation errors in it too, refusals of a right noted in the refused-reads log, and the documented
 error responses of its endpoints. Bad input is a 4xx, never a 500; an unavailable PostgreSQL is a 503 with
 ``Retry-After``.
@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from events.citizen_id import CitizenIdError, reader_citizen_id
-from services import http_errors
-from services.http_errors import ApiError, error_response
+from services.http import errors as http_errors
+from services.http.errors import ApiError, error_response
 
 __all__ = [
     "ApiError",
@@ -77,7 +77,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error the app can raise through the contract's shape (``services.http_errors``), FastAPI's
+    """Route every error the app can raise through the contract's shape (``services.http.errors``), FastAPI's
     validation errors included; each refusal of a right is noted in the refused-reads log."""
     http_errors.install_error_handlers(app, log, on_api_error=noted)
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the query API: request latency per route (``services.http_metrics``), reads, access-log
+"""Prometheus metrics of the query API: request latency per route (``services.http.metrics``), reads, access-log
 failures and the access-log relay."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.http_metrics import request_histogram
+from services.http.metrics import request_histogram
 
 __all__ = ["QueryApiMetrics"]
 

@@ -162,7 +162,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """``/readyz``: whether every dependency answers (``services.readiness``)."""
+    """``/readyz``: whether every dependency answers (``services.http.readiness``)."""
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description='Per dependency: "ok" or "unavailable (why)".')

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from services.access_log import read_person_access_log
+from services.access_log.database import read_person_access_log
 from services.query_api.errors import ApiError
 
 __all__ = ["BEFORE_HELP", "format_cursor", "parse_cursor", "person_access_log"]

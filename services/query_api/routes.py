@@ -27,11 +27,13 @@ from events.examples import CITIZENS
 from events.fields import Department
 from projections.resident.reads import load_archive_rows, load_household, load_links, person_numbers
 from projections.resident.render import VIEW_SECTIONS
-from services.access_log import known_subject
-from services.access_log_topic import TopicAccessLog
+from services.access_log.database import known_subject
+from services.access_log.topic import TopicAccessLog
 from services.clock import today_in_china, utc_text
 from services.disclosure import month_end
 from services.grants import parse_codes
+from services.http.readiness import check_readiness, postgresql
+from services.http.request_body import read_body
 from services.query_api.auth import Caller
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, citizen_id_param, responses
@@ -51,8 +53,6 @@ from services.query_api.refusals import record_aggregate_read
 from services.query_api.single_read import DEPARTMENT_SECTIONS, readable_departments
 from services.query_api.statistics import population_statistics, validate_region_prefix
 from services.query_api.views import ReadTime, read_views
-from services.readiness import check_readiness, postgresql
-from services.request_body import read_body
 from services.residents.views import members_by_person
 from services.workers import metrics_response
 

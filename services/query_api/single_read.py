@@ -9,7 +9,7 @@ suite checks that the two loaders agree on every resident of its data sets.
 
 Given the read's access-log entry, the same statement also appends it (``renkou_access_log_append``, migration
 0008) and commits it with the read: one round trip and one transaction for a live read and its record, rather
-than a second call through the group-commit writer of ``access_log``.
+than a second call through the group-commit writer of ``services.access_log.database``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from projections.resident.batch import SectionRow
 from projections.resident.reads import PARENT_RANK, ResidentRows, StoredResident
 from projections.resident.state import DEPARTMENTS
 from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
-from services.access_log import AccessEntry, GrantNoLongerValidError, canonical_body
+from services.access_log.database import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.residents.views import relatives_by_person, render_stored
 
 __all__ = [

@@ -23,7 +23,7 @@ import asyncpg
 from projections.resident.dates import business_date
 from projections.resident.render import VIEW_SECTIONS, restrict_view
 from projections.resident.tables import DEFAULT_SCHEMA
-from services.access_log import AccessEntry
+from services.access_log.database import AccessEntry
 from services.clock import today_in_china
 from services.query_api.single_read import NumberHasAliasesError, load_resident, render_sections, sources_of
 from services.residents.bitemporal import TimeSlice, reconstruct

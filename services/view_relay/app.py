@@ -14,15 +14,15 @@ from prometheus_client import CollectorRegistry, Counter
 
 from events import RESIDENT_VIEW_TOPIC
 from projections.resident.tables import DEFAULT_SCHEMA
-from services.api_docs import serve_docs
 from services.clock import today_in_china
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
+from services.http.docs import serve_docs
+from services.http.readiness import check_readiness, kafka_metadata, postgresql
 from services.infra.topics import TopicSpec, ensure_topics, load_topics, replicas_of
-from services.kafka_auth import VIEW_RELAY, client_options, credentials_for
+from services.kafka.auth import VIEW_RELAY, client_options, credentials_for
 from services.outages import RETRY_AFTER_HEADERS
-from services.readiness import check_readiness, kafka_metadata, postgresql
 from services.settings import Settings, get_settings
 from services.view_relay.consumer_topics import ConsumerTopics
 from services.view_relay.publisher import BATCH, ViewPublisher

@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from events import consumer_view_topic
 from projections.resident.reads import citizens_after
 from projections.resident.render import VIEW_SECTIONS, restrict_view
-from services.access_log import AccessEntry, append_now, read_groups
+from services.access_log.database import AccessEntry, append_now, read_groups
 from services.outages import is_outage
 from services.residents.views import load_views
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from services.infra.topics import delete_topics_with_prefixes
-from services.kafka_principals import STACK_PRINCIPALS, revoke_roles
+from services.kafka.principals import STACK_PRINCIPALS, revoke_roles
 from tests.support.infra import USED_INFRASTRUCTURE, Endpoints, provide
 from tests.support.stack import NAMESPACES, Databases, create_namespace
 

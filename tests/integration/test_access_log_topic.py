@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from events.examples import CITIZENS, example_events
-from services.access_log import AccessEntry, canonical_body
-from services.access_log_topic import apply_batch
+from services.access_log.database import AccessEntry, canonical_body
+from services.access_log.topic import apply_batch
 from services.db.dsn import asyncpg_dsn
 from services.dead_letters import Rejected
 from services.grants import GRANTABLE_SECTIONS, revoke_grant

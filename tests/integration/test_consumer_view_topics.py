@@ -23,8 +23,8 @@ from events import consumer_view_topic
 from events.examples import CITIZENS, example_events
 from projections.resident.flags import FLAG_SECTIONS
 from services.db.dsn import asyncpg_dsn
-from services.kafka_auth import KafkaCredentials
-from services.kafka_principals import grant_role, upsert_users
+from services.kafka.auth import KafkaCredentials
+from services.kafka.principals import grant_role, upsert_users
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.projector import publish, running_projector, running_view_relay, settings_for, wait_caught_up
 from tests.support.query_api import event, grant

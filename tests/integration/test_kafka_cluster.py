@@ -29,7 +29,7 @@ from services.infra.kafka import KafkaCluster, cluster_brokers
 from services.infra.ports import StackLayout
 from services.infra.process import alive
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_principals import ensure_stack_principals
+from services.kafka.principals import ensure_stack_principals
 from tests.support.cluster import cluster_layout
 from tests.support.infra import Endpoints, current
 from tests.support.projector import assert_archived_once, running_projector, settings_for, wait_caught_up

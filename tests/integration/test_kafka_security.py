@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.kafka_auth import AUDITOR, PROJECTOR, KafkaCredentials, demo_department_principal, stored_credentials
-from services.kafka_principals import PrincipalError, infer_role, list_principals, role_acls
+from services.kafka.auth import AUDITOR, PROJECTOR, KafkaCredentials, demo_department_principal, stored_credentials
+from services.kafka.principals import PrincipalError, infer_role, list_principals, role_acls
 from tests.support.infra import Endpoints, kafka_options
 from tests.support.operations import renkou
 

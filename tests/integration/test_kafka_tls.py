@@ -17,8 +17,8 @@ from aiokafka.errors import KafkaError
 from services.infra.kafka import KafkaCluster
 from services.infra.ports import StackLayout, free_port
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
-from services.kafka_principals import ensure_stack_principals
+from services.kafka.auth import KafkaCredentials, demo_department_principal, stored_credentials
+from services.kafka.principals import ensure_stack_principals
 from tests.support.infra import Endpoints
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ import pytest
 
 from events import Event, Payload, parse_event
 from services.db.dsn import asyncpg_dsn
-from services.kafka_auth import KafkaCredentials, demo_department_principal, stored_credentials
+from services.kafka.auth import KafkaCredentials, demo_department_principal, stored_credentials
 from services.publisher import Outbox, OutboxConflict, OutboxRelay, Publisher, PublishError
 from services.retry import GaveUpError, RetryPolicy
 from services.settings import project_root

@@ -24,7 +24,7 @@ import pytest
 from events import Event, Payload, parse_event, topic_for
 from services.db.dsn import asyncpg_dsn
 from services.gateway.auth import issue_token
-from services.kafka_auth import demo_department_principal, stored_credentials
+from services.kafka.auth import demo_department_principal, stored_credentials
 from services.publisher import Outbox, OutboxRelay, Publisher
 from services.publisher.gateway_client import GatewayClient
 from services.simulator import simulate

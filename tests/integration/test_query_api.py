@@ -555,7 +555,7 @@ async def test_group_commit_refuses_only_the_revoked_consumers_reads(stack: Stac
     """Reads of two consumers committed together: the revoked one's are refused, the other's are appended."""
     from contextlib import asynccontextmanager
 
-    from services.access_log import AccessEntry, AccessLogWriter, GrantNoLongerValidError
+    from services.access_log.database import AccessEntry, AccessLogWriter, GrantNoLongerValidError
     from services.grants import revoke_grant
 
     await grant(stack.database_url, "group-valid", ["identity"], ["audit"])

@@ -16,7 +16,7 @@ import pytest
 
 from events.citizen_id import make_citizen_id
 from events.examples import CITIZENS
-from services.access_log import AccessEntry, append_without_grant
+from services.access_log.database import AccessEntry, append_without_grant
 from services.db.dsn import asyncpg_dsn
 from services.identity import local_idp
 from tests.support.infra import Endpoints

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from services.infra.ports import StackLayout, port_open
-from services.kafka_auth import secrets_dir
+from services.kafka.auth import secrets_dir
 from services.settings import project_root
 
 BROKERS = 3

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from services.infra.ports import StackLayout
 from services.infra.stack import LocalStack
-from services.kafka_auth import ADMIN, KafkaCredentials, bootstrap_servers, stored_credentials
+from services.kafka.auth import ADMIN, KafkaCredentials, bootstrap_servers, stored_credentials
 from services.settings import Settings, project_root
 
 TEST_STATE_DIR = project_root() / ".local" / "test-stack"
@@ -145,7 +145,7 @@ def _provide() -> Iterator[Endpoints]:
             admin = KafkaCredentials(
                 os.environ["RENKOU_TEST_KAFKA_ADMIN_USERNAME"], os.environ["RENKOU_TEST_KAFKA_ADMIN_PASSWORD"]
             )
-            from services.kafka_principals import ensure_stack_principals
+            from services.kafka.principals import ensure_stack_principals
 
             ensure_stack_principals(bootstrap, admin, TEST_STATE_DIR)
         superuser = os.environ["RENKOU_TEST_DATABASE_URL"]

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from events import department_topics
 from services.db.dsn import asyncpg_dsn
-from services.kafka_metadata import partitions_of
+from services.kafka.metadata import partitions_of
 from services.projector.app import create_app
 from services.residents.views import load_views
 from services.settings import Settings, project_root

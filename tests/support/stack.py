@@ -14,7 +14,7 @@ from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
 from services.db.roles import create_database
 from services.infra.topics import ensure_topics, load_topics
-from services.kafka_principals import STACK_PRINCIPALS, grant_role
+from services.kafka.principals import STACK_PRINCIPALS, grant_role
 from tests.support.infra import Endpoints
 
 TEST_PARTITIONS = 4

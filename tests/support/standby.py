@@ -16,7 +16,7 @@ from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
 from services.infra.ports import StackLayout, free_port, port_open
 from services.infra.stack import LocalStack
-from services.kafka_auth import secrets_dir
+from services.kafka.auth import secrets_dir
 from services.settings import project_root
 from tests.support.infra import current
 

@@ -36,7 +36,7 @@ import typer
 
 from events import topic_for
 from services.db.dsn import asyncpg_dsn
-from services.kafka_auth import explicit_credentials
+from services.kafka.auth import explicit_credentials
 from services.outages import describe, is_outage
 from services.publisher.outbox import Outbox
 from services.publisher.producer import Publisher, PublishError

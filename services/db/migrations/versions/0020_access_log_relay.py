@@ -1,7 +1,7 @@
 """Reads from a standby (CONTRACT §13): where the query API's relay stands in the access-log topic.
 
 With ``RENKOU_ACCESS_LOG=kafka`` a read's access-log entries go to ``population.access_log.v1`` before its answer,
-and the relay (``services.access_log_topic``) chains them into ``access_log`` on the primary. Each batch of a
+and the relay (``services.access_log.topic``) chains them into ``access_log`` on the primary. Each batch of a
 partition commits with that partition's next offset here, in the same transaction, and applies only records at
 or past the offset it finds (row-locked): a batch delivered twice — a restart, a rebalance, a relay that lost its
 partition and has not noticed yet — is chained once. The query API role alone writes it.

@@ -15,8 +15,8 @@ import yaml
 from services.db import roles as db_roles
 from services.infra import k8s
 from services.infra.topics import load_topics
-from services.kafka_auth import GATEWAY, OPERATOR, PROJECTOR, QUERY_API, VIEW_RELAY
-from services.kafka_principals import Acl, role_acls
+from services.kafka.auth import GATEWAY, OPERATOR, PROJECTOR, QUERY_API, VIEW_RELAY
+from services.kafka.principals import Acl, role_acls
 from services.settings import Settings
 
 

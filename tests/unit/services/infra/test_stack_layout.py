@@ -12,7 +12,7 @@ from services.db.roles import with_credentials
 from services.infra.ports import BROKERS_FILE, STANDBY_FILE, StackLayout
 from services.infra.process import InfraError
 from services.infra.topics import load_topics
-from services.kafka_auth import bootstrap_servers
+from services.kafka.auth import bootstrap_servers
 from services.settings import Settings
 
 

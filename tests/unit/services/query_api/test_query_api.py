@@ -25,7 +25,7 @@ from projections.resident.batch import SectionRow
 from projections.resident.dates import CHINA_TZ
 from projections.resident.reads import StoredResident
 from projections.resident.render import VIEW_SECTIONS, restrict_view
-from services.access_log import AccessEntry, canonical_body
+from services.access_log.database import AccessEntry, canonical_body
 from services.grants import (
     GRANTABLE_SECTIONS,
     Grant,

@@ -190,7 +190,7 @@ async def append_without_grant(conn: asyncpg.Connection, groups: Sequence[EntryG
 
 class AccessLogSink(Protocol):
     """Where a read's entries go before it is answered: its citizens' chains in PostgreSQL (``AccessLogWriter``)
-    or the access-log topic on their way there (``services.access_log_topic.TopicAccessLog``)."""
+    or the access-log topic on their way there (``services.access_log.topic.TopicAccessLog``)."""
 
     timeout: float
 

@@ -39,9 +39,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from tenacity import AsyncRetrying
 
 from events.citizen_id import normalize_citizen_id
-from services.access_log import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
+from services.access_log.database import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
 from services.dead_letters import Rejected, publish_dead_letters
-from services.readiness import kafka_metadata
+from services.http.readiness import kafka_metadata
 from services.retry import DAEMON_RETRY, RetryPolicy, any_error
 
 __all__ = [

@@ -40,7 +40,7 @@ from events import (
     topic_for,
 )
 from events.fields import DEPARTMENTS
-from services.kafka_auth import (
+from services.kafka.auth import (
     AUDITOR,
     DEMO_CONSUMER,
     GATEWAY,
@@ -55,7 +55,7 @@ from services.kafka_auth import (
 )
 
 if TYPE_CHECKING:
-    from services.kafka_auth import KafkaCredentials
+    from services.kafka.auth import KafkaCredentials
 
 PROJECTOR_GROUP = "renkou-projector.resident_view"
 ACCESS_LOG_GROUP = "renkou-query-api.access_log"

@@ -19,8 +19,8 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from services.http.request_body import BodyTooLargeError
 from services.outages import OUTAGE_ROOTS, RETRY_AFTER_HEADERS, describe, is_outage, outage_error
-from services.request_body import BodyTooLargeError
 
 __all__ = [
     "STATUS_CODES",

@@ -1,4 +1,4 @@
-"""The access-log topic's records (``services.access_log_topic``) and the settings that choose that path."""
+"""The access-log topic's records (``services.access_log.topic``) and the settings that choose that path."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from events.examples import CITIZENS
-from services.access_log import AccessEntry, canonical_body
-from services.access_log_topic import entry_of
+from services.access_log.database import AccessEntry, canonical_body
+from services.access_log.topic import entry_of
 from services.settings import Settings
 
 MOTHER = CITIZENS["mother"]

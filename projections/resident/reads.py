@@ -277,6 +277,27 @@ async def load_archive_rows(
     )
 
 
+_ARCHIVE_IN_BUSINESS_ORDER: Final = Statement(
+    select(*(c for c in tables.event_archive.c if c.name != "logged_at"))
+    .where(any_of(tables.event_archive.c.citizen_id, "numbers"))
+    .order_by(
+        tables.event_archive.c.occurred_at,
+        tables.event_archive.c.recorded_at,
+        tables.event_archive.c.department,
+        tables.event_archive.c.chain_seq,
+        tables.event_archive.c.citizen_id,
+    )
+)
+
+
+async def load_archive_in_business_order(
+    conn: asyncpg.Connection, numbers: Sequence[str], schema: str = DEFAULT_SCHEMA
+) -> list[asyncpg.Record]:
+    """Every archived row of a person's ``numbers``, every department, in business-time order (ties: recorded
+    time, then department and chain order, then number): an operator's timeline of the person."""
+    return list(await conn.fetch(*_ARCHIVE_IN_BUSINESS_ORDER.bind(schema, numbers=list(numbers))))
+
+
 _HOUSEHOLD: Final = Statement(
     select(*(c for c in tables.household_members.c if c.name != "household_id")).where(
         tables.household_members.c.household_id == bindparam("household_id", type_=Text)

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from projections.resident.reads import load_archive_in_business_order
 from services.operations.base import NotFoundError, short_hex
 from services.operations.schemas import LIVE
 
@@ -224,13 +225,7 @@ class TimelineEntry:
 async def timeline(conn: asyncpg.Connection, numbers: Sequence[str], *, schema: str = LIVE) -> list[TimelineEntry]:
     """The archived events of a person's ``numbers`` (CONTRACT §12; one number for most) in business-time order
     (ties: recorded time, then department and chain order, then number)."""
-    rows = await conn.fetch(
-        "SELECT citizen_id, occurred_at, recorded_at, department, chain_seq, event_type, event_id::text AS event_id, "
-        "schema_version, topic, kafka_partition, kafka_offset, prev_hash, hash, archived_at, body "
-        f"FROM {schema}.event_archive WHERE citizen_id = ANY($1::text[]) "
-        "ORDER BY occurred_at, recorded_at, department, chain_seq, citizen_id",
-        list(numbers),
-    )
+    rows = await load_archive_in_business_order(conn, numbers, schema)
     if not rows:
         raise NotFoundError(f"no archived events for {', '.join(numbers)}")
     return [
@@ -241,7 +236,7 @@ async def timeline(conn: asyncpg.Connection, numbers: Sequence[str], *, schema: 
             r["department"],
             r["chain_seq"],
             r["event_type"],
-            r["event_id"],
+            str(r["event_id"]),
             r["schema_version"],
             r["topic"],
             r["kafka_partition"],

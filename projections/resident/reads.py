@@ -27,6 +27,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     literal_column,
     or_,
     select,
@@ -39,7 +40,7 @@ from projections.resident import tables
 from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
 from projections.resident.family import FamilyView
-from projections.resident.tables import DEFAULT_SCHEMA, Statement, any_of
+from projections.resident.tables import DEFAULT_SCHEMA, Statement, any_of, unnest
 
 PROJECTION: Final = "resident_view"
 """The name the resident view's checkpoints are stored under."""
@@ -296,6 +297,75 @@ async def load_archive_in_business_order(
     """Every archived row of a person's ``numbers``, every department, in business-time order (ties: recorded
     time, then department and chain order, then number): an operator's timeline of the person."""
     return list(await conn.fetch(*_ARCHIVE_IN_BUSINESS_ORDER.bind(schema, numbers=list(numbers))))
+
+
+# --- the archive against the log (the operators' log check) ------------------------------------------------------
+def _log_check_statements() -> tuple[Statement, Statement, Statement, Statement]:
+    t, d = tables.event_archive, tables.dead_letters
+    claim = select(
+        t.c.topic,
+        t.c.kafka_partition,
+        t.c.kafka_offset,
+        t.c.citizen_id,
+        t.c.department,
+        t.c.chain_seq,
+        func.sha256(t.c.body).label("digest"),
+    )
+    by_coordinates = (t.c.topic, t.c.kafka_partition, t.c.kafka_offset, t.c.citizen_id, t.c.department, t.c.chain_seq)
+    everything = claim.order_by(*by_coordinates)
+    of_citizen = claim.where(t.c.citizen_id == bindparam("citizen_id", type_=Text)).order_by(*by_coordinates)
+    chain_upto = claim.where(
+        t.c.citizen_id == bindparam("citizen_id", type_=Text),
+        t.c.department == bindparam("department", type_=Text),
+        t.c.chain_seq <= bindparam("upto", type_=Integer),
+    ).order_by(t.c.chain_seq)
+    asked = unnest(d, "topic", "kafka_partition", "kafka_offset")
+    dead = select(d.c.topic, d.c.kafka_partition, d.c.kafka_offset).join_from(
+        d,
+        asked,
+        and_(
+            d.c.topic == asked.c.topic,
+            d.c.kafka_partition == asked.c.kafka_partition,
+            d.c.kafka_offset == asked.c.kafka_offset,
+        ),
+    )
+    return Statement(everything), Statement(of_citizen), Statement(chain_upto), Statement(dead)
+
+
+_ARCHIVE_CLAIMS, _ARCHIVE_CLAIMS_OF, _CHAIN_CLAIMS_UPTO, _DEAD_LETTERS_AT = _log_check_statements()
+
+
+def archive_claims(citizen_id: str | None, schema: str = DEFAULT_SCHEMA) -> tuple[Any, ...]:
+    """The statement and arguments of every archive row's claim (one citizen's, when given) — its log
+    coordinates, chain position and the SHA-256 of its body — in log order, for ``conn.cursor(*...)``: the
+    archive is read as a stream, not held."""
+    if citizen_id is None:
+        return _ARCHIVE_CLAIMS.bind(schema)
+    return _ARCHIVE_CLAIMS_OF.bind(schema, citizen_id=citizen_id)
+
+
+async def chain_claims_upto(
+    conn: asyncpg.Connection, citizen_id: str, department: str, upto: int, schema: str = DEFAULT_SCHEMA
+) -> list[asyncpg.Record]:
+    """The claims (as ``archive_claims``) of one chain's rows up to position ``upto``, in chain order."""
+    return list(
+        await conn.fetch(*_CHAIN_CLAIMS_UPTO.bind(schema, citizen_id=citizen_id, department=department, upto=upto))
+    )
+
+
+async def dead_letters_at(
+    conn: asyncpg.Connection, coordinates: Sequence[tuple[str, int, int]], schema: str = DEFAULT_SCHEMA
+) -> set[tuple[str, int, int]]:
+    """Which of the log ``coordinates`` (topic, partition, offset) the dead letters hold."""
+    rows = await conn.fetch(
+        *_DEAD_LETTERS_AT.bind(
+            schema,
+            topic=[c[0] for c in coordinates],
+            kafka_partition=[c[1] for c in coordinates],
+            kafka_offset=[c[2] for c in coordinates],
+        )
+    )
+    return {(r["topic"], r["kafka_partition"], r["kafka_offset"]) for r in rows}
 
 
 _HOUSEHOLD: Final = Statement(

@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from events import DEPARTMENTS, topic_for
-from projections.resident.reads import archived_event_ids
+from projections.resident.reads import archive_claims, archived_event_ids, chain_claims_upto, dead_letters_at
 from services.anchor.builder import ARCHIVE, checkpoints
 from services.kafka.metadata import refresh_metadata
 from services.operations.anchor_check import Finding, FindingList, LogReport
@@ -156,16 +156,11 @@ async def compare_with_log(
             if record.offset < checkpoint:
                 unarchived.append(record)
 
-    where, args = ("", []) if full else ("WHERE citizen_id = $1", [citizen_id])
-    query = (
-        "SELECT topic, kafka_partition, kafka_offset, citizen_id, department, chain_seq, sha256(body) AS digest "
-        f"FROM {schema}.event_archive {where} "
-        "ORDER BY topic, kafka_partition, kafka_offset, citizen_id, department, chain_seq"
-    )
+    claims_of = archive_claims(citizen_id, schema)
     reader: _Partition | None = None
     current: tuple[str, int] | None = None
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for claims in _claims(conn.cursor(query, *args, prefetch=2000)):
+        async for claims in _claims(conn.cursor(*claims_of, prefetch=2000)):
             first = claims[0]
             tp = (first["topic"], first["kafka_partition"])
             offset = first["kafka_offset"]
@@ -270,17 +265,7 @@ async def _explain_unarchived(
     """Records without a row: each must be a dead letter or a duplicate of an archived event, else it was removed."""
     if not records:
         return
-    dead = {
-        (r["topic"], r["kafka_partition"], r["kafka_offset"])
-        for r in await conn.fetch(
-            f"SELECT d.topic, d.kafka_partition, d.kafka_offset FROM {schema}.dead_letters d "
-            "JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS k(t, p, o) "
-            "ON d.topic = k.t AND d.kafka_partition = k.p AND d.kafka_offset = k.o",
-            [r.topic for r in records],
-            [r.partition for r in records],
-            [r.offset for r in records],
-        )
-    }
+    dead = await dead_letters_at(conn, [(r.topic, r.partition, r.offset) for r in records], schema)
     rest = [r for r in records if (r.topic, r.partition, r.offset) not in dead]
     ids = {eid for eid in (_event_id(r.value) for r in rest) if eid is not None}
     archived: set[str] = set()
@@ -327,14 +312,7 @@ async def locate_rewrites(
     for cid, dept, upto in chains[:most]:
         consumer.unsubscribe()  # reading one partition below narrowed the metadata the client keeps
         await refresh_metadata(consumer)
-        rows = await conn.fetch(
-            "SELECT topic, kafka_partition, kafka_offset, citizen_id, department, chain_seq, sha256(body) AS digest "
-            f"FROM {schema}.event_archive WHERE citizen_id = $1 AND department = $2 AND chain_seq <= $3 "
-            "ORDER BY chain_seq",
-            cid,
-            dept,
-            upto,
-        )
+        rows = await chain_claims_upto(conn, cid, dept, upto, schema)
         wanted = {TopicPartition(r["topic"], r["kafka_partition"]) for r in rows}
         try:
             ends = await consumer.end_offsets(list(wanted))

@@ -378,6 +378,29 @@ async def test_an_archive_row_added_at_a_position_the_anchor_covers_is_named(
     assert any(f"the log record {where}" in line for line in logged), broken.stdout
 
 
+# --- records without a row ---------------------------------------------------------------------------------------
+async def test_the_log_check_explains_dead_letters_and_re_sent_events_and_names_a_record_whose_row_is_gone(
+    infra: Endpoints, databases: Databases
+) -> None:
+    items = history(6, seed=73)
+    department, key, value = items[0]
+    # A record that cannot be applied (a dead letter) and an event sent again (applied once, at its first record).
+    again = [(department, key, b"{not json"), (department, key, value)]
+    settings, db = await projected(infra, databases, [*items, *again])
+    clean = await renkou(settings, "audit", "verify", "--log")
+    assert clean.code == 0, clean.stdout + clean.stderr
+
+    letters = await fetch(db, "SELECT topic, kafka_partition, kafka_offset FROM projection.dead_letters")
+    assert len(letters) == 1, letters
+    await execute(db, "DELETE FROM projection.dead_letters")
+    broken = await renkou(settings, "audit", "verify", "--log")
+    assert broken.code == 1, broken.stdout + broken.stderr
+    where = f"{letters[0]['topic']}[{letters[0]['kafka_partition']}]@{letters[0]['kafka_offset']}"
+    named = lines_with(broken, f"the log record {where} (event without an id)")
+    assert len(named) == 1 and "nor a dead letter" in named[0], broken.stdout
+    assert len(lines_with(broken, "the log record ")) == 1, broken.stdout  # the re-sent event is still explained
+
+
 # --- forged anchors ------------------------------------------------------------------------------------------------
 async def test_an_anchor_signed_by_another_key_or_altered_is_named_as_forged(
     infra: Endpoints, databases: Databases

@@ -113,12 +113,7 @@ class AnchorService:
 
     async def _kafka(self) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
         if self._producer is None:
-            producer = AIOKafkaProducer(
-                **kafka_auth.client_options(self.settings, self.kafka_principal),
-                acks="all",
-                enable_idempotence=True,
-                client_id="renkou-anchor",
-            )
+            producer = kafka_auth.durable_producer(self.settings, self.kafka_principal, client_id="renkou-anchor")
             await producer.start()
             self._producer = producer
         if self._consumer is None:

@@ -18,7 +18,9 @@ import secrets
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+from aiokafka import AIOKafkaProducer
 
 if TYPE_CHECKING:
     from faststream.security import SASLScram512
@@ -171,3 +173,14 @@ def client_options(settings: Settings, principal: str) -> dict[str, Any]:
     if credentials is not None:
         options.update(credentials.aiokafka_options())
     return options
+
+
+DURABLE: Final[dict[str, Any]] = {"acks": "all", "enable_idempotence": True}
+"""How every renkou producer writes: a record is acknowledged once every in-sync replica has it (with the topics'
+``min.insync.replicas``, nothing acknowledged is lost with one broker), and a retried send is never written twice."""
+
+
+def durable_producer(settings: Settings, principal: str, **options: Any) -> AIOKafkaProducer:
+    """An (unstarted) producer running as ``principal`` that writes as ``DURABLE`` says; ``options`` are aiokafka's
+    (``client_id``, ``linger_ms``…)."""
+    return AIOKafkaProducer(**client_options(settings, principal), **DURABLE, **options)

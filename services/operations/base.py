@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 from events import department_topics
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
-from services.kafka.auth import OPERATOR, client_options
+from services.kafka.auth import OPERATOR, client_options, durable_producer
 from services.kafka.metadata import refresh_metadata
 from services.settings import Settings
 
@@ -109,13 +109,7 @@ async def kafka_consumer(settings: Settings, **options: Any) -> AsyncIterator[AI
 @asynccontextmanager
 async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     """A started idempotent producer that waits for every in-sync replica (acks=all)."""
-    producer = AIOKafkaProducer(
-        **client_options(settings, OPERATOR),
-        acks="all",
-        enable_idempotence=True,
-        request_timeout_ms=KAFKA_TIMEOUT_MS,
-        client_id="renkou-operator",
-    )
+    producer = durable_producer(settings, OPERATOR, request_timeout_ms=KAFKA_TIMEOUT_MS, client_id="renkou-operator")
     async with _started(producer, settings):
         yield producer
 

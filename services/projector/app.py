@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, HttpHandler, get
 from faststream.asgi.types import Scope
@@ -32,7 +31,7 @@ from services.anchor.service import AnchorService
 from services.db import roles as db_roles
 from services.db.engine import make_engine
 from services.http.readiness import READY_TIMEOUT_S, Check, check_readiness, postgresql
-from services.kafka.auth import PROJECTOR, bootstrap_servers, client_options, credentials_for
+from services.kafka.auth import PROJECTOR, bootstrap_servers, credentials_for, durable_producer
 from services.kafka.principals import PROJECTOR_GROUP
 from services.projector.metrics import ProjectorMetrics
 from services.projector.service import Projector, SeekToCheckpoints
@@ -156,13 +155,7 @@ def create_app(
         engine = make_engine(
             db_roles.url_for(settings, db_roles.PROJECTOR), pool_size=4, application_name="renkou-projector"
         )
-        producer = AIOKafkaProducer(
-            **client_options(settings, PROJECTOR),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            client_id="renkou-projector",
-        )
+        producer = durable_producer(settings, PROJECTOR, linger_ms=5, client_id="renkou-projector")
         await producer.start()
         projector = Projector(
             engine=engine,

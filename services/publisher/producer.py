@@ -26,7 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from events import Event, topic_for
 from services import telemetry
-from services.kafka.auth import KafkaCredentials, bootstrap_servers
+from services.kafka.auth import DURABLE, KafkaCredentials, bootstrap_servers
 from services.retry import GaveUpError, RetryPolicy
 
 if TYPE_CHECKING:
@@ -115,8 +115,7 @@ class Publisher:
                 bootstrap_servers=bootstrap_servers(self.bootstrap_servers),
                 **security,
                 client_id=self.client_id,
-                acks="all",
-                enable_idempotence=True,
+                **DURABLE,
                 linger_ms=self.linger_ms,
                 request_timeout_ms=self.request_timeout_ms,
                 max_batch_size=self.max_batch_bytes,

@@ -25,7 +25,7 @@ from services.db.engine import make_engine
 from services.grants import Grant, find_grant
 from services.http.docs import serve_docs
 from services.http.metrics import RequestLatency
-from services.kafka.auth import QUERY_API, client_options
+from services.kafka.auth import QUERY_API, client_options, durable_producer
 from services.kafka.principals import ACCESS_LOG_GROUP
 from services.query_api.audit_key import audit_key_router
 from services.query_api.auth import Authenticator
@@ -61,12 +61,7 @@ PRIMARY_CONNECTIONS = 4
 
 def access_log_producer(settings: Settings) -> AIOKafkaProducer:
     """The producer of the access-log topic and the relay's dead letters, as the query API's principal."""
-    return AIOKafkaProducer(
-        **client_options(settings, QUERY_API),
-        acks="all",
-        enable_idempotence=True,
-        client_id="renkou-query-api",
-    )
+    return durable_producer(settings, QUERY_API, client_id="renkou-query-api")
 
 
 def access_log_consumer(settings: Settings) -> AIOKafkaConsumer:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter
@@ -21,7 +20,7 @@ from services.db.engine import make_engine
 from services.http.docs import serve_docs
 from services.http.readiness import check_readiness, kafka_metadata, postgresql
 from services.infra.topics import TopicSpec, ensure_topics, load_topics, replicas_of
-from services.kafka.auth import VIEW_RELAY, client_options, credentials_for
+from services.kafka.auth import VIEW_RELAY, credentials_for, durable_producer
 from services.outages import RETRY_AFTER_HEADERS
 from services.settings import Settings, get_settings
 from services.view_relay.consumer_topics import ConsumerTopics
@@ -58,9 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = db_roles.url_for(settings, db_roles.VIEW_RELAY)
         engine = make_engine(url, pool_size=2, application_name="renkou-view-relay")
-        producer = AIOKafkaProducer(
-            **client_options(settings, VIEW_RELAY), acks="all", enable_idempotence=True, linger_ms=10
-        )
+        producer = durable_producer(settings, VIEW_RELAY, linger_ms=10)
         await producer.start()
         publisher = ViewPublisher(
             engine=engine,

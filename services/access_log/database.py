@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -164,6 +164,24 @@ async def append_now(conn: asyncpg.Connection, groups: Sequence[EntryGroup], *, 
     return {owner[position - 1] for position in refused_rows}
 
 
+APPEND: Final = "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)"
+"""One chain step of one citizen's access log (migration 0008), its arguments as ``append_arguments`` gives them."""
+
+
+def append_arguments(citizen_id: str, entry: AccessEntry, body: bytes) -> tuple[Any, ...]:
+    """``APPEND``'s arguments: ``entry`` for ``citizen_id``, whose canonical bytes are ``body``."""
+    return (
+        citizen_id,
+        body,
+        entry.request_id,
+        entry.consumer,
+        entry.purpose,
+        list(entry.sections),
+        entry.endpoint,
+        entry.accessed_at,
+    )
+
+
 async def append_without_grant(conn: asyncpg.Connection, groups: Sequence[EntryGroup]) -> None:
     """Append each group's entry for each of its citizens in one transaction, for readers who hold no consumer
     grant (operators, citizens): ``renkou_access_log_append`` directly, chain heads taken in citizen order as
@@ -175,17 +193,7 @@ async def append_without_grant(conn: asyncpg.Connection, groups: Sequence[EntryG
     async with conn.transaction():
         for citizen_id in sorted(entries):
             entry = entries[citizen_id]
-            await conn.fetchval(
-                "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)",
-                citizen_id,
-                canonical_body(entry, citizen_id),
-                entry.request_id,
-                entry.consumer,
-                entry.purpose,
-                list(entry.sections),
-                entry.endpoint,
-                entry.accessed_at,
-            )
+            await conn.fetchval(APPEND, *append_arguments(citizen_id, entry, canonical_body(entry, citizen_id)))
 
 
 class AccessLogSink(Protocol):

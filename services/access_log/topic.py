@@ -39,7 +39,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from tenacity import AsyncRetrying
 
 from events.citizen_id import normalize_citizen_id
-from services.access_log.database import AccessEntry, AccessLogUnavailableError, EntryGroup, canonical_body
+from services.access_log.database import (
+    APPEND,
+    AccessEntry,
+    AccessLogUnavailableError,
+    EntryGroup,
+    append_arguments,
+    canonical_body,
+)
 from services.dead_letters import Rejected, publish_dead_letters
 from services.http.readiness import kafka_metadata
 from services.retry import DAEMON_RETRY, RetryPolicy, any_error
@@ -261,12 +268,12 @@ async def apply_batch(
         rows.sort(key=lambda row: (row[0], row[1]))
         chained = 0
         if rows and not one_by_one:
-            await conn.executemany(_APPEND, [_arguments(cid, entry, body) for cid, _, entry, body, _ in rows])
+            await conn.executemany(APPEND, [append_arguments(cid, entry, body) for cid, _, entry, body, _ in rows])
             chained = len(rows)
         for cid, _, entry, body, record in rows if one_by_one else ():
             try:
                 async with conn.transaction():
-                    await conn.execute(_APPEND, *_arguments(cid, entry, body))
+                    await conn.execute(APPEND, *append_arguments(cid, entry, body))
                 chained += 1
             except _RECORD_ERRORS as exc:
                 rejected.append(_rejected(record, topic, partition, f"PostgreSQL refused it: {exc}"))
@@ -280,22 +287,6 @@ async def apply_batch(
         if rejected and reject is not None:
             await reject(rejected)
     return RelayBatch(chained, skipped, rejected, gap, next_offset)
-
-
-_APPEND: Final = "SELECT renkou_access_log_append($1, $2, $3, $4, $5, $6::text[], $7, $8)"
-
-
-def _arguments(citizen_id: str, entry: AccessEntry, body: bytes) -> tuple[Any, ...]:
-    return (
-        citizen_id,
-        body,
-        entry.request_id,
-        entry.consumer,
-        entry.purpose,
-        list(entry.sections),
-        entry.endpoint,
-        entry.accessed_at,
-    )
 
 
 def _rejected(record: Any, topic: str, partition: int, reason: str) -> Rejected:

@@ -71,7 +71,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return AsgiResponse(orjson.dumps(body), status, {"Content-Type": "application/json", **(headers or {})})
 
 
-def _probes(broker: KafkaBroker, holder: dict[str, Projector]) -> tuple[HttpHandler, HttpHandler]:
+def _probes(broker: KafkaBroker, running: _Running) -> tuple[HttpHandler, HttpHandler]:
     """``/healthz`` (the process is up) and ``/readyz`` (PostgreSQL answers ``SELECT 1``, a Kafka broker answers
     the broker's cluster description; 503 naming what does not)."""
 
@@ -88,7 +88,7 @@ def _probes(broker: KafkaBroker, holder: dict[str, Projector]) -> tuple[HttpHand
 
     @get(description="Readiness: PostgreSQL and Kafka answer (503 naming what does not).")
     async def readyz(scope: Scope) -> AsgiResponse:
-        projector = holder.get("projector")
+        projector = running.projector
         database: Check = postgresql(projector.engine) if projector is not None else starting
         readiness = await check_readiness({"postgresql": database, "kafka": kafka})
         return _json(readiness.body(), readiness.status_code, readiness.headers)
@@ -104,6 +104,74 @@ def create_worker_app() -> AsgiFastStream:
     return app
 
 
+class _Running:
+    """What the projector holds while it runs, made by ``start`` and given back by ``stop``: the ``Projector``
+    (its engine, producer and store) and the anchor service beside it."""
+
+    def __init__(
+        self, settings: Settings, metrics: ProjectorMetrics, tracing: TracerProvider | None, listener: SeekToCheckpoints
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.tracing = tracing
+        self.listener = listener
+        self.projector: Projector | None = None
+        self.anchors: AnchorService | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        engine = make_engine(
+            db_roles.url_for(settings, db_roles.PROJECTOR), pool_size=4, application_name="renkou-projector"
+        )
+        producer = durable_producer(settings, PROJECTOR, linger_ms=5, client_id="renkou-projector")
+        await producer.start()
+        projector = Projector(
+            engine=engine,
+            producer=producer,
+            store=PostgresProjectionStore(DEFAULT_SCHEMA),
+            namespace=settings.topic_namespace,
+            metrics=self.metrics,
+            tracer_provider=self.tracing,
+        )
+        self.projector = self.listener.projector = projector
+        # Signed anchors of every chain head (CONTRACT §10), on the side: a failure here never stops projecting.
+        try:
+            self.anchors = AnchorService.from_settings(settings, producer, application_name="renkou-anchor")
+        except Exception:
+            logging.getLogger("renkou.anchor").exception("no audit anchors: the signing key is unusable")
+        else:
+            self.anchors.start()
+
+    async def stop(self) -> None:
+        projector, self.projector = self.projector, None
+        if projector is None:
+            return
+        anchors, self.anchors = self.anchors, None
+        if anchors is not None:
+            await anchors.stop()  # a last anchor over what moved since the previous one
+        await projector.producer.stop()
+        await projector.engine.dispose()
+
+    async def handle(self, message: KafkaMessage) -> None:
+        assert self.projector is not None, "a batch arrived before the projector started"
+        await self.projector.handle(message)
+
+
+def _broker(settings: Settings, metrics: ProjectorMetrics, tracing: TracerProvider | None) -> KafkaBroker:
+    """The FastStream broker as the projector's principal, its records counted and (with ``tracing``) traced."""
+    credentials = credentials_for(settings, PROJECTOR)
+    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")]
+    if tracing is not None:
+        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracing))
+    return KafkaBroker(
+        bootstrap_servers(settings.kafka_bootstrap),
+        security=credentials.security() if credentials is not None else None,
+        client_id="renkou-projector",
+        log_level=logging.DEBUG,  # per-batch "Received/Processed" lines: debug only, metrics tell the rest
+        middlewares=middlewares,
+    )
+
+
 def create_app(
     settings: Settings | None = None, *, max_records: int = 2000, tracer_provider: TracerProvider | None = None
 ) -> AsgiFastStream:
@@ -112,21 +180,10 @@ def create_app(
     ``OTEL_EXPORTER_OTLP_ENDPOINT``; ``services.telemetry``)."""
     settings = settings or get_settings()
     metrics = ProjectorMetrics.create()
-    credentials = credentials_for(settings, PROJECTOR)
     tracing = telemetry.tracer_provider("renkou-projector", tracer_provider)
-    middlewares: list[Any] = [KafkaPrometheusMiddleware(registry=metrics.registry, app_name="renkou-projector")]
-    if tracing is not None:
-        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracing))
-    broker = KafkaBroker(
-        bootstrap_servers(settings.kafka_bootstrap),
-        security=credentials.security() if credentials is not None else None,
-        client_id="renkou-projector",
-        log_level=logging.DEBUG,  # per-batch "Received/Processed" lines: debug only, metrics tell the rest
-        middlewares=middlewares,
-    )
-    holder: dict[str, Projector] = {}
-    anchors: dict[str, AnchorService] = {}
+    broker = _broker(settings, metrics, tracing)
     listener = SeekToCheckpoints()
+    running = _Running(settings, metrics, tracing, listener)
     subscriber = broker.subscriber(
         *department_topics(settings.topic_namespace),
         batch=True,
@@ -147,45 +204,10 @@ def create_app(
 
     @subscriber
     async def project_batch(message: KafkaMessage) -> None:
-        await holder["projector"].handle(message)
+        await running.handle(message)
 
     listener.subscriber = subscriber
-
-    async def startup() -> None:
-        engine = make_engine(
-            db_roles.url_for(settings, db_roles.PROJECTOR), pool_size=4, application_name="renkou-projector"
-        )
-        producer = durable_producer(settings, PROJECTOR, linger_ms=5, client_id="renkou-projector")
-        await producer.start()
-        projector = Projector(
-            engine=engine,
-            producer=producer,
-            store=PostgresProjectionStore(DEFAULT_SCHEMA),
-            namespace=settings.topic_namespace,
-            metrics=metrics,
-            tracer_provider=tracing,
-        )
-        holder["projector"] = projector
-        listener.projector = projector
-        # Signed anchors of every chain head (CONTRACT §10), on the side: a failure here never stops projecting.
-        try:
-            anchors["service"] = AnchorService.from_settings(settings, producer, application_name="renkou-anchor")
-        except Exception:
-            logging.getLogger("renkou.anchor").exception("no audit anchors: the signing key is unusable")
-        else:
-            anchors["service"].start()
-
-    async def shutdown() -> None:
-        projector = holder.pop("projector", None)
-        if projector is None:
-            return
-        anchor_service = anchors.pop("service", None)
-        if anchor_service is not None:
-            await anchor_service.stop()  # a last anchor over what moved since the previous one
-        await projector.producer.stop()
-        await projector.engine.dispose()
-
-    healthz, readyz = _probes(broker, holder)
+    healthz, readyz = _probes(broker, running)
     spec = orjson.dumps(asyncapi.document(settings.topic_namespace))
 
     @get(description="The AsyncAPI document of renkou's topics, with every payload's JSON Schema (CONTRACT §14).")
@@ -202,6 +224,6 @@ def create_app(
             # its HTML page loads from a CDN.
             ("/asyncapi.json", asyncapi_json),
         ],
-        on_startup=[startup],
-        after_shutdown=[shutdown],
+        on_startup=[running.start],
+        after_shutdown=[running.stop],
     )

@@ -97,6 +97,12 @@ async def list_accounts(conn: asyncpg.Connection) -> list[Account]:
     return [Account(r["name"], r["role"], r["created_at"]) for r in rows]
 
 
+async def find_account(conn: asyncpg.Connection, name: str) -> Account | None:
+    """The account named ``name`` as it is now, or None (removed, or never made)."""
+    row = await conn.fetchrow("SELECT name, role, created_at FROM console_accounts WHERE name = $1", name)
+    return None if row is None else Account(row["name"], row["role"], row["created_at"])
+
+
 async def authenticate(conn: asyncpg.Connection, name: str, password: str) -> Account | None:
     """The account when ``password`` is its password; None otherwise (unknown name or wrong password alike)."""
     row = await conn.fetchrow(

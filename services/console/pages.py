@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from events.bounds import CHINA_TZ
 from events.citizen_id import CitizenIdError, reader_citizen_id
 from projections.resident.reads import archived_event_ids, person_numbers
-from services.console.accounts import NAME_PATTERN, authenticate, may_change
+from services.console.accounts import NAME_PATTERN, authenticate, find_account, may_change
 from services.console.actions import recent_actions, record_action
 from services.console.citizen_ids import citizens_in
 from services.console.context import ConsoleContext, LoginsBusyError, context_of
@@ -131,10 +131,10 @@ async def staff(request: Request) -> Session:
     account (or a changed role) takes effect at once — or a redirect to the login page."""
     ctx = context_of(request)
     session = session_of(request)
-    if session is not None and session.kind == "staff":
+    if session is not None and session.kind == "staff" and session.name is not None:
         async with ctx.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT role, created_at FROM console_accounts WHERE name = $1", session.name)
-        if row is not None and (row["role"], row["created_at"]) == (session.role, session.account_created):
+            account = await find_account(conn, session.name)
+        if account is not None and (account.role, account.created_at) == (session.role, session.account_created):
             return session
         ctx.sessions.end(session)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

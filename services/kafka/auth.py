@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from aiokafka import AIOKafkaProducer
-
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
     from faststream.security import SASLScram512
 
     from services.settings import Settings
@@ -183,4 +182,6 @@ DURABLE: Final[dict[str, Any]] = {"acks": "all", "enable_idempotence": True}
 def durable_producer(settings: Settings, principal: str, **options: Any) -> AIOKafkaProducer:
     """An (unstarted) producer running as ``principal`` that writes as ``DURABLE`` says; ``options`` are aiokafka's
     (``client_id``, ``linger_ms``…)."""
+    from aiokafka import AIOKafkaProducer  # here, as faststream's above: importing the credentials loads no client
+
     return AIOKafkaProducer(**client_options(settings, principal), **DURABLE, **options)

@@ -192,14 +192,30 @@ a ``Statement`` (which quotes it) and a statement formatted by hand (which does 
 
 
 def safe_schema(schema: str) -> str:
-    """``schema`` if it matches ``SCHEMA_NAME``, else a ``ValueError``: checked by every ``Statement`` and before any
-    ``{schema}.table`` is formatted into SQL by hand (the statements not declared here)."""
+    """``schema`` if it matches ``SCHEMA_NAME``, else a ``ValueError``: checked by every ``Statement`` and by
+    ``named``, the only two ways a schema name reaches SQL."""
     if not SCHEMA_NAME.fullmatch(schema):
         raise ValueError(f"invalid schema name {schema!r} (lower-case letters, digits and _)")
     return schema
 
 
 _DIALECT: Final = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+def named(table: Table, schema: str = DEFAULT_SCHEMA) -> str:
+    """``table``'s qualified name for a statement written as text (one Core would make harder to read: the JSONB
+    walks of the statistics, the single read's one round trip): a projection table in ``schema`` (checked), any
+    other in the schema it is declared in, each part quoted as a compiled statement quotes it. So a statement
+    written by hand names only declared tables, which the migrations are held to, and never formats a schema."""
+    target = safe_schema(schema) if table.schema == DEFAULT_SCHEMA else table.schema
+    prepare = _DIALECT.identifier_preparer
+    return f"{prepare.quote_schema(target)}.{prepare.quote(table.name)}" if target else prepare.quote(table.name)
+
+
+def in_schema(schema: str = DEFAULT_SCHEMA) -> dict[str, str]:
+    """Every projection table's ``named`` name in ``schema``, by table name: what a statement written as text is
+    formatted with (``{sections}``, ``{number_links}``…)."""
+    return {table.name: named(table, schema) for table in metadata.tables.values()}
 
 
 def sql_type(column: Column[Any]) -> str:

@@ -30,6 +30,10 @@ from uuid import UUID
 
 import asyncpg
 import orjson
+from sqlalchemy import exists, or_, select
+
+from projections.resident.tables import Statement, any_of, named, sections
+from services.db.audit_tables import access_log, access_log_heads
 
 __all__ = [
     "FAMILY_ENDPOINT",
@@ -340,16 +344,20 @@ class AccessLogPage:
     next_before: dict[str, int] | None  # per number: its entries below this chain_seq remain; None at the end
 
 
+_KNOWN_SUBJECT: Final = Statement(
+    select(
+        or_(
+            exists().where(any_of(sections.c.citizen_id, "numbers")),
+            exists().where(any_of(access_log_heads.c.citizen_id, "numbers")),
+        )
+    )
+)
+
+
 async def known_subject(conn: asyncpg.Connection, numbers: Sequence[str], schema: str) -> bool:
     """Whether any of a person's ``numbers`` is a resident of the view (``schema``) or has an access log (a
     resident whose sections a rebuild no longer holds still has one)."""
-    return bool(
-        await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = ANY($1::text[])) "
-            "OR EXISTS (SELECT 1 FROM access_log_heads WHERE citizen_id = ANY($1::text[]))",
-            list(numbers),
-        )
-    )
+    return bool(await conn.fetchval(*_KNOWN_SUBJECT.bind(schema, numbers=list(numbers))))
 
 
 async def read_person_access_log(
@@ -367,7 +375,7 @@ async def read_person_access_log(
         "SELECT c.cid AS citizen_id, e.chain_seq, e.request_id, e.consumer, e.purpose, e.sections, e.endpoint, "
         "e.accessed_at, e.prev_hash, e.hash "
         "FROM unnest($1::text[], $2::int[]) AS c(cid, below) CROSS JOIN LATERAL ("
-        "SELECT * FROM access_log WHERE citizen_id = c.cid AND chain_seq < c.below "
+        f"SELECT * FROM {named(access_log)} WHERE citizen_id = c.cid AND chain_seq < c.below "
         "ORDER BY chain_seq DESC LIMIT $3) AS e",
         list(below),
         list(below.values()),

@@ -24,7 +24,7 @@ from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
 from projections.resident.reads import PARENT_RANK, ResidentRows, StoredResident
 from projections.resident.state import DEPARTMENTS
-from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
+from projections.resident.tables import DEFAULT_SCHEMA, in_schema
 from services.access_log.database import AccessEntry, GrantNoLongerValidError, canonical_body
 from services.residents.views import relatives_by_person, render_stored
 
@@ -84,8 +84,8 @@ class NumberHasAliasesError(Exception):
 
 # A number linked to another (either side) is read by person, not by this statement.
 _LINKED: Final = (
-    "(EXISTS (SELECT 1 FROM {schema}.number_links WHERE old_citizen_id = $1) "
-    "OR EXISTS (SELECT 1 FROM {schema}.number_links WHERE new_citizen_id = $1))"
+    "(EXISTS (SELECT 1 FROM {number_links} WHERE old_citizen_id = $1) "
+    "OR EXISTS (SELECT 1 FROM {number_links} WHERE new_citizen_id = $1))"
 )
 
 
@@ -100,14 +100,14 @@ _GRANT_ACTIVE: Final = (
 # from which the relatives are named by person (§12; ``residents.views.relatives_by_person``).
 _RELATIVES_REACH: Final = """
     WITH RECURSIVE reach(n) AS (
-        SELECT parent_citizen_id FROM {schema}.parent_links WHERE child_citizen_id = $1
-        UNION SELECT child_citizen_id FROM {schema}.parent_links WHERE parent_citizen_id = $1
+        SELECT parent_citizen_id FROM {parent_links} WHERE child_citizen_id = $1
+        UNION SELECT child_citizen_id FROM {parent_links} WHERE parent_citizen_id = $1
         UNION SELECT unnest(ARRAY[mother_citizen_id, father_citizen_id, child_citizen_id])
-                FROM {schema}.birth_certificates
+                FROM {birth_certificates}
                WHERE mother_citizen_id = $1 OR father_citizen_id = $1 OR child_citizen_id = $1
-        UNION SELECT m.citizen_id FROM {schema}.household_members x
-                JOIN {schema}.household_members m ON m.household_id = x.household_id WHERE x.citizen_id = $1
-        UNION SELECT l.new_citizen_id FROM {schema}.number_links l JOIN reach ON l.old_citizen_id = reach.n
+        UNION SELECT m.citizen_id FROM {household_members} x
+                JOIN {household_members} m ON m.household_id = x.household_id WHERE x.citizen_id = $1
+        UNION SELECT l.new_citizen_id FROM {number_links} l JOIN reach ON l.old_citizen_id = reach.n
     ) SELECT n FROM reach WHERE n IS NOT NULL"""
 
 
@@ -115,42 +115,43 @@ def _sql(schema: str, *, logged: bool, granted: bool = False) -> str:
     # One row set, one kind of row per table (column k): typed columns, no JSON to build on the server or to
     # parse here. $2: the departments whose state is needed (the others' rows still give meta its counts);
     # $3: whether the family tables are needed at all.
+    names = in_schema(schema)
     union = f"""
     SELECT 0 AS k, department AS a, CASE WHEN department = ANY($2::text[]) THEN state::text END AS b,
            NULL::text AS c, NULL::text AS d, NULL::text AS e, NULL::text AS f, NULL::text AS g,
            event_count AS n, chain_seq AS q, last_event_at AS t, chain_head AS h
-      FROM {schema}.sections WHERE citizen_id = $1
+      FROM {names["sections"]} WHERE citizen_id = $1
     UNION ALL
     SELECT 1, role, parent_citizen_id, NULL, NULL, NULL, NULL, NULL,
            {PARENT_RANK}, NULL, NULL, NULL
-      FROM {schema}.parent_links WHERE $3 AND child_citizen_id = $1
+      FROM {names["parent_links"]} WHERE $3 AND child_citizen_id = $1
     UNION ALL
     SELECT 2, child_citizen_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-      FROM {schema}.parent_links WHERE $3 AND parent_citizen_id = $1
+      FROM {names["parent_links"]} WHERE $3 AND parent_citizen_id = $1
     UNION ALL
     SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
            child_citizen_id, NULL, NULL, NULL, NULL
-      FROM {schema}.birth_certificates WHERE $3 AND mother_citizen_id = $1
+      FROM {names["birth_certificates"]} WHERE $3 AND mother_citizen_id = $1
     UNION ALL
     SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
            child_citizen_id, NULL, NULL, NULL, NULL
-      FROM {schema}.birth_certificates WHERE $3 AND father_citizen_id = $1
+      FROM {names["birth_certificates"]} WHERE $3 AND father_citizen_id = $1
     UNION ALL
     SELECT 3, certificate_no, mother_citizen_id, father_citizen_id, child_name, child_sex, birth_date::text,
            child_citizen_id, NULL, NULL, NULL, NULL
-      FROM {schema}.birth_certificates WHERE $3 AND child_citizen_id = $1
+      FROM {names["birth_certificates"]} WHERE $3 AND child_citizen_id = $1
     UNION ALL
     SELECT 4, m.household_id, m.citizen_id, m.relationship, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-      FROM {schema}.household_members x JOIN {schema}.household_members m ON m.household_id = x.household_id
+      FROM {names["household_members"]} x JOIN {names["household_members"]} m ON m.household_id = x.household_id
      WHERE $3 AND x.citizen_id = $1
     UNION ALL
     SELECT 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-     WHERE {_LINKED.format(schema=schema)}
+     WHERE {_LINKED.format_map(names)}
     UNION ALL
     SELECT 6, l.old_citizen_id, l.new_citizen_id, l.kind, l.event_id::text, l.linked_on::text, l.reason, NULL,
            NULL, NULL, NULL, NULL
-      FROM {schema}.number_links l
-     WHERE $3 AND l.old_citizen_id IN ({_RELATIVES_REACH.format(schema=schema)})"""
+      FROM {names["number_links"]} l
+     WHERE $3 AND l.old_citizen_id IN ({_RELATIVES_REACH.format_map(names)})"""
     if granted:
         # A read whose entry is recorded elsewhere (the access-log topic, CONTRACT §13): the same statement says
         # whether the grant ($4, at $5) is active, so that the check costs no round trip of its own.
@@ -169,8 +170,8 @@ def _sql(schema: str, *, logged: bool, granted: bool = False) -> str:
     return f"""
     WITH logged AS MATERIALIZED (
         SELECT renkou_access_log_append($1, $4, $5, $6, $7, $8, $9, $10) AS seq
-         WHERE EXISTS (SELECT 1 FROM {schema}.sections WHERE citizen_id = $1)
-           AND NOT {_LINKED.format(schema=schema)}
+         WHERE EXISTS (SELECT 1 FROM {names["sections"]} WHERE citizen_id = $1)
+           AND NOT {_LINKED.format_map(names)}
            AND {_GRANT_ACTIVE.format(name="$6", at="$10")})
     SELECT -1 AS k, NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e,
            NULL::text AS f, NULL::text AS g, seq AS n, NULL::integer AS q, NULL::timestamptz AS t, NULL::bytea AS h
@@ -210,7 +211,7 @@ async def load_resident(
     statement = (schema, log is not None, grant is not None)
     sql = _STATEMENTS.get(statement)
     if sql is None:
-        sql = _STATEMENTS[statement] = _sql(safe_schema(schema), logged=log is not None, granted=grant is not None)
+        sql = _STATEMENTS[statement] = _sql(schema, logged=log is not None, granted=grant is not None)
     if grant is not None:
         rows = await conn.fetch(sql, citizen_id, list(departments), family, *grant, timeout=statement_timeout)
     elif log is None:

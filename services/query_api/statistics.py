@@ -48,7 +48,7 @@ from events.citizen_id import division_in_force
 from projections.resident.aliases import fold_person
 from projections.resident.reads import load_all_links, load_archived_bodies, load_bodies_known_at, load_links_known_at
 from projections.resident.state import HealthState, PublicSecurityState, state_to_json_text
-from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
+from projections.resident.tables import DEFAULT_SCHEMA, in_schema
 from services.clock import utc_text
 from services.disclosure import CELLS, MIN_COUNT, counts_of, shown_json, suppress
 from services.residents.views import parse_archived
@@ -195,16 +195,17 @@ def _person_sql(schema: str) -> str:
     # them (projections.resident.aliases.fold_person), computed by ``_people_with_several_numbers`` and passed
     # as $3; their numbers' stored sections are left out. With $4 (a ``known_at`` count) every person comes from
     # $3, folded from the archive as the log knew it then, and no stored section is read.
+    names = in_schema(schema)
     return f"""
     linked AS (
-        SELECT old_citizen_id AS citizen_id FROM {schema}.number_links
-        UNION SELECT new_citizen_id FROM {schema}.number_links
+        SELECT old_citizen_id AS citizen_id FROM {names["number_links"]}
+        UNION SELECT new_citizen_id FROM {names["number_links"]}
     ),
     ps AS (
         SELECT s.citizen_id, s.state AS st,
                coalesce((s.state ->> 'deceased_on')::date, (h.state -> 'death' ->> 'died_on')::date) AS deceased_on
-          FROM {schema}.sections s
-          LEFT JOIN {schema}.sections h ON h.citizen_id = s.citizen_id AND h.department = 'health'
+          FROM {names["sections"]} s
+          LEFT JOIN {names["sections"]} h ON h.citizen_id = s.citizen_id AND h.department = 'health'
          WHERE s.department = 'public_security' AND NOT $4::boolean
            AND s.citizen_id NOT IN (SELECT citizen_id FROM linked)
         UNION ALL
@@ -299,7 +300,7 @@ async def population_statistics(
     ``ValueError`` for a prefix that is not 2, 4 or 6 digits.
     """
     validate_region_prefix(region_prefix)
-    safe_schema(schema)
+    sql = _statistics_sql(schema)
     if known_at is None:
         people, from_archive = await _people_with_several_numbers(conn, schema), False
     else:
@@ -308,7 +309,7 @@ async def population_statistics(
     # Counted per code as recorded, then under the division in force that year (a county since made a district
     # is its district: events.citizen_id.division_in_force); a successor may lie under another city's prefix of
     # the province (简阳市 512081 → 510185), so the province is counted and the prefix applied after.
-    rows = await conn.fetch(_statistics_sql(schema), as_of, region_prefix[:2], json.dumps(people), from_archive)
+    rows = await conn.fetch(sql, as_of, region_prefix[:2], json.dumps(people), from_archive)
     merged: dict[str, Figures] = {}
     for r in rows:
         code = division_in_force(r["code"], as_of.year)

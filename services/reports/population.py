@@ -22,7 +22,8 @@ from typing import Final
 import asyncpg
 
 from events.citizen_id import division_name, lookup_division
-from projections.resident.tables import DEFAULT_SCHEMA, safe_schema
+from projections.resident import tables
+from projections.resident.tables import DEFAULT_SCHEMA, named
 from services.disclosure import CELLS, MEASURES, Shown, counts_of, gap_points, share, suppress
 from services.query_api.statistics import (
     DistrictFigures,
@@ -107,20 +108,20 @@ class PopulationReport:
 
 async def regions_present(conn: asyncpg.Connection, schema: str = DEFAULT_SCHEMA) -> list[str]:
     """The 2-digit province prefixes of every region code any hukou, residence or permit names (now or before)."""
-    safe_schema(schema)
+    sections = named(tables.sections, schema)
     rows = await conn.fetch(
         f"""
         SELECT DISTINCT left(code, 2) AS province FROM (
-            SELECT s.state #>> '{{hukou,region_code}}' AS code FROM {schema}.sections s
+            SELECT s.state #>> '{{hukou,region_code}}' AS code FROM {sections} s
              WHERE s.department = 'public_security'
             UNION ALL
-            SELECT s.state #>> '{{residence_registration,region_code}}' FROM {schema}.sections s
+            SELECT s.state #>> '{{residence_registration,region_code}}' FROM {sections} s
              WHERE s.department = 'public_security'
             UNION ALL
-            SELECT s.state #>> '{{permit,region_code}}' FROM {schema}.sections s
+            SELECT s.state #>> '{{permit,region_code}}' FROM {sections} s
              WHERE s.department = 'public_security'
             UNION ALL
-            SELECT e ->> 'region_code' FROM {schema}.sections s,
+            SELECT e ->> 'region_code' FROM {sections} s,
                    jsonb_array_elements(coalesce(s.state #> '{{hukou,history}}', '[]'::jsonb)
                                         || coalesce(s.state -> 'residence_history', '[]'::jsonb)
                                         || coalesce(s.state -> 'permit_history', '[]'::jsonb)) e

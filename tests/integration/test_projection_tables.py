@@ -1,7 +1,7 @@
-"""``projections.resident.tables`` says what the migrations make: every table of the live schema declared, each
-with its columns in order, their types, their defaults, which may be null and the primary key; and every statement
-compiled from the declarations runs, with values of its parameters' declared types, in the live schema and in a
-shadow made for a rebuild."""
+"""``projections.resident.tables`` and ``services.db.audit_tables`` say what the migrations make: every table of the
+live schema declared, and each declared table (the audit trail's too) with its columns in order, their types, their
+defaults, which may be null and the primary key; and every statement compiled from the declarations runs, with values
+of its parameters' declared types, in the live schema and in a shadow made for a rebuild."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from sqlalchemy.types import TypeEngine
 
 from projections.resident import reads, store, tables
 from projections.resident.tables import DEFAULT_SCHEMA, Statement, sql_type
+from services.access_log import database as access_log_database
+from services.db import audit_tables
 from services.db.dsn import asyncpg_dsn
 from services.operations.schemas import create_shadow, primary_key_of, tables_of
 from tests.support.stack import Databases
@@ -42,14 +44,17 @@ async def test_every_table_of_the_live_schema_is_declared(conn: asyncpg.Connecti
     assert sorted(tables.metadata.tables) == [f"{DEFAULT_SCHEMA}.{t}" for t in await tables_of(conn, DEFAULT_SCHEMA)]
 
 
-@pytest.mark.parametrize("table", [t for _, t in sorted(tables.metadata.tables.items())], ids=str)
+_DECLARED = sorted([*tables.metadata.tables.items(), *audit_tables.metadata.tables.items()])
+
+
+@pytest.mark.parametrize("table", [t for _, t in _DECLARED], ids=str)
 async def test_a_declared_table_is_the_migrated_one(conn: asyncpg.Connection, table: Table) -> None:
     rows = await conn.fetch(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, "
         "pg_get_expr(d.adbin, d.adrelid) AS server_default FROM pg_attribute a "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        f"{DEFAULT_SCHEMA}.{table.name}",
+        f"{table.schema}.{table.name}",
     )
     migrated = [(r["attname"], r["type"], r["nullable"], r["server_default"]) for r in rows]
     declared = [
@@ -57,14 +62,19 @@ async def test_a_declared_table_is_the_migrated_one(conn: asyncpg.Connection, ta
         for c in table.c
     ]
     assert declared == migrated
-    assert [c.name for c in table.primary_key] == await primary_key_of(conn, DEFAULT_SCHEMA, table.name)
+    assert table.schema is not None
+    assert [c.name for c in table.primary_key] == await primary_key_of(conn, table.schema, table.name)
+
+
+_WITH_STATEMENTS = (store, reads, access_log_database)
+"""The modules that compile statements from the declarations: the write store, the read store and the others."""
 
 
 def _statements() -> dict[str, Statement]:
-    """The write store's statements and the read store's."""
+    """Every statement compiled from the declarations."""
     return {
         f"{module.__name__}.{name}": value
-        for module in (store, reads)
+        for module in _WITH_STATEMENTS
         for name, value in vars(module).items()
         if isinstance(value, Statement)
     }

@@ -35,6 +35,7 @@ from typing import Any, Final
 import asyncpg
 
 from projections.resident.reads import PROJECTION, read_checkpoints
+from projections.resident.tables import named
 from services.anchor.record import (
     HELD_LISTED,
     LEAVES_PER_BUCKET,
@@ -51,12 +52,14 @@ from services.anchor.record import (
     leaf_of,
     leaf_prefix,
 )
+from services.db import audit_tables
 
 ARCHIVE, ACCESS_LOG = LOGS
 LOCK_KEY: Final = 0x72656E6B6F75A1  # pg advisory lock: one anchor builder at a time (projector workers, swap)
-HEADS = "public.audit_anchor_heads"
-LEAVES = "public.audit_anchor_leaves"
-LATEST = "public.audit_anchor_latest"
+HEADS: Final = named(audit_tables.audit_anchor_heads)
+LEAVES: Final = named(audit_tables.audit_anchor_leaves)
+LATEST: Final = named(audit_tables.audit_anchor_latest)
+_LOGS: Final = {log.name: log for log in audit_tables.CHAINED_LOGS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,29 +100,34 @@ def _bytes(value: bytes | None) -> bytes | None:
 async def read_changes(conn: asyncpg.Connection, log: str, schema: str) -> list[Change]:
     """Every chain of ``log`` whose stored head is not its anchored entry (new, moved, rewound or gone), with
     the links at both positions: one statement, and only the chains that moved cross the wire."""
-    if log == ARCHIVE:
-        heads = f"SELECT citizen_id, department, chain_seq, chain_head AS head FROM {schema}.sections"
-        rows_at = f"{schema}.event_archive {{a}} ON {{a}}.citizen_id = c.citizen_id AND {{a}}.department = c.dept"
-    else:
-        heads = "SELECT citizen_id, ''::text AS department, chain_seq, head FROM public.access_log_heads " + (
-            "WHERE chain_seq > 0"
+    chained = _LOGS[log]
+    department = "department" if chained.has_departments else "''::text AS department"
+    heads = (  # an access-log head at 0 has no entry yet: the genesis a first append starts from
+        f"SELECT citizen_id, {department}, chain_seq, {chained.head} AS head FROM {chained.heads_in(schema)}"
+        + ("" if chained.has_departments else " WHERE chain_seq > 0")
+    )
+
+    def row_at(alias: str, position: str) -> str:
+        """The row of the changed chain ``c`` at ``position``, as ``alias``."""
+        return (
+            f"{chained.rows_in(schema)} {alias} ON {chained.same_chain(alias, 'c')} AND {alias}.chain_seq = {position}"
         )
-        rows_at = "public.access_log {a} ON {a}.citizen_id = c.citizen_id"
+
     rows = await conn.fetch(
         "SELECT c.*, o.hash AS at_old, n.hash AS at_new FROM ("
-        "SELECT coalesce(h.citizen_id, a.citizen_id) AS citizen_id, coalesce(h.department, a.department) AS dept, "
+        "SELECT coalesce(h.citizen_id, a.citizen_id) AS citizen_id, "
+        "coalesce(h.department, a.department) AS department, "
         f"h.chain_seq AS seq, h.head, a.chain_seq AS old_seq, a.head AS old_head FROM ({heads}) h "
         f"FULL JOIN (SELECT citizen_id, department, chain_seq, head FROM {HEADS} WHERE log = $1) a "
         "ON a.citizen_id = h.citizen_id AND a.department = h.department "
         "WHERE h.chain_seq IS DISTINCT FROM a.chain_seq OR h.head IS DISTINCT FROM a.head) c "
-        f"LEFT JOIN {rows_at.format(a='o')} AND o.chain_seq = c.old_seq "
-        f"LEFT JOIN {rows_at.format(a='n')} AND n.chain_seq = c.seq",
+        f"LEFT JOIN {row_at('o', 'c.old_seq')} LEFT JOIN {row_at('n', 'c.seq')}",
         log,
     )
     return [
         Change(
             r["citizen_id"],
-            r["dept"],
+            r["department"],
             r["seq"],
             _bytes(r["head"]),
             r["old_seq"],

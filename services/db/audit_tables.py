@@ -1,5 +1,6 @@
-"""The audit trail's tables in the public schema, declared once (SQLAlchemy Core): the access log, its chain heads
-and the heads the last anchor pinned.
+"""The audit trail's tables in the public schema, declared once (SQLAlchemy Core) — the access log, its chain heads
+and what the last anchor signed — and the two hash-chained logs as the statements that check and anchor them see
+them (``ChainedLog``).
 
 They live beside the projection's schemas, not in them: a rebuild replaces the view, never who read it nor what an
 anchor signed. So they are declared with the schema ``public`` named, which a ``Statement``'s
@@ -11,10 +12,14 @@ archive with the live access log. Naming the schema also keeps a role's ``search
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, LargeBinary, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+from projections.resident import tables
+from projections.resident.tables import named
 
 PUBLIC: Final = "public"
 
@@ -58,3 +63,66 @@ audit_anchor_heads: Final = Table(
 )
 """The head of every chain (of the archive and of the access log) as the last signed anchor pinned it; the access
 log's chains have the department ``''``."""
+
+audit_anchor_leaves: Final = Table(
+    "audit_anchor_leaves",
+    metadata,
+    Column("log", Text, primary_key=True),
+    Column("leaf", Integer, primary_key=True),
+    Column("digest", LargeBinary, nullable=False),
+)
+"""The digest of every leaf of the last signed anchor, so a new one rehashes only the leaves that moved."""
+
+audit_anchor_latest: Final = Table(
+    "audit_anchor_latest",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("seq", BigInteger, nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    Column("published", Boolean, nullable=False, server_default=text("false")),
+    Column("built_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+"""The last anchor built, signed, and whether it reached its Kafka topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedLog:
+    """One of the two append-only, hash-chained logs: its rows, the columns that name one chain, and where each
+    chain's head is stored. ``verify`` recomputes it, the anchor builder pins it and the anchor check compares."""
+
+    name: str
+    """As anchors name it (``services.anchor.record.LOGS``)."""
+    rows: Table
+    chain: tuple[str, ...]
+    """The columns of ``rows`` (and of ``heads``) that name a chain, in key order; ``chain_seq`` orders it."""
+    heads: Table
+    head: str
+    """The column of ``heads`` holding the chain's last link."""
+
+    def rows_in(self, schema: str) -> str:
+        """``rows``' name in SQL, for the projection in ``schema`` (the access log is the same for every one)."""
+        return named(self.rows, schema)
+
+    def heads_in(self, schema: str) -> str:
+        """``heads``' name in SQL, for the projection in ``schema``."""
+        return named(self.heads, schema)
+
+    def same_chain(self, a: str, b: str) -> str:
+        """``a.citizen_id = b.citizen_id [AND a.department = b.department]``: rows ``a`` and ``b`` are one chain's."""
+        return " AND ".join(f"{a}.{c} = {b}.{c}" for c in self.chain)
+
+    @property
+    def has_departments(self) -> bool:
+        """Whether a chain is a citizen's and a department's (the archive), not a citizen's alone."""
+        return "department" in self.chain
+
+
+ARCHIVE_LOG: Final = ChainedLog(
+    "archive", tables.event_archive, ("citizen_id", "department"), tables.sections, "chain_head"
+)
+"""The event archive: a chain per citizen and department, its head in the sections."""
+
+ACCESS_LOG: Final = ChainedLog("access_log", access_log, ("citizen_id",), access_log_heads, "head")
+"""The access log: a chain per number."""
+
+CHAINED_LOGS: Final = (ARCHIVE_LOG, ACCESS_LOG)

@@ -52,6 +52,7 @@ from services.anchor.record import (
     parse_anchor,
 )
 from services.anchor.topic import AnchorTopicError, Published, anchor_topic, read_anchors
+from services.db.audit_tables import ARCHIVE_LOG, CHAINED_LOGS
 from services.operations.base import NotFoundError, short_hex
 from services.operations.schemas import LIVE
 
@@ -326,24 +327,20 @@ async def check_chains(
     """Every anchored position: removed tails and rewritten chains. Returns the rewritten archive chains."""
     rewritten_archive: list[tuple[str, str, int]] = []
     seq_n = anchor.anchor.seq
-    for log in LOGS:
-        table = f"{schema}.event_archive" if log == ARCHIVE else "public.access_log"
-        on = "e.citizen_id = a.citizen_id AND e.chain_seq = a.chain_seq"
-        last = "x.citizen_id = a.citizen_id"
-        if log == ARCHIVE:
-            on += " AND e.department = a.department"
-            last += " AND x.department = a.department"
+    for chained in CHAINED_LOGS:
+        log, table = chained.name, chained.rows_in(schema)
         args: list[Any] = [log]
         where = "a.log = $1"
         if citizen_id is not None:
             where += " AND a.citizen_id = $2"
             args.append(citizen_id)
+        last = chained.same_chain("x", "a")
         rows = await conn.fetch(
             f"SELECT a.citizen_id, a.department, a.chain_seq, a.head, e.hash, "
             f"(SELECT max(x.chain_seq) FROM {table} x WHERE {last}) AS last_seq, "
             f"(SELECT count(*) FROM {table} x WHERE {last} AND x.chain_seq <= a.chain_seq) AS kept "
-            f"FROM {HEADS} a LEFT JOIN {table} e ON {on} WHERE {where} AND e.hash IS DISTINCT FROM a.head "
-            "ORDER BY a.citizen_id, a.department",
+            f"FROM {HEADS} a LEFT JOIN {table} e ON {chained.same_chain('e', 'a')} AND e.chain_seq = a.chain_seq "
+            f"WHERE {where} AND e.hash IS DISTINCT FROM a.head ORDER BY a.citizen_id, a.department",
             *args,
         )
         for r in rows:
@@ -399,7 +396,7 @@ async def check_added(
         args.append(citizen_id)
     rows = await conn.fetch(
         "SELECT e.citizen_id, e.department, e.chain_seq, e.topic, e.kafka_partition, e.kafka_offset, k.o, "
-        f"a.chain_seq AS anchored FROM {schema}.event_archive e "
+        f"a.chain_seq AS anchored FROM {ARCHIVE_LOG.rows_in(schema)} e "
         "JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS k(t, p, o) "
         "ON e.topic = k.t AND e.kafka_partition = k.p AND e.kafka_offset < k.o "
         f"LEFT JOIN {HEADS} a ON a.log = 'archive' AND a.citizen_id = e.citizen_id AND a.department = e.department "

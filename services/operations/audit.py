@@ -21,12 +21,11 @@ from typing import Any
 import asyncpg
 
 from projections.resident.reads import load_archive_in_business_order
+from services.db.audit_tables import ACCESS_LOG, ARCHIVE_LOG, CHAINED_LOGS, ChainedLog
 from services.operations.base import NotFoundError, short_hex
 from services.operations.schemas import LIVE
 
 GENESIS_SQL = "'\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea"
-ACCESS_LOG = "public.access_log"
-ACCESS_LOG_HEADS = "public.access_log_heads"
 
 
 @dataclass(frozen=True)
@@ -96,26 +95,28 @@ def _link_problems(log: str, r: asyncpg.Record, department: str | None) -> list[
     return out
 
 
-def _links_query(table: str, chain: str, where: str) -> str:
+def _links_query(log: ChainedLog, schema: str, where: str) -> str:
     # The window runs in primary-key order (citizen_id[, department], chain_seq): an index scan, no sort.
+    chain = ", ".join(log.chain)
     return (
         f"SELECT * FROM (SELECT {chain}, chain_seq, prev_hash, hash, sha256(prev_hash || body) AS computed, "
-        f"lag(chain_seq) OVER w AS prev_seq, lag(hash) OVER w AS prev_link FROM {table} {where} "
+        f"lag(chain_seq) OVER w AS prev_seq, lag(hash) OVER w AS prev_link FROM {log.rows_in(schema)} {where} "
         f"WINDOW w AS (PARTITION BY {chain} ORDER BY chain_seq)) x "
         f"WHERE chain_seq <> coalesce(prev_seq, 0) + 1 OR prev_hash <> coalesce(prev_link, {GENESIS_SQL}) "
         f"OR hash <> computed ORDER BY {chain}, chain_seq"
     )
 
 
-def _heads_query(table: str, heads: str, head_column: str, chain: str, where: str, heads_where: str) -> str:
-    join = " AND ".join(f"h.{c} = l.{c}" for c in chain.split(", "))
-    coalesced = ", ".join(f"coalesce(h.{c}, l.{c}) AS {c}" for c in chain.split(", "))
-    desc = ", ".join(f"{c} DESC" for c in [*chain.split(", "), "chain_seq"])
+def _heads_query(log: ChainedLog, schema: str, where: str) -> str:
+    chain = log.chain
+    coalesced = ", ".join(f"coalesce(h.{c}, l.{c}) AS {c}" for c in chain)
+    desc = ", ".join(f"{c} DESC" for c in [*chain, "chain_seq"])
     return (
-        f"WITH l AS (SELECT DISTINCT ON ({chain}) {chain}, chain_seq, hash FROM {table} {where} ORDER BY {desc}), "
-        f"h AS (SELECT {chain}, chain_seq, {head_column} AS head FROM {heads} {heads_where}) "
+        f"WITH l AS (SELECT DISTINCT ON ({', '.join(chain)}) {', '.join(chain)}, chain_seq, hash "
+        f"FROM {log.rows_in(schema)} {where} ORDER BY {desc}), "
+        f"h AS (SELECT {', '.join(chain)}, chain_seq, {log.head} AS head FROM {log.heads_in(schema)} {where}) "
         f"SELECT {coalesced}, h.chain_seq AS head_seq, h.head, l.chain_seq AS last_seq, l.hash AS last_hash "
-        f"FROM h FULL JOIN l ON {join} "
+        f"FROM h FULL JOIN l ON {log.same_chain('h', 'l')} "
         f"WHERE h.chain_seq IS DISTINCT FROM l.chain_seq OR h.head IS DISTINCT FROM l.hash ORDER BY 1, 2"
     )
 
@@ -143,12 +144,11 @@ async def verify_chains(
     found = _Collector(report, limit)
     args: list[Any] = [] if citizen_id is None else [citizen_id]
     where = "" if citizen_id is None else "WHERE citizen_id = $1"
-    archive = f"{schema}.event_archive"
     counts = await conn.fetchrow(
-        f"SELECT (SELECT count(*) FROM {archive} {where}) AS links, "
-        f"(SELECT count(*) FROM {schema}.sections {where}) AS chains, "
-        f"(SELECT count(*) FROM {ACCESS_LOG} {where}) AS access_links, "
-        f"(SELECT count(*) FROM {ACCESS_LOG_HEADS} {where}) AS access_chains",
+        f"SELECT (SELECT count(*) FROM {ARCHIVE_LOG.rows_in(schema)} {where}) AS links, "
+        f"(SELECT count(*) FROM {ARCHIVE_LOG.heads_in(schema)} {where}) AS chains, "
+        f"(SELECT count(*) FROM {ACCESS_LOG.rows_in(schema)} {where}) AS access_links, "
+        f"(SELECT count(*) FROM {ACCESS_LOG.heads_in(schema)} {where}) AS access_chains",
         *args,
     )
     assert counts is not None
@@ -157,16 +157,11 @@ async def verify_chains(
     if citizen_id is not None and not (report.archive_links or report.archive_chains or report.access_links):
         raise NotFoundError(f"no archived events and no access-log entries for {citizen_id}")
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for r in conn.cursor(_links_query(archive, "citizen_id, department", where), *args, prefetch=500):
-            found.add(_link_problems("archive", r, r["department"]))
-        heads = _heads_query(archive, f"{schema}.sections", "chain_head", "citizen_id, department", where, where)
-        async for r in conn.cursor(heads, *args, prefetch=500):
-            found.add([_head_problem("archive", r, r["department"])])
-        async for r in conn.cursor(_links_query(ACCESS_LOG, "citizen_id", where), *args, prefetch=500):
-            found.add(_link_problems("access_log", r, None))
-        heads = _heads_query(ACCESS_LOG, ACCESS_LOG_HEADS, "head", "citizen_id", where, where)
-        async for r in conn.cursor(heads, *args, prefetch=500):
-            found.add([_head_problem("access_log", r, None)])
+        for log in CHAINED_LOGS:
+            async for r in conn.cursor(_links_query(log, schema, where), *args, prefetch=500):
+                found.add(_link_problems(log.name, r, r["department"] if log.has_departments else None))
+            async for r in conn.cursor(_heads_query(log, schema, where), *args, prefetch=500):
+                found.add([_head_problem(log.name, r, r["department"] if log.has_departments else None)])
     return report
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -22,7 +22,7 @@ from projections.eligibility import POLICY_IDS, UnknownPolicyError, policy_ids
 from services.clock import today_in_china
 from services.query_api.context import context_of
 from services.query_api.errors import ApiError, citizen_id_param, responses
-from services.query_api.routes import AuthCaller, json_answer
+from services.query_api.routes import AuthCaller, CitizenIdPath, json_answer
 from services.residents.eligibility import eligibility, policy_directory, resolve_policy
 
 __all__ = ["EligibilityResponse", "router"]
@@ -74,7 +74,7 @@ class EligibilityResponse(_Open):
 async def get_eligibility(
     request: Request,
     caller: AuthCaller,
-    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.")],
+    citizen_id: CitizenIdPath,
     policy: Annotated[
         str,
         Query(

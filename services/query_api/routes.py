@@ -65,6 +65,8 @@ _bearer = HTTPBearer(auto_error=False, description="The consumer token of a gran
 # The catalogue's example child (events.examples) and its household, as examples in the OpenAPI document.
 EXAMPLE_CITIZEN: Final = CITIZENS["child"]
 EXAMPLE_HOUSEHOLD: Final = "510107-00012345"
+CitizenIdPath = Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])]
+"""The ``{citizen_id}`` of a resident's path, as every route declares it (read with ``citizen_id_param``)."""
 # A business date a read may ask for: the register's first day (events.bounds) up to a last day that leaves room
 # for the calendar arithmetic of rendering (Python's dates end with the year 9999).
 _EARLIEST: Final = EARLIEST_DATE
@@ -248,7 +250,7 @@ def _query_instant(raw: str | None, name: str) -> datetime | None:
 )
 async def get_resident(
     request: Request,
-    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
+    citizen_id: CitizenIdPath,
 ) -> Response:
     """The resident view with only the sections the consumer's grant allows (plus ``citizen_id``).
 
@@ -365,7 +367,7 @@ async def batch_get(
 async def get_events(
     request: Request,
     caller: AuthCaller,
-    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
+    citizen_id: CitizenIdPath,
     department: Annotated[
         Department | None,
         Query(description="Only this department's chain."),
@@ -441,7 +443,7 @@ async def get_events(
 async def get_access_log(
     request: Request,
     caller: AuthCaller,
-    citizen_id: Annotated[str, Path(description="The 18-character citizen ID.", examples=[EXAMPLE_CITIZEN])],
+    citizen_id: CitizenIdPath,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many entries.")] = 100,
     before_seq: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Only entries older than this chain_seq (paging).")

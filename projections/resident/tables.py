@@ -187,8 +187,9 @@ view_outbox: Final = Table(
 
 
 SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-"""What may name a projection schema: a lower-case identifier, which PostgreSQL reads the same quoted or not — so
-a ``Statement`` (which quotes it) and a statement formatted by hand (which does not) name the same schema."""
+"""What may name a projection schema (or a department's outbox and its schema, ``services.publisher.outbox``): a
+lower-case identifier, which PostgreSQL reads the same quoted or not — so a ``Statement`` (which quotes it) and
+``named`` (which quotes only what needs it) name the same schema."""
 
 
 def safe_schema(schema: str) -> str:

@@ -22,18 +22,17 @@ many thousands of citizens in one transaction needs ``max_locks_per_transaction`
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
 
+from projections.resident.tables import SCHEMA_NAME
+
 if TYPE_CHECKING:
     from events import Event, Payload
 
 __all__ = ["Outbox", "OutboxConflict"]
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class OutboxConflict(ValueError):  # noqa: N818 - reads as what happened: a conflict
@@ -45,7 +44,7 @@ class Outbox:
 
     def __init__(self, table: str = "renkou_outbox", *, schema: str = "public") -> None:
         for kind, name in (("table", table), ("schema", schema)):
-            if not _IDENTIFIER.match(name):
+            if not SCHEMA_NAME.fullmatch(name):
                 raise ValueError(f"outbox {kind} name {name!r} must be a lower-case SQL identifier ([a-z_][a-z0-9_]*)")
         self.table = table
         self.schema = schema

@@ -119,7 +119,7 @@ def apply(state: DepartmentState, event: AnyEvent) -> DepartmentState:
             f"{event.event_type} ({event.event_id}) belongs to {event.payload.department}, "
             f"not to the {state.department} state"
         )
-    return _handle(event.payload, state, event)
+    return handle_payload(event.payload, state, event)
 
 
 def fold(
@@ -161,7 +161,9 @@ def _expect(state: DepartmentState, cls: type[S]) -> S:
 
 
 @functools.singledispatch
-def _handle(payload: Payload, state: DepartmentState, event: AnyEvent) -> DepartmentState:
+def handle_payload(payload: Payload, state: DepartmentState, event: AnyEvent) -> DepartmentState:
+    """The department state after ``payload`` (``event``'s): one handler per payload type, registered below; a
+    type without one is a ``ProjectionError``."""
     raise ProjectionError(f"no projection handler for {type(payload).__name__} ({event.event_type})")
 
 
@@ -215,7 +217,7 @@ def _settle(
     return state.model_copy(update={"hukou": hukou, "deceased_on": None})
 
 
-@_handle.register
+@handle_payload.register
 def _birth_registered(payload: BirthRegistered, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     identity = ps.identity.model_copy(
@@ -246,13 +248,13 @@ def _fill_identity(ps: PublicSecurityState, payload: CarriedIdentity) -> PublicS
     return ps.model_copy(update={"identity": identity.model_copy(update=missing)}) if missing else ps
 
 
-@_handle.register
+@handle_payload.register
 def _hukou_registered(payload: HukouRegistered, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _fill_identity(_expect(state, PublicSecurityState), payload)
     return _settle(ps, payload, business_date(event.occurred_at))
 
 
-@_handle.register
+@handle_payload.register
 def _hukou_moved_out(payload: HukouMovedOut, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     on = business_date(event.occurred_at)
@@ -267,7 +269,7 @@ def _hukou_moved_out(payload: HukouMovedOut, state: DepartmentState, event: AnyE
     return ps.model_copy(update={"hukou": hukou})
 
 
-@_handle.register
+@handle_payload.register
 def _hukou_cancelled(payload: HukouCancelled, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     on = business_date(event.occurred_at)
@@ -285,18 +287,18 @@ def _hukou_cancelled(payload: HukouCancelled, state: DepartmentState, event: Any
     return ps.model_copy(update={"hukou": hukou, "deceased_on": deceased_on})
 
 
-@_handle.register
+@handle_payload.register
 def _number_changed(payload: NumberChanged, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     # The link itself is the alias projection's (projections.resident.aliases); no section changes.
     return _expect(state, PublicSecurityState)
 
 
-@_handle.register
+@handle_payload.register
 def _duplicate_merged(payload: DuplicateMerged, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     return _expect(state, PublicSecurityState)
 
 
-@_handle.register
+@handle_payload.register
 def _identity_corrected(payload: IdentityCorrected, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     changes = {
@@ -317,7 +319,7 @@ def _end_residence(registration: ResidenceRegistration, ended_on: date) -> Ended
     )
 
 
-@_handle.register
+@handle_payload.register
 def _residence_registered(payload: ResidenceRegistered, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _fill_identity(_expect(state, PublicSecurityState), payload)
     history = ps.residence_history
@@ -334,7 +336,7 @@ def _residence_registered(payload: ResidenceRegistered, state: DepartmentState, 
     return ps.model_copy(update={"residence_registration": registration, "residence_history": history})
 
 
-@_handle.register
+@handle_payload.register
 def _residence_ended(payload: ResidenceEnded, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     if ps.residence_registration is None:
@@ -343,7 +345,7 @@ def _residence_ended(payload: ResidenceEnded, state: DepartmentState, event: Any
     return ps.model_copy(update={"residence_registration": None, "residence_history": (*ps.residence_history, ended)})
 
 
-@_handle.register
+@handle_payload.register
 def _permit_issued(payload: ResidencePermitIssued, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     permit = Permit(
@@ -360,7 +362,7 @@ def _permit_issued(payload: ResidencePermitIssued, state: DepartmentState, event
     return ps.model_copy(update={"permit": permit, "permit_history": history})
 
 
-@_handle.register
+@handle_payload.register
 def _permit_renewed(payload: ResidencePermitRenewed, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     if ps.permit is None or ps.permit.permit_no != payload.permit_no:
@@ -371,7 +373,7 @@ def _permit_renewed(payload: ResidencePermitRenewed, state: DepartmentState, eve
     return ps.model_copy(update={"permit": permit})
 
 
-@_handle.register
+@handle_payload.register
 def _permit_revoked(payload: ResidencePermitRevoked, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ps = _expect(state, PublicSecurityState)
     if ps.permit is None or ps.permit.permit_no != payload.permit_no:
@@ -413,7 +415,7 @@ def _school_event(
     )
 
 
-@_handle.register
+@handle_payload.register
 def _student_enrolled(payload: StudentEnrolled, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ed = _expect(state, EducationState)
     current = Schooling(
@@ -430,7 +432,7 @@ def _student_enrolled(payload: StudentEnrolled, state: DepartmentState, event: A
     return ed.model_copy(update={"current": current, "history": (*ed.history, entry)})
 
 
-@_handle.register
+@handle_payload.register
 def _student_transferred(payload: StudentTransferred, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ed = _expect(state, EducationState)
     entry = SchoolEvent(
@@ -455,7 +457,7 @@ def _student_transferred(payload: StudentTransferred, state: DepartmentState, ev
     return ed.model_copy(update={"current": current, "history": (*ed.history, entry)})
 
 
-@_handle.register
+@handle_payload.register
 def _student_graduated(payload: StudentGraduated, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ed = _expect(state, EducationState)
     entry = _school_event(
@@ -468,7 +470,7 @@ def _student_graduated(payload: StudentGraduated, state: DepartmentState, event:
     return ed.model_copy(update={"current": None, "history": (*ed.history, entry)})
 
 
-@_handle.register
+@handle_payload.register
 def _student_withdrawn(payload: StudentWithdrawn, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ed = _expect(state, EducationState)
     entry = _school_event("withdrawn", ed.current, payload.withdrawn_on, reason=payload.reason)
@@ -480,7 +482,7 @@ def _student_withdrawn(payload: StudentWithdrawn, state: DepartmentState, event:
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_handle.register
+@handle_payload.register
 def _employment_registered(payload: EmploymentRegistered, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     record = EmploymentRecord(
@@ -495,7 +497,7 @@ def _employment_registered(payload: EmploymentRegistered, state: DepartmentState
     return ss.model_copy(update={"employers": (*others, record)})
 
 
-@_handle.register
+@handle_payload.register
 def _employment_ended(payload: EmploymentEnded, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     ending = [e for e in ss.employers if e.employer_code == payload.employer_code]
@@ -519,7 +521,7 @@ def _employment_ended(payload: EmploymentEnded, state: DepartmentState, event: A
     )
 
 
-@_handle.register
+@handle_payload.register
 def _unemployment_registered(
     payload: UnemploymentRegistered, state: DepartmentState, event: AnyEvent
 ) -> DepartmentState:
@@ -528,7 +530,7 @@ def _unemployment_registered(
     return ss.model_copy(update={"unemployment": registration})
 
 
-@_handle.register
+@handle_payload.register
 def _unemployment_ended(payload: UnemploymentEnded, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     if ss.unemployment is None:
@@ -541,7 +543,7 @@ def _unemployment_ended(payload: UnemploymentEnded, state: DepartmentState, even
     return ss.model_copy(update={"unemployment": None, "unemployment_history": (*ss.unemployment_history, ended)})
 
 
-@_handle.register
+@handle_payload.register
 def _insurance_enrolled(payload: InsuranceEnrolled, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     previous = ss.schemes.get(payload.scheme)
@@ -571,7 +573,7 @@ def _add_months(period: str, months: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-@_handle.register
+@handle_payload.register
 def _insurance_contributed(payload: InsuranceContributed, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     scheme = ss.schemes.get(payload.scheme)
@@ -603,7 +605,7 @@ def _insurance_contributed(payload: InsuranceContributed, state: DepartmentState
     return ss.model_copy(update={"schemes": {**ss.schemes, payload.scheme: scheme}})
 
 
-@_handle.register
+@handle_payload.register
 def _insurance_transferred(payload: InsuranceTransferred, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     scheme = ss.schemes.get(payload.scheme)
@@ -633,7 +635,7 @@ def _insurance_transferred(payload: InsuranceTransferred, state: DepartmentState
     return ss.model_copy(update={"schemes": {**ss.schemes, payload.scheme: scheme}})
 
 
-@_handle.register
+@handle_payload.register
 def _insurance_stopped(payload: InsuranceStopped, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     scheme = ss.schemes.get(payload.scheme)
@@ -645,13 +647,13 @@ def _insurance_stopped(payload: InsuranceStopped, state: DepartmentState, event:
     return ss.model_copy(update={"schemes": {**ss.schemes, payload.scheme: scheme}})
 
 
-@_handle.register
+@handle_payload.register
 def _card_issued(payload: SocialSecurityCardIssued, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     return ss.model_copy(update={"card_no": payload.card_no, "card_issued_on": payload.issued_on})
 
 
-@_handle.register
+@handle_payload.register
 def _training_completed(payload: TrainingCompleted, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     ss = _expect(state, SocialSecurityState)
     training = Training(
@@ -668,7 +670,7 @@ def _training_completed(payload: TrainingCompleted, state: DepartmentState, even
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_handle.register
+@handle_payload.register
 def _birth_certified(payload: BirthCertified, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     hs = _expect(state, HealthState)
     if payload.certificate_no in hs.births_certified:
@@ -676,7 +678,7 @@ def _birth_certified(payload: BirthCertified, state: DepartmentState, event: Any
     return hs.model_copy(update={"births_certified": (*hs.births_certified, payload.certificate_no)})
 
 
-@_handle.register
+@handle_payload.register
 def _death_certified(payload: DeathCertified, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     hs = _expect(state, HealthState)
     # A later certificate is a correction of the earlier one: the latest claim stands.
@@ -684,7 +686,7 @@ def _death_certified(payload: DeathCertified, state: DepartmentState, event: Any
     return hs.model_copy(update={"death": death})
 
 
-@_handle.register
+@handle_payload.register
 def _health_record_opened(payload: HealthRecordOpened, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     hs = _expect(state, HealthState)
     return hs.model_copy(
@@ -696,7 +698,7 @@ def _health_record_opened(payload: HealthRecordOpened, state: DepartmentState, e
     )
 
 
-@_handle.register
+@handle_payload.register
 def _family_doctor_contracted(
     payload: FamilyDoctorContracted, state: DepartmentState, event: AnyEvent
 ) -> DepartmentState:
@@ -710,7 +712,7 @@ def _family_doctor_contracted(
     return hs.model_copy(update={"family_doctor": doctor})
 
 
-@_handle.register
+@handle_payload.register
 def _vaccination_recorded(payload: VaccinationRecorded, state: DepartmentState, event: AnyEvent) -> DepartmentState:
     hs = _expect(state, HealthState)
     dose = Vaccination(

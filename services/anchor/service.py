@@ -295,7 +295,9 @@ class AnchorService:
         return AnchorOutcome("published", f"anchor #{anchor.seq} at {where.where()}", signed, where, build_ms, advances)
 
     # --- the projector's task -------------------------------------------------------------------------------------
-    async def _run(self, first_delay_s: float) -> None:
+    async def run(self, first_delay_s: float) -> None:
+        """Anchor every ``interval_s`` (the first time after ``first_delay_s``) until cancelled: a failure is
+        retried with the daemon policy, then logged with its cause and left to the next interval."""
         delay = first_delay_s
         while True:
             await asyncio.sleep(delay)
@@ -326,7 +328,7 @@ class AnchorService:
     def start(self, first_delay_s: float = 5.0) -> None:
         """Anchor every ``interval_s`` in the background (the first time after ``first_delay_s``)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(min(first_delay_s, self.interval_s)), name="renkou-anchors")
+            self._task = asyncio.create_task(self.run(min(first_delay_s, self.interval_s)), name="renkou-anchors")
 
     async def stop(self, final_reason: str | None = "shutdown") -> AnchorOutcome | None:
         """Stop the task; with ``final_reason``, anchor what moved since the last anchor first. Then close."""

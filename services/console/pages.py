@@ -275,7 +275,7 @@ async def unavailable(request: Request, exc: Exception) -> Response:
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     session = anonymous(request)
-    return render(request, "login.html", session, next=_safe_next(request.query_params.get("next")), error=None)
+    return render(request, "login.html", session, next=safe_next(request.query_params.get("next")), error=None)
 
 
 @router.post("/login")
@@ -285,7 +285,7 @@ async def login(request: Request) -> Response:
     form = await posted(request, session)
     name = field(form, "name", max_len=63)
     password = field(form, "password", max_len=200, strip=False)
-    target = _safe_next(field(form, "next", required=False, max_len=500))
+    target = safe_next(field(form, "next", required=False, max_len=500))
     lang = lang_of(request, session)
     if not NAME_PATTERN.fullmatch(name):  # no such account can exist: nothing to hash, nothing to record
         return render(request, "login.html", session, status_code=401, next=target, error=label("bad_login", lang))
@@ -376,7 +376,7 @@ async def dead_letter(request: Request) -> Response:
         letter = await get_dead_letter(conn, at)
         applied = await _applied(conn, [letter.event_id])
         # The record is a resident's event: showing it is a read of their data, in their access log first.
-        named = _residents_named(letter.key, letter.value)
+        named = residents_named(letter.key, letter.value)
         if named:
             await record_operator_read(
                 conn,
@@ -728,7 +728,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-def _safe_next(raw: str | None) -> str:
+def safe_next(raw: str | None) -> str:
     """Where to go after logging in: a path of the console itself, never another site."""
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
         return "/"
@@ -785,7 +785,7 @@ def _job(request: Request, job_id: int) -> Any:
     return job
 
 
-def _residents_named(key: bytes | None, value: bytes | None) -> list[str]:
+def residents_named(key: bytes | None, value: bytes | None) -> list[str]:
     """Every citizen a dead-lettered record names, wherever in it (the resident, a birth's parents, a merged number,
     a field of a malformed record): showing the record is a read of each."""
     texts = [raw.decode("utf-8", errors="replace") for raw in (value, key) if raw is not None]

@@ -72,7 +72,9 @@ def _hex(value: bytes | None) -> str:
     return short_hex(None if value is None else bytes(value), 16)
 
 
-def _link_problems(log: str, r: asyncpg.Record, department: str | None) -> list[BrokenLink]:
+def link_problems(log: str, r: asyncpg.Record, department: str | None) -> list[BrokenLink]:
+    """What is wrong with one row of a chain, as ``_links_query`` returns it beside its computed hash and the
+    previous row's position and link: its ``chain_seq``, its ``prev_hash`` and its ``hash`` each checked."""
     out = []
     expected_seq = (r["prev_seq"] or 0) + 1
     if r["chain_seq"] != expected_seq:
@@ -159,7 +161,7 @@ async def verify_chains(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         for log in CHAINED_LOGS:
             async for r in conn.cursor(_links_query(log, schema, where), *args, prefetch=500):
-                found.add(_link_problems(log.name, r, r["department"] if log.has_departments else None))
+                found.add(link_problems(log.name, r, r["department"] if log.has_departments else None))
             async for r in conn.cursor(_heads_query(log, schema, where), *args, prefetch=500):
                 found.add([_head_problem(log.name, r, r["department"] if log.has_departments else None)])
     return report

@@ -203,12 +203,12 @@ async def _swap_locked(
         catch_up=caught,
         last_stretch=stretch,
         locked_ms=locked_ms,
-        carried_views=_count(views),
-        carried_redrives=_count(redrives),
+        carried_views=rows_affected(views),
+        carried_redrives=rows_affected(redrives),
     )
 
 
-def _count(status: str) -> int:
+def rows_affected(status: str) -> int:
     """The row count of a command status such as ``INSERT 0 12`` or ``UPDATE 3``."""
     try:
         return int(status.rsplit(" ", 1)[-1])

@@ -67,7 +67,7 @@ class ViewPublisher:
     async def start(self, listen_dsn: str) -> None:
         self._listener = await asyncpg.connect(listen_dsn)
         await self._listener.add_listener(VIEW_OUTBOX_CHANNEL, lambda *_: self._wake.set())
-        self._task = asyncio.create_task(self._run(), name="view-relay")
+        self._task = asyncio.create_task(self.run(), name="view-relay")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -77,7 +77,9 @@ class ViewPublisher:
         if self._listener is not None:
             await self._listener.close()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Publish what the outbox holds whenever a commit wakes the relay, or every ``poll_s``, until cancelled
+        (``start`` runs it as a task)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

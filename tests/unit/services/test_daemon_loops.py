@@ -57,7 +57,7 @@ async def test_the_view_relay_retries_whatever_failed_and_goes_on(caplog: pytest
         poll_s=0.05,
     )
     relay.publish_pending = publish_pending  # type: ignore[method-assign]
-    task = asyncio.create_task(relay._run())
+    task = asyncio.create_task(relay.run())
     await asyncio.wait_for(drained.wait(), 10)
     await _stopped(task)  # stopping the relay stops its loop, retrying or not
     assert calls == 3
@@ -79,7 +79,7 @@ async def test_an_anchor_that_keeps_failing_is_given_up_until_the_next_with_its_
         raise KeyError("a bug in the builder")
 
     anchors.anchor_once = anchor_once  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(anchors._run(0.0))
+    task = asyncio.create_task(anchors.run(0.0))
     for _ in range(100):
         if any("no anchor this interval" in r.getMessage() for r in caplog.records):
             break

@@ -22,7 +22,7 @@ from projections.resident import (
     fold_by_citizen,
     initial_state,
 )
-from projections.resident.apply import _handle
+from projections.resident.apply import handle_payload
 from tests.support.projection import (
     CHILD,
     EMPLOYER_A,
@@ -66,7 +66,7 @@ def hs_of(*events: Event[Payload]) -> HealthState:
 
 def test_every_event_type_of_the_catalogue_has_a_handler() -> None:
     for event_type, payload_cls in EVENT_TYPES.items():
-        assert _handle.dispatch(payload_cls) is not _handle.dispatch(object), event_type
+        assert handle_payload.dispatch(payload_cls) is not handle_payload.dispatch(object), event_type
     assert len(EVENT_TYPES) == 31
 
 

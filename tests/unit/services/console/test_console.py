@@ -12,7 +12,7 @@ from services.console import labels
 from services.console.app import allowed_hosts
 from services.console.citizen_ids import mask_citizen_ids
 from services.console.context import summary
-from services.console.pages import _residents_named, _safe_next
+from services.console.pages import residents_named, safe_next
 from services.console.sessions import ANONYMOUS_MAX, IDLE_S, LoginThrottle, SessionStore
 from services.settings import Settings, project_root
 
@@ -96,7 +96,7 @@ def test_every_label_has_both_languages_and_every_template_key_exists() -> None:
     ],
 )
 def test_after_login_only_the_console_itself(given: str | None, expected: str) -> None:
-    assert _safe_next(given) == expected
+    assert safe_next(given) == expected
 
 
 def test_the_console_answers_to_its_own_names_only() -> None:
@@ -126,12 +126,12 @@ def test_a_dead_letter_names_every_citizen_its_event_names() -> None:
         f'{{"citizen_id": "{child}", "payload": {{"mother_citizen_id": "{mother}", "father_citizen_id": null,'
         ' "region_code": "110105"}}'
     ).encode()
-    assert _residents_named(child.encode(), birth) == [child, mother]
-    assert _residents_named(child.encode(), b"not json") == [child]
-    assert _residents_named(None, b'{"citizen_id": "nonsense"}') == []
+    assert residents_named(child.encode(), birth) == [child, mother]
+    assert residents_named(child.encode(), b"not json") == [child]
+    assert residents_named(None, b'{"citizen_id": "nonsense"}') == []
     # A malformed record hides nobody: a nested field, a broken document, a checksum that fails next to one that holds.
     nested = f'{{"payload": {{"mother": {{"id": "{mother}"}}}}, "citizen_id": "110101199003074515"'.encode()
-    assert _residents_named(None, nested) == [mother]
+    assert residents_named(None, nested) == [mother]
 
 
 def test_pages_that_list_requests_mask_citizen_ids() -> None:

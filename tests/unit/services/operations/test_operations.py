@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.operations.audit import BrokenLink, _link_problems
+from services.operations.audit import BrokenLink, link_problems
 from services.operations.base import BadInputError, OperationError, short_hex, shorten
 from services.operations.dlq import format_coordinates, parse_coordinates
 from services.operations.replay import ReplayReport, ReplayStats, split_work
 from services.operations.schemas import check_name, old_schema_name, retarget
-from services.operations.swap import _count
+from services.operations.swap import rows_affected
 from services.operations.verify import IGNORED_COLUMNS, row_differences
 
 
@@ -157,22 +157,22 @@ def _row(
 def test_chain_link_checks_name_position_expected_and_found() -> None:
     genesis = bytes(32)
     first = _link(genesis, b"one")
-    assert _link_problems("archive", _row(1, genesis, b"one", prev_seq=None, prev_link=None), "health") == []
-    assert _link_problems("archive", _row(2, first, b"two", prev_seq=1, prev_link=first), "health") == []
+    assert link_problems("archive", _row(1, genesis, b"one", prev_seq=None, prev_link=None), "health") == []
+    assert link_problems("archive", _row(2, first, b"two", prev_seq=1, prev_link=first), "health") == []
     forged = _row(2, first, b"tw0", prev_seq=1, prev_link=first, stored=_link(first, b"two"))
-    [problem] = _link_problems("archive", forged, "health")
+    [problem] = link_problems("archive", forged, "health")
     assert (problem.problem, problem.position) == ("hash", 2)
     assert problem.expected == short_hex(_link(first, b"tw0"), 16) and problem.found == short_hex(
         _link(first, b"two"), 16
     )
-    gap = _link_problems("access_log", _row(3, first, b"three", prev_seq=1, prev_link=b"\x01" * 32), None)
+    gap = link_problems("access_log", _row(3, first, b"three", prev_seq=1, prev_link=b"\x01" * 32), None)
     assert {p.problem for p in gap} == {"sequence", "link"}
     assert next(p for p in gap if p.problem == "sequence").expected == "2"
     assert not_genesis(genesis)
 
 
 def not_genesis(genesis: bytes) -> bool:
-    problems = _link_problems("archive", _row(1, b"\x02" * 32, b"x", prev_seq=None, prev_link=None), "d")
+    problems = link_problems("archive", _row(1, b"\x02" * 32, b"x", prev_seq=None, prev_link=None), "d")
     return [p.problem for p in problems] == ["link"] and problems[0].expected == short_hex(genesis, 16)
 
 
@@ -187,7 +187,7 @@ def test_a_broken_link_reads_as_one_line() -> None:
 def test_helpers() -> None:
     assert short_hex(bytes.fromhex("00ff" * 16), 6) == "00ff00…" and short_hex(None) == "-"
     assert shorten("a  b\nc", 10) == "a b c" and shorten("x" * 20, 5) == "xxxx…"
-    assert _count("INSERT 0 12") == 12 and _count("UPDATE 3") == 3 and _count("LOCK") == 0
+    assert rows_affected("INSERT 0 12") == 12 and rows_affected("UPDATE 3") == 3 and rows_affected("LOCK") == 0
     report = ReplayReport("s", True, {("t", 0): 5}, {("t", 0): 105, ("t", 1): 50}, ReplayStats(), 2.0, 1)
     assert report.events == 150 and report.rate == 75.0
     stats = ReplayStats(records=1, applied=1)

@@ -153,82 +153,32 @@ def fold_batch(accepted: Sequence[Accepted], stored: Mapping[tuple[str, str], Se
     # (one SectionRow per section is built at the end, not one per event).
     sections: dict[tuple[str, str], _Section] = {}
     archive: list[ArchiveRow] = []
-    links: dict[tuple[str, str, str], ParentLinkRow] = {}
-    certificates: dict[tuple[str, str], CertificateRecord] = {}
+    family = _Family()
     renumbered: dict[str, NumberLink] = {}
     changed: set[str] = set()
-    for event, body, topic, partition, offset, logged_at in accepted:
-        citizen, department = event.citizen_id, event.source.department
-        key = (citizen, department)
+    for one in accepted:
+        event = one.event
+        key = (event.citizen_id, event.source.department)
         section = sections.get(key)
         if section is None:
-            section = sections[key] = _Section.start(stored.get(key), department)
-        section.state = apply(section.state, event)
-        prev_hash = section.chain_head
-        link = chain_hash(prev_hash, body)
-        section.chain_head = link
-        section.chain_seq += 1
-        occurred_at = event.occurred_at
-        archive.append(
-            ArchiveRow(
-                citizen,
-                department,
-                section.chain_seq,
-                event.event_id,
-                event.event_type,
-                event.schema_version,
-                occurred_at,
-                event.recorded_at,
-                topic,
-                partition,
-                offset,
-                body,
-                prev_hash,
-                link,
-                logged_at,
-            )
-        )
-        # last_event_at: the latest business time applied (events may arrive out of business-time order).
-        if section.event_count == 0 or occurred_at > section.last_event_at:
-            section.last_event_at = occurred_at
-        section.event_count += 1
-        for fact in family_facts(event):
-            if isinstance(fact, ParentLink):
-                links[(fact.child_citizen_id, fact.role, fact.department)] = ParentLinkRow(
-                    fact.child_citizen_id, fact.role, fact.department, fact.parent_citizen_id, event.event_id
-                )
-            elif isinstance(fact, BirthCertificate):
-                stated = certificate_record(fact, event.event_id, event.recorded_at)
-                if stated is not None:
-                    known = certificates.get(stated.key)
-                    certificates[stated.key] = stated if known is None else merge_certificates(known, stated)
+            section = sections[key] = _Section.start(stored.get(key), key[1])
+        archive.append(section.fold(one))
+        family.add(event)
         number = number_link(event)
         if number is not None:
             renumbered[number.old] = standing(renumbered.get(number.old), number)
             changed.add(number.old)  # the superseded number's view now shows the person it belongs to
-        changed.add(citizen)
-    rows = []
+        changed.add(event.citizen_id)
     households: dict[str, Household | None] = {}
-    for (section_citizen, section_department), section in sections.items():
-        rows.append(
-            SectionRow(
-                section_citizen,
-                section_department,
-                state_to_json_text(section.state),
-                section.event_count,
-                section.last_event_at,
-                section.chain_seq,
-                section.chain_head,
-            )
-        )
-        if section_department == "public_security":
+    for (citizen, department), section in sections.items():
+        if department == "public_security":
             member = household_membership(section.state)
-            households[section_citizen] = None if member is None else Household(section_citizen, *member)
+            households[citizen] = None if member is None else Household(citizen, *member)
     return BatchWrite(
         archive=archive,
-        sections=rows,
-        parent_links=list(links.values()),
-        certificates=list(certificates.values()),
+        sections=[section.row(citizen, department) for (citizen, department), section in sections.items()],
+        parent_links=list(family.links.values()),
+        certificates=list(family.certificates.values()),
         households=households,
         checkpoints={},
         dead_letters=[],
@@ -258,6 +208,71 @@ class _Section:
             return cls(initial_state(department), 0, None, 0, GENESIS)
         state = state_from_json_text(department, row.state)
         return cls(state, row.event_count, row.last_event_at, row.chain_seq, row.chain_head)
+
+    def fold(self, one: Accepted) -> ArchiveRow:
+        """``one`` applied to the state and counted, and its archive row, chained onto the section's head."""
+        event = one.event
+        self.state = apply(self.state, event)
+        prev_hash = self.chain_head
+        self.chain_head = chain_hash(prev_hash, one.body)
+        self.chain_seq += 1
+        occurred_at = event.occurred_at
+        # last_event_at: the latest business time applied (events may arrive out of business-time order).
+        if self.event_count == 0 or occurred_at > self.last_event_at:
+            self.last_event_at = occurred_at
+        self.event_count += 1
+        return ArchiveRow(
+            event.citizen_id,
+            event.source.department,
+            self.chain_seq,
+            event.event_id,
+            event.event_type,
+            event.schema_version,
+            occurred_at,
+            event.recorded_at,
+            one.topic,
+            one.partition,
+            one.offset,
+            one.body,
+            prev_hash,
+            self.chain_head,
+            one.logged_at,
+        )
+
+    def row(self, citizen_id: str, department: str) -> SectionRow:
+        """The section's row as the batch leaves it."""
+        return SectionRow(
+            citizen_id,
+            department,
+            state_to_json_text(self.state),
+            self.event_count,
+            self.last_event_at,
+            self.chain_seq,
+            self.chain_head,
+        )
+
+
+class _Family:
+    """The family facts of a batch's events: each parent link by its key (the last stated wins) and each
+    certificate with every statement of it merged (``family.merge_certificates``)."""
+
+    __slots__ = ("certificates", "links")
+
+    def __init__(self) -> None:
+        self.links: dict[tuple[str, str, str], ParentLinkRow] = {}
+        self.certificates: dict[tuple[str, str], CertificateRecord] = {}
+
+    def add(self, event: Event[Payload]) -> None:
+        for fact in family_facts(event):
+            if isinstance(fact, ParentLink):
+                self.links[(fact.child_citizen_id, fact.role, fact.department)] = ParentLinkRow(
+                    fact.child_citizen_id, fact.role, fact.department, fact.parent_citizen_id, event.event_id
+                )
+            elif isinstance(fact, BirthCertificate):
+                stated = certificate_record(fact, event.event_id, event.recorded_at)
+                if stated is not None:
+                    known = self.certificates.get(stated.key)
+                    self.certificates[stated.key] = stated if known is None else merge_certificates(known, stated)
 
 
 class Connection(Protocol):

@@ -8,6 +8,7 @@ first (death, departures, settlement), then lets the departments record what hap
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import accumulate
 from typing import Final
@@ -33,6 +34,24 @@ _MOVE_REASONS: Final = ("工作调动", "投靠配偶", "购房迁出", "投靠�
 
 
 _KIND_WEIGHTS: Final = tuple(accumulate(w for _, w in _KINDS))
+
+
+@dataclass(slots=True)
+class _Migrants:
+    """A migrant household as its story is decided: where from, where, who, and its fate."""
+
+    city: City
+    origin: str
+    home: Home
+    ethnicity: str
+    head: Person
+    arrival: int
+    settle: int | None
+    leave: int | None
+    adults: list[tuple[Person, str, int]]  # (person, relationship to the head, since)
+    mother: Person | None = None
+    father: Person | None = None
+    kids: list[tuple[Person, int, bool]] = field(default_factory=list)  # (child, since, born here)
 
 
 class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbers):
@@ -302,7 +321,46 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         head = self.person(
             city, head_male, head_born, division=origin, home=home, first=arrival, ethnicity=ethnicity, origin=origin
         )
-        # The household's fate: settle here (落户), leave again, or stay on as migrants.
+        settle, leave = self._migrants_fate(arrival, head)
+        h = _Migrants(city, origin, home, ethnicity, head, arrival, settle, leave, [(head, "head", arrival)])
+        if family and self.room > 0:
+            self._migrant_family_joins(h)
+        if leave is not None:
+            for p, _, _ in h.adults:
+                self.leave(p, leave)
+            for child, _, _ in h.kids:
+                self.leave(child, leave)
+        new_home: Home | None = None
+        reason = ""
+        if settle is not None:
+            year = date.fromordinal(settle).year
+            new_home = self.home(city, year, district=home.district)
+            reason = self.settlement_reason(city, year)
+            if reason == "collective":
+                new_home.household_type = "collective"
+        self._born_to_migrants(h, new_home)
+        for p, _, since in h.adults:
+            basis = "employment" if p is head or rng.random() < 0.6 else "residence"
+            self.residence(p, home, since, basis, settle, leave)
+        for child, since, _ in h.kids:
+            if child.origin is not None and rng.random() < 0.85:
+                self.residence(child, home, since + rng.randrange(40), "residence", settle, leave)
+        if settle is not None and new_home is not None:
+            correlation = self.uuid()
+            for p, relationship, _ in h.adults:
+                self.settle(p, new_home, settle, reason if p is head else "family_reunion", relationship, correlation)
+            for child, _, _ in h.kids:
+                if child.origin is not None:
+                    self.settle(child, new_home, settle + rng.randrange(30), "family_reunion", "child", correlation)
+        for p, _, since in h.adults:
+            self.migrant_life(p, since, leave, works=p is head or rng.random() < 0.65)
+        for child, since, _ in h.kids:
+            self.child_life(child, since=since, settle=settle)
+
+    def _migrants_fate(self, arrival: int, head: Person) -> tuple[int | None, int | None]:
+        """The household's fate, as ``(settle, leave)`` days: settle here (落户), leave again, or stay on as
+        migrants (both ``None``)."""
+        rng = self.rng
         r = rng.random()
         settle: int | None = None
         leave: int | None = None
@@ -314,99 +372,75 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
             leave = max(arrival, self.start) + 120 + int(rng.expovariate(1 / (3.5 * 365)))
             if leave > self.end:
                 leave = None
-        adults: list[tuple[Person, str, int]] = [(head, "head", arrival)]
-        mother: Person | None = None
-        father: Person | None = None
-        kids: list[tuple[Person, int, bool]] = []  # (child, since, born here)
-        if family and self.room > 0:
-            joins = arrival if rng.random() < 0.6 else arrival + 180 + rng.randrange(700)
-            if (leave is None or joins < leave - 30) and joins <= self.end - 30:
-                spouse_born = self.born_in(
-                    head_born.year + (rng.randrange(-1, 5) if head_male else rng.randrange(-4, 2))
-                )
-                spouse = self.person(
-                    city,
-                    not head_male,
-                    spouse_born,
-                    division=origin,
-                    home=home,
-                    first=joins,
-                    ethnicity=ethnicity,
-                    origin=origin,
-                )
-                adults.append((spouse, "spouse", joins))
-                mother, father = (spouse, head) if head_male else (head, spouse)
-                stay_end = self.end if leave is None else leave - 200
-                for child_born in self.kids_plan(
-                    mother.born, mother.born_day, min(stay_end, mother.last - 60, father.last + 270)
-                ):
-                    if self.room <= 0:
-                        break
-                    child_day = child_born.toordinal()
-                    here = child_day >= joins
-                    if not here and child_day < joins - 14 * 365:
-                        continue  # grown up and stayed at home
-                    settled_first = settle is not None and child_day >= settle
-                    child = self.person(
-                        city,
-                        rng.random() < 0.52,
-                        child_born,
-                        division=self.native_division(home.district, child_born) if settled_first else origin,
-                        home=home,
-                        first=max(child_day, joins),
-                        ethnicity=ethnicity,
-                        surname=father.surname or None,
-                        origin=None if settled_first else origin,
-                    )
-                    kids.append((child, max(child_day, joins), here))
-        if leave is not None:
-            for p, _, _ in adults:
-                self.leave(p, leave)
-            for child, _, _ in kids:
-                self.leave(child, leave)
-        new_home: Home | None = None
-        reason = ""
-        if settle is not None:
-            year = date.fromordinal(settle).year
-            new_home = self.home(city, year, district=home.district)
-            reason = self.settlement_reason(city, year)
-            if reason == "collective":
-                new_home.household_type = "collective"
-        for child, _, here in kids:
+        return settle, leave
+
+    def _migrant_family_joins(self, h: _Migrants) -> None:
+        """The head's spouse joins them (at once or later, if before they leave) and their children are born,
+        here or before: the adults, the parents and the children of ``h`` filled in."""
+        rng = self.rng
+        head, arrival, leave, settle, home = h.head, h.arrival, h.leave, h.settle, h.home
+        head_male = head.male
+        joins = arrival if rng.random() < 0.6 else arrival + 180 + rng.randrange(700)
+        if not ((leave is None or joins < leave - 30) and joins <= self.end - 30):
+            return
+        spouse_born = self.born_in(head.born.year + (rng.randrange(-1, 5) if head_male else rng.randrange(-4, 2)))
+        spouse = self.person(
+            h.city,
+            not head_male,
+            spouse_born,
+            division=h.origin,
+            home=home,
+            first=joins,
+            ethnicity=h.ethnicity,
+            origin=h.origin,
+        )
+        h.adults.append((spouse, "spouse", joins))
+        mother, father = (spouse, head) if head_male else (head, spouse)
+        h.mother, h.father = mother, father
+        stay_end = self.end if leave is None else leave - 200
+        last_birth = min(stay_end, mother.last - 60, father.last + 270)
+        for child_born in self.kids_plan(mother.born, mother.born_day, last_birth):
+            if self.room <= 0:
+                break
+            child_day = child_born.toordinal()
+            here = child_day >= joins
+            if not here and child_day < joins - 14 * 365:
+                continue  # grown up and stayed at home
+            settled_first = settle is not None and child_day >= settle
+            child = self.person(
+                h.city,
+                rng.random() < 0.52,
+                child_born,
+                division=self.native_division(home.district, child_born) if settled_first else h.origin,
+                home=home,
+                first=max(child_day, joins),
+                ethnicity=h.ethnicity,
+                surname=father.surname or None,
+                origin=None if settled_first else h.origin,
+            )
+            h.kids.append((child, max(child_day, joins), here))
+
+    def _born_to_migrants(self, h: _Migrants, new_home: Home | None) -> None:
+        """The births of the children born here: in the new home if the household had settled by then, else
+        certified by the city's hospital and registered at the parents' place of origin."""
+        mother, settle, home = h.mother, h.settle, h.home
+        for child, _, here in h.kids:
             if not here or mother is None:
                 continue
             if new_home is not None and settle is not None and child.born_day >= settle:
-                self.birth(child, mother, father, new_home, "child")
+                self.birth(child, mother, h.father, new_home, "child")
                 child.home = new_home
                 continue
-            # Born here to migrants: the city's hospital certifies, the hukou is registered at the parents' place.
             origin_home = Home(
                 district=home.district,
                 place="",
                 urban=False,
-                household_id=f"{origin}-{self.next_number('household:' + origin):08d}",
+                household_id=f"{h.origin}-{self.next_number('household:' + h.origin):08d}",
                 household_type="family",
-                address=self.origin_address(origin),
+                address=self.origin_address(h.origin),
                 clinic=home.clinic,
             )
-            self.birth(child, mother, father, origin_home, "child", at_origin=origin)
-        for p, _, since in adults:
-            basis = "employment" if p is head or rng.random() < 0.6 else "residence"
-            self.residence(p, home, since, basis, settle, leave)
-        for child, since, _ in kids:
-            if child.origin is not None and rng.random() < 0.85:
-                self.residence(child, home, since + rng.randrange(40), "residence", settle, leave)
-        if settle is not None and new_home is not None:
-            correlation = self.uuid()
-            for p, relationship, _ in adults:
-                self.settle(p, new_home, settle, reason if p is head else "family_reunion", relationship, correlation)
-            for child, _, _ in kids:
-                if child.origin is not None:
-                    self.settle(child, new_home, settle + rng.randrange(30), "family_reunion", "child", correlation)
-        for p, _, since in adults:
-            self.migrant_life(p, since, leave, works=p is head or rng.random() < 0.65)
-        for child, since, _ in kids:
-            self.child_life(child, since=since, settle=settle)
+            self.birth(child, mother, h.father, origin_home, "child", at_origin=h.origin)
 
     def student(self, city: City) -> None:
         """A student who comes for university; some stay, find work and settle, the others leave."""

@@ -97,7 +97,7 @@ from projections.resident.state import (
     initial_state,
 )
 
-__all__ = ["ProjectionError", "apply", "fold", "fold_by_citizen"]
+__all__ = ["ProjectionError", "apply", "fold", "fold_by_citizen", "handle_payload"]
 
 AnyEvent = Event[Payload]
 S = TypeVar("S", PublicSecurityState, EducationState, SocialSecurityState, HealthState)

@@ -6,7 +6,10 @@ column, its type, whether it may be null and every primary key, against a freshl
 
 Every table is declared in the live schema, ``projection``. A rebuild writes the same tables in a shadow schema
 (``services.operations.schemas``): a statement is compiled for one schema with SQLAlchemy's
-``schema_translate_map``, which quotes the name it puts in, so no schema name is ever formatted into SQL by hand.
+``schema_translate_map``, which quotes the name it puts in; a statement written as text names a table with
+``named`` / ``in_schema``. Both check the schema (``safe_schema``). Only the operations that make, rename and
+compare whole schemas (``services.operations.schemas``, ``swap``, ``verify``) put a schema name into DDL
+themselves, after their own check of it (``schemas.check_name``, the same rule and more).
 
 ``Statement`` compiles once per schema, to the text asyncpg runs (``$n`` parameters, typed by their casts), and
 remembers it: the statements run on hot paths, where compiling each time would cost more than running them.
@@ -188,13 +191,13 @@ view_outbox: Final = Table(
 
 SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 """What may name a projection schema (or a department's outbox and its schema, ``services.publisher.outbox``): a
-lower-case identifier, which PostgreSQL reads the same quoted or not — so a ``Statement`` (which quotes it) and
-``named`` (which quotes only what needs it) name the same schema."""
+lower-case identifier, which PostgreSQL reads the same quoted or not unless it is a reserved word (``user``,
+``order``), which ``quote`` (and so a ``Statement`` and ``named``) quotes."""
 
 
 def safe_schema(schema: str) -> str:
     """``schema`` if it matches ``SCHEMA_NAME``, else a ``ValueError``: checked by every ``Statement`` and by
-    ``named``, the only two ways a schema name reaches SQL."""
+    ``named``, the two ways the code's statements take a schema name."""
     if not SCHEMA_NAME.fullmatch(schema):
         raise ValueError(f"invalid schema name {schema!r} (lower-case letters, digits and _)")
     return schema
@@ -203,14 +206,18 @@ def safe_schema(schema: str) -> str:
 _DIALECT: Final = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
+def quote(name: str) -> str:
+    """``name`` as an identifier in SQL: as it is, or double-quoted where PostgreSQL needs it (a reserved word)."""
+    return str(_DIALECT.identifier_preparer.quote(name))
+
+
 def named(table: Table, schema: str = DEFAULT_SCHEMA) -> str:
     """``table``'s qualified name for a statement written as text (one Core would make harder to read: the JSONB
     walks of the statistics, the single read's one round trip): a projection table in ``schema`` (checked), any
     other in the schema it is declared in, each part quoted as a compiled statement quotes it. So a statement
     written by hand names only declared tables, which the migrations are held to, and never formats a schema."""
     target = safe_schema(schema) if table.schema == DEFAULT_SCHEMA else table.schema
-    prepare = _DIALECT.identifier_preparer
-    return f"{prepare.quote_schema(target)}.{prepare.quote(table.name)}" if target else prepare.quote(table.name)
+    return f"{quote(target)}.{quote(table.name)}" if target else quote(table.name)
 
 
 def in_schema(schema: str = DEFAULT_SCHEMA) -> dict[str, str]:

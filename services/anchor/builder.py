@@ -102,9 +102,9 @@ async def read_changes(conn: asyncpg.Connection, log: str, schema: str) -> list[
     the links at both positions: one statement, and only the chains that moved cross the wire."""
     chained = _LOGS[log]
     department = "department" if chained.has_departments else "''::text AS department"
-    heads = (  # an access-log head at 0 has no entry yet: the genesis a first append starts from
-        f"SELECT citizen_id, {department}, chain_seq, {chained.head} AS head FROM {chained.heads_in(schema)}"
-        + ("" if chained.has_departments else " WHERE chain_seq > 0")
+    heads = (
+        f"SELECT citizen_id, {department}, chain_seq, {chained.head} AS head FROM {chained.heads_in(schema)} "
+        f"WHERE {chained.started}"
     )
 
     def row_at(alias: str, position: str) -> str:

@@ -27,6 +27,7 @@ from services.anchor import builder
 from services.anchor.keys import anchor_key_path, ensure_anchor_key, load_private_key
 from services.anchor.record import AnchorFormatError, SignedAnchor, parse_anchor
 from services.anchor.topic import Published, anchor_topic, publish_anchor, read_anchors
+from services.db import audit_tables
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.kafka import auth as kafka_auth
@@ -208,9 +209,10 @@ class AnchorService:
             return False
         if await builder.checkpoints(conn, self.schema) != anchor.checkpoints:
             return False
+        log = audit_tables.ACCESS_LOG
         row = await conn.fetchrow(
-            "SELECT count(*) AS chains, coalesce(sum(chain_seq), 0) AS links FROM public.access_log_heads "
-            "WHERE chain_seq > 0"
+            "SELECT count(*) AS chains, coalesce(sum(chain_seq), 0) AS links "
+            f"FROM {log.heads_in(self.schema)} WHERE {log.started}"
         )
         assert row is not None
         access = anchor.logs[builder.ACCESS_LOG]

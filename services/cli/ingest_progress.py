@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from events import DEAD_LETTER_TOPIC, DEPARTMENTS, topic_for
+from projections.resident import tables
+from projections.resident.reads import PROJECTION
+from projections.resident.tables import named
 from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.kafka.auth import (
@@ -77,9 +80,10 @@ class Monitor:
         ends = await self._consumer.end_offsets(self._partitions)
         try:
             rows = await self._conn.fetch(
-                "SELECT topic, next_offset FROM projection.checkpoints WHERE projection = 'resident_view' "
+                f"SELECT topic, next_offset FROM {named(tables.checkpoints)} WHERE projection = $2 "
                 "AND topic = ANY($1::text[])",
                 self.topics,
+                PROJECTION,
                 timeout=10,
             )
         except Exception as exc:

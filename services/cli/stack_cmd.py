@@ -21,6 +21,8 @@ import asyncpg
 import typer
 from rich.console import Console
 
+from projections.resident import tables
+from projections.resident.tables import named
 from services.cli import infra_cmd
 from services.cli.common import database, fail
 from services.cli.demo_credentials import demo_tokens_path, ensure_demo_credentials, query_api_url
@@ -156,22 +158,23 @@ async def _feed(
 async def _example(conn: asyncpg.Connection) -> _Example | None:
     """A resident worth looking at: a pupil with a name (born in the simulated window) in a household of
     several people; and the city (4-digit region prefix) where most people are registered, for statistics."""
+    members, sections = named(tables.household_members), named(tables.sections)
     row = await conn.fetchrow(
-        "WITH sizes AS (SELECT household_id, count(*) AS n FROM projection.household_members GROUP BY 1) "
-        "SELECT e.citizen_id, h.household_id FROM projection.sections e "
-        "LEFT JOIN projection.sections p ON p.citizen_id = e.citizen_id AND p.department = 'public_security' "
-        "LEFT JOIN projection.household_members h ON h.citizen_id = e.citizen_id "
+        f"WITH sizes AS (SELECT household_id, count(*) AS n FROM {members} GROUP BY 1) "
+        f"SELECT e.citizen_id, h.household_id FROM {sections} e "
+        f"LEFT JOIN {sections} p ON p.citizen_id = e.citizen_id AND p.department = 'public_security' "
+        f"LEFT JOIN {members} h ON h.citizen_id = e.citizen_id "
         "LEFT JOIN sizes ON sizes.household_id = h.household_id "
         "WHERE e.department = 'education' "
         "ORDER BY (p.state -> 'identity' ->> 'name') IS NULL, coalesce(sizes.n, 0) < 3, e.citizen_id LIMIT 1"
     ) or await conn.fetchrow(
-        "SELECT s.citizen_id, h.household_id FROM projection.sections s "
-        "LEFT JOIN projection.household_members h USING (citizen_id) ORDER BY s.citizen_id LIMIT 1"
+        f"SELECT s.citizen_id, h.household_id FROM {sections} s "
+        f"LEFT JOIN {members} h USING (citizen_id) ORDER BY s.citizen_id LIMIT 1"
     )
     if row is None:
         return None
     city = await conn.fetchval(
-        "SELECT left(region_code, 4) FROM projection.household_members GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+        f"SELECT left(region_code, 4) FROM {members} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
     )
     return _Example(row["citizen_id"], row["household_id"], city)
 

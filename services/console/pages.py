@@ -55,7 +55,7 @@ from services.outages import OUTAGE_ROOTS, describe, is_outage, outage_error
 from services.query_api.citizens import own_view
 from services.query_api.person_log import person_access_log
 
-__all__ = ["install"]
+__all__ = ["install", "residents_named", "safe_next"]
 
 log = logging.getLogger("renkou.console")
 CALLBACK = "/me/callback"

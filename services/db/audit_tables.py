@@ -98,6 +98,9 @@ class ChainedLog:
     heads: Table
     head: str
     """The column of ``heads`` holding the chain's last link."""
+    started: str = "true"
+    """Which rows of ``heads`` are chains (a condition on ``heads``): an access-log head at 0 has no entry yet, it
+    is the genesis the number's first append starts from."""
 
     def rows_in(self, schema: str) -> str:
         """``rows``' name in SQL, for the projection in ``schema`` (the access log is the same for every one)."""
@@ -122,7 +125,7 @@ ARCHIVE_LOG: Final = ChainedLog(
 )
 """The event archive: a chain per citizen and department, its head in the sections."""
 
-ACCESS_LOG: Final = ChainedLog("access_log", access_log, ("citizen_id",), access_log_heads, "head")
+ACCESS_LOG: Final = ChainedLog("access_log", access_log, ("citizen_id",), access_log_heads, "head", "chain_seq > 0")
 """The access log: a chain per number."""
 
 CHAINED_LOGS: Final = (ARCHIVE_LOG, ACCESS_LOG)

@@ -25,7 +25,9 @@ from uuid import UUID
 import asyncpg
 
 from events import DEAD_LETTER_TOPIC, InvalidEvent, parse_event, topic_for
+from projections.resident import tables
 from projections.resident.batch import DeadLetterRow
+from projections.resident.tables import named
 from services.dead_letters import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from services.kafka.metadata import partitions_of
 from services.operations.base import (
@@ -38,6 +40,8 @@ from services.operations.base import (
 )
 from services.operations.schemas import LIVE
 from services.settings import Settings
+
+DEAD_LETTERS = named(tables.dead_letters, LIVE)
 
 REDRIVEN_FROM = "renkou.dlq.redriven_from"
 
@@ -144,17 +148,17 @@ async def list_dead_letters(
     """The first ``limit`` dead letters (oldest first) and how many there are in all."""
     where = "WHERE redriven_at IS NULL" if pending_only else ""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM {LIVE}.dead_letters {where} ORDER BY rejected_at, topic, kafka_partition, "
+        f"SELECT {_COLUMNS} FROM {DEAD_LETTERS} {where} ORDER BY rejected_at, topic, kafka_partition, "
         "kafka_offset LIMIT $1",
         limit,
     )
-    count = await conn.fetchval(f"SELECT count(*) FROM {LIVE}.dead_letters {where}")
+    count = await conn.fetchval(f"SELECT count(*) FROM {DEAD_LETTERS} {where}")
     return [_row(r) for r in rows], int(count)
 
 
 async def get_dead_letter(conn: asyncpg.Connection, coordinates: Coordinates) -> DeadLetter:
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM {LIVE}.dead_letters WHERE topic = $1 AND kafka_partition = $2 AND kafka_offset = $3",
+        f"SELECT {_COLUMNS} FROM {DEAD_LETTERS} WHERE topic = $1 AND kafka_partition = $2 AND kafka_offset = $3",
         *coordinates,
     )
     if row is None:
@@ -234,7 +238,7 @@ async def redrive(
                 "(it is what makes a re-drive apply once)"
             )
         archived = await conn.fetchrow(
-            f"SELECT topic, kafka_partition, kafka_offset, body FROM {LIVE}.event_archive WHERE event_id = $1",
+            f"SELECT topic, kafka_partition, kafka_offset, body FROM {named(tables.event_archive)} WHERE event_id = $1",
             event.event_id,
         )
         if archived is not None:
@@ -256,7 +260,7 @@ async def redrive(
                 headers=[(REDRIVEN_FROM, letter.coordinates.encode())],
             )
         await conn.execute(
-            f"UPDATE {LIVE}.dead_letters SET redriven_at = now() "
+            f"UPDATE {DEAD_LETTERS} SET redriven_at = now() "
             "WHERE topic = $1 AND kafka_partition = $2 AND kafka_offset = $3",
             *coordinates,
         )

@@ -6,6 +6,9 @@ from datetime import datetime
 
 import asyncpg
 
+from projections.resident.tables import named
+from services.db.audit_tables import access_log
+
 __all__ = ["refused_reads", "search_access_log"]
 
 
@@ -38,7 +41,8 @@ async def search_access_log(
     newest first. Without a resident the search scans by time: give a range on a large log."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT citizen_id, chain_seq, request_id, consumer, purpose, sections, endpoint, accessed_at "
-        "FROM access_log WHERE ($1::text[] IS NULL OR citizen_id = ANY($1)) AND ($2::text IS NULL OR consumer = $2) "
+        f"FROM {named(access_log)} WHERE ($1::text[] IS NULL OR citizen_id = ANY($1)) "
+        "AND ($2::text IS NULL OR consumer = $2) "
         "AND ($3::text IS NULL OR purpose = $3) AND ($4::timestamptz IS NULL OR accessed_at >= $4) "
         "AND ($5::timestamptz IS NULL OR accessed_at < $5) ORDER BY accessed_at DESC, citizen_id, chain_seq DESC "
         "LIMIT $6",

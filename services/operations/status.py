@@ -15,7 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from events import department_topics
+from projections.resident import tables
 from projections.resident.reads import PROJECTION, read_checkpoints
+from projections.resident.tables import named
 from services.kafka.auth import OPERATOR, client_options
 from services.operations.base import KAFKA_TIMEOUT_MS, database, department_partitions, kafka_consumer, log_ends
 from services.operations.schemas import LIVE, SchemaInfo, projection_schemas
@@ -115,12 +117,13 @@ async def status(settings: Settings) -> Status:
                 )
             )
         row = await conn.fetchrow(
-            f"SELECT count(*) AS total, count(*) FILTER (WHERE redriven_at IS NULL) AS pending FROM {LIVE}.dead_letters"
+            "SELECT count(*) AS total, count(*) FILTER (WHERE redriven_at IS NULL) AS pending "
+            f"FROM {named(tables.dead_letters)}"
         )
         assert row is not None
         result.dead_letters, result.dead_letters_pending = row["total"], row["pending"]
         result.last_batch_at = await conn.fetchval(
-            f"SELECT max(updated_at) FROM {LIVE}.checkpoints WHERE projection = $1", PROJECTION
+            f"SELECT max(updated_at) FROM {named(tables.checkpoints)} WHERE projection = $1", PROJECTION
         )
         for info in await projection_schemas(conn):
             result.schemas.append(await _schema_status(conn, info, topics))

@@ -32,7 +32,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from events import department_topics
+from projections.resident import tables
 from projections.resident.reads import read_checkpoints
+from projections.resident.tables import named
 from services.anchor.builder import LOCK_KEY as ANCHOR_LOCK_KEY
 from services.db import roles as db_roles
 from services.kafka.auth import OPERATOR
@@ -169,7 +171,7 @@ async def _swap_locked(
     async with conn.transaction():
         await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
         try:
-            await conn.execute(f"LOCK TABLE {LIVE}.checkpoints IN EXCLUSIVE MODE")
+            await conn.execute(f"LOCK TABLE {named(tables.checkpoints, LIVE)} IN EXCLUSIVE MODE")
         except asyncpg.LockNotAvailableError as exc:
             raise OperationError(
                 f"could not lock {LIVE}.checkpoints within {lock_timeout_s:.0f}s; nothing was changed, retry"
@@ -181,13 +183,14 @@ async def _swap_locked(
         )
         await _compare_counts(conn, shadow)
         redrives = await conn.execute(
-            f"UPDATE {shadow}.dead_letters s SET redriven_at = o.redriven_at FROM {LIVE}.dead_letters o "
+            f"UPDATE {named(tables.dead_letters, shadow)} s SET redriven_at = o.redriven_at "
+            f"FROM {named(tables.dead_letters, LIVE)} o "
             "WHERE o.redriven_at IS NOT NULL AND s.redriven_at IS NULL AND s.topic = o.topic "
             "AND s.kafka_partition = o.kafka_partition AND s.kafka_offset = o.kafka_offset"
         )
         views = await conn.execute(
-            f"INSERT INTO {shadow}.view_outbox (citizen_id, enqueued_at) "
-            f"SELECT citizen_id, enqueued_at FROM {LIVE}.view_outbox ON CONFLICT (citizen_id) DO NOTHING"
+            f"INSERT INTO {named(tables.view_outbox, shadow)} (citizen_id, enqueued_at) "
+            f"SELECT citizen_id, enqueued_at FROM {named(tables.view_outbox, LIVE)} ON CONFLICT (citizen_id) DO NOTHING"
         )
         await write_note(conn, LIVE, retired=True, replaced_by=shadow, events=total(live_checkpoints))
         await write_note(conn, shadow, live=True, swapped_from=shadow, events=total(live_checkpoints))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from projections.resident.tables import SCHEMA_NAME
+from projections.resident.tables import SCHEMA_NAME, quote
 
 if TYPE_CHECKING:
     from events import Event, Payload
@@ -59,13 +59,13 @@ class Outbox:
 
     @property
     def name(self) -> str:
-        """``schema.table``."""
-        return f"{self.schema}.{self.table}"
+        """``schema.table``, each part quoted where SQL needs it (a reserved word such as ``user``)."""
+        return f"{quote(self.schema)}.{quote(self.table)}"
 
     def ddl(self) -> list[str]:
         """The statements that create the outbox (idempotent)."""
         return [
-            f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
+            f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}",
             f"""CREATE TABLE IF NOT EXISTS {self.name} (
                 id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 event_id        uuid        NOT NULL UNIQUE,
@@ -79,7 +79,7 @@ class Outbox:
                 kafka_partition integer,
                 kafka_offset    bigint
             )""",
-            f"CREATE INDEX IF NOT EXISTS {self.table}_unsent ON {self.name} (id) WHERE sent_at IS NULL",
+            f"CREATE INDEX IF NOT EXISTS {quote(self.table + '_unsent')} ON {self.name} (id) WHERE sent_at IS NULL",
         ]
 
     async def create(self, conn: asyncpg.Connection) -> None:

@@ -56,7 +56,7 @@ from services.query_api.views import ReadTime, read_views
 from services.residents.views import members_by_person
 from services.workers import metrics_response
 
-__all__ = ["operations", "read_resident", "router"]
+__all__ = ["AuthCaller", "CitizenIdPath", "json_answer", "operations", "read_resident", "router"]
 
 router = APIRouter(prefix="/v1")
 operations = APIRouter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from projections.resident import tables
-from projections.resident.tables import in_schema, named
+from projections.resident.tables import in_schema, named, quote
 from services.db import audit_tables
 
 
@@ -31,3 +31,9 @@ def test_in_schema_names_every_projection_table() -> None:
     names = in_schema("projection_shadow")
     assert sorted(names) == sorted(t.name for t in tables.metadata.tables.values())
     assert names["number_links"] == "projection_shadow.number_links"
+
+
+def test_a_reserved_word_is_quoted_and_any_other_name_left_as_it_is() -> None:
+    assert quote("user") == '"user"'
+    assert quote("renkou_outbox") == "renkou_outbox"
+    assert named(tables.sections, "user") == '"user".sections'

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import SecretStr
 
-from services.anchor.builder import Change, judge
+from services.anchor.builder import Change, judge, read_changes
 from services.anchor.keys import (
     AnchorKeyError,
     anchor_key_path,
@@ -292,3 +292,30 @@ def load_public_key_pem(pem: str) -> Ed25519PublicKey:
     key = load_pem_public_key(pem.encode())
     assert isinstance(key, Ed25519PublicKey)
     return key
+
+
+class _Recording:
+    """A connection that records the statements it is given and finds nothing."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    async def fetch(self, sql: str, *args: object) -> list[object]:
+        self.statements.append(sql)
+        return []
+
+
+@pytest.mark.parametrize(
+    ("log", "heads", "started"),
+    [
+        ("archive", "projection_x.sections", "WHERE true"),
+        ("access_log", "public.access_log_heads", "WHERE chain_seq > 0"),
+    ],
+)
+async def test_read_changes_reads_the_heads_of_started_chains_in_the_schema_asked(
+    log: str, heads: str, started: str
+) -> None:
+    conn = _Recording()
+    assert await read_changes(conn, log, "projection_x") == []
+    [sql] = conn.statements
+    assert f"FROM {heads} {started})" in sql

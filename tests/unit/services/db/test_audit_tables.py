@@ -17,6 +17,16 @@ def test_a_chain_is_named_by_columns_its_rows_and_its_heads_both_have() -> None:
         assert "chain_seq" in log.rows.c and "chain_seq" in log.heads.c
 
 
+def test_each_log_keeps_its_heads_where_the_migrations_put_them() -> None:
+    assert (ARCHIVE_LOG.rows.name, ARCHIVE_LOG.heads.name, ARCHIVE_LOG.head) == (
+        "event_archive",
+        "sections",
+        "chain_head",
+    )
+    assert (ACCESS_LOG.rows.name, ACCESS_LOG.heads.name, ACCESS_LOG.head) == ("access_log", "access_log_heads", "head")
+    assert (ARCHIVE_LOG.started, ACCESS_LOG.started) == ("true", "chain_seq > 0")
+
+
 def test_the_archive_is_the_projection_schema_asked_and_the_access_log_is_always_public() -> None:
     assert ARCHIVE_LOG.rows_in("projection_shadow") == "projection_shadow.event_archive"
     assert ARCHIVE_LOG.heads_in("projection_shadow") == "projection_shadow.sections"

@@ -31,7 +31,7 @@ from services.gateway.errors import (
 )
 from services.gateway.ingest import Ingestor, NotJson, Result, Submitted
 from services.http.errors import field_details
-from services.http.readiness import check_readiness, kafka_metadata, postgresql
+from services.http.readiness import Readiness, check_readiness, kafka_metadata, postgresql
 from services.http.request_body import read_body
 from services.outages import outages_of
 from services.publisher import Publisher, PublishError
@@ -206,9 +206,8 @@ async def readyz(request: Request) -> Response:
     does not otherwise. A producer that is not connected is (re)connected in the background."""
     current: Runtime | None = request.app.state.runtime
     if current is None:
-        starting = {"postgresql": "unavailable (starting)", "kafka": "unavailable (starting)"}
-        body = {"status": "unavailable", "checks": starting, "unavailable": list(starting)}
-        return json_response(body, 503, retry_later(503))
+        readiness = Readiness.starting("postgresql", "kafka")
+        return json_response(readiness.body(), readiness.status_code, readiness.headers)
     publisher = current.publisher
 
     async def kafka() -> None:

@@ -38,6 +38,12 @@ class Readiness:
 
     checks: dict[str, str]
 
+    @classmethod
+    def starting(cls, *names: str) -> Readiness:
+        """Not ready because the service has not made its clients yet (or is stopping): each of ``names``
+        unavailable, none asked."""
+        return cls(dict.fromkeys(names, "unavailable (starting)"))
+
     @property
     def ready(self) -> bool:
         return all(v == OK for v in self.checks.values())

@@ -18,10 +18,9 @@ from services.db import roles as db_roles
 from services.db.dsn import asyncpg_dsn
 from services.db.engine import make_engine
 from services.http.docs import serve_docs
-from services.http.readiness import check_readiness, kafka_metadata, postgresql
+from services.http.readiness import Readiness, check_readiness, kafka_metadata, postgresql
 from services.infra.topics import TopicSpec, ensure_topics, load_topics, replicas_of
 from services.kafka.auth import VIEW_RELAY, credentials_for, durable_producer
-from services.outages import RETRY_AFTER_HEADERS
 from services.settings import Settings, get_settings
 from services.view_relay.consumer_topics import ConsumerTopics
 from services.view_relay.publisher import BATCH, ViewPublisher
@@ -97,12 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """200 when PostgreSQL answers ``SELECT 1`` and a Kafka broker the producer's metadata request, each
         within 2 s; 503 naming what does not."""
         publisher = holder.get("publisher")
-        if publisher is None:
-            starting = {"postgresql": "unavailable (starting)", "kafka": "unavailable (starting)"}
-            body = {"status": "unavailable", "checks": starting, "unavailable": list(starting)}
-            return Response(orjson.dumps(body), 503, headers=dict(RETRY_AFTER_HEADERS), media_type="application/json")
-        readiness = await check_readiness(
-            {"postgresql": postgresql(publisher.engine), "kafka": kafka_metadata(publisher.producer.client)}
+        readiness = (
+            Readiness.starting("postgresql", "kafka")
+            if publisher is None
+            else await check_readiness(
+                {"postgresql": postgresql(publisher.engine), "kafka": kafka_metadata(publisher.producer.client)}
+            )
         )
         return Response(
             orjson.dumps(readiness.body()),

@@ -36,37 +36,7 @@ Event = dict[str, Any]
 """An envelope as a JSON-ready dict (CONTRACT §2)."""
 
 EVENT_TYPES: Final[dict[str, Department]] = {
-    "birth.registered": "public_security",
-    "hukou.registered": "public_security",
-    "hukou.moved_out": "public_security",
-    "hukou.cancelled": "public_security",
-    "identity.corrected": "public_security",
-    "identity.number_changed": "public_security",
-    "identity.duplicate_merged": "public_security",
-    "residence.registered": "public_security",
-    "residence.ended": "public_security",
-    "residence_permit.issued": "public_security",
-    "residence_permit.renewed": "public_security",
-    "residence_permit.revoked": "public_security",
-    "student.enrolled": "education",
-    "student.transferred": "education",
-    "student.graduated": "education",
-    "student.withdrawn": "education",
-    "employment.registered": "social_security",
-    "employment.ended": "social_security",
-    "unemployment.registered": "social_security",
-    "unemployment.ended": "social_security",
-    "insurance.enrolled": "social_security",
-    "insurance.contributed": "social_security",
-    "insurance.transferred": "social_security",
-    "insurance.stopped": "social_security",
-    "social_security_card.issued": "social_security",
-    "training.completed": "social_security",
-    "birth.certified": "health",
-    "death.certified": "health",
-    "health_record.opened": "health",
-    "family_doctor.contracted": "health",
-    "vaccination.recorded": "health",
+    event_type: REGISTRY.department_of(event_type) for event_type in REGISTRY.event_types
 }
 """Every event type the simulator writes, with its department (the whole catalogue of CONTRACT §4)."""
 

@@ -16,36 +16,12 @@ from uuid import UUID, uuid5
 
 from stdnum.cn import uscc
 
-from events import Event, Payload, make_citizen_id, parse_event
+from events import Event, Payload, department_of, make_citizen_id, parse_event
 from events.fields import Department
 
 CHINA = timezone(timedelta(hours=8))
 _NAMESPACE = UUID("5b1d0c4e-7f0e-4c55-9d2a-1e6f3a9b7c21")
 _COUNTER = itertools.count()
-
-_DEPARTMENT_OF = {
-    "birth.registered": "public_security",
-    "hukou.registered": "public_security",
-    "hukou.moved_out": "public_security",
-    "hukou.cancelled": "public_security",
-    "residence.registered": "public_security",
-    "residence.ended": "public_security",
-    "residence_permit.issued": "public_security",
-    "residence_permit.renewed": "public_security",
-    "residence_permit.revoked": "public_security",
-    "student.enrolled": "education",
-    "student.transferred": "education",
-    "student.withdrawn": "education",
-    "student.graduated": "education",
-    "employment.registered": "social_security",
-    "employment.ended": "social_security",
-    "insurance.enrolled": "social_security",
-    "insurance.contributed": "social_security",
-    "insurance.transferred": "social_security",
-    "insurance.stopped": "social_security",
-    "training.completed": "social_security",
-    "death.certified": "health",
-}
 
 # Citizens of the cases. A migrant worker from Hebei (石家庄长安区), natives of Feicheng (one with an ID from
 # before 1992, when the county's code was 370922), and parents and children for the education rule.
@@ -81,7 +57,7 @@ class History:
 
     def add(self, event_type: str, payload: dict[str, Any], on: date, *, source_region: str = "110105") -> History:
         moment = datetime(on.year, on.month, on.day, 10, 30, tzinfo=CHINA)
-        department: Department = _DEPARTMENT_OF[event_type]  # type: ignore[assignment]
+        department: Department = department_of(event_type)
         raw = {
             "event_id": str(uuid5(_NAMESPACE, str(next(_COUNTER)))),
             "event_type": event_type,

@@ -22,6 +22,7 @@ a key the database never held. The check, in order:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,21 @@ async def latest_anchor(
     except AnchorTopicError as exc:
         raise NotFoundError(str(exc)) from exc
     report.anchors_read = len(published)
+    on_kafka = _latest_on_kafka(published, public_key, found)
+    row = await stored_anchor(conn)
+    stored = None if row is None else _kept_anchor(row.record, public_key, found)
+    if on_kafka is None and stored is None:
+        if row is None:
+            report.notes.append(f"no anchor on {topic} yet: the chains were checked for consistency only")
+        return
+    choose_anchor(on_kafka, stored, topic, report, found)
+
+
+def _latest_on_kafka(
+    published: Sequence[Published], public_key: Ed25519PublicKey, found: FindingList
+) -> tuple[SignedAnchor, Published] | None:
+    """The newest validly signed anchor of the topic, with where it is; forged records, a second anchor of one
+    number and an anchor that does not follow the one before are named."""
     valid: dict[int, tuple[SignedAnchor, Published]] = {}
     for p in published:
         try:
@@ -218,28 +234,34 @@ async def latest_anchor(
         before = valid.get(seq - 1)
         if before is not None and signed.anchor.previous != before[0].digest():
             found.add(Finding("anchor", "anchor_gap", f"{p.where()}: anchor #{seq} does not follow anchor #{seq - 1}"))
-    on_kafka = valid[max(valid)] if valid else None
+    return valid[max(valid)] if valid else None
 
-    row = await stored_anchor(conn)
-    stored: SignedAnchor | None = None
-    if row is not None:
-        try:
-            stored = parse_anchor(row.record)
-        except AnchorFormatError as exc:
-            found.add(Finding("anchor", "forged", f"the anchor kept in the database is not an anchor: {exc}"))
-        else:
-            problem = stored.signature_problem(public_key)
-            if problem is not None:
-                found.add(
-                    Finding("anchor", "forged", f"the anchor kept in the database (#{stored.anchor.seq}): {problem}")
-                )
-                stored = None
+
+def _kept_anchor(record: bytes, public_key: Ed25519PublicKey, found: FindingList) -> SignedAnchor | None:
+    """The anchor the database keeps, if it is one and validly signed; named as forged otherwise."""
+    try:
+        stored = parse_anchor(record)
+    except AnchorFormatError as exc:
+        found.add(Finding("anchor", "forged", f"the anchor kept in the database is not an anchor: {exc}"))
+        return None
+    problem = stored.signature_problem(public_key)
+    if problem is not None:
+        found.add(Finding("anchor", "forged", f"the anchor kept in the database (#{stored.anchor.seq}): {problem}"))
+        return None
+    return stored
+
+
+def choose_anchor(
+    on_kafka: tuple[SignedAnchor, Published] | None,
+    stored: SignedAnchor | None,
+    topic: str,
+    report: AnchorReport,
+    found: FindingList,
+) -> None:
+    """Which of the newest anchor on Kafka and the one the database keeps (at least one) to check against: the
+    newer, unless the database lost anchors Kafka has (rolled back) or keeps one that does not follow (a gap)."""
     k = on_kafka[0].anchor.seq if on_kafka else 0
     s = stored.anchor.seq if stored else 0
-    if on_kafka is None and stored is None:
-        if row is None:
-            report.notes.append(f"no anchor on {topic} yet: the chains were checked for consistency only")
-        return
     if on_kafka is not None and (stored is None or s < k):
         found.add(
             Finding(
@@ -495,4 +517,4 @@ async def check_against_anchor(
     return report, rewritten
 
 
-__all__ = ["ACCESS_LOG", "AnchorReport", "Finding", "FindingList", "LogReport", "check_against_anchor"]
+__all__ = ["ACCESS_LOG", "AnchorReport", "Finding", "FindingList", "LogReport", "check_against_anchor", "choose_anchor"]

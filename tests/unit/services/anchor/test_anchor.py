@@ -26,12 +26,8 @@ from services.anchor.keys import (
 )
 from services.anchor.record import (
     BUCKETS,
-    LOGS,
-    Anchor,
     AnchorFormatError,
     ChainHead,
-    HeldChain,
-    LogDigest,
     bucket_digest,
     bucket_digest_of_leaves,
     bucket_digests,
@@ -48,29 +44,10 @@ from services.anchor.record import (
     raw_public_key,
 )
 from services.settings import Settings
+from tests.support.anchors import CITIZEN_A, CITIZEN_B, LINKS, sample_anchor
 
-A, B = "11010519491231002X", "510107201501010015"
-H1, H2, H3 = (hashlib.sha256(bytes([i])).digest() for i in range(3))
-
-
-def _anchor(heads: dict[str, list[ChainHead]] | None = None, **changes: object) -> Anchor:
-    heads = heads or {"archive": [ChainHead(A, "health", 3, H1)], "access_log": [ChainHead(B, "", 2, H2)]}
-    logs = {
-        log: LogDigest(len(heads[log]), sum(h.seq for h in heads[log]), bucket_digests(log, heads[log])) for log in LOGS
-    }
-    anchor = Anchor(
-        seq=7,
-        previous="ab" * 32,
-        anchored_at=datetime(2026, 12, 6, 1, 30, tzinfo=UTC),
-        reason="interval",
-        projection="resident_view",
-        schema="projection",
-        checkpoints=(("population.health.v1", 0, 120), ("population.health.v1", 1, 80)),
-        logs=logs,
-        held=(HeldChain("archive", B, "education", 4, "rewound: its head is at #2, the anchor has #4"),),
-        held_total=1,
-    )
-    return replace(anchor, **changes)  # type: ignore[arg-type]
+A, B = CITIZEN_A, CITIZEN_B
+H1, H2, H3 = LINKS
 
 
 # --- digests ---------------------------------------------------------------------------------------------------
@@ -115,7 +92,7 @@ def test_a_bucket_digest_covers_its_256_leaf_digests_and_nothing_else() -> None:
 # --- the record, signed -------------------------------------------------------------------------------------------
 def test_a_signed_anchor_reads_back_equal_and_verifies_with_its_key() -> None:
     key = Ed25519PrivateKey.generate()
-    signed = _anchor().sign(key)
+    signed = sample_anchor().sign(key)
     raw = signed.to_bytes()
     data = json.loads(raw)
     assert data["format"] == "renkou.audit_anchor/1" and data["key_id"] == key_id(key.public_key())
@@ -131,7 +108,7 @@ def test_a_signed_anchor_reads_back_equal_and_verifies_with_its_key() -> None:
 
 def test_an_altered_anchor_does_not_verify() -> None:
     key = Ed25519PrivateKey.generate()
-    data = json.loads(_anchor().sign(key).to_bytes())
+    data = json.loads(sample_anchor().sign(key).to_bytes())
     data["logs"]["access_log"]["links"] -= 1  # as if an access-log entry had never been anchored
     altered = parse_anchor(json.dumps(data).encode())
     problem = altered.signature_problem(key.public_key())
@@ -140,7 +117,7 @@ def test_an_altered_anchor_does_not_verify() -> None:
 
 def test_an_anchor_signed_by_another_key_is_named_with_both_key_ids() -> None:
     ours, theirs = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    forged = parse_anchor(_anchor().sign(theirs).to_bytes())
+    forged = parse_anchor(sample_anchor().sign(theirs).to_bytes())
     problem = forged.signature_problem(ours.public_key())
     assert problem == (f"signed by key {key_id(theirs.public_key())}, not the trusted key {key_id(ours.public_key())}")
     # ... and naming our key id does not help a forger.
@@ -152,7 +129,7 @@ def test_an_anchor_signed_by_another_key_is_named_with_both_key_ids() -> None:
 
 def test_an_unknown_field_is_kept_and_covered_by_the_signature() -> None:
     key = Ed25519PrivateKey.generate()
-    signed = _anchor(extra={"note": "added by a later format"}).sign(key)
+    signed = sample_anchor(extra={"note": "added by a later format"}).sign(key)
     back = parse_anchor(signed.to_bytes())
     assert back.anchor.extra == {"note": "added by a later format"}
     assert back.signature_problem(key.public_key()) is None
@@ -176,13 +153,13 @@ def test_an_unknown_field_is_kept_and_covered_by_the_signature() -> None:
     ],
 )
 def test_a_record_that_is_not_an_anchor_is_refused_with_what_is_wrong(mangle: object, message: str) -> None:
-    data = json.loads(_anchor().sign(Ed25519PrivateKey.generate()).to_bytes())
+    data = json.loads(sample_anchor().sign(Ed25519PrivateKey.generate()).to_bytes())
     mangle(data)  # type: ignore[operator]
     with pytest.raises(AnchorFormatError, match=message):
         parse_anchor(json.dumps(data).encode())
 
 
-def test_garbage_is_not_an_anchor() -> None:
+def test_garbage_is_not_ansample_anchor() -> None:
     for raw in (b"\xff\xfe", b"[1, 2]", b"null"):
         with pytest.raises(AnchorFormatError):
             parse_anchor(raw)
@@ -281,7 +258,7 @@ async def test_the_query_api_serves_the_anchor_public_key_without_a_token(tmp_pa
     assert body["algorithm"] == "Ed25519" and body["anchor_topic"] == "t1.population.audit_anchor.v1"
     assert raw_public_key(load_public_key_pem(body["pem"])) == raw_public_key(key.public_key())
     # What it serves verifies an anchor the key signed.
-    signed = parse_anchor(_anchor().sign(key).to_bytes())
+    signed = parse_anchor(sample_anchor().sign(key).to_bytes())
     assert signed.signature_problem(load_public_key_pem(body["pem"])) is None
     assert "/v1/audit/public-key" in (await _get(settings, "/openapi.json")).json()["paths"]
 

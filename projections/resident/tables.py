@@ -49,11 +49,12 @@ DEFAULT_SCHEMA: Final = "projection"
 metadata: Final = MetaData(schema=DEFAULT_SCHEMA)
 
 
-_NOW: Final = text("now()")
+NOW: Final = text("now()")
 """The default of the columns that say when a row was written."""
 
 
-def _when() -> DateTime:
+def when() -> DateTime:
+    """The type of a column that holds an instant (``timestamptz``)."""
     return DateTime(timezone=True)
 
 
@@ -64,7 +65,7 @@ checkpoints: Final = Table(
     Column("topic", Text, primary_key=True),
     Column("kafka_partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
-    Column("updated_at", _when(), nullable=False, server_default=_NOW),
+    Column("updated_at", when(), nullable=False, server_default=NOW),
 )
 """The next offset to apply of each partition a projection reads; its row lock is the projector's fence."""
 
@@ -77,16 +78,16 @@ event_archive: Final = Table(
     Column("event_id", UUID(as_uuid=True), nullable=False),
     Column("event_type", Text, nullable=False),
     Column("schema_version", Integer, nullable=False),
-    Column("occurred_at", _when(), nullable=False),
-    Column("recorded_at", _when(), nullable=False),
+    Column("occurred_at", when(), nullable=False),
+    Column("recorded_at", when(), nullable=False),
     Column("topic", Text, nullable=False),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
-    Column("archived_at", _when(), nullable=False, server_default=_NOW),
-    Column("logged_at", _when()),
+    Column("archived_at", when(), nullable=False, server_default=NOW),
+    Column("logged_at", when()),
 )
 """Every accepted event in canonical form, chained per citizen and department."""
 
@@ -97,7 +98,7 @@ sections: Final = Table(
     Column("department", Text, primary_key=True),
     Column("state", JSONB, nullable=False),
     Column("event_count", Integer, nullable=False),
-    Column("last_event_at", _when(), nullable=False),
+    Column("last_event_at", when(), nullable=False),
     Column("chain_seq", Integer, nullable=False),
     Column("chain_head", LargeBinary, nullable=False),
 )
@@ -128,12 +129,12 @@ birth_certificates: Final = Table(
     Column("child_citizen_id", Text),
     Column("registered_event_id", UUID(as_uuid=True)),
     # … then each department's latest statement (what the next merge needs).
-    Column("registered_at", _when()),
+    Column("registered_at", when()),
     Column("registered_father_citizen_id", Text),
     Column("registered_child_name", Text),
     Column("registered_child_sex", Text),
     Column("registered_birth_date", Date),
-    Column("certified_at", _when()),
+    Column("certified_at", when()),
     Column("certified_father_citizen_id", Text),
     Column("certified_child_name", Text),
     Column("certified_child_sex", Text),
@@ -174,8 +175,8 @@ dead_letters: Final = Table(
     Column("record_key", LargeBinary),
     Column("record_value", LargeBinary),
     Column("event_id", Text),
-    Column("rejected_at", _when(), nullable=False, server_default=_NOW),
-    Column("redriven_at", _when()),
+    Column("rejected_at", when(), nullable=False, server_default=NOW),
+    Column("redriven_at", when()),
     Column("value_size", BigInteger),
 )
 """Records the projector could not apply, with why: kept, never stalling the rest."""
@@ -184,7 +185,7 @@ view_outbox: Final = Table(
     "view_outbox",
     metadata,
     Column("citizen_id", Text, primary_key=True),
-    Column("enqueued_at", _when(), nullable=False, server_default=_NOW),
+    Column("enqueued_at", when(), nullable=False, server_default=NOW),
 )
 """Citizens whose view changed and waits to be published on the view topics."""
 

@@ -360,6 +360,16 @@ async def known_subject(conn: asyncpg.Connection, numbers: Sequence[str], schema
     return bool(await conn.fetchval(*_KNOWN_SUBJECT.bind(schema, numbers=list(numbers))))
 
 
+_PERSON_LOG: Final = (
+    "SELECT c.cid AS citizen_id, e.chain_seq, e.request_id, e.consumer, e.purpose, e.sections, e.endpoint, "
+    "e.accessed_at, e.prev_hash, e.hash "
+    "FROM unnest($1::text[], $2::int[]) AS c(cid, below) CROSS JOIN LATERAL ("
+    f"SELECT * FROM {named(access_log)} WHERE citizen_id = c.cid AND chain_seq < c.below "
+    "ORDER BY chain_seq DESC LIMIT $3) AS e"
+)
+"""At most $3 entries of each number of $1 below its chain_seq in $2, newest first (``read_person_access_log``)."""
+
+
 async def read_person_access_log(
     conn: asyncpg.Connection, numbers: Sequence[str], *, limit: int, before: Mapping[str, int] | None = None
 ) -> AccessLogPage:
@@ -372,11 +382,7 @@ async def read_person_access_log(
     """
     below = {n: (before.get(n, 1) if before is not None else 2**31 - 1) for n in dict.fromkeys(numbers)}
     rows = await conn.fetch(
-        "SELECT c.cid AS citizen_id, e.chain_seq, e.request_id, e.consumer, e.purpose, e.sections, e.endpoint, "
-        "e.accessed_at, e.prev_hash, e.hash "
-        "FROM unnest($1::text[], $2::int[]) AS c(cid, below) CROSS JOIN LATERAL ("
-        f"SELECT * FROM {named(access_log)} WHERE citizen_id = c.cid AND chain_seq < c.below "
-        "ORDER BY chain_seq DESC LIMIT $3) AS e",
+        _PERSON_LOG,
         list(below),
         list(below.values()),
         limit,

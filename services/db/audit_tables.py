@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, LargeBinary, MetaData, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from projections.resident import tables
-from projections.resident.tables import named
+from projections.resident.tables import NOW, named, when
 
 PUBLIC: Final = "public"
 
@@ -35,7 +35,7 @@ access_log: Final = Table(
     Column("purpose", Text, nullable=False),
     Column("sections", ARRAY(Text), nullable=False),
     Column("endpoint", Text, nullable=False),
-    Column("accessed_at", DateTime(timezone=True), nullable=False),
+    Column("accessed_at", when(), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
@@ -80,7 +80,7 @@ audit_anchor_latest: Final = Table(
     Column("seq", BigInteger, nullable=False),
     Column("record", LargeBinary, nullable=False),
     Column("published", Boolean, nullable=False, server_default=text("false")),
-    Column("built_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("built_at", when(), nullable=False, server_default=NOW),
 )
 """The last anchor built, signed, and whether it reached its Kafka topic."""
 

@@ -25,6 +25,8 @@ import asyncpg
 
 from projections.resident.dates import CHINA_TZ
 from projections.resident.render import VIEW_SECTIONS
+from projections.resident.tables import named
+from services.db import service_tables
 from services.tokens import new_token as new_token_with
 from services.tokens import token_hash
 
@@ -49,6 +51,8 @@ __all__ = [
     "validate_purposes",
     "validate_sections",
 ]
+
+_GRANTS: Final = named(service_tables.consumer_grants)
 
 EXTRA_SECTIONS: Final = ("events", "access_log", "eligibility", "statistics")
 """Grantable beyond the view's sections: archived events, a resident's access log, eligibility, statistics."""
@@ -260,7 +264,7 @@ async def add_grant(
     if view_topic is not None:
         # Kafka refuses a topic whose name differs from another's only by '.' against '_'.
         clash = await conn.fetchval(
-            "SELECT name FROM consumer_grants WHERE view_topic IS NOT NULL AND name <> $1 "
+            f"SELECT name FROM {_GRANTS} WHERE view_topic IS NOT NULL AND name <> $1 "
             "AND translate(name, '.', '_') = translate($1, '.', '_')",
             name,
         )
@@ -272,7 +276,7 @@ async def add_grant(
     secret = token or new_token()
     try:
         await conn.execute(
-            "INSERT INTO consumer_grants (name, token_hash, sections, purposes, expires_at, purpose_sections, "
+            f"INSERT INTO {_GRANTS} (name, token_hash, sections, purposes, expires_at, purpose_sections, "
             "view_topic) VALUES ($1, $2, $3::text[], $4::text[], $5, $6::jsonb, $7)",
             name,
             token_hash(secret),
@@ -295,19 +299,19 @@ async def add_grant(
 
 async def get_grant(conn: asyncpg.Connection, name: str) -> Grant | None:
     """The grant named ``name``, whatever its status."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM consumer_grants WHERE name = $1", name)
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {_GRANTS} WHERE name = $1", name)
     return _grant(row) if row is not None else None
 
 
 async def find_grant(conn: asyncpg.Connection, token: str) -> Grant | None:
     """The grant whose token is ``token``, whatever its status; ``None`` for an unknown token."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM consumer_grants WHERE token_hash = $1", token_hash(token))
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {_GRANTS} WHERE token_hash = $1", token_hash(token))
     return _grant(row) if row is not None else None
 
 
 async def list_grants(conn: asyncpg.Connection) -> list[Grant]:
     """Every grant, active or not, by name."""
-    return [_grant(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM consumer_grants ORDER BY name")]
+    return [_grant(r) for r in await conn.fetch(f"SELECT {_COLUMNS} FROM {_GRANTS} ORDER BY name")]
 
 
 async def revoke_grant(conn: asyncpg.Connection, name: str) -> Grant:
@@ -320,8 +324,7 @@ async def revoke_grant(conn: asyncpg.Connection, name: str) -> Grant:
         # the standby has applied the revocation, not just stored it, so no read after this returns passes it.
         await conn.execute("SET LOCAL synchronous_commit = remote_apply")
         row = await conn.fetchrow(
-            "UPDATE consumer_grants SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL "
-            f"RETURNING {_COLUMNS}",
+            f"UPDATE {_GRANTS} SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING {_COLUMNS}",
             name,
         )
     if row is not None:

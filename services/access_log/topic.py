@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from tenacity import AsyncRetrying
 
 from events.citizen_id import normalize_citizen_id
+from projections.resident.tables import named
 from services.access_log.database import (
     APPEND,
     AccessEntry,
@@ -47,6 +48,7 @@ from services.access_log.database import (
     append_arguments,
     canonical_body,
 )
+from services.db import service_tables
 from services.dead_letters import Rejected, publish_dead_letters
 from services.http.readiness import kafka_metadata
 from services.retry import DAEMON_RETRY, RetryPolicy, any_error
@@ -59,6 +61,8 @@ __all__ = [
     "apply_batch",
     "entry_of",
 ]
+
+_OFFSETS: Final = named(service_tables.access_log_offsets)
 
 log = logging.getLogger("renkou.access_log_relay")
 
@@ -243,7 +247,7 @@ async def apply_batch(
     skipped = 0
     async with conn.transaction():
         stored = await conn.fetchval(
-            "INSERT INTO access_log_offsets AS o (topic, partition, next_offset) VALUES ($1, $2, 0) "
+            f"INSERT INTO {_OFFSETS} AS o (topic, partition, next_offset) VALUES ($1, $2, 0) "
             "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = o.next_offset RETURNING next_offset",
             topic,
             partition,
@@ -279,7 +283,7 @@ async def apply_batch(
                 rejected.append(_rejected(record, topic, partition, f"PostgreSQL refused it: {exc}"))
         if next_offset != stored:
             await conn.execute(
-                "UPDATE access_log_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
+                f"UPDATE {_OFFSETS} SET next_offset = $3 WHERE topic = $1 AND partition = $2",
                 topic,
                 partition,
                 next_offset,
@@ -355,9 +359,7 @@ class AccessLogRelay:
         if not assigned or consumer is None:
             return
         async with self.connection() as conn:
-            rows = await conn.fetch(
-                "SELECT partition, next_offset FROM access_log_offsets WHERE topic = $1", self.topic
-            )
+            rows = await conn.fetch(f"SELECT partition, next_offset FROM {_OFFSETS} WHERE topic = $1", self.topic)
         stored = {r["partition"]: r["next_offset"] for r in rows}
         ends = await consumer.end_offsets(list(assigned))
         for tp in sorted(assigned):

@@ -9,15 +9,17 @@ import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import asyncpg
 import typer
 from rich.console import Console
 
 from events import DEPARTMENTS, consumer_view_topic
+from projections.resident.tables import named
 from services.cli.common import fail
 from services.db import roles as db_roles
+from services.db import service_tables
 from services.gateway.auth import issue_token
 from services.grants import add_grant, find_grant
 from services.kafka.auth import (
@@ -29,6 +31,10 @@ from services.kafka.auth import (
 )
 from services.settings import Settings, get_settings
 from services.tokens import token_hash
+
+_ACCOUNTS: Final = named(service_tables.console_accounts)
+_GRANTS: Final = named(service_tables.consumer_grants)
+_TOKENS: Final = named(service_tables.department_tokens)
 
 console = Console(highlight=False)
 
@@ -99,7 +105,7 @@ async def _demo_console(settings: Settings, known: object) -> dict[str, Any]:
         for name, role in DEMO_ACCOUNTS:
             password = (stored.get(name) or {}).get("password") if isinstance(stored, dict) else None
             if not (isinstance(password, str) and await authenticate(owner, name, password)):
-                if await owner.fetchval("SELECT 1 FROM console_accounts WHERE name = $1", name):
+                if await owner.fetchval(f"SELECT 1 FROM {_ACCOUNTS} WHERE name = $1", name):
                     await remove_account(owner, name)
                 password = await add_account(owner, name, role)
             accounts[name] = {"role": role, "password": password}
@@ -136,7 +142,7 @@ async def _demo_consumer(conn: asyncpg.Connection, token: object) -> dict[str, A
         if grant is not None and grant.name == DEMO_CONSUMER and grant.status(datetime.now(UTC)) == "active":
             return _consumer_entry(token, grant.expires_at)
     async with conn.transaction():
-        if await conn.fetchval("SELECT 1 FROM consumer_grants WHERE name = $1", DEMO_CONSUMER):
+        if await conn.fetchval(f"SELECT 1 FROM {_GRANTS} WHERE name = $1", DEMO_CONSUMER):
             # The plaintext was lost (state folder wiped) or the grant lapsed: reissue the demo's own grant rather
             # than invent a new consumer name each time (names are never reused for another consumer).
             from services.grants import new_token
@@ -144,7 +150,7 @@ async def _demo_consumer(conn: asyncpg.Connection, token: object) -> dict[str, A
             token = new_token()
             sections = sorted({s for chosen in DEMO_GRANT.values() for s in chosen})
             await conn.execute(
-                "UPDATE consumer_grants SET token_hash = $2, sections = $3::text[], purposes = $4::text[], "
+                f"UPDATE {_GRANTS} SET token_hash = $2, sections = $3::text[], purposes = $4::text[], "
                 "purpose_sections = $5::jsonb, view_topic = $6, expires_at = $7, revoked_at = NULL WHERE name = $1",
                 DEMO_CONSUMER,
                 token_hash(token),
@@ -172,7 +178,7 @@ def _consumer_entry(token: str, expires: datetime | None) -> dict[str, Any]:
 
 async def _department_token_valid(conn: asyncpg.Connection, token: str, department: str) -> bool:
     found = await conn.fetchval(
-        "SELECT department FROM department_tokens WHERE token_hash = $1 AND revoked_at IS NULL", token_hash(token)
+        f"SELECT department FROM {_TOKENS} WHERE token_hash = $1 AND revoked_at IS NULL", token_hash(token)
     )
     return bool(found == department)
 

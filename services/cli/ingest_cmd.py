@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import asyncpg
 import httpx
@@ -27,9 +27,11 @@ import typer
 from rich.console import Console
 
 from events import DEPARTMENTS, topic_for
+from projections.resident.tables import named
 from services.cli.common import database, fail
 from services.cli.demo_credentials import demo_tokens, gateway_url
 from services.cli.ingest_progress import Display, Monitor, Report, Sample, watch
+from services.db import service_tables
 from services.db.dsn import asyncpg_dsn
 from services.gateway.auth import issue_token
 from services.kafka.auth import OPERATOR, credentials_for
@@ -39,6 +41,8 @@ from services.publisher.gateway_client import BatchRefused, GatewayClient, Tally
 from services.retry import DEFAULT_DEADLINE_S, GaveUpError, RetryPolicy
 from services.settings import Settings, get_settings
 from services.simulator import simulate_bytes
+
+_TOKENS: Final = named(service_tables.department_tokens)
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -263,9 +267,7 @@ async def simulation_tokens(settings: Settings, retry: RetryPolicy) -> AsyncIter
             return {d: await issue_token(conn, d, label) for d in DEPARTMENTS}
 
     async def revoke(conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            "UPDATE department_tokens SET revoked_at = now() WHERE label = $1 AND revoked_at IS NULL", label
-        )
+        await conn.execute(f"UPDATE {_TOKENS} SET revoked_at = now() WHERE label = $1 AND revoked_at IS NULL", label)
 
     try:
         tokens = await _with_database(settings, retry, "issuing the run's department tokens", issue)
@@ -277,7 +279,7 @@ async def simulation_tokens(settings: Settings, retry: RetryPolicy) -> AsyncIter
         except Exception as exc:  # the run's own outcome (or Ctrl-C) is what the user must see; this is a warning
             err.print(
                 f"[yellow]warning:[/yellow] the run's department tokens (label {label!r}) could not be revoked "
-                f"({describe(exc)}); revoke them with: UPDATE department_tokens SET revoked_at = now() "
+                f"({describe(exc)}); revoke them with: UPDATE {_TOKENS} SET revoked_at = now() "
                 f"WHERE label = '{label}'"
             )
 

@@ -21,6 +21,9 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from projections.resident.tables import named
+from services.db import service_tables
+
 __all__ = [
     "ROLES",
     "Account",
@@ -32,6 +35,8 @@ __all__ = [
     "remove_account",
     "validate_account_name",
 ]
+
+_ACCOUNTS: Final = named(service_tables.console_accounts)
 
 Role = Literal["operator", "auditor"]
 ROLES: Final[tuple[Role, ...]] = ("operator", "auditor")
@@ -80,7 +85,7 @@ async def add_account(conn: asyncpg.Connection, name: str, role: str) -> str:
     digest = await asyncio.to_thread(_hasher.hash, password)
     try:
         await conn.execute(
-            "INSERT INTO console_accounts (name, role, password_hash) VALUES ($1, $2, $3)", name, role, digest
+            f"INSERT INTO {_ACCOUNTS} (name, role, password_hash) VALUES ($1, $2, $3)", name, role, digest
         )
     except asyncpg.UniqueViolationError:
         raise AccountError(f"account {name!r} exists already (remove it first to give it a new password)") from None
@@ -88,26 +93,24 @@ async def add_account(conn: asyncpg.Connection, name: str, role: str) -> str:
 
 
 async def remove_account(conn: asyncpg.Connection, name: str) -> None:
-    if await conn.fetchval("DELETE FROM console_accounts WHERE name = $1 RETURNING name", name) is None:
+    if await conn.fetchval(f"DELETE FROM {_ACCOUNTS} WHERE name = $1 RETURNING name", name) is None:
         raise AccountError(f"no account named {name!r}")
 
 
 async def list_accounts(conn: asyncpg.Connection) -> list[Account]:
-    rows = await conn.fetch("SELECT name, role, created_at FROM console_accounts ORDER BY name")
+    rows = await conn.fetch(f"SELECT name, role, created_at FROM {_ACCOUNTS} ORDER BY name")
     return [Account(r["name"], r["role"], r["created_at"]) for r in rows]
 
 
 async def find_account(conn: asyncpg.Connection, name: str) -> Account | None:
     """The account named ``name`` as it is now, or None (removed, or never made)."""
-    row = await conn.fetchrow("SELECT name, role, created_at FROM console_accounts WHERE name = $1", name)
+    row = await conn.fetchrow(f"SELECT name, role, created_at FROM {_ACCOUNTS} WHERE name = $1", name)
     return None if row is None else Account(row["name"], row["role"], row["created_at"])
 
 
 async def authenticate(conn: asyncpg.Connection, name: str, password: str) -> Account | None:
     """The account when ``password`` is its password; None otherwise (unknown name or wrong password alike)."""
-    row = await conn.fetchrow(
-        "SELECT name, role, password_hash, created_at FROM console_accounts WHERE name = $1", name
-    )
+    row = await conn.fetchrow(f"SELECT name, role, password_hash, created_at FROM {_ACCOUNTS} WHERE name = $1", name)
     stored = _DUMMY_HASH if row is None else row["password_hash"]
     try:
         await asyncio.to_thread(_hasher.verify, stored, password)  # a fraction of a second of CPU: off the event loop

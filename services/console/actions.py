@@ -10,11 +10,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
+from projections.resident.tables import named
+from services.db import audit_tables
+
 __all__ = ["Action", "recent_actions", "record_action"]
+
+_ACTIONS: Final = named(audit_tables.console_actions)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ async def record_action(
     detail: Mapping[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO console_actions (actor, role, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        f"INSERT INTO {_ACTIONS} (actor, role, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)",
         actor,
         role,
         action,
@@ -53,7 +58,7 @@ async def recent_actions(
     conn: asyncpg.Connection, *, actor: str | None = None, action: str | None = None, limit: int = 200
 ) -> list[Action]:
     rows = await conn.fetch(
-        "SELECT acted_at, actor, role, action, target, outcome, detail::text AS detail FROM console_actions "
+        f"SELECT acted_at, actor, role, action, target, outcome, detail::text AS detail FROM {_ACTIONS} "
         "WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2) "
         "ORDER BY acted_at DESC, id DESC LIMIT $3",
         actor,

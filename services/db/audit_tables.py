@@ -1,5 +1,6 @@
-"""The audit trail's tables in the public schema, declared once (SQLAlchemy Core) — the access log, its chain heads
-and what the last anchor signed — and the two hash-chained logs as the statements that check and anchor them see
+"""The audit trail's tables in the public schema, declared once (SQLAlchemy Core) — the access log, its chain heads,
+what the last anchor signed, the refused and the aggregate reads and the console's actions — and the two
+hash-chained logs as the statements that check and anchor them see
 them (``ChainedLog``).
 
 They live beside the projection's schemas, not in them: a rebuild replaces the view, never who read it nor what an
@@ -15,8 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, Table, Text, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Identity,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from projections.resident import tables
 from projections.resident.tables import NOW, named, when
@@ -83,6 +96,51 @@ audit_anchor_latest: Final = Table(
     Column("built_at", when(), nullable=False, server_default=NOW),
 )
 """The last anchor built, signed, and whether it reached its Kafka topic."""
+
+refused_reads: Final = Table(
+    "refused_reads",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("refused_at", when(), nullable=False),
+    Column("request_id", UUID(as_uuid=True), nullable=False),
+    Column("consumer", Text),
+    Column("purpose", Text),
+    Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("message", Text, nullable=False),
+)
+"""Every read the query API refused for want of a right (CONTRACT §11); append-only."""
+
+aggregate_reads: Final = Table(
+    "aggregate_reads",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("read_at", when(), nullable=False),
+    Column("request_id", UUID(as_uuid=True), nullable=False),
+    Column("consumer", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("detail", JSONB, nullable=False),
+)
+"""Every read of aggregates (statistics), about no one resident, written before the answer leaves (CONTRACT §11);
+append-only."""
+
+console_actions: Final = Table(
+    "console_actions",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("acted_at", when(), nullable=False, server_default=NOW),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text),
+    Column("outcome", Text, nullable=False),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+"""What each console user — operator, auditor or citizen — did, on what, when and with what outcome (CONTRACT §14);
+append-only."""
 
 
 @dataclass(frozen=True, slots=True)

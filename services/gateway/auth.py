@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import asyncpg
 
 from events import DEPARTMENTS
+from projections.resident.tables import named
+from services.db import service_tables
 from services.gateway.errors import ApiError
 from services.tokens import bearer_of, token_hash
 from services.tokens import new_token as new_token_with
+
+_TOKENS: Final = named(service_tables.department_tokens)
 
 TOKEN_PREFIX = "rk_d_"  # noqa: S105 - a prefix, not a secret
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="renkou gateway"'}
@@ -24,7 +30,7 @@ async def issue_token(conn: asyncpg.Connection, department: str, label: str | No
         raise ValueError(f"unknown department {department!r}; one of {', '.join(DEPARTMENTS)}")
     token = new_token()
     await conn.execute(
-        "INSERT INTO department_tokens (token_hash, department, label) VALUES ($1, $2, $3)",
+        f"INSERT INTO {_TOKENS} (token_hash, department, label) VALUES ($1, $2, $3)",
         token_hash(token),
         department,
         label,
@@ -46,9 +52,7 @@ def bearer(authorization: str | None) -> str:
 
 async def department_of_token(conn: asyncpg.Connection, token: str) -> str:
     """The department a valid token belongs to, or a 401 (unknown or revoked)."""
-    row = await conn.fetchrow(
-        "SELECT department, revoked_at FROM department_tokens WHERE token_hash = $1", token_hash(token)
-    )
+    row = await conn.fetchrow(f"SELECT department, revoked_at FROM {_TOKENS} WHERE token_hash = $1", token_hash(token))
     if row is None:
         raise ApiError(401, "invalid_token", "unknown department token", headers=_CHALLENGE)
     if row["revoked_at"] is not None:

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
@@ -49,6 +49,8 @@ from events import (
     parse_event,
     topic_for,
 )
+from projections.resident.tables import named
+from services.db import service_tables
 from services.db.engine import driver_connection
 from services.dead_letters import Rejected, publish_dead_letters
 from services.gateway.errors import error_body
@@ -56,6 +58,8 @@ from services.gateway.metrics import GatewayMetrics
 from services.outages import describe, is_outage, outage_error, outages_of
 from services.publisher import Publisher, PublishError
 from services.retry import lock_conflicts
+
+_ACCEPTED: Final = named(service_tables.gateway_events)
 
 log = logging.getLogger("renkou.gateway")
 
@@ -219,7 +223,7 @@ class Ingestor:
             claimed = {
                 r["event_id"]
                 for r in await conn.fetch(
-                    "INSERT INTO gateway_events "
+                    f"INSERT INTO {_ACCEPTED} "
                     "(event_id, content_hash, department, topic, kafka_partition, kafka_offset) "
                     "SELECT e, h, d, t, -1, -1 FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[]) "
                     "AS u(e, h, d, t) ORDER BY e "
@@ -233,7 +237,7 @@ class Ingestor:
             known = [i for i in ids if i not in claimed]
             if known:
                 rows = await conn.fetch(
-                    "SELECT event_id, content_hash, topic, kafka_partition, kafka_offset FROM gateway_events "
+                    f"SELECT event_id, content_hash, topic, kafka_partition, kafka_offset FROM {_ACCEPTED} "
                     "WHERE event_id = ANY($1::uuid[])",
                     known,
                 )
@@ -276,14 +280,14 @@ class Ingestor:
             results.append(Result(candidate.index, 202, candidate.event_id, topic, partition, offset))
         if acked:
             await conn.execute(
-                "UPDATE gateway_events AS g SET kafka_partition = a.p, kafka_offset = a.o, accepted_at = now() "
+                f"UPDATE {_ACCEPTED} AS g SET kafka_partition = a.p, kafka_offset = a.o, accepted_at = now() "
                 "FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS a(e, p, o) WHERE g.event_id = a.e",
                 [a[0] for a in acked],
                 [a[1] for a in acked],
                 [a[2] for a in acked],
             )
         if failed:
-            await conn.execute("DELETE FROM gateway_events WHERE event_id = ANY($1::uuid[])", failed)
+            await conn.execute(f"DELETE FROM {_ACCEPTED} WHERE event_id = ANY($1::uuid[])", failed)
         return results
 
     # --- dead letters -----------------------------------------------------------------------------------------

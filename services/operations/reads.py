@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 import asyncpg
 
 from projections.resident.tables import named
+from services.db import audit_tables
 from services.db.audit_tables import access_log
 
 __all__ = ["refused_reads", "search_access_log"]
+
+_REFUSED: Final = named(audit_tables.refused_reads)
 
 
 async def refused_reads(
@@ -18,7 +22,7 @@ async def refused_reads(
     """Reads the query API refused for want of a right, newest first (``consumer``'s only, from ``since`` on)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT refused_at, request_id, consumer, purpose, method, path, status, code, message "
-        "FROM refused_reads WHERE ($1::text IS NULL OR consumer = $1) AND ($2::timestamptz IS NULL OR "
+        f"FROM {_REFUSED} WHERE ($1::text IS NULL OR consumer = $1) AND ($2::timestamptz IS NULL OR "
         "refused_at >= $2) ORDER BY refused_at DESC, id DESC LIMIT $3",
         consumer,
         since,

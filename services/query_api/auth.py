@@ -16,16 +16,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 from uuid import UUID, uuid4
 
 import asyncpg
 from fastapi import Request
 
+from projections.resident.tables import named
+from services.db import service_tables
 from services.grants import Grant
 from services.query_api.errors import ApiError
 from services.tokens import bearer_of, token_hash
 
 __all__ = ["Authenticator", "Caller", "bearer_token", "refuse_grant"]
+
+_GRANTS: Final = named(service_tables.consumer_grants)
 
 
 def bearer_token(request: Request, what: str) -> str:
@@ -149,7 +154,7 @@ class Authenticator:
 
     async def confirm(self, conn: asyncpg.Connection, caller: Caller) -> None:
         """Re-read the caller's grant from the database: 401 if it was revoked or expired since it was cached."""
-        row = await conn.fetchrow("SELECT revoked_at, expires_at FROM consumer_grants WHERE name = $1", caller.consumer)
+        row = await conn.fetchrow(f"SELECT revoked_at, expires_at FROM {_GRANTS} WHERE name = $1", caller.consumer)
         if row is None:
             raise ApiError(401, "unknown_token", "the token is not a known consumer token")
         fresh = Grant(

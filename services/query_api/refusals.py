@@ -16,11 +16,18 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 import asyncpg
 from starlette.requests import Request
 
+from projections.resident.tables import named
+from services.db import audit_tables
+
 __all__ = ["REFUSED_STATUSES", "Refusal", "RefusalLog"]
+
+_AGGREGATE: Final = named(audit_tables.aggregate_reads)
+_REFUSED: Final = named(audit_tables.refused_reads)
 
 REFUSED_STATUSES = frozenset({401, 403})
 FLUSH_S = 0.5
@@ -106,7 +113,7 @@ class RefusalLog:
         try:
             async with self._connection() as conn:
                 await conn.execute(
-                    "INSERT INTO refused_reads (refused_at, request_id, consumer, purpose, method, path, status, "
+                    f"INSERT INTO {_REFUSED} (refused_at, request_id, consumer, purpose, method, path, status, "
                     "code, message) SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], "
                     "$5::text[], $6::text[], $7::smallint[], $8::text[], $9::text[])",
                     [r.refused_at for r in batch],
@@ -148,7 +155,7 @@ async def record_aggregate_read(
 ) -> None:
     """One read of aggregates (statistics), written before the answer leaves."""
     await conn.execute(
-        "INSERT INTO aggregate_reads (read_at, request_id, consumer, purpose, endpoint, detail) "
+        f"INSERT INTO {_AGGREGATE} (read_at, request_id, consumer, purpose, endpoint, detail) "
         "VALUES (now(), $1, $2, $3, $4, $5::jsonb)",
         request_id,
         consumer,

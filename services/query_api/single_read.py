@@ -24,8 +24,9 @@ from projections.resident.aliases import NumberLink, People
 from projections.resident.batch import SectionRow
 from projections.resident.reads import PARENT_RANK, ResidentRows, StoredResident
 from projections.resident.state import DEPARTMENTS
-from projections.resident.tables import DEFAULT_SCHEMA, in_schema
+from projections.resident.tables import DEFAULT_SCHEMA, in_schema, named
 from services.access_log.database import AccessEntry, GrantNoLongerValidError, canonical_body
+from services.db import service_tables
 from services.residents.views import relatives_by_person, render_stored
 
 __all__ = [
@@ -91,8 +92,8 @@ _LINKED: Final = (
 
 # The consumer's grant is active at that instant (not revoked, not expired): checked by the reading statement.
 _GRANT_ACTIVE: Final = (
-    "EXISTS (SELECT 1 FROM consumer_grants g WHERE g.name = {name} AND g.revoked_at IS NULL "
-    "AND (g.expires_at IS NULL OR g.expires_at > {at}))"
+    f"EXISTS (SELECT 1 FROM {named(service_tables.consumer_grants)} g WHERE g.name = {{name}} "
+    "AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > {at}))"
 )
 
 

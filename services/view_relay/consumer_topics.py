@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import orjson
@@ -37,11 +37,17 @@ from prometheus_client import Counter
 from events import consumer_view_topic
 from projections.resident.reads import citizens_after
 from projections.resident.render import VIEW_SECTIONS, restrict_view
+from projections.resident.tables import named
 from services.access_log.database import AccessEntry, append_now, read_groups
+from services.db import service_tables
 from services.outages import is_outage
 from services.residents.views import load_views
 
 __all__ = ["ConsumerTopic", "ConsumerTopics", "active_consumer_topics"]
+
+_BACKFILLS: Final = named(service_tables.view_topic_backfills)
+_DELIVERIES: Final = named(service_tables.view_topic_deliveries)
+_GRANTS: Final = named(service_tables.consumer_grants)
 
 log = logging.getLogger("renkou.view_relay")
 DIGEST_BYTES = 16
@@ -65,7 +71,7 @@ class ConsumerTopic:
 async def active_consumer_topics(conn: asyncpg.Connection, namespace: str, now: datetime) -> list[ConsumerTopic]:
     """The grants, active at ``now``, that have a view topic whose purpose covers at least one view section."""
     rows = await conn.fetch(
-        "SELECT name, view_topic, (purpose_sections -> view_topic)::text AS sections FROM consumer_grants "
+        f"SELECT name, view_topic, (purpose_sections -> view_topic)::text AS sections FROM {_GRANTS} "
         "WHERE view_topic IS NOT NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) "
         "ORDER BY name",
         now,
@@ -144,7 +150,7 @@ class ConsumerTopics:
                 log.exception("delivery to %s failed; it will be brought up to date again", consumer.topic)
                 self._ready.discard(consumer.topic)
                 await conn.execute(
-                    "UPDATE view_topic_backfills SET through = '', completed_at = NULL WHERE consumer = $1",
+                    f"UPDATE {_BACKFILLS} SET through = '', completed_at = NULL WHERE consumer = $1",
                     consumer.consumer,
                 )
 
@@ -153,8 +159,7 @@ class ConsumerTopics:
         had = [
             r["citizen_id"]
             for r in await conn.fetch(
-                "DELETE FROM view_topic_deliveries WHERE consumer = $1 AND citizen_id = ANY($2::text[]) "
-                "RETURNING citizen_id",
+                f"DELETE FROM {_DELIVERIES} WHERE consumer = $1 AND citizen_id = ANY($2::text[]) RETURNING citizen_id",
                 consumer.consumer,
                 list(numbers),
             )
@@ -167,14 +172,13 @@ class ConsumerTopics:
         if not consumers:
             return False
         await conn.execute(
-            "INSERT INTO view_topic_backfills (consumer) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {_BACKFILLS} (consumer) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
             [c.consumer for c in consumers],
         )
         cursors = {
             r["consumer"]: r["through"]
             for r in await conn.fetch(
-                "SELECT consumer, through FROM view_topic_backfills "
-                "WHERE consumer = ANY($1::text[]) AND completed_at IS NULL",
+                f"SELECT consumer, through FROM {_BACKFILLS} WHERE consumer = ANY($1::text[]) AND completed_at IS NULL",
                 [c.consumer for c in consumers],
             )
         }
@@ -188,8 +192,7 @@ class ConsumerTopics:
                 await self._deliver_one(conn, consumer, {v["citizen_id"]: v for v in found.values()})
             done = len(ids) < self.batch
             await conn.execute(
-                "UPDATE view_topic_backfills SET through = $2, completed_at = CASE WHEN $3 THEN now() END "
-                "WHERE consumer = $1",
+                f"UPDATE {_BACKFILLS} SET through = $2, completed_at = CASE WHEN $3 THEN now() END WHERE consumer = $1",
                 consumer.consumer,
                 ids[-1] if ids else cursors[consumer.consumer],
                 done,
@@ -209,7 +212,7 @@ class ConsumerTopics:
         known = {
             r["citizen_id"]: bytes(r["digest"])
             for r in await conn.fetch(
-                "SELECT citizen_id, digest FROM view_topic_deliveries WHERE consumer = $1 AND citizen_id = ANY($2)",
+                f"SELECT citizen_id, digest FROM {_DELIVERIES} WHERE consumer = $1 AND citizen_id = ANY($2)",
                 consumer.consumer,
                 list(digests),
             )
@@ -229,7 +232,7 @@ class ConsumerTopics:
         futures = [await self.producer.send(consumer.topic, key=cid.encode(), value=encoded[cid]) for cid in changed]
         await asyncio.gather(*futures)
         await conn.execute(
-            "INSERT INTO view_topic_deliveries (consumer, citizen_id, digest) "
+            f"INSERT INTO {_DELIVERIES} (consumer, citizen_id, digest) "
             "SELECT $1, c, d FROM unnest($2::text[], $3::bytea[]) AS k(c, d) "
             "ON CONFLICT (consumer, citizen_id) DO UPDATE SET digest = excluded.digest",
             consumer.consumer,

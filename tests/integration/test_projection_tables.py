@@ -1,7 +1,8 @@
-"""``projections.resident.tables`` and ``services.db.audit_tables`` say what the migrations make: every table of the
-live schema declared, and each declared table (the audit trail's too) with its columns in order, their types, their
-defaults, which may be null and the primary key; and every statement compiled from the declarations runs, with values
-of its parameters' declared types, in the live schema and in a shadow made for a rebuild."""
+"""``projections.resident.tables``, ``services.db.audit_tables`` and ``services.db.service_tables`` say what the
+migrations make: every table of the live schema and of the public one declared, and each declared table with its
+columns in order, their types, their defaults (an identity's too), which may be null and the primary key; and every
+statement compiled from the declarations runs, with values of its parameters' declared types, in the live schema and
+in a shadow made for a rebuild."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Date, DateTime, Integer, LargeBinary, Table, Text
+from sqlalchemy import Column, Date, DateTime, Identity, Integer, LargeBinary, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.types import TypeEngine
 
 from projections.resident import reads, store, tables
 from projections.resident.tables import DEFAULT_SCHEMA, Statement, sql_type
 from services.access_log import database as access_log_database
-from services.db import audit_tables
+from services.db import audit_tables, service_tables
 from services.db.dsn import asyncpg_dsn
 from services.operations.schemas import create_shadow, primary_key_of, tables_of
 from tests.support.stack import Databases
@@ -44,23 +45,37 @@ async def test_every_table_of_the_live_schema_is_declared(conn: asyncpg.Connecti
     assert sorted(tables.metadata.tables) == [f"{DEFAULT_SCHEMA}.{t}" for t in await tables_of(conn, DEFAULT_SCHEMA)]
 
 
-_DECLARED = sorted([*tables.metadata.tables.items(), *audit_tables.metadata.tables.items()])
+_PUBLIC = {**audit_tables.metadata.tables, **service_tables.metadata.tables}
+
+
+async def test_every_table_of_the_public_schema_is_declared(conn: asyncpg.Connection) -> None:
+    """Alembic's own ``alembic_version`` aside: a statement names no table the migrations are not held to."""
+    migrated = [t for t in await tables_of(conn, audit_tables.PUBLIC) if t != "alembic_version"]
+    assert sorted(_PUBLIC) == [f"{audit_tables.PUBLIC}.{t}" for t in migrated]
+
+
+_DECLARED = sorted([*tables.metadata.tables.items(), *_PUBLIC.items()])
+
+
+def _default(column: Column[Any]) -> str | None:
+    """A declared column's default as ``pg_attribute`` shows it (an identity as its kind)."""
+    if isinstance(column.identity, Identity):
+        return "identity always" if column.identity.always else "identity by default"
+    return None if column.server_default is None else str(column.server_default.arg)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("table", [t for _, t in _DECLARED], ids=str)
 async def test_a_declared_table_is_the_migrated_one(conn: asyncpg.Connection, table: Table) -> None:
     rows = await conn.fetch(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, "
-        "pg_get_expr(d.adbin, d.adrelid) AS server_default FROM pg_attribute a "
+        "CASE a.attidentity WHEN 'a' THEN 'identity always' WHEN 'd' THEN 'identity by default' "
+        "ELSE pg_get_expr(d.adbin, d.adrelid) END AS server_default FROM pg_attribute a "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         f"{table.schema}.{table.name}",
     )
     migrated = [(r["attname"], r["type"], r["nullable"], r["server_default"]) for r in rows]
-    declared = [
-        (c.name, sql_type(c).lower(), c.nullable, None if c.server_default is None else str(c.server_default.arg))  # type: ignore[attr-defined]
-        for c in table.c
-    ]
+    declared = [(c.name, sql_type(c).lower(), c.nullable, _default(c)) for c in table.c]
     assert declared == migrated
     assert table.schema is not None
     assert [c.name for c in table.primary_key] == await primary_key_of(conn, table.schema, table.name)

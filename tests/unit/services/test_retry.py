@@ -17,7 +17,9 @@ import pytest
 from aiokafka import errors as kafka
 from rich.console import Console
 
+from projections.resident.tables import named
 from services.cli import ingest_cmd
+from services.db import service_tables
 from services.publisher import Outbox, OutboxRelay, Publisher, PublishError
 from services.publisher.gateway_client import BatchRefused, GatewayClient
 from services.publisher.producer import Record
@@ -31,6 +33,8 @@ from services.retry import (
     retry_after_seconds,
 )
 from services.settings import Settings
+
+_TOKENS = named(service_tables.department_tokens)
 
 FAST = RetryPolicy(deadline_s=10.0, initial_s=0.001, max_wait_s=0.01)
 OK_RESULTS = {"results": [{"index": 0, "status": 202}], "accepted": 1, "duplicates": 0, "rejected": 0}
@@ -284,10 +288,10 @@ class _Database:
         return _Recorder(self)
 
     def revoked(self) -> list[str]:
-        return [args[0] for sql, args in self.statements if sql.startswith("UPDATE department_tokens")]
+        return [args[0] for sql, args in self.statements if sql.startswith(f"UPDATE {_TOKENS}")]
 
     def issued(self) -> list[str]:
-        return [args[2] for sql, args in self.statements if sql.startswith("INSERT INTO department_tokens")]
+        return [args[2] for sql, args in self.statements if sql.startswith(f"INSERT INTO {_TOKENS}")]
 
 
 class _Recorder:

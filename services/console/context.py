@@ -33,6 +33,41 @@ class LoginsBusyError(Exception):
     """Too many logins wait for a password check."""
 
 
+class HashTurns:
+    """One password hash at a time (argon2id: 64 MiB and a fraction of a second of CPU each), so logins cannot take
+    every core and the memory; and no more than ``max_waiting`` wait for their turn: the next is refused at once."""
+
+    def __init__(self, max_waiting: int = MAX_WAITING_LOGINS) -> None:
+        self.max_waiting = max_waiting
+        self._turn = asyncio.Semaphore(1)
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Logins waiting for their turn."""
+        return self._waiting
+
+    @property
+    def busy(self) -> bool:
+        """Whether a password is being checked now."""
+        return self._turn.locked()
+
+    @asynccontextmanager
+    async def one(self) -> AsyncIterator[None]:
+        """The turn to check a password; ``LoginsBusyError`` at once when too many already wait for theirs."""
+        if self._turn.locked() and self._waiting >= self.max_waiting:
+            raise LoginsBusyError
+        self._waiting += 1
+        try:
+            await self._turn.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+
 @dataclass
 class ConsoleContext:
     settings: Settings
@@ -42,27 +77,9 @@ class ConsoleContext:
     templates: Environment
     verifier: CitizenTokenVerifier
     jobs: JobRunner = field(default_factory=lambda: JobRunner({}))
-    # One password hash at a time (argon2id: 64 MiB and a fraction of a second of CPU each): logins cannot take every
-    # core and the memory; and no more than MAX_WAITING_LOGINS wait for it.
-    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-    _hash_waiting: int = 0
+    hashing: HashTurns = field(default_factory=HashTurns)
     _status: tuple[float, Status] | None = None
     _status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    @asynccontextmanager
-    async def one_hash(self) -> AsyncIterator[None]:
-        """The turn to check a password; ``LoginsBusyError`` at once when too many already wait for theirs."""
-        if self.hashing.locked() and self._hash_waiting >= MAX_WAITING_LOGINS:
-            raise LoginsBusyError
-        self._hash_waiting += 1
-        try:
-            await self.hashing.acquire()
-        finally:
-            self._hash_waiting -= 1
-        try:
-            yield
-        finally:
-            self.hashing.release()
 
     async def status(self, max_age_s: float = 2.0) -> Status:
         """The stack's status, computed at most once per ``max_age_s`` however many pages poll it (each computation

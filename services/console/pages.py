@@ -303,7 +303,7 @@ async def login(request: Request) -> Response:
             await act(ctx, attempt, "login", "refused: locked", detail_key=key)
         return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))
     try:
-        async with ctx.one_hash():
+        async with ctx.hashing.one():
             # Checked again one attempt at a time: attempts queued together cannot all pass the check above.
             if locked() is not None:
                 return render(request, "login.html", session, status_code=429, next=target, error=label("locked", lang))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,21 @@ class CitizenIdentity:
 class CitizenTokenVerifier:
     """Verifies ID tokens from one provider; share one per process (it caches the provider's keys)."""
 
-    def __init__(self, *, issuer: str, audience: str, jwks: str, claim: str = "citizen_id") -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks: str,
+        claim: str = "citizen_id",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwks
         self.claim = claim
+        self.clock = clock
+        """Seconds on a monotonic clock: when the key set was read, and whether ``REFRESH_S`` have passed since."""
         self._keys: dict[str, PyJWK] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -100,9 +111,9 @@ class CitizenTokenVerifier:
         if key is not None:
             return key
         async with self._lock:
-            if kid not in self._keys and time.monotonic() - self._loaded_at >= REFRESH_S:
+            if kid not in self._keys and self.clock() - self._loaded_at >= REFRESH_S:
                 self._keys = await asyncio.to_thread(self._load)
-                self._loaded_at = time.monotonic()
+                self._loaded_at = self.clock()
         key = self._keys.get(kid)
         if key is None:
             raise CitizenAuthError(f"no key {kid!r} in the identity provider's key set")

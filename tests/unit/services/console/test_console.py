@@ -171,23 +171,27 @@ async def test_a_database_that_is_down_is_a_503_page_never_a_500(tmp_path: Path)
 async def test_logins_waiting_for_a_password_check_are_bounded() -> None:
     import asyncio
 
-    from services.console.context import MAX_WAITING_LOGINS, ConsoleContext, LoginsBusyError
+    from services.console.context import MAX_WAITING_LOGINS, HashTurns, LoginsBusyError
 
-    ctx = ConsoleContext.__new__(ConsoleContext)  # only the hashing turn is exercised: nothing else is needed
-    ctx.hashing, ctx._hash_waiting = asyncio.Semaphore(1), 0
+    turns = HashTurns()
     release = asyncio.Event()
 
     async def login() -> None:
-        async with ctx.one_hash():
+        async with turns.one():
             await release.wait()
 
     first = asyncio.create_task(login())
     await asyncio.sleep(0)
     waiting = [asyncio.create_task(login()) for _ in range(MAX_WAITING_LOGINS)]
     await asyncio.sleep(0)
-    with pytest.raises(LoginsBusyError):
-        async with ctx.one_hash():
+    assert turns.busy and turns.waiting == MAX_WAITING_LOGINS
+
+    async def one_more() -> None:
+        async with turns.one():
             pass
+
+    with pytest.raises(LoginsBusyError):  # at once: waiting for a turn would time out instead
+        await asyncio.wait_for(one_more(), 1.0)
     release.set()
     await asyncio.gather(first, *waiting)
-    assert ctx._hash_waiting == 0 and not ctx.hashing.locked()
+    assert turns.waiting == 0 and not turns.busy

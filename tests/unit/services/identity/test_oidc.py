@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.identity import local_idp
-from services.identity.oidc import CitizenAuthError, CitizenTokenVerifier
+from services.identity.oidc import REFRESH_S, CitizenAuthError, CitizenTokenVerifier
 
 CITIZEN = "11010519491231002X"
 
 
-def _verifier(state: Path, **overrides: str) -> CitizenTokenVerifier:
+def _verifier(state: Path, **overrides: Any) -> CitizenTokenVerifier:
     options = {
         "issuer": local_idp.LOCAL_ISSUER,
         "audience": local_idp.LOCAL_AUDIENCE,
@@ -97,14 +98,17 @@ async def test_issuer_audience_and_claim_are_checked(state: Path) -> None:
 
 
 async def test_key_rotation_keeps_issued_tokens_valid_and_is_picked_up(state: Path) -> None:
-    verifier = _verifier(state)
+    now = [1000.0]
+    verifier = _verifier(state, clock=lambda: now[0])
     before = local_idp.issue(state, CITIZEN)
     assert (await verifier.verify(before)).citizen_id == CITIZEN
     local_idp.rotate_key(state)
     after = local_idp.issue(state, CITIZEN)
     assert jwt.get_unverified_header(after)["kid"] != jwt.get_unverified_header(before)["kid"]
-    # The verifier has not seen the new key yet: it reads the key set again for it.
-    verifier._loaded_at = float("-inf")  # the refresh guard's clock, as if 30 s had passed
+    # The verifier has not seen the new key yet; within REFRESH_S of its last read it does not read the set again.
+    with pytest.raises(CitizenAuthError, match="no key"):
+        await verifier.verify(after)
+    now[0] += REFRESH_S
     assert (await verifier.verify(after)).citizen_id == CITIZEN
     assert (await verifier.verify(before)).citizen_id == CITIZEN
 

@@ -169,10 +169,14 @@ async def test_the_cache_expires_and_forgets() -> None:
     assert lookups.calls == 2
     lookups.grants["good"] = _grant(revoked_at=datetime.now(UTC))
     assert await _refusal(auth, ok) == (401, "token_revoked")
-    cached = Authenticator(Lookups({"good": _grant()}), ttl=60)
+    remembered = Lookups({"good": _grant()})
+    cached = Authenticator(remembered, ttl=60)
     await cached.authenticate(_request(ok))
-    cached.forget("school")
-    assert cached._cache == {}
+    await cached.authenticate(_request(ok))
+    assert remembered.calls == 1
+    cached.forget("school")  # the grant's name: its token is looked up again on the next request
+    await cached.authenticate(_request(ok))
+    assert remembered.calls == 2
 
 
 # --- the access-log body -------------------------------------------------------------------------------------------

@@ -52,6 +52,14 @@ class Health(Core):
 
     def health(self, p: Person, *, arrival: int | None) -> None:
         """Health record, childhood vaccinations, COVID-19 and influenza doses, family-doctor contracts."""
+        self._health_record(p, arrival)
+        self._childhood_vaccinations(p)
+        self._covid_doses(p)
+        self._influenza_doses(p)
+        self._family_doctor(p)
+
+    def _health_record(self, p: Person, arrival: int | None) -> None:
+        """The electronic health record, opened once."""
         rng = self.rng
         clinic = p.home.clinic
         # The electronic health record: at birth, for residents in the 2009 basic public-health programme, for
@@ -70,6 +78,11 @@ class Health(Core):
                 opened,
                 {"record_no": record_no, "clinic_code": clinic, "opened_on": self.day_text(opened)},
             )
+
+    def _childhood_vaccinations(self, p: Person) -> None:
+        """The schedule's doses at their ages, for a child born in the window or shortly before."""
+        rng = self.rng
+        clinic = p.home.clinic
         # Childhood vaccinations at their ages, a little late at times; a few doses are missed.
         if p.born_day >= self.start - 7 * 365:
             for vaccine, dose, age in _SCHEDULE_NEW if p.born.year >= 2016 else _SCHEDULE_OLD:
@@ -88,6 +101,11 @@ class Health(Core):
                             "clinic_code": clinic,
                         },
                     )
+
+    def _covid_doses(self, p: Person) -> None:
+        """COVID-19 doses, by age."""
+        rng = self.rng
+        clinic = p.home.clinic
         # COVID-19 (2021–2022): two inactivated doses, and a booster for adults.
         age = 2021 - p.born.year
         if age >= 3 and rng.random() < (0.9 if age < 60 else 0.75 if age < 80 else 0.45):
@@ -113,6 +131,11 @@ class Health(Core):
                         "clinic_code": clinic,
                     },
                 )
+
+    def _influenza_doses(self, p: Person) -> None:
+        """A yearly influenza dose for some of the elderly."""
+        rng = self.rng
+        clinic = p.home.clinic
         # Influenza for the elderly, season by season.
         for season in range(max(2019, self.start_date.year), self.end_date.year + 1):
             if season - p.born.year >= 60 and rng.random() < 0.25:
@@ -123,6 +146,11 @@ class Health(Core):
                     day,
                     {"vaccine_code": "Flu", "dose": 1, "administered_on": self.day_text(day), "clinic_code": clinic},
                 )
+
+    def _family_doctor(self, p: Person) -> None:
+        """Family-doctor contracts, a year each."""
+        rng = self.rng
+        clinic = p.home.clinic
         # Family-doctor contracts (from 2016): yearly for the elderly and young children, sometimes for others.
         surnames = p.city.surnames
         for year in range(max(2016, self.start_date.year), self.end_date.year + 1):

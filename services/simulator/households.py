@@ -36,6 +36,22 @@ _MOVE_REASONS: Final = ("工作调动", "投靠配偶", "购房迁出", "投靠�
 _KIND_WEIGHTS: Final = tuple(accumulate(w for _, w in _KINDS))
 
 
+@dataclass(frozen=True, slots=True)
+class _Study:
+    """Where and when a university student studies."""
+
+    school_code: str
+    school_name: str
+    region: str
+    """The campus's region code when the student enrolled (or when the window opened)."""
+    origin: str
+    """The region the student came from."""
+    campus: Home
+    year: int
+    enrolled: int
+    """The day of enrolment (an ordinal)."""
+
+
 @dataclass(slots=True)
 class _Migrants:
     """A migrant household as its story is decided: where from, where, who, and its fate."""
@@ -198,49 +214,79 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
             return
         wedding_year = date.fromordinal(wedding).year
         home = self.home(city, wedding_year, urban_bias=True)
-        new_code = home.district.code_in(wedding_year)
         b_born = self.born_in(born.year + rng.randrange(-3, 4))
-        b_plan: SchoolPlan | None = None
-        if rng.random() < 0.7:
-            # A spouse from the city: grew up here too (the school career is cut at the wedding if need be).
-            b_home = self.home(city, year0)
-            b = self.person(
-                city,
-                not a.male,
-                b_born,
-                division=self.native_division(b_home.district, b_born),
-                home=b_home,
-                ethnicity=a.ethnicity if rng.random() < 0.85 else None,
-            )
-            self.legacy_hukou(b, b_home, "child")
-            b_plan = self.plan_youth(b)
-            if b_plan.left is not None or b_plan.work_from > wedding:
-                b_plan = SchoolPlan(
-                    events=[e for e in b_plan.events if e.day < wedding - 30],
-                    work_from=min(b_plan.work_from, wedding),
-                    away=[(lo, min(hi, wedding - 60)) for lo, hi in b_plan.away if lo < wedding - 60],
-                )
-            b_from: str | None = b_home.district.code_in(wedding_year)
-        else:
-            # A spouse from elsewhere, who moves the hukou here on marrying (投靠配偶).
-            origin = rng.choice(city.origins)
-            b = self.person(city, not a.male, b_born, division=origin, home=home, first=wedding, origin=origin)
-            b_from = origin
+        b, b_plan, b_from = self._spouse(city, a, b_born, home, wedding)
         a_from = parents_home.district.code_in(wedding_year)
+        self._couple_registers(a, b, home, wedding, (a_from, b_from))
+        mother, father = (b, a) if a.male else (a, b)
+        births = self._children(city, mother, father, home, wedding)
+        self.native_life(a, plan, anchored=True)
+        if b_plan is not None:
+            self.native_life(b, b_plan, anchored=True)
+        else:
+            self.settler_life(b, arrival=wedding)
+        for child in births:
+            self.native_life(child)
+
+    def _spouse(
+        self, city: City, a: Person, born: date, home: Home, wedding: int
+    ) -> tuple[Person, SchoolPlan | None, str | None]:
+        """``a``'s spouse, born on ``born``: most grew up in the city too (their school career cut at the wedding
+        if need be), the others come from elsewhere and move their hukou here on marrying (投靠配偶). With the
+        spouse's own plan (``None`` for one from elsewhere) and the region their hukou comes from."""
+        rng = self.rng
+        wedding_year = date.fromordinal(wedding).year
+        if rng.random() >= 0.7:
+            origin = rng.choice(city.origins)
+            return (
+                self.person(city, not a.male, born, division=origin, home=home, first=wedding, origin=origin),
+                None,
+                origin,
+            )
+        b_home = self.home(city, self.start_date.year)
+        b = self.person(
+            city,
+            not a.male,
+            born,
+            division=self.native_division(b_home.district, born),
+            home=b_home,
+            ethnicity=a.ethnicity if rng.random() < 0.85 else None,
+        )
+        self.legacy_hukou(b, b_home, "child")
+        plan = self.plan_youth(b)
+        if plan.left is not None or plan.work_from > wedding:
+            plan = SchoolPlan(
+                events=[e for e in plan.events if e.day < wedding - 30],
+                work_from=min(plan.work_from, wedding),
+                away=[(lo, min(hi, wedding - 60)) for lo, hi in plan.away if lo < wedding - 60],
+            )
+        return b, plan, b_home.district.code_in(wedding_year)
+
+    def _couple_registers(
+        self, a: Person, b: Person, home: Home, wedding: int, came_from: tuple[str | None, str | None]
+    ) -> None:
+        """The couple's hukou registered in their new home around the wedding: the head's, then the spouse's (each
+        from where ``a``'s and ``b``'s was, in ``came_from``)."""
+        rng = self.rng
+        wedding_year = date.fromordinal(wedding).year
+        new_code = home.district.code_in(wedding_year)
         head, spouse = (a, b) if a.male else (b, a)
         for p, relationship, day, reason in (
             (head, "head", wedding - rng.randrange(60), "stable_residence"),
             (spouse, "spouse", wedding + 10 + rng.randrange(50), "family_reunion"),
         ):
             payload = self.hukou_payload(home, relationship, reason, wedding_year)
-            previous = a_from if p is a else b_from
+            previous = came_from[0] if p is a else came_from[1]
             if previous is not None and previous != new_code:
                 payload["from_region_code"] = previous
             if self.emit(p, "hukou.registered", max(day, p.first), payload) is not None:
                 p.hukou_here = True
                 p.home = home
                 p.origin = None
-        mother, father = (b, a) if a.male else (a, b)
+
+    def _children(self, city: City, mother: Person, father: Person, home: Home, wedding: int) -> list[Person]:
+        """The couple's children, born into their home while there is room in the simulation."""
+        rng = self.rng
         births: list[Person] = []
         mother_end = self.end if mother.died is None else mother.died - 60
         for child_born in self.kids_plan(mother.born, wedding + 280, min(mother_end, father.last + 270)):
@@ -257,13 +303,7 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
             )
             births.append(child)
             self.birth(child, mother, father, home, "child")
-        self.native_life(a, plan, anchored=True)
-        if b_plan is not None:
-            self.native_life(b, b_plan, anchored=True)
-        else:
-            self.settler_life(b, arrival=wedding)
-        for child in births:
-            self.native_life(child)
+        return births
 
     def elderly(self, city: City) -> None:
         """An elderly couple or widow(er) in their own household."""
@@ -466,68 +506,13 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         stays = rng.random() < 0.55
         if not stays:
             self.leave(p, done + rng.randrange(60))
-        region = district.code_in(max(year, self.start_date.year))
-        # Until the 2010s most students moved their hukou into the university's collective household.
-        if rng.random() < (0.6 if year < 2012 else 0.3):
-            payload = self.hukou_payload(campus, "other", "collective", max(year, self.start_date.year))
-            payload["from_region_code"] = origin
-            if self.emit(p, "hukou.registered", enrolled + 5 + rng.randrange(30), payload, migrate=True):
-                p.hukou_here = True
-        elif self.emit(
-            p,
-            "residence.registered",
-            enrolled + 3 + rng.randrange(20),
-            {
-                "address": campus.address,
-                "region_code": region,
-                "urban": campus.urban,
-                "since": self.day_text(enrolled),
-                "basis": "study",
-                "tenure": "other",
-            },
-            migrate=True,
-        ):
-            p.residence_registered = True
-        self.emit(
-            p,
-            "student.enrolled",
-            enrolled,
-            {
-                "student_no": f"{year}{school_code[-4:]}{self.next_number('student:' + school_code):05d}",
-                "school_code": school_code,
-                "school_name": school_name,
-                "region_code": region,
-                "stage": "higher",
-                "grade": min(years, max(1, self.start_date.year - year)) if enrolled < self.start else 1,
-                "enrolled_on": self.day_text(enrolled),
-                "migrant_child": False,
-            },
-            migrate=True,
+        study = _Study(
+            school_code, school_name, district.code_in(max(year, self.start_date.year)), origin, campus, year, enrolled
         )
-        if withdrawn:
-            self.emit(
-                p,
-                "student.withdrawn",
-                done,
-                {"withdrawn_on": self.day_text(done), "reason": rng.choice(WITHDRAW_REASONS)},
-            )
-        else:
-            qualification = "学士学位" if years == 4 else "专科毕业"
-            self.emit(
-                p,
-                "student.graduated",
-                done,
-                {"stage": "higher", "graduated_on": self.day_text(done), "qualification": qualification},
-            )
+        self._enrol(p, study, years)
+        self._study_ends(p, done, years, withdrawn)
         if not stays:
-            self.resident_schemes(p, None, done, since=enrolled)
-            if p.hukou_here:
-                target = origin if rng.random() < 0.5 else rng.choice(self.elsewhere(p))
-                self.emit(p, "hukou.moved_out", p.last, {"to_region_code": target, "reason": "毕业迁出"})
-            elif p.residence_registered:
-                self.emit(p, "residence.ended", p.last, {"ended_on": self.day_text(p.last)})
-            self.health(p, arrival=enrolled)
-            self.death(p)
+            self._graduate_leaves(p, study, done)
             return
         settle_day = done + 30 + rng.randrange(700)
         if rng.random() < 0.6 and settle_day <= min(self.end, p.last):
@@ -540,6 +525,79 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         covered = self.career(p, done + 15 + rng.randrange(120), p.retirement(), legacy=False)
         self.resident_schemes(p, covered, done, since=enrolled)
         self.health(p, arrival=enrolled)
+        self.death(p)
+
+    def _enrol(self, p: Person, study: _Study, years: int) -> None:
+        """The student's hukou moved to the campus's collective household, or a residence registered there; then
+        the enrolment."""
+        rng = self.rng
+        # Until the 2010s most students moved their hukou into the university's collective household.
+        if rng.random() < (0.6 if study.year < 2012 else 0.3):
+            payload = self.hukou_payload(study.campus, "other", "collective", max(study.year, self.start_date.year))
+            payload["from_region_code"] = study.origin
+            if self.emit(p, "hukou.registered", study.enrolled + 5 + rng.randrange(30), payload, migrate=True):
+                p.hukou_here = True
+        elif self.emit(
+            p,
+            "residence.registered",
+            study.enrolled + 3 + rng.randrange(20),
+            {
+                "address": study.campus.address,
+                "region_code": study.region,
+                "urban": study.campus.urban,
+                "since": self.day_text(study.enrolled),
+                "basis": "study",
+                "tenure": "other",
+            },
+            migrate=True,
+        ):
+            p.residence_registered = True
+        self.emit(
+            p,
+            "student.enrolled",
+            study.enrolled,
+            {
+                "student_no": f"{study.year}{study.school_code[-4:]}"
+                f"{self.next_number('student:' + study.school_code):05d}",
+                "school_code": study.school_code,
+                "school_name": study.school_name,
+                "region_code": study.region,
+                "stage": "higher",
+                "grade": min(years, max(1, self.start_date.year - study.year)) if study.enrolled < self.start else 1,
+                "enrolled_on": self.day_text(study.enrolled),
+                "migrant_child": False,
+            },
+            migrate=True,
+        )
+
+    def _study_ends(self, p: Person, done: int, years: int, withdrawn: bool) -> None:
+        """Withdrawn on ``done``, or graduated: a bachelor's degree after four years, a diploma after three."""
+        if withdrawn:
+            self.emit(
+                p,
+                "student.withdrawn",
+                done,
+                {"withdrawn_on": self.day_text(done), "reason": self.rng.choice(WITHDRAW_REASONS)},
+            )
+        else:
+            qualification = "学士学位" if years == 4 else "专科毕业"
+            self.emit(
+                p,
+                "student.graduated",
+                done,
+                {"stage": "higher", "graduated_on": self.day_text(done), "qualification": qualification},
+            )
+
+    def _graduate_leaves(self, p: Person, study: _Study, done: int) -> None:
+        """A student who does not stay: insured as a student, the hukou moved out (home, or elsewhere) or the
+        residence ended, and the rest of their life lived elsewhere."""
+        self.resident_schemes(p, None, done, since=study.enrolled)
+        if p.hukou_here:
+            target = study.origin if self.rng.random() < 0.5 else self.rng.choice(self.elsewhere(p))
+            self.emit(p, "hukou.moved_out", p.last, {"to_region_code": target, "reason": "毕业迁出"})
+        elif p.residence_registered:
+            self.emit(p, "residence.ended", p.last, {"ended_on": self.day_text(p.last)})
+        self.health(p, arrival=study.enrolled)
         self.death(p)
 
     # ---------------------------------------------------------------------------------------------------------

@@ -22,7 +22,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final, get_args
 
 from events.social_security import Scheme
-from projections.eligibility.facts import STAGE_RANK, Facts, HukouFact, ParentFact, PermitFact, region_label
+from projections.eligibility.facts import (
+    STAGE_RANK,
+    EducationFact,
+    Facts,
+    HukouFact,
+    InsuranceFact,
+    ParentFact,
+    PermitFact,
+    ResidenceFact,
+    region_label,
+)
 from projections.eligibility.policy import (
     BlueSealRule,
     CertificateRoute,
@@ -39,6 +49,7 @@ from projections.eligibility.policy import (
     NotAssessableRule,
     PermitProgressiveRule,
     PermitServicesRule,
+    PointsParams,
     PointsRule,
     Policy,
     ResidencePermitRule,
@@ -816,6 +827,28 @@ _ROUTES: Final[dict[type, Callable[[_Context, Route], bool | None]]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Indicator:
+    """One indicator of a points scheme: the points it gives, of how many, on what basis, by which clause."""
+
+    name: str
+    points: int
+    maximum: int
+    basis: str
+    clause: Citation
+    assumed: bool
+
+    def row(self, ctx: _Context) -> dict[str, Any]:
+        return {
+            "indicator": self.name,
+            "points": self.points,
+            "max": self.maximum,
+            "basis": self.basis,
+            "clause": ctx.ref(self.clause),
+            "assumed": self.assumed,
+        }
+
+
 def _points(ctx: _Context) -> Decision:
     rule = ctx.rule
     assert isinstance(rule, PointsRule)
@@ -824,85 +857,18 @@ def _points(ctx: _Context) -> Decision:
     _alive(ctx)
     _hukou_outside(ctx, p.hukou_outside.value, rule.clause)
     _valid_permit(ctx, rule.clause)
-    breakdown: list[dict[str, Any]] = []
-
-    def indicator(name: str, points: int, maximum: int, basis: str, clause: Citation, assumed: bool) -> int:
-        breakdown.append(
-            {
-                "indicator": name,
-                "points": points,
-                "max": maximum,
-                "basis": basis,
-                "clause": ctx.ref(clause),
-                "assumed": assumed,
-            }
-        )
-        return points
-
-    insurance = facts.insurance
-    ctx.fact("insurance", {**insurance.to_json([p.pension_scheme.value])})
-    pension_months = insurance.months_in_city([p.pension_scheme.value])
-    per, cap = p.pension_months_per_point.value, p.pension_points_max.value
-    score = indicator(
-        "stable_employment",
-        min(pension_months // per, cap),
-        cap,
-        f"{pension_months} months of {p.pension_scheme.value} contributions in {ctx.city}: 1 point per {per} months",
-        rule.clause,
-        p.pension_months_per_point.assumed or p.pension_points_max.assumed,
+    ctx.fact("insurance", {**facts.insurance.to_json([p.pension_scheme.value])})
+    ctx.fact("residence", facts.residence)
+    ctx.fact("education", facts.education)
+    indicators = (
+        _stable_employment(ctx.city, facts.insurance, p, rule.clause),
+        _stable_residence(ctx.city, facts.residence, p, rule.clause),
+        _home(ctx.city, facts.residence, p, rule.clause),
+        _education_points(facts.education, p, rule.clause),
+        _suburban_new_town(facts.residence, p, rule.suburban_clause),
     )
-    residence = facts.residence
-    ctx.fact("residence", residence)
-    per, cap = p.residence_months_per_point.value, p.residence_points_max.value
-    score += indicator(
-        "stable_residence",
-        min(residence.continuous_months // per, cap),
-        cap,
-        f"{residence.continuous_months} whole months of continuous residence in {ctx.city}: 1 point per {per} months",
-        rule.clause,
-        p.residence_months_per_point.assumed or p.residence_points_max.assumed,
-    )
-    need_rent = p.rented_home_min_months.value
-    if residence.in_city and residence.tenure == "owned":
-        home, basis = p.owned_home_points.value, "owns the home registered as residence"
-    elif residence.in_city and residence.tenure == "rented" and residence.months_at_address >= need_rent:
-        home, basis = p.rented_home_points.value, f"rents the home, lived in for {residence.months_at_address} months"
-    elif residence.in_city and residence.tenure == "rented":
-        home, basis = 0, f"rents the home for {residence.months_at_address} months; rentals count from {need_rent}"
-    else:
-        home, basis = 0, f"no owned or rented home registered in {ctx.city} (tenure: {residence.tenure or 'none'})"
-    score += indicator(
-        "home",
-        home,
-        max(p.owned_home_points.value, p.rented_home_points.value),
-        basis,
-        rule.clause,
-        p.owned_home_points.assumed or p.rented_home_points.assumed,
-    )
-    education = facts.education
-    ctx.fact("education", education)
-    table = p.education_points.value
-    highest = education.highest
-    # The best-scoring graduation counts (a vocational diploma after a general one, whichever is higher).
-    edu_points = max((table.get(g.stage, 0) for g in education.graduations), default=0)
-    score += indicator(
-        "education",
-        edu_points,
-        max(table.values(), default=0),
-        f"highest stage graduated: {highest.stage if highest else 'none on record'}",
-        rule.clause,
-        p.education_points.assumed,
-    )
-    suburban = residence.in_city and residence.region_code in p.suburban_districts.value
-    score += indicator(
-        "suburban_new_town",
-        p.suburban_points.value if suburban else 0,
-        p.suburban_points.value,
-        f"lives in {region_label(residence.region_code) or 'no registered residence'}"
-        + (", a suburban new town (郊区新城)" if suburban else ", not a suburban new town"),
-        rule.suburban_clause,
-        p.suburban_points.assumed or p.suburban_districts.assumed,
-    )
+    breakdown = [i.row(ctx) for i in indicators]
+    score = sum(i.points for i in indicators)
     threshold = p.threshold.value
     ctx.condition(
         "score",
@@ -915,6 +881,78 @@ def _points(ctx: _Context) -> Decision:
         "reaching the threshold qualifies an application; admission depends on the year's plan."
     )
     return ctx.decide(score=score, breakdown=breakdown, notes=(quota, _voluntary(ctx, rule.voluntary)))
+
+
+def _stable_employment(city: str, insurance: InsuranceFact, p: PointsParams, clause: Citation) -> _Indicator:
+    months = insurance.months_in_city([p.pension_scheme.value])
+    per, cap = p.pension_months_per_point.value, p.pension_points_max.value
+    return _Indicator(
+        "stable_employment",
+        min(months // per, cap),
+        cap,
+        f"{months} months of {p.pension_scheme.value} contributions in {city}: 1 point per {per} months",
+        clause,
+        p.pension_months_per_point.assumed or p.pension_points_max.assumed,
+    )
+
+
+def _stable_residence(city: str, residence: ResidenceFact, p: PointsParams, clause: Citation) -> _Indicator:
+    per, cap = p.residence_months_per_point.value, p.residence_points_max.value
+    return _Indicator(
+        "stable_residence",
+        min(residence.continuous_months // per, cap),
+        cap,
+        f"{residence.continuous_months} whole months of continuous residence in {city}: 1 point per {per} months",
+        clause,
+        p.residence_months_per_point.assumed or p.residence_points_max.assumed,
+    )
+
+
+def _home(city: str, residence: ResidenceFact, p: PointsParams, clause: Citation) -> _Indicator:
+    need_rent = p.rented_home_min_months.value
+    if residence.in_city and residence.tenure == "owned":
+        home, basis = p.owned_home_points.value, "owns the home registered as residence"
+    elif residence.in_city and residence.tenure == "rented" and residence.months_at_address >= need_rent:
+        home, basis = p.rented_home_points.value, f"rents the home, lived in for {residence.months_at_address} months"
+    elif residence.in_city and residence.tenure == "rented":
+        home, basis = 0, f"rents the home for {residence.months_at_address} months; rentals count from {need_rent}"
+    else:
+        home, basis = 0, f"no owned or rented home registered in {city} (tenure: {residence.tenure or 'none'})"
+    return _Indicator(
+        "home",
+        home,
+        max(p.owned_home_points.value, p.rented_home_points.value),
+        basis,
+        clause,
+        p.owned_home_points.assumed or p.rented_home_points.assumed,
+    )
+
+
+def _education_points(education: EducationFact, p: PointsParams, clause: Citation) -> _Indicator:
+    table = p.education_points.value
+    highest = education.highest
+    # The best-scoring graduation counts (a vocational diploma after a general one, whichever is higher).
+    return _Indicator(
+        "education",
+        max((table.get(g.stage, 0) for g in education.graduations), default=0),
+        max(table.values(), default=0),
+        f"highest stage graduated: {highest.stage if highest else 'none on record'}",
+        clause,
+        p.education_points.assumed,
+    )
+
+
+def _suburban_new_town(residence: ResidenceFact, p: PointsParams, clause: Citation) -> _Indicator:
+    suburban = residence.in_city and residence.region_code in p.suburban_districts.value
+    return _Indicator(
+        "suburban_new_town",
+        p.suburban_points.value if suburban else 0,
+        p.suburban_points.value,
+        f"lives in {region_label(residence.region_code) or 'no registered residence'}"
+        + (", a suburban new town (郊区新城)" if suburban else ", not a suburban new town"),
+        clause,
+        p.suburban_points.assumed or p.suburban_districts.assumed,
+    )
 
 
 def _registered_route(ctx: _Context, clause: Citation) -> bool:

@@ -213,25 +213,7 @@ async def load_resident(
     sql = _STATEMENTS.get(statement)
     if sql is None:
         sql = _STATEMENTS[statement] = _sql(schema, logged=log is not None, granted=grant is not None)
-    if grant is not None:
-        rows = await conn.fetch(sql, citizen_id, list(departments), family, *grant, timeout=statement_timeout)
-    elif log is None:
-        rows = await conn.fetch(sql, citizen_id, list(departments), family, timeout=statement_timeout)
-    else:
-        rows = await conn.fetch(
-            sql,
-            citizen_id,
-            list(departments),
-            family,
-            canonical_body(log, citizen_id),
-            log.request_id,
-            log.consumer,
-            log.purpose,
-            list(log.sections),
-            log.endpoint,
-            log.accessed_at,
-            timeout=statement_timeout,
-        )
+    rows = await conn.fetch(sql, *_arguments(citizen_id, departments, family, log, grant), timeout=statement_timeout)
     by_kind: dict[int, list[asyncpg.Record]] = {}
     for r in rows:
         by_kind.setdefault(r[0], []).append(r)
@@ -247,8 +229,40 @@ async def load_resident(
         raise GrantNoLongerValidError(f"the grant of {log.consumer} is no longer valid")
     if grant is not None and not logged:
         raise GrantNoLongerValidError(f"the grant of {grant[0]} is no longer valid")
-    # The rows, fed in the order ResidentRows asks for (the statement gives each kind in any order): parents by
-    # rank, children, certificates, the household by member.
+    return _assembled(citizen_id, sections, by_kind)
+
+
+def _arguments(
+    citizen_id: str,
+    departments: Collection[str],
+    family: bool,
+    log: AccessEntry | None,
+    grant: tuple[str, datetime] | None,
+) -> tuple[Any, ...]:
+    """The statement's parameters: $1-$3 always; then the grant checked ($4, $5) or the entry appended ($4-$10)."""
+    asked = (citizen_id, list(departments), family)
+    if grant is not None:
+        return (*asked, *grant)
+    if log is None:
+        return asked
+    return (
+        *asked,
+        canonical_body(log, citizen_id),
+        log.request_id,
+        log.consumer,
+        log.purpose,
+        list(log.sections),
+        log.endpoint,
+        log.accessed_at,
+    )
+
+
+def _assembled(
+    citizen_id: str, sections: dict[str, SectionRow], by_kind: dict[int, list[asyncpg.Record]]
+) -> StoredResident:
+    """The resident from the statement's rows, fed in the order ResidentRows asks for (the statement gives each
+    kind in any order): parents by rank, children, certificates, the household by member; its relatives named by
+    person when the family's numbers have links (§12)."""
     stated = ResidentRows(citizen_id)
     for r in sorted(by_kind.get(1, ()), key=lambda r: r[8]):  # stable: the statement's order within a rank
         stated.parent(r[1], r[2])

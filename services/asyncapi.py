@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -133,104 +134,137 @@ def _message(name: str, title: str, payload: dict[str, Any], **extra: Any) -> di
     }
 
 
+@dataclass
+class _Document:
+    """The parts of the document being assembled, channel by channel; ``schemas`` holds every schema hoisted."""
+
+    namespace: str
+    schemas: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, Any] = field(default_factory=dict)
+    channels: dict[str, Any] = field(default_factory=dict)
+    operations: dict[str, Any] = field(default_factory=dict)
+
+    def channel(self, name: str, topic: str, title: str, messages: list[str], **extra: Any) -> None:
+        """The channel ``name`` at ``topic`` (in the namespace), carrying ``messages``."""
+        self.channels[name] = {
+            "address": self.namespace + topic,
+            "title": title,
+            **extra,
+            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in messages},
+        }
+
+    def operation(self, name: str, action: Literal["send", "receive"], channel: str, summary: str = "") -> None:
+        self.operations[name] = {"action": action, "channel": {"$ref": f"#/channels/{channel}"}}
+        if summary:
+            self.operations[name]["summary"] = summary
+
+    def departments(self) -> None:
+        """A channel per department's topic, a message per event type and version it carries."""
+        events = _event_schemas()
+        for department in DEPARTMENTS:
+            names = [n for n in events if REGISTRY.department_of(n.rsplit(".", 1)[0]) == department]
+            for name in names:
+                event_type, version = name.rsplit(".", 1)
+                self.messages[name] = _message(
+                    name,
+                    f"{event_type} ({version})",
+                    _hoisted(name, events[name], self.schemas),
+                    summary=events[name].get("description", ""),
+                )
+            self.channel(
+                department,
+                topic_for(department),
+                f"{department} events",
+                names,
+                description="The department's events, the system of record; keyed by citizen ID, kept forever.",
+            )
+            self.operation(
+                f"publish_{department}",
+                "send",
+                department,
+                "The department (through the gateway, the publisher SDK or the outbox relay) publishes.",
+            )
+            self.operation(
+                f"project_{department}",
+                "receive",
+                department,
+                "The projector folds the events into the resident view, exactly once.",
+            )
+
+    def views(self) -> None:
+        """The resident views: the main topic and each consumer's own."""
+        view = _hoisted("resident_view", ResidentView.model_json_schema(), self.schemas)
+        self.messages["resident_view"] = _message(
+            "resident_view", "The resident view (CONTRACT §6)", view, summary="The view as it stands after a change."
+        )
+        self.channel(
+            "resident_view",
+            RESIDENT_VIEW_TOPIC,
+            "resident views",
+            ["resident_view"],
+            description="Compacted: the latest view of each resident.",
+        )
+        self.channel(
+            "consumer_view",
+            consumer_view_topic("{grant}"),
+            "a consumer's resident views",
+            ["resident_view"],
+            description="The views a grant may read, with only its sections (CONTRACT §11); every delivery is "
+            "recorded in the residents' access logs.",
+            parameters={"grant": {"description": "The consumer's grant name."}},
+        )
+
+    def dead_letters(self) -> None:
+        """The dead letters: a rejected record's value as it came, its reason and origin in headers."""
+        header_names = (
+            REASON,
+            SOURCE_TOPIC,
+            SOURCE_PARTITION,
+            SOURCE_OFFSET,
+            REJECTED_BY,
+            REJECTED_AT,
+            OMITTED,
+            VALUE_SIZE,
+        )
+        self.messages["dead_letter"] = _message(
+            "dead_letter",
+            "A rejected record",
+            {
+                "type": "string",
+                "format": "binary",
+                "description": "The rejected record's value, unchanged (left out when too large: see "
+                "renkou.dlq.omitted).",
+            },
+            content_type="application/octet-stream",
+            headers={
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in header_names},
+                "required": [REASON, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, REJECTED_BY],
+            },
+        )
+        self.channel("dead_letters", DEAD_LETTER_TOPIC, "dead letters", ["dead_letter"])
+
+    def anchors(self) -> None:
+        """The signed audit anchors (CONTRACT §10)."""
+        self.messages["audit_anchor"] = _message(
+            "audit_anchor",
+            "A signed audit anchor (CONTRACT §10)",
+            _hoisted("audit_anchor", AnchorRecord.model_json_schema(by_alias=True), self.schemas),
+        )
+        self.channel("audit_anchors", ANCHOR_TOPIC, "audit anchors", ["audit_anchor"])
+
+
 def document(namespace: str = "") -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the topics of ``namespace`` (empty: the contract's own names)."""
-    events = _event_schemas()
-    schemas: dict[str, Any] = {}
-    messages: dict[str, Any] = {}
-    channels: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
-    for department in DEPARTMENTS:
-        names = [n for n in events if REGISTRY.department_of(n.rsplit(".", 1)[0]) == department]
-        for name in names:
-            event_type, version = name.rsplit(".", 1)
-            messages[name] = _message(
-                name,
-                f"{event_type} ({version})",
-                _hoisted(name, events[name], schemas),
-                summary=events[name].get("description", ""),
-            )
-        channels[department] = {
-            "address": namespace + topic_for(department),
-            "title": f"{department} events",
-            "description": "The department's events, the system of record; keyed by citizen ID, kept forever.",
-            "messages": {n: {"$ref": f"#/components/messages/{n}"} for n in names},
-        }
-        operations[f"publish_{department}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{department}"},
-            "summary": "The department (through the gateway, the publisher SDK or the outbox relay) publishes.",
-        }
-        operations[f"project_{department}"] = {
-            "action": "receive",
-            "channel": {"$ref": f"#/channels/{department}"},
-            "summary": "The projector folds the events into the resident view, exactly once.",
-        }
-    view = _hoisted("resident_view", ResidentView.model_json_schema(), schemas)
-    messages["resident_view"] = _message(
-        "resident_view", "The resident view (CONTRACT §6)", view, summary="The view as it stands after a change."
-    )
-    channels["resident_view"] = {
-        "address": namespace + RESIDENT_VIEW_TOPIC,
-        "title": "resident views",
-        "description": "Compacted: the latest view of each resident.",
-        "messages": {"resident_view": {"$ref": "#/components/messages/resident_view"}},
-    }
-    channels["consumer_view"] = {
-        "address": namespace + consumer_view_topic("{grant}"),
-        "title": "a consumer's resident views",
-        "description": "The views a grant may read, with only its sections (CONTRACT §11); every delivery is "
-        "recorded in the residents' access logs.",
-        "parameters": {"grant": {"description": "The consumer's grant name."}},
-        "messages": {"resident_view": {"$ref": "#/components/messages/resident_view"}},
-    }
-    header_names = (
-        REASON,
-        SOURCE_TOPIC,
-        SOURCE_PARTITION,
-        SOURCE_OFFSET,
-        REJECTED_BY,
-        REJECTED_AT,
-        OMITTED,
-        VALUE_SIZE,
-    )
-    messages["dead_letter"] = _message(
-        "dead_letter",
-        "A rejected record",
-        {
-            "type": "string",
-            "format": "binary",
-            "description": "The rejected record's value, unchanged (left out when too large: see renkou.dlq.omitted).",
-        },
-        content_type="application/octet-stream",
-        headers={
-            "type": "object",
-            "properties": {name: {"type": "string"} for name in header_names},
-            "required": [REASON, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, REJECTED_BY],
-        },
-    )
-    channels["dead_letters"] = {
-        "address": namespace + DEAD_LETTER_TOPIC,
-        "title": "dead letters",
-        "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
-    }
-    messages["audit_anchor"] = _message(
-        "audit_anchor",
-        "A signed audit anchor (CONTRACT §10)",
-        _hoisted("audit_anchor", AnchorRecord.model_json_schema(by_alias=True), schemas),
-    )
-    channels["audit_anchors"] = {
-        "address": namespace + ANCHOR_TOPIC,
-        "title": "audit anchors",
-        "messages": {"audit_anchor": {"$ref": "#/components/messages/audit_anchor"}},
-    }
-    for name, action, channel in (
-        ("relay_views", "send", "resident_view"),
-        ("read_own_views", "receive", "consumer_view"),
-        ("dead_letter", "send", "dead_letters"),
-        ("anchor", "send", "audit_anchors"),
-    ):
-        operations[name] = {"action": action, "channel": {"$ref": f"#/channels/{channel}"}}
+    parts = _Document(namespace)
+    parts.departments()
+    parts.views()
+    parts.dead_letters()
+    parts.anchors()
+    parts.operation("relay_views", "send", "resident_view")
+    parts.operation("read_own_views", "receive", "consumer_view")
+    parts.operation("dead_letter", "send", "dead_letters")
+    parts.operation("anchor", "send", "audit_anchors")
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -241,9 +275,9 @@ def document(namespace: str = "") -> dict[str, Any]:
             "request that published it).",
         },
         "defaultContentType": "application/json",
-        "channels": channels,
-        "operations": operations,
-        "components": {"messages": messages, "schemas": schemas},
+        "channels": parts.channels,
+        "operations": parts.operations,
+        "components": {"messages": parts.messages, "schemas": parts.schemas},
     }
 
 

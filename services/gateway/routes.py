@@ -207,7 +207,7 @@ async def readyz(request: Request) -> Response:
     current: Runtime | None = request.app.state.runtime
     if current is None:
         readiness = Readiness.starting("postgresql", "kafka")
-        return json_response(readiness.body(), readiness.status_code, readiness.headers)
+        return readiness.response()
     publisher = current.publisher
 
     async def kafka() -> None:
@@ -219,7 +219,7 @@ async def readyz(request: Request) -> Response:
         await kafka_metadata(publisher.producer.client)()
 
     readiness = await check_readiness({"postgresql": postgresql(current.ingestor.engine), "kafka": kafka})
-    return json_response(readiness.body(), readiness.status_code, readiness.headers or None)
+    return readiness.response()
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import Response
 
 from services.outages import RETRY_AFTER_HEADERS, describe
 
@@ -61,6 +63,12 @@ class Readiness:
             return {"status": "ready", "checks": self.checks}
         down = [name for name, v in self.checks.items() if v != OK]
         return {"status": "unavailable", "checks": self.checks, "unavailable": down}
+
+    def response(self) -> Response:
+        """The ``/readyz`` answer: the body as JSON, 200 or 503 with ``Retry-After``."""
+        return Response(
+            orjson.dumps(self.body()), self.status_code, headers=self.headers or None, media_type="application/json"
+        )
 
 
 async def check_readiness(checks: Mapping[str, Check], *, within_s: float = READY_TIMEOUT_S) -> Readiness:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Request
 from opentelemetry.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
 from events import ACCESS_LOG_TOPIC, DEAD_LETTER_TOPIC
@@ -96,6 +98,81 @@ def create_worker_app() -> FastAPI:
     return app
 
 
+@dataclass(frozen=True)
+class _Connections:
+    """The query API's connections to PostgreSQL: for reads, for writes, for the access-log writer alone."""
+
+    reads: ConnectionLease
+    writes: ConnectionLease
+    access_log: ConnectionLease
+    engines: tuple[AsyncEngine, ...]
+
+    async def close(self) -> None:
+        for each in {id(x): x for x in (self.reads, self.writes, self.access_log)}.values():
+            await each.close()
+        for engine in self.engines:
+            await engine.dispose()
+
+
+def _connections(settings: Settings, *, pool_size: int, access_log_timeout: float) -> _Connections:
+    """Engines and leases, connecting to nothing yet: reads and writes share the primary's engine, or reads go to
+    a standby when the access log goes through Kafka; the access-log writer always has connections of its own."""
+    engine = make_engine(
+        db_roles.url_for(settings, db_roles.QUERY_API),
+        pool_size=pool_size + ACCESS_LOG_FLUSHES,
+        application_name="renkou-query-api",
+        # The server gives up waiting for a chain head's lock before the API gives up on the statement: an
+        # entry whose read was answered 503 must never commit a moment later, once the lock is free.
+        server_settings={"lock_timeout": f"{int(access_log_timeout * 800)}ms"},
+    )
+    # The access-log writer's own connections: requests holding theirs while they wait for the commit can
+    # never take the writer's.
+    log_lease = ConnectionLease(engine, ACCESS_LOG_FLUSHES)
+    if settings.access_log != "kafka":
+        lease = ConnectionLease(engine, pool_size)
+        return _Connections(lease, lease, log_lease, (engine,))
+    # Reads go to the standby (or wherever RENKOU_READ_DATABASE_URL points) in read-only transactions: not one of
+    # them can write, on a primary either. What writes (citizens' own reads, statistics' records, refusals, the
+    # relay) keeps a few connections to the primary.
+    read_engine = make_engine(
+        db_roles.url_for(settings, db_roles.QUERY_API, reads=True),
+        pool_size=pool_size,
+        application_name="renkou-query-api-reads",
+        server_settings={"default_transaction_read_only": "on"},
+    )
+    return _Connections(
+        ConnectionLease(read_engine, pool_size),
+        ConnectionLease(engine, PRIMARY_CONNECTIONS),
+        log_lease,
+        (engine, read_engine),
+    )
+
+
+async def _start_access_log(
+    settings: Settings, metrics: QueryApiMetrics, connections: _Connections, *, entry_timeout: float
+) -> tuple[AccessLogSink, AccessLogRelay | None]:
+    """Where reads are recorded: PostgreSQL's access log directly, or the access-log topic with the relay that
+    appends it to PostgreSQL (CONTRACT §13), started."""
+    if settings.access_log != "kafka":
+        writer = AccessLogWriter(
+            connections.access_log.connection, timeout=entry_timeout, max_flushes=ACCESS_LOG_FLUSHES
+        )
+        return writer, None
+    topic = settings.topic_namespace + ACCESS_LOG_TOPIC
+    topic_log = TopicAccessLog(lambda: access_log_producer(settings), topic, timeout=entry_timeout)
+    await topic_log.start()
+    relay = AccessLogRelay(
+        lambda: access_log_consumer(settings),
+        lambda: access_log_producer(settings),
+        connections.access_log.connection,
+        topic=topic,
+        dead_letter_topic=settings.topic_namespace + DEAD_LETTER_TOPIC,
+        on_batch=lambda partition, done, lag: _count_relayed(metrics, partition, done, lag),
+    )
+    relay.start()
+    return topic_log, relay
+
+
 @asynccontextmanager
 async def _running(
     settings: Settings,
@@ -109,65 +186,22 @@ async def _running(
     """What the query API holds while it serves: its connections (to the primary, and to a standby when the
     access log goes through Kafka), the access-log writer or topic with its relay, the refusal log, the grant
     cache; all stopped and closed when it stops."""
-    through_kafka = settings.access_log == "kafka"
-    engine = make_engine(
-        db_roles.url_for(settings, db_roles.QUERY_API),
-        pool_size=pool_size + ACCESS_LOG_FLUSHES,
-        application_name="renkou-query-api",
-        # The server gives up waiting for a chain head's lock before the API gives up on the statement: an
-        # entry whose read was answered 503 must never commit a moment later, once the lock is free.
-        server_settings={"lock_timeout": f"{int(access_log_timeout * 800)}ms"},
-    )
-    engines = [engine]
-    lease = primary = ConnectionLease(engine, pool_size)
-    if through_kafka:
-        # Reads go to the standby (or wherever RENKOU_READ_DATABASE_URL points) in read-only transactions: not
-        # one of them can write, on a primary either. What writes (citizens' own reads, statistics' records,
-        # refusals, the relay) keeps a few connections to the primary.
-        read_engine = make_engine(
-            db_roles.url_for(settings, db_roles.QUERY_API, reads=True),
-            pool_size=pool_size,
-            application_name="renkou-query-api-reads",
-            server_settings={"default_transaction_read_only": "on"},
-        )
-        engines.append(read_engine)
-        lease = ConnectionLease(read_engine, pool_size)
-        primary = ConnectionLease(engine, PRIMARY_CONNECTIONS)
-    # The access-log writer's own connections: requests holding theirs while they wait for the commit can
-    # never take the writer's.
-    log_lease = ConnectionLease(engine, ACCESS_LOG_FLUSHES)
+    connections = _connections(settings, pool_size=pool_size, access_log_timeout=access_log_timeout)
 
     async def lookup(token: str) -> Grant | None:
-        async with lease.connection() as conn:
+        async with connections.reads.connection() as conn:
             return await find_grant(conn, token)
 
-    access_log: AccessLogSink
-    relay: AccessLogRelay | None = None
-    if through_kafka:
-        topic = settings.topic_namespace + ACCESS_LOG_TOPIC
-        topic_log = TopicAccessLog(lambda: access_log_producer(settings), topic, timeout=access_log_timeout)
-        await topic_log.start()
-        access_log = topic_log
-        relay = AccessLogRelay(
-            lambda: access_log_consumer(settings),
-            lambda: access_log_producer(settings),
-            log_lease.connection,
-            topic=topic,
-            dead_letter_topic=settings.topic_namespace + DEAD_LETTER_TOPIC,
-            on_batch=lambda partition, done, lag: _count_relayed(metrics, partition, done, lag),
-        )
-        relay.start()
-    else:
-        access_log = AccessLogWriter(log_lease.connection, timeout=access_log_timeout, max_flushes=ACCESS_LOG_FLUSHES)
-    refusals = RefusalLog(primary.connection, on_drop=metrics.refusals_dropped.inc)
+    access_log, relay = await _start_access_log(settings, metrics, connections, entry_timeout=access_log_timeout)
+    refusals = RefusalLog(connections.writes.connection, on_drop=metrics.refusals_dropped.inc)
     context = QueryApiContext(
-        lease=lease,
+        lease=connections.reads,
         auth=Authenticator(lookup, ttl=grant_cache_ttl),
         metrics=metrics,
         schema=schema,
         access_log=access_log,
         refusals=refusals,
-        primary=primary,
+        primary=connections.writes,
     )
     refusals.start()
     try:
@@ -178,10 +212,7 @@ async def _running(
         if isinstance(access_log, TopicAccessLog):
             await access_log.stop()
         await refusals.stop()
-        for each in {id(x): x for x in (lease, primary, log_lease)}.values():
-            await each.close()
-        for each_engine in engines:
-            await each_engine.dispose()
+        await connections.close()
 
 
 def create_app(

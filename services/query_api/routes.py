@@ -627,12 +627,7 @@ async def readyz(request: Request) -> Response:
     if isinstance(ctx.access_log, TopicAccessLog):
         checks["kafka"] = ctx.access_log.ready
     readiness = await check_readiness(checks)
-    return Response(
-        orjson.dumps(readiness.body()),
-        status_code=readiness.status_code,
-        media_type="application/json",
-        headers=readiness.headers or None,
-    )
+    return readiness.response()
 
 
 @operations.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

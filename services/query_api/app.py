@@ -192,7 +192,11 @@ async def _running(
         async with connections.reads.connection() as conn:
             return await find_grant(conn, token)
 
-    access_log, relay = await _start_access_log(settings, metrics, connections, entry_timeout=access_log_timeout)
+    try:
+        access_log, relay = await _start_access_log(settings, metrics, connections, entry_timeout=access_log_timeout)
+    except BaseException:
+        await connections.close()  # the engines too: a failed start leaves no pool behind
+        raise
     refusals = RefusalLog(connections.writes.connection, on_drop=metrics.refusals_dropped.inc)
     context = QueryApiContext(
         lease=connections.reads,

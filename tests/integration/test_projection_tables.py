@@ -46,6 +46,7 @@ async def test_every_table_of_the_live_schema_is_declared(conn: asyncpg.Connecti
 
 
 _PUBLIC = {**audit_tables.metadata.tables, **service_tables.metadata.tables}
+assert len(_PUBLIC) == len(audit_tables.metadata.tables) + len(service_tables.metadata.tables), "a table declared twice"
 
 
 async def test_every_table_of_the_public_schema_is_declared(conn: asyncpg.Connection) -> None:

@@ -571,6 +571,27 @@ class Core:
         """A random day of ``year``."""
         return date(year, 1, 1) + timedelta(days=self.rng.randrange(365))
 
+    def native(
+        self,
+        city: City,
+        male: bool,
+        born: date,
+        home: Home,
+        *,
+        ethnicity: str | None = None,
+        surname: str | None = None,
+    ) -> Person:
+        """A resident born in the city, living in ``home``: numbered by the home's district (``native_division``)."""
+        return self.person(
+            city,
+            male,
+            born,
+            division=self.native_division(home.district, born),
+            home=home,
+            ethnicity=ethnicity,
+            surname=surname,
+        )
+
     @staticmethod
     def native_division(district: District, born: date) -> str:
         """The division code in a native's citizen ID.

@@ -120,28 +120,25 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         rng = self.rng
         year0 = self.start_date.year
         home = self.home(city, year0)
-        district = home.district
         ethnicity = self.pick_ethnicity(city)
         head_born = self.born_in(year0 - 24 - rng.randrange(34))
         head_male = rng.random() < 0.9
-        head = self.person(
+        head = self.native(
             city,
             head_male,
             head_born,
-            division=self.native_division(district, head_born),
-            home=home,
+            home,
             ethnicity=ethnicity,
         )
         members: list[tuple[Person, str]] = [(head, "head")]
         spouse: Person | None = None
         if self.room > 0 and rng.random() < 0.88:
             spouse_born = self.born_in(head_born.year + (rng.randrange(-2, 6) if head_male else rng.randrange(-5, 3)))
-            spouse = self.person(
+            spouse = self.native(
                 city,
                 not head_male,
                 spouse_born,
-                division=self.native_division(district, spouse_born),
-                home=home,
+                home,
                 ethnicity=ethnicity if rng.random() < 0.9 else None,
             )
             members.append((spouse, "spouse"))
@@ -153,12 +150,11 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
             for child_born in self.kids_plan(mother.born, mother.born_day, mother_end):
                 if self.room <= 0:
                     break
-                child = self.person(
+                child = self.native(
                     city,
                     rng.random() < 0.52,
                     child_born,
-                    division=self.native_division(district, child_born),
-                    home=home,
+                    home,
                     ethnicity=ethnicity,
                     surname=surname,
                 )
@@ -168,12 +164,11 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
                     births.append(child)
         if self.room > 0 and rng.random() < 0.25 and head_born.year - 22 > year0 - 95:
             elder_born = self.born_in(head_born.year - 22 - rng.randrange(10))
-            elder = self.person(
+            elder = self.native(
                 city,
                 rng.random() < 0.4,
                 elder_born,
-                division=self.native_division(district, elder_born),
-                home=home,
+                home,
                 ethnicity=ethnicity,
             )
             members.append((elder, "parent"))
@@ -193,12 +188,11 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         year0 = self.start_date.year
         parents_home = self.home(city, year0)
         born = self.born_in(year0 - 3 - rng.randrange(20))
-        a = self.person(
+        a = self.native(
             city,
             rng.random() < 0.5,
             born,
-            division=self.native_division(parents_home.district, born),
-            home=parents_home,
+            parents_home,
         )
         self.legacy_hukou(a, parents_home, "child")
         plan = self.plan_youth(a)
@@ -244,12 +238,11 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
                 origin,
             )
         b_home = self.home(city, self.start_date.year)
-        b = self.person(
+        b = self.native(
             city,
             not a.male,
             born,
-            division=self.native_division(b_home.district, born),
-            home=b_home,
+            b_home,
             ethnicity=a.ethnicity if rng.random() < 0.85 else None,
         )
         self.legacy_hukou(b, b_home, "child")
@@ -292,12 +285,11 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         for child_born in self.kids_plan(mother.born, wedding + 280, min(mother_end, father.last + 270)):
             if self.room <= 0:
                 break
-            child = self.person(
+            child = self.native(
                 city,
                 rng.random() < 0.52,
                 child_born,
-                division=self.native_division(home.district, child_born),
-                home=home,
+                home,
                 ethnicity=father.ethnicity if rng.random() < 0.8 else mother.ethnicity,
                 surname=father.surname or None,
             )
@@ -312,23 +304,21 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         home = self.home(city, year0)
         born = self.born_in(year0 - 56 - rng.randrange(34))
         ethnicity = self.pick_ethnicity(city)
-        head = self.person(
+        head = self.native(
             city,
             rng.random() < 0.6,
             born,
-            division=self.native_division(home.district, born),
-            home=home,
+            home,
             ethnicity=ethnicity,
         )
         members = [(head, "head")]
         if self.room > 0 and rng.random() < 0.6:
             spouse_born = self.born_in(born.year + rng.randrange(-4, 5))
-            spouse = self.person(
+            spouse = self.native(
                 city,
                 not head.male,
                 spouse_born,
-                division=self.native_division(home.district, spouse_born),
-                home=home,
+                home,
                 ethnicity=ethnicity,
             )
             members.append((spouse, "spouse"))

@@ -571,6 +571,10 @@ class Core:
         """A random day of ``year``."""
         return date(year, 1, 1) + timedelta(days=self.rng.randrange(365))
 
+    def births_end(self, mother: Person) -> int:
+        """The last day ``mother`` may give birth in the simulation: the window's end, or 60 days before her death."""
+        return self.end if mother.died is None else mother.died - 60
+
     def native(
         self,
         city: City,

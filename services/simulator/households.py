@@ -145,7 +145,7 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         mother, father = (spouse, head) if head_male else (head, spouse)
         births: list[Person] = []
         if mother is not None:
-            mother_end = self.end if mother.died is None else mother.died - 60
+            mother_end = self.births_end(mother)
             surname = (father or mother).surname or None
             for child_born in self.kids_plan(mother.born, mother.born_day, mother_end):
                 if self.room <= 0:
@@ -281,7 +281,7 @@ class Simulation(PublicSecurity, Education, SocialSecurity, Health, SeveralNumbe
         """The couple's children, born into their home while there is room in the simulation."""
         rng = self.rng
         births: list[Person] = []
-        mother_end = self.end if mother.died is None else mother.died - 60
+        mother_end = self.births_end(mother)
         for child_born in self.kids_plan(mother.born, wedding + 280, min(mother_end, father.last + 270)):
             if self.room <= 0:
                 break

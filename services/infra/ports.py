@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
@@ -166,8 +167,36 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (for servers tests and benchmarks start)."""
+_EPHEMERAL_RANGE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_port(count: int = 1) -> int:
+    """The first of ``count`` consecutive TCP ports on 127.0.0.1 that a server can listen on right now (for the
+    servers tests and benchmarks start), chosen below the kernel's ephemeral range: a port of that range that is
+    free now may become the source port of an outgoing connection (a Kafka client's, say) before the server binds
+    it, and the server then fails with "address already in use"."""
+    low = _ephemeral_low()
+    choices = random.Random()
+    for _ in range(200):
+        first = choices.randrange(max(1024, low - 12000), low - count + 1)
+        if all(_bindable(first + i) for i in range(count)):
+            return first
+    raise InfraError(f"no {count} consecutive free TCP ports below {low} on 127.0.0.1")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default, 32768, where it cannot be read)."""
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    """Whether a socket can be bound to ``127.0.0.1:port`` now: no listener, and no connection using it."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

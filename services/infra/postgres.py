@@ -238,20 +238,34 @@ class PostgresServer:
         )
 
     def _pg_ctl_start(self, timeout: float) -> None:
-        """``pg_ctl start`` on this server's folder and port, waiting until it accepts connections."""
-        self._run(
-            str(bin_dir() / "pg_ctl"),
-            "start",
-            "-D",
-            str(self.data_dir),
-            "-w",
-            "-t",
-            str(int(timeout)),
-            "-l",
-            str(self.log_dir / "startup.log"),
-            "-o",
-            f"-p {self.port}",
-        )
+        """``pg_ctl start`` on this server's folder and port, waiting until it accepts connections. A server that
+        does not come up is reported with the end of its logs (``pg_ctl`` itself only says to look there)."""
+        try:
+            self._run(
+                str(bin_dir() / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-l",
+                str(self.log_dir / "startup.log"),
+                "-o",
+                f"-p {self.port}",
+            )
+        except InfraError as exc:
+            raise InfraError(f"{exc}\n{self.log_tail()}") from None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` of each of the server's logs (the startup log, the server's own), each headed by its
+        path; empty for a log that does not exist."""
+        parts = []
+        for log in (self.log_dir / "startup.log", self.log_dir / "postgresql.log"):
+            if log.is_file():
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {log} (last {len(tail)} lines) ---\n" + "\n".join(tail))
+        return "\n".join(parts)
 
     def stop_now(self) -> bool:
         """Stop the cluster at once (``-m immediate``: no checkpoint), as a fence before a failover."""

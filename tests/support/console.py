@@ -11,8 +11,9 @@ import httpx
 
 from services.console.accounts import add_account
 from services.db.dsn import asyncpg_dsn
+from services.infra.ports import free_port
 from services.settings import Settings
-from tests.support.query_api import QueryApi, free_port, running_service
+from tests.support.query_api import QueryApi, running_service
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

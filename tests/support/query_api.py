@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,11 @@ from projections.resident.store import PostgresProjectionStore
 from services.anchor.keys import ensure_anchor_key
 from services.db.dsn import asyncpg_dsn
 from services.grants import add_grant
+from services.infra.ports import free_port
 from services.projector.pipeline import BatchProjector, LogRecord
 from services.settings import project_root
 from tests.support.infra import TEST_ANCHOR_KEY, current
 from tests.support.projection import latest_birth
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import asyncpg
 
 from services.db.dsn import asyncpg_dsn
 from services.db.migrate import upgrade
-from services.infra.ports import StackLayout, free_port, port_open
+from services.infra.ports import StackLayout, free_port
 from services.infra.stack import LocalStack
 from services.kafka.auth import secrets_dir
 from services.settings import project_root
@@ -32,14 +32,6 @@ class Pair:
         return self.layout.database_url.replace("target_session_attrs=read-write", "target_session_attrs=standby")
 
 
-def _two_free_ports() -> int:
-    for _ in range(50):
-        port = free_port()
-        if not port_open(port + 1):
-            return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 @contextmanager
 def pg_pair(label: str) -> Iterator[Pair]:
     """Start a primary and its synchronous standby under ``.local/<label>-<random>``, migrated; stop and remove
@@ -51,7 +43,7 @@ def pg_pair(label: str) -> Iterator[Pair]:
         state_dir=state,
         kafka_port=1,
         controller_port=2,
-        pg_port=_two_free_ports(),
+        pg_port=free_port(2),  # the primary's, and the standby's after it
         pg_user="renkou",
         pg_password="renkou",
         pg_database="renkou",

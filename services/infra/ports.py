@@ -176,9 +176,12 @@ def free_port(count: int = 1) -> int:
     free now may become the source port of an outgoing connection (a Kafka client's, say) before the server binds
     it, and the server then fails with "address already in use"."""
     low = _ephemeral_low()
+    lowest, highest = max(1024, low - 12000), low - count  # so that first + count - 1 < low
+    if highest < lowest:
+        raise InfraError(f"the kernel's ephemeral ports start at {low}: no room below them for test servers")
     choices = random.Random()
     for _ in range(200):
-        first = choices.randrange(max(1024, low - 12000), low - count + 1)
+        first = choices.randint(lowest, highest)
         if all(_bindable(first + i) for i in range(count)):
             return first
     raise InfraError(f"no {count} consecutive free TCP ports below {low} on 127.0.0.1")

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from services.db.roles import (
     SUPERUSER,
@@ -81,6 +81,10 @@ def server_version() -> str:
     out = subprocess.run([str(bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=False)
     match = re.search(r"\(PostgreSQL\) (\S+)", out.stdout)
     return match.group(1) if match else out.stdout.strip()
+
+
+_LOG_TAIL_BYTES: Final = 64 * 1024
+"""How much of the end of a log ``PostgresServer.log_tail`` reads."""
 
 
 class PostgresServer:
@@ -263,7 +267,9 @@ class PostgresServer:
         parts = []
         for log in (self.log_dir / "startup.log", self.log_dir / "postgresql.log"):
             if log.is_file():
-                tail = log.read_text(errors="replace").splitlines()[-lines:]
+                with log.open("rb") as f:  # a long-lived server's log may be large: only its end is read
+                    f.seek(max(0, log.stat().st_size - _LOG_TAIL_BYTES))
+                    tail = f.read().decode(errors="replace").splitlines()[-lines:]
                 parts.append(f"--- {log} (last {len(tail)} lines) ---\n" + "\n".join(tail))
         return "\n".join(parts)
 
